@@ -1,0 +1,33 @@
+"""Host records: the plain description of one lab host that every stage after a driver uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class HostRecord:
+    """How to reach one host over SSH, and what we know about it up front.
+
+    Drivers and the inventory loader produce these; transport, provision and probe consume them
+    and never care where the host came from.
+    """
+
+    name: str
+    address: str
+    port: int = 22
+    user: str = "root"
+    key_file: Path | None = None
+    #: known_hosts file that must hold this host's key (strict checking); None = ~/.ssh/known_hosts
+    known_hosts: Path | None = None
+    #: accept and record an unknown host key (explicit user opt-in only)
+    accept_new_host_key: bool = False
+    password: str | None = field(default=None, repr=False)
+    #: the lab host may be driven to real exhaustion (labctl_disposable=true)
+    disposable: bool = False
+    #: interpreter for the probe agent on the host; None = first of python3, python2, python
+    agent_python: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    vars: dict[str, Any] = field(default_factory=dict, repr=False)
