@@ -1,0 +1,129 @@
+"""The only importer of ansible_runner: list an inventory, run a playbook.
+
+ansible-runner starts ``ansible-inventory`` / ``ansible-playbook`` as subprocesses, so the
+interpreter's bin folder (the venv) goes first on PATH. Every call gets its own private data
+dir: ansible-runner silently reuses ``env/envvars`` from an old one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+from .errors import InventoryError
+
+EventHandler = Callable[[dict[str, Any]], None]
+
+
+def ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for ansible subprocesses: our venv first, strict inventory parsing."""
+    bindir = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    env = {
+        "PATH": bindir + os.pathsep + path if path else bindir,
+        # a file ansible cannot parse is an error, not an empty inventory with a warning
+        "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
+        "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "True",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_DEPRECATION_WARNINGS": "False",
+        "ANSIBLE_LOCALHOST_WARNING": "False",
+    }
+    if extra:
+        env.update(extra)
+    return env
+
+
+def list_inventory(path: Path) -> dict[str, Any]:
+    """``ansible-inventory --list`` of ``path`` as a dict; InventoryError when it cannot parse."""
+    if not path.exists():
+        raise InventoryError(
+            f"inventory {path} does not exist", hint="pass an existing file with -i"
+        )
+    with tempfile.TemporaryDirectory(prefix="labctl-inv-") as pdd:
+        out, err = ansible_runner.get_inventory(
+            action="list",
+            inventories=[str(path.resolve())],
+            response_format="json",
+            private_data_dir=pdd,
+            envvars=ansible_env(),
+            quiet=True,
+            timeout=120,
+        )
+    try:
+        data = json.loads(out) if out else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        detail = _first_error_line(err or out or "")
+        raise InventoryError(
+            f"inventory {path} cannot be parsed: {detail}",
+            hint="fix the file (see `ansible-inventory -i FILE --list`)",
+        )
+    return data
+
+
+def _first_error_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in lines:
+        if "ERROR" in ln or "Error" in ln or "error" in ln:
+            return ln.removeprefix("[ERROR]:").removeprefix("ERROR!").strip()
+    return lines[0] if lines else "no output from ansible-inventory"
+
+
+@dataclass
+class PlaybookRun:
+    status: str
+    rc: int
+    stats: dict[str, dict[str, int]] = field(default_factory=dict)
+    artifact_dir: Path | None = None
+
+
+def run_playbook(
+    *,
+    playbook: Path,
+    inventory: Path,
+    private_data_dir: Path,
+    event_handler: EventHandler | None = None,
+    extravars: dict[str, Any] | None = None,
+    limit: str | None = None,
+    check: bool = False,
+    timeout: int = 3600,
+    envvars: dict[str, str] | None = None,
+) -> PlaybookRun:
+    private_data_dir.mkdir(parents=True, exist_ok=True)
+    roles = playbook.parent / "roles"
+    cmdline = "--check --diff" if check else None
+
+    def _handler(event: dict[str, Any]) -> bool:
+        if event_handler is not None:
+            event_handler(event)
+        return True
+
+    runner = ansible_runner.run(
+        private_data_dir=str(private_data_dir),
+        project_dir=str(playbook.parent),
+        playbook=playbook.name,
+        inventory=str(inventory.resolve()),
+        envvars=ansible_env({"ANSIBLE_ROLES_PATH": str(roles), **(envvars or {})}),
+        extravars=extravars or {},
+        limit=limit,
+        cmdline=cmdline,
+        quiet=True,
+        event_handler=_handler,
+        timeout=timeout,
+        ident="provision",
+        rotate_artifacts=0,
+    )
+    stats = runner.stats or {}
+    artifact_dir = Path(runner.config.artifact_dir) if runner.config else None
+    return PlaybookRun(str(runner.status), int(runner.rc or 0), dict(stats), artifact_dir)

@@ -1,0 +1,159 @@
+"""The stages chained: inventory -> provision -> probe -> report, for `labctl run` and friends.
+
+Each function returns a :class:`RunSummary`: what was written and one line per problem. A problem
+on one host never stops the other hosts; the exit code says whether anything failed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .errors import LabctlError
+from .hosts import HostRecord
+from .inventory import Inventory, load_inventory
+from .matrix import Report, write_report
+from .probe import ProbeOptions, collect_hosts, host_from_summary, host_summary, probe_hosts
+from .provision import ProvisionReport, provision
+from .results import RunDir, utc_now
+
+Progress = Callable[[str, str], None]
+
+
+@dataclass
+class RunSummary:
+    run: RunDir | None = None
+    report: Report | None = None
+    provision: ProvisionReport | None = None
+    problems: list[str] = field(default_factory=list)
+    exit_code: int = 0
+
+    def fail(self, line: str, code: int = 1) -> None:
+        self.problems.append(line)
+        if not self.exit_code:
+            self.exit_code = code
+
+
+def _with_key_opt_in(hosts: list[HostRecord], accept_new: bool) -> list[HostRecord]:
+    if not accept_new:
+        return hosts
+    from dataclasses import replace
+
+    return [replace(h, accept_new_host_key=True) for h in hosts]
+
+
+def run_pipeline(
+    inventory_path: Path,
+    results_root: Path,
+    *,
+    do_provision: bool = True,
+    options: ProbeOptions | None = None,
+    limit: list[str] | None = None,
+    accept_new_host_keys: bool = False,
+    progress: Progress | None = None,
+    asked: dict[str, object] | None = None,
+    inventory: Inventory | None = None,
+) -> RunSummary:
+    """Provision (optional), probe and report every host of an inventory into a new run folder."""
+    prog = progress or (lambda _h, _m: None)
+    summary = RunSummary()
+    inv = inventory or load_inventory(inventory_path, limit=limit)
+    run = RunDir.create(results_root)
+    summary.run = run
+    opts = options or ProbeOptions()
+    t0 = time.monotonic()
+    run.write_run(
+        labctl_version=__version__,
+        started=utc_now(),
+        inventory=str(inventory_path.resolve()),
+        asked=asked or {},
+        experiments=list(opts.experiments),
+        hosts=[host_summary(h) for h in inv.hosts],
+        inventory_problems=[p.line() for p in inv.problems],
+    )
+    for problem in inv.problems:
+        summary.fail(problem.line(), problem.exit_code)
+        if problem.host:
+            run.write_host_error(problem.host, problem.kind, problem.line())
+    hosts = _with_key_opt_in(inv.hosts, accept_new_host_keys)
+    if do_provision and hosts:
+        try:
+            rep = provision(
+                inventory_path,
+                run.path / "ansible",
+                limit=[h.name for h in hosts],
+                progress=prog,
+            )
+        except LabctlError as err:
+            summary.fail(err.line(), err.exit_code)
+            rep = None
+        summary.provision = rep
+        if rep is not None:
+            for entry in rep.failed():
+                summary.fail(entry.line(), 6)
+            failed = {e.host for e in rep.failed()}
+            for h in hosts:
+                if h.name in failed:
+                    entry = rep.hosts[h.name]
+                    run.write_host_error(
+                        h.name, f"provision-{entry.status}", entry.line(), h.labels
+                    )
+            hosts = [h for h in hosts if h.name not in failed]
+    outcomes = probe_hosts(run, hosts, opts, prog)
+    for out in outcomes:
+        if not out.ok:
+            summary.fail(out.line(), out.error.exit_code if out.error else 4)
+    summary.report = _report(run, summary)
+    run.write_run(
+        finished=utc_now(),
+        duration_s=round(time.monotonic() - t0, 1),
+        status="ok" if not summary.exit_code else "failed",
+        problems=summary.problems,
+    )
+    return summary
+
+
+def _report(run: RunDir, summary: RunSummary) -> Report | None:
+    try:
+        return write_report(run)
+    except LabctlError as err:
+        summary.fail(err.line(), err.exit_code)
+        return None
+
+
+def report_run(run_path: Path) -> RunSummary:
+    """Re-render a run folder's matrix offline; hosts that failed are problems."""
+    run = RunDir(run_path)
+    summary = RunSummary(run=run)
+    run.read_run()  # a folder that is not a run is an error, not an empty matrix
+    summary.report = write_report(run)
+    for failed in summary.report.failed_hosts:
+        msg = failed.error["message"] if failed.error else "failed"
+        line = msg if msg.startswith(f"{failed.host}:") else f"{failed.host}: {msg}"
+        summary.fail(line, 5 if failed.error and failed.error["kind"] == "result" else 1)
+    return summary
+
+
+def collect_run(
+    run_path: Path,
+    *,
+    inventory_path: Path | None = None,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Fetch results that finished on the hosts after the controller lost them."""
+    run = RunDir(run_path)
+    summary = RunSummary(run=run)
+    meta = run.read_run()
+    if inventory_path is not None:
+        hosts = load_inventory(inventory_path).hosts
+    else:
+        hosts = [host_from_summary(h) for h in meta.get("hosts", [])]
+    outcomes = collect_hosts(run, hosts, progress)
+    for out in outcomes:
+        if out.error is not None:
+            summary.fail(out.line(), out.error.exit_code)
+    summary.report = _report(run, summary)
+    return summary

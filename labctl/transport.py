@@ -1,0 +1,259 @@
+"""SSH transport over paramiko: connect with strict host-key checking, run, put, get.
+
+Host keys are checked against the host's known_hosts file; an unknown key is refused unless the
+host record explicitly opts in (``accept_new_host_key``), in which case the key is recorded.
+Every paramiko/socket failure becomes a typed :class:`~labctl.errors.TransportError` that names
+the host and says what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import paramiko
+
+from .errors import (
+    AuthenticationFailed,
+    CommandTimeout,
+    HostKeyMismatch,
+    HostUnreachable,
+    TransportError,
+    UnknownHostKey,
+)
+from .hosts import HostRecord
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: str
+    exit_status: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+class _RecordNewKey(paramiko.MissingHostKeyPolicy):
+    """Opt-in policy: accept an unknown key and append it to the host's known_hosts file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="ascii") as fh:
+            fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+
+class _Refuse(paramiko.MissingHostKeyPolicy):
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        raise paramiko.SSHException(f"unknown host key {key.get_name()} for {hostname}")
+
+
+def _known_hosts_name(host: HostRecord) -> str:
+    return host.address if host.port == 22 else f"[{host.address}]:{host.port}"
+
+
+class SSHTransport:
+    """One SSH connection to one host. Use as a context manager."""
+
+    def __init__(self, host: HostRecord, *, connect_timeout: float = 10.0) -> None:
+        self.host = host
+        self.connect_timeout = connect_timeout
+        self._client: paramiko.SSHClient | None = None
+
+    # -- connection -------------------------------------------------------------------------
+    def connect(self) -> SSHTransport:
+        host = self.host
+        known = host.known_hosts or Path.home() / ".ssh" / "known_hosts"
+        client = paramiko.SSHClient()
+        if known.exists():
+            try:
+                client.load_host_keys(str(known))
+            except (OSError, paramiko.SSHException) as exc:
+                raise UnknownHostKey(
+                    f"cannot read known_hosts file {known} ({exc})",
+                    host=host.name,
+                    hint="fix or remove that file",
+                ) from exc
+        client.set_missing_host_key_policy(
+            _RecordNewKey(known) if host.accept_new_host_key else _Refuse()
+        )
+        try:
+            client.connect(
+                host.address,
+                port=host.port,
+                username=host.user,
+                key_filename=str(host.key_file) if host.key_file else None,
+                password=host.password,
+                timeout=self.connect_timeout,
+                banner_timeout=self.connect_timeout,
+                auth_timeout=self.connect_timeout,
+                allow_agent=host.key_file is None,
+                look_for_keys=host.key_file is None,
+            )
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise HostKeyMismatch(
+                f"host key of {_known_hosts_name(host)} does not match {known}",
+                host=host.name,
+                hint="if the host was rebuilt, remove its old entry from that file",
+            ) from exc
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            raise AuthenticationFailed(
+                f"SSH login as {host.user} refused ({exc})",
+                host=host.name,
+                hint="check ansible_user and ansible_ssh_private_key_file in the inventory",
+            ) from exc
+        except paramiko.SSHException as exc:
+            client.close()
+            if "unknown host key" in str(exc):
+                raise UnknownHostKey(
+                    f"host key of {_known_hosts_name(host)} is not in {known}",
+                    host=host.name,
+                    hint="add it (ssh-keyscan) or pass --accept-new-host-keys to trust it",
+                ) from exc
+            raise HostUnreachable(
+                f"SSH handshake with {host.address}:{host.port} failed ({exc})",
+                host=host.name,
+                hint="check that sshd runs there",
+            ) from exc
+        except OSError as exc:
+            client.close()
+            raise HostUnreachable(
+                f"cannot connect to {host.address}:{host.port} ({exc})",
+                host=host.name,
+                hint="check the address and port in the inventory and that the host is up",
+            ) from exc
+        self._client = client
+        return self
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> SSHTransport:
+        return self.connect() if self._client is None else self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def client(self) -> paramiko.SSHClient:
+        if self._client is None:
+            raise TransportError("not connected", host=self.host.name)
+        return self._client
+
+    # -- commands ---------------------------------------------------------------------------
+    def run(
+        self, command: str, *, timeout: float = 60.0, stdin: bytes | None = None
+    ) -> CommandResult:
+        """Run ``command`` with the remote shell; never raises on a non-zero exit."""
+        try:
+            chan = self.client.get_transport().open_session()  # type: ignore[union-attr]
+            chan.settimeout(timeout)
+            chan.exec_command(command)
+            if stdin is not None:
+                chan.sendall(stdin)
+            chan.shutdown_write()
+            out, err = bytearray(), bytearray()
+            deadline = time.monotonic() + timeout
+            while True:
+                if chan.recv_ready():
+                    out += chan.recv(65536)
+                elif chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                elif chan.exit_status_ready():
+                    break
+                elif time.monotonic() > deadline:
+                    chan.close()
+                    raise CommandTimeout(
+                        f"command did not finish within {timeout:.0f} s: {command[:80]}",
+                        host=self.host.name,
+                    )
+                else:
+                    time.sleep(0.01)
+            while chan.recv_ready():
+                out += chan.recv(65536)
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(65536)
+            status = chan.recv_exit_status()
+            chan.close()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise HostUnreachable(
+                f"SSH connection lost while running a command ({exc})", host=self.host.name
+            ) from exc
+        return CommandResult(
+            command, status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+        )
+
+    def put(self, local: Path, remote: str, *, mode: int = 0o644) -> str:
+        """Copy a file to the host and verify its sha256 there; returns the checksum."""
+        data = local.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        try:
+            with self.client.open_sftp() as sftp:
+                tmp = f"{remote}.part"
+                with sftp.open(tmp, "wb") as fh:
+                    fh.write(data)
+                sftp.chmod(tmp, mode)
+                sftp.posix_rename(tmp, remote)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(
+                f"cannot copy {local.name} to {remote} ({exc})",
+                host=self.host.name,
+                hint="check free space and permissions there",
+            ) from exc
+        remote_digest = self.sha256(remote)
+        if remote_digest != digest:
+            raise TransportError(
+                f"checksum of {remote} is {remote_digest}, expected {digest}",
+                host=self.host.name,
+                hint="the copy was corrupted; run again",
+            )
+        return digest
+
+    def sha256(self, remote: str) -> str | None:
+        """The sha256 of a remote file, read over SFTP (needs no tool on the host)."""
+        h = hashlib.sha256()
+        try:
+            with self.client.open_sftp() as sftp, sftp.open(remote, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    h.update(chunk)
+        except FileNotFoundError:
+            return None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"cannot read {remote} ({exc})", host=self.host.name) from exc
+        return h.hexdigest()
+
+    def read(self, remote: str) -> bytes | None:
+        """Content of a remote file, or None when it does not exist."""
+        try:
+            with self.client.open_sftp() as sftp, sftp.open(remote, "rb") as fh:
+                return bytes(fh.read())
+        except FileNotFoundError:
+            return None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise HostUnreachable(f"cannot read {remote} ({exc})", host=self.host.name) from exc
+
+
+def quote(arg: str) -> str:
+    return shlex.quote(arg)

@@ -1,0 +1,39 @@
+"""The CLI end to end on stored results (no lab): report, errors, exit codes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from labctl.cli import main
+
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "run-sample"
+
+
+def test_report_on_a_copied_results_folder(tmp_path: Path) -> None:
+    run = tmp_path / "copied"
+    shutil.copytree(SAMPLE, run)
+    res = CliRunner().invoke(main, ["report", str(run)])
+    # two hosts failed in this sample: the matrix is written, the exit code says so
+    assert res.exit_code != 0
+    assert (run / "matrix.csv").exists() and (run / "verdicts.csv").exists()
+    assert "matrix:" in res.output
+    assert "trixie: cannot connect to 127.0.0.1:2222" in res.output
+    assert "bullseye: result file bullseye.json is truncated JSON" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_report_on_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["report", str(tmp_path)])
+    assert res.exit_code == 5
+    assert "has no run.json" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_help_carries_examples() -> None:
+    res = CliRunner().invoke(main, ["--help"])
+    assert res.exit_code == 0 and "labctl run" in res.output
+    for cmd in ("run", "probe", "report", "collect", "provision", "lab"):
+        assert cmd in res.output

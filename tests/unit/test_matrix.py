@@ -1,0 +1,94 @@
+"""The matrix: one column per host (labelled), one row per fact or value, failures kept."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+from labctl.matrix import build_matrix, build_verdicts, format_value, write_report
+from labctl.results import RunDir
+
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "run-sample"
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> RunDir:
+    dst = tmp_path / "run"
+    shutil.copytree(SAMPLE, dst)
+    return RunDir(dst)
+
+
+def _rows(path: Path) -> dict[str, dict[str, str]]:
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        return {row["metric"]: row for row in reader}
+
+
+def test_format_value() -> None:
+    assert format_value(True) == "true" and format_value(False) == "false"
+    assert format_value(None) == ""
+    assert format_value(["a", 1]) == "a; 1"
+    assert format_value(0.1 + 0.2) == "0.3"
+    assert format_value({"b": 1, "a": None}) == "a=; b=1"
+
+
+def test_matrix_columns_are_labelled_hosts_sorted_by_name(run: RunDir) -> None:
+    matrix = build_matrix(run.load_hosts())
+    cols = list(matrix.columns)
+    assert cols[0] == "metric"
+    assert cols[1] == "bookworm (Debian GNU/Linux 12 (bookworm) | 6.1.0-test | docker 20.10.24+dfsg1 | overlay2)"
+    assert cols[2] == "bullseye (failed)"
+    assert cols[3].startswith("centos7 (CentOS Linux 7 (Core) | 3.10.0-123.el7.x86_64 | docker 1.5.0")
+    assert cols[4] == "trixie (failed)"
+
+
+def test_matrix_rows_hold_facts_and_storage_answers(run: RunDir) -> None:
+    rep = write_report(run)
+    rows = _rows(rep.matrix_csv)
+    book = next(c for c in rows["status"] if c.startswith("bookworm"))
+    cent = next(c for c in rows["status"] if c.startswith("centos7"))
+    trix = next(c for c in rows["status"] if c.startswith("trixie"))
+    bull = next(c for c in rows["status"] if c.startswith("bullseye"))
+    assert rows["host.kernel"][book] == "6.1.0-test"
+    assert rows["docker.storage_driver"][cent] == "devicemapper"
+    assert rows["storage-location.host_path"][book].startswith("/var/lib/docker/overlay2/")
+    assert rows["storage-location.host_can_write"][book] == "true"
+    assert rows["storage-location.container_root_is_block_device"][cent] == "true"
+    assert rows["storage-location.host_path"][cent] == ""
+    # failed hosts keep their column, with the reason and no values
+    assert rows["status"][trix] == "error"
+    assert "Connection refused" in rows["error"][trix]
+    assert rows["host.kernel"][trix] == ""
+    assert rows["status"][bull] == "error" and "truncated" in rows["error"][bull]
+    assert {h.host for h in rep.failed_hosts} == {"bullseye", "trixie"}
+
+
+def test_fact_rows_come_first_in_a_stable_order(run: RunDir) -> None:
+    rep = write_report(run)
+    first = rep.matrix_csv.read_text()
+    metrics = list(_rows(rep.matrix_csv))
+    assert metrics[:2] == ["status", "error"]
+    assert metrics.index("host.kernel") < metrics.index("docker.server_version")
+    assert metrics.index("limits.pid_max") < metrics.index("storage-location.status")
+    # rendering twice gives the same bytes (diffs cleanly)
+    assert write_report(run).matrix_csv.read_text() == first
+
+
+def test_verdicts(run: RunDir) -> None:
+    frame = build_verdicts(run.load_hosts())
+    rows = frame.to_dict("records")
+    assert {r["host"] for r in rows} == {"bookworm", "bullseye", "centos7", "trixie"}
+    cent = next(r for r in rows if r["host"] == "centos7")
+    assert cent["experiment"] == "storage-location" and "separate block device" in cent["verdict"]
+    trix = next(r for r in rows if r["host"] == "trixie")
+    assert trix["status"] == "error" and "Connection refused" in trix["verdict"]
+
+
+def test_empty_run_gives_an_empty_matrix(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path, "r")
+    rep = write_report(run)
+    assert rep.hosts == 0
+    assert rep.matrix_csv.read_text().strip() == "metric"

@@ -1,0 +1,82 @@
+"""Result files: atomic writes, loading good, failed, malformed and truncated host files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labctl.errors import ResultError
+from labctl.results import SCHEMA_VERSION, RunDir, atomic_write_json, load_host_file, new_run_id
+
+
+def test_run_ids_sort_by_time_and_are_unique() -> None:
+    ids = {new_run_id() for _ in range(50)}
+    assert len(ids) == 50
+    assert all(len(i.split("-")) == 3 for i in ids)
+
+
+def test_atomic_write_leaves_no_temp_file(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "x.json"
+    atomic_write_json(target, {"b": 1, "a": [1, 2]})
+    assert json.loads(target.read_text()) == {"a": [1, 2], "b": 1}
+    assert [p.name for p in target.parent.iterdir()] == ["x.json"]
+
+
+def test_atomic_write_keeps_old_file_when_serialising_fails(tmp_path: Path) -> None:
+    target = tmp_path / "x.json"
+    atomic_write_json(target, {"ok": True})
+    with pytest.raises(TypeError):
+        atomic_write_json(target, {"bad": object()})
+    assert json.loads(target.read_text()) == {"ok": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_run_dir_round_trip(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path, "r1")
+    run.write_run(asked={"command": "run"})
+    run.write_run(status="ok")
+    meta = run.read_run()
+    assert meta["asked"] == {"command": "run"} and meta["status"] == "ok"
+    assert meta["schema"] == SCHEMA_VERSION and meta["run_id"] == "r1"
+    run.write_host("h1", {"schema": SCHEMA_VERSION, "host": "h1", "status": "ok", "facts": {}})
+    run.write_host_error("h2", "unreachable", "h2: cannot connect", {"suite": "x"})
+    hosts = run.load_hosts()
+    assert [h.host for h in hosts] == ["h1", "h2"]
+    assert hosts[0].ok and not hosts[1].ok
+    assert hosts[1].error == {"kind": "unreachable", "message": "h2: cannot connect"}
+    assert hosts[1].labels == {"suite": "x"}
+
+
+def test_host_names_that_cannot_be_file_names_are_refused(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path, "r1")
+    with pytest.raises(ResultError, match="cannot name a result file"):
+        run.host_file("../etc/passwd")
+
+
+@pytest.mark.parametrize(
+    ("text", "word"),
+    [('{"schema": 1, "host": "h", "facts": {"ker', "truncated"), ("[1, 2,, 3]", "malformed")],
+)
+def test_bad_host_file_becomes_an_errored_result(tmp_path: Path, text: str, word: str) -> None:
+    path = tmp_path / "h.json"
+    path.write_text(text)
+    res = load_host_file(path)
+    assert not res.ok and res.host == "h"
+    assert res.error is not None and word in res.error["message"]
+    assert "labctl collect" in res.error["message"]
+
+
+def test_wrong_schema_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "h.json"
+    path.write_text(json.dumps({"schema": 99, "status": "ok"}))
+    res = load_host_file(path)
+    assert res.error is not None and "schema 99" in res.error["message"]
+
+
+def test_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    with pytest.raises(ResultError, match=r"has no run\.json"):
+        RunDir(tmp_path).read_run()
+    with pytest.raises(ResultError, match="has no hosts/ folder"):
+        RunDir(tmp_path).load_hosts()
