@@ -43,12 +43,21 @@ def ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def _venv_on_path() -> None:
+    """ansible-runner finds ansible-playbook with shutil.which on *our* PATH."""
+    bindir = str(Path(sys.executable).parent)
+    parts = os.environ.get("PATH", "").split(os.pathsep)
+    if bindir not in parts:
+        os.environ["PATH"] = os.pathsep.join([bindir, *[p for p in parts if p]])
+
+
 def list_inventory(path: Path) -> dict[str, Any]:
     """``ansible-inventory --list`` of ``path`` as a dict; InventoryError when it cannot parse."""
     if not path.exists():
         raise InventoryError(
             f"inventory {path} does not exist", hint="pass an existing file with -i"
         )
+    _venv_on_path()
     with tempfile.TemporaryDirectory(prefix="labctl-inv-") as pdd:
         out, err = ansible_runner.get_inventory(
             action="list",
@@ -59,12 +68,14 @@ def list_inventory(path: Path) -> dict[str, Any]:
             quiet=True,
             timeout=120,
         )
-    try:
-        data = json.loads(out) if out else None
-    except ValueError:
-        data = None
+    data: Any = out
+    if isinstance(out, str | bytes):
+        try:
+            data = json.loads(out) if out else None
+        except ValueError:
+            data = None
     if not isinstance(data, dict):
-        detail = _first_error_line(err or out or "")
+        detail = _first_error_line(str(err or out or ""))
         raise InventoryError(
             f"inventory {path} cannot be parsed: {detail}",
             hint="fix the file (see `ansible-inventory -i FILE --list`)",
@@ -100,6 +111,7 @@ def run_playbook(
     timeout: int = 3600,
     envvars: dict[str, str] | None = None,
 ) -> PlaybookRun:
+    _venv_on_path()
     private_data_dir.mkdir(parents=True, exist_ok=True)
     roles = playbook.parent / "roles"
     cmdline = "--check --diff" if check else None
