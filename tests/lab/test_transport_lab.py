@@ -1,0 +1,59 @@
+"""The paramiko transport against a real lab sshd: commands, copies, checksums, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labctl.errors import CommandTimeout, HostKeyMismatch, UnknownHostKey
+from labctl.transport import SSHTransport
+
+pytestmark = pytest.mark.lab
+
+
+def _bookworm(lab: Any) -> Any:
+    return next(h for h in lab.hosts if h.name == "bookworm")
+
+
+def test_run_captures_status_stdout_stderr_and_stdin(lab: Any) -> None:
+    with SSHTransport(_bookworm(lab)) as t:
+        res = t.run("echo out; echo err >&2; exit 3")
+        assert (res.exit_status, res.stdout, res.stderr) == (3, "out\n", "err\n")
+        assert t.run("cat", stdin=b"hello").stdout == "hello"
+        big = t.run("head -c 3000000 /dev/zero | tr '\\0' x")
+        assert len(big.stdout) == 3_000_000
+        with pytest.raises(CommandTimeout):
+            t.run("sleep 5", timeout=0.5)
+
+
+def test_put_verifies_checksum_and_read(lab: Any, tmp_path: Path) -> None:
+    local = tmp_path / "blob"
+    local.write_bytes(bytes(range(256)) * 1000)
+    with SSHTransport(_bookworm(lab)) as t:
+        digest = t.put(local, "/tmp/labctl-blob", mode=0o600)
+        assert t.run("sha256sum /tmp/labctl-blob").stdout.split()[0] == digest
+        assert t.run("stat -c %a /tmp/labctl-blob").stdout.strip() == "600"
+        assert t.read("/tmp/labctl-blob") == local.read_bytes()
+        assert t.read("/tmp/does-not-exist") is None
+        t.run("rm -f /tmp/labctl-blob")
+
+
+def test_changed_host_key_is_refused(lab: Any, tmp_path: Path) -> None:
+    host = _bookworm(lab)
+    other = next(h for h in lab.hosts if h.name == "trixie")
+    # bookworm's port, but trixie's key on record: a man in the middle, as far as we can tell
+    lines = [ln for ln in host.known_hosts.read_text().splitlines() if f":{other.port}]" in ln]
+    forged = tmp_path / "known_hosts"
+    forged.write_text(
+        "".join(ln.replace(f":{other.port}]", f":{host.port}]") + "\n" for ln in lines)
+    )
+    with pytest.raises(HostKeyMismatch) as err:
+        SSHTransport(dataclasses.replace(host, known_hosts=forged)).connect()
+    assert err.value.line().startswith("bookworm: host key of [127.0.0.1]:")
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    with pytest.raises(UnknownHostKey):
+        SSHTransport(dataclasses.replace(host, known_hosts=empty)).connect()
