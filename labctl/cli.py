@@ -54,12 +54,23 @@ def _guard(fn: Callable[[], Any]) -> Any:
         sys.exit(130)
 
 
-def _probe_options(experiments: str, timeout: float) -> Any:
+def _probe_options(
+    experiments: str, timeout: float, exhaust: bool = False, limits: tuple[str, ...] = ()
+) -> Any:
+    from .errors import ConfigError
     from .probe import ProbeOptions
 
+    for item in limits:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ConfigError(
+                f"--limit {item!r} is not NAME=VALUE", hint="e.g. disk_cap_bytes=256M"
+            )
     return ProbeOptions(
         experiments=tuple(e.strip() for e in experiments.split(",") if e.strip()),
         timeout=timeout,
+        exhaust=exhaust,
+        limits=limits,
     )
 
 
@@ -185,6 +196,18 @@ _experiments_opt = click.option(
 _timeout_opt = click.option(
     "--timeout", type=float, default=900, show_default=True, help="Seconds per host."
 )
+_exhaust_opt = click.option(
+    "--exhaust",
+    is_flag=True,
+    help="Run to real exhaustion (only on hosts with labctl_disposable=true; refused elsewhere).",
+)
+_limits_opt = click.option(
+    "--set",
+    "limits",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Agent cap or floor, repeatable (e.g. disk_cap_bytes=256M, disk_floor_bytes=1G).",
+)
 _accept_opt = click.option(
     "--accept-new-host-keys",
     is_flag=True,
@@ -227,6 +250,8 @@ def provision_cmd(inventory: Path, results: Path, limit: str | None, check: bool
 @_limit_opt
 @_experiments_opt
 @_timeout_opt
+@_exhaust_opt
+@_limits_opt
 @_accept_opt
 def probe_cmd(
     inventory: Path,
@@ -234,6 +259,8 @@ def probe_cmd(
     limit: str | None,
     experiments: str,
     timeout: float,
+    exhaust: bool,
+    limits: tuple[str, ...],
     accept_new_host_keys: bool,
 ) -> None:
     """Push the agent over SSH, run the checks, collect results and render the matrix."""
@@ -244,11 +271,17 @@ def probe_cmd(
             inventory,
             results,
             do_provision=False,
-            options=_probe_options(experiments, timeout),
+            options=_probe_options(experiments, timeout, exhaust, limits),
             limit=_split(limit),
             accept_new_host_keys=accept_new_host_keys,
             progress=_progress,
-            asked={"command": "probe", "experiments": experiments, "limit": limit},
+            asked={
+                "command": "probe",
+                "experiments": experiments,
+                "limit": limit,
+                "exhaust": exhaust,
+                "limits": list(limits),
+            },
         )
     )
     _finish(summary)
@@ -281,6 +314,8 @@ def collect_cmd(run_dir: Path, inventory: Path | None) -> None:
 @_limit_opt
 @_experiments_opt
 @_timeout_opt
+@_exhaust_opt
+@_limits_opt
 @_accept_opt
 @click.option("--no-provision", is_flag=True, help="Skip the ansible stage.")
 @click.option("--lab", "lab_name", default="local", show_default=True, help="Lab used without -i.")
@@ -290,6 +325,8 @@ def run_cmd(
     limit: str | None,
     experiments: str,
     timeout: float,
+    exhaust: bool,
+    limits: tuple[str, ...],
     accept_new_host_keys: bool,
     no_provision: bool,
     lab_name: str,
@@ -312,6 +349,8 @@ def run_cmd(
             "experiments": experiments,
             "limit": limit,
             "provision": not no_provision,
+            "exhaust": exhaust,
+            "limits": list(limits),
         }
         if inv is None:
             inv = _lab(lab_name).up().inventory
@@ -319,7 +358,7 @@ def run_cmd(
             inv,
             results,
             do_provision=not no_provision,
-            options=_probe_options(experiments, timeout),
+            options=_probe_options(experiments, timeout, exhaust, limits),
             limit=_split(limit),
             accept_new_host_keys=accept_new_host_keys,
             progress=_progress,

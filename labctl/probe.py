@@ -41,8 +41,10 @@ class ProbeOptions:
     poll_interval: float = 0.5
     #: keep the host's run folder after collection (debugging)
     keep_remote: bool = False
-    #: extra agent arguments (issue-3 options such as --exhaust go here)
-    agent_args: tuple[str, ...] = ()
+    #: run to real exhaustion (only on hosts marked labctl_disposable=true)
+    exhaust: bool = False
+    #: agent caps and floors, NAME=VALUE (e.g. disk_cap_bytes=256M)
+    limits: tuple[str, ...] = ()
 
 
 @dataclass
@@ -163,8 +165,11 @@ class _HostProbe:
             str(int(self.options.timeout)),
             "--experiments",
             ",".join(self.options.experiments),
-            *self.options.agent_args,
         ]
+        if self.options.exhaust:  # bounded is the agent's default
+            args += ["--mode", "exhaust"]
+        for limit in self.options.limits:
+            args += ["--limit", limit]
         cmd = " ".join(shlex.quote(a) for a in args)
         log_file = shlex.quote(f"{self.rdir}/agent.log")
         launch = (
@@ -250,6 +255,17 @@ def probe_host(
     run: RunDir, host: HostRecord, options: ProbeOptions, progress: Progress
 ) -> HostOutcome:
     hp = _HostProbe(run, host, options, progress)
+    if options.exhaust and not host.disposable:
+        return _fail(
+            run,
+            host,
+            ProbeError(
+                "refusing --exhaust: the host is not marked disposable",
+                host=host.name,
+                hint="set labctl_disposable=true in the inventory if it may be driven to "
+                "exhaustion, or run without --exhaust (bounded)",
+            ),
+        )
     try:
         with SSHTransport(host) as t:
             progress(host.name, "connected")
