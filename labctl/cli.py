@@ -64,7 +64,7 @@ def _probe_options(
         name, sep, value = item.partition("=")
         if not sep or not name.strip() or not value.strip():
             raise ConfigError(
-                f"--limit {item!r} is not NAME=VALUE", hint="e.g. disk_cap_bytes=256M"
+                f"--set {item!r} is not NAME=VALUE", hint="e.g. --set disk_cap_bytes=256M"
             )
     return ProbeOptions(
         experiments=tuple(e.strip() for e in experiments.split(",") if e.strip()),
