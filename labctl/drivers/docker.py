@@ -1,0 +1,831 @@
+"""The docker driver: lab hosts as containers with their own sshd and their own inner dockerd.
+
+Each lab host is a container of a locally built Debian image (see ``images.py``), named
+``labctl-lab-<lab>-<suite>``, on the network ``labctl-<lab>``, with its SSH port published on
+127.0.0.1 only (the controller never talks to bridge addresses). The inner dockerd keeps its data
+on a bounded ext4 disk (sparse file on a loop device) so an experiment that fills the disk fills
+that, not the machine. Lab hosts share the controller's kernel: memory and pids findings describe
+nested cgroups, not a separate OS.
+
+State lives in ``lab_dir(<lab>)``: ``id_ed25519`` (+ ``.pub``), ``known_hosts`` (the host keys each
+lab host made at its first start, read from the container, never trusted on first connection),
+``inventory.yml`` (Ansible, JSON-compatible YAML) and ``lab.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labctl.drivers import images
+from labctl.drivers.base import DownReport, HostStatus, LabDriver, LabState
+from labctl.errors import ConfigError, LabError
+from labctl.hosts import HostRecord
+from labctl.paths import lab_dir
+
+KiB = 1 << 10
+MiB = 1 << 20
+GiB = 1 << 30
+MIN_DISK = 256 * MiB
+MIN_MEMORY = 128 * MiB
+STORAGE_DRIVERS = ("overlay2", "vfs")
+
+LABEL_LAB = "labctl.lab"
+LABEL_HOST = "labctl.host"
+LABEL_RECIPE = "labctl.recipe"
+LABEL_DRIVER = "labctl.driver"
+
+ADDRESS = "127.0.0.1"
+READY_TIMEOUT = 180.0
+STOP_TIMEOUT = 30
+AGENT_PYTHON = {"bullseye": "/usr/bin/python2.7"}
+HELPER = "/usr/local/sbin/labctl-dockerd"
+ENTRYPOINT_LOG = "/var/log/labctl-entrypoint.log"
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+_UNITS = {
+    "": 1, "b": 1,
+    "k": KiB, "kib": KiB, "kb": 1000,
+    "m": MiB, "mib": MiB, "mb": 1000**2,
+    "g": GiB, "gib": GiB, "gb": 1000**3,
+    "t": 1 << 40, "tib": 1 << 40, "tb": 1000**4,
+}  # fmt: skip
+_LAB_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
+
+if TYPE_CHECKING:
+    import docker
+
+Progress = Callable[[str, str], None]
+
+
+def parse_size(value: int | str, *, what: str = "size") -> int:
+    """Bytes from an int or a string: ``"1GiB"``, ``"512MiB"``, ``"1g"`` (binary), ``"1GB"``
+    (decimal), ``"1073741824"``. Raises ConfigError naming ``what``."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{what}: expected a size like 1GiB or 512MiB, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"{what}: expected a size like 1GiB or 512MiB, got {value!r}")
+    m = _SIZE_RE.match(value)
+    unit = m.group(2).lower() if m else ""
+    if not m or unit not in _UNITS:
+        raise ConfigError(f"{what}: cannot read {value!r} as a size (e.g. 1GiB, 512MiB, 1g)")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def format_size(n: int) -> str:
+    for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
+        if n >= size and n % size == 0:
+            return f"{n // size}{unit}"
+    return f"{n}B"
+
+
+@dataclass
+class DockerLabSpec:
+    """What a docker lab looks like. Sizes accept ints (bytes) or strings ("1GiB", "1g")."""
+
+    name: str = "local"
+    suites: tuple[str, ...] = ("bullseye", "bookworm", "trixie")
+    disk_size: int = 1 * GiB
+    disk_inodes: int = 20000
+    memory: int = 1 * GiB
+    pids_limit: int = 512
+    storage_driver: str = "overlay2"
+    mirror: str | None = None
+
+    def __post_init__(self) -> None:
+        v: Any = self.disk_size
+        self.disk_size = parse_size(v, what="disk_size")
+        v = self.memory
+        self.memory = parse_size(v, what="memory")
+        v = self.suites
+        if isinstance(v, str):
+            v = tuple(s.strip() for s in v.split(",") if s.strip())
+        self.suites = tuple(v)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> DockerLabSpec:
+        """A spec from config data; unknown keys are a ConfigError."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown docker lab option(s): {', '.join(unknown)}",
+                hint=f"known: {', '.join(sorted(known))}",
+            )
+        spec = cls(**dict(data))
+        spec.validate()
+        return spec
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad field."""
+        if not isinstance(self.name, str) or not _LAB_NAME_RE.match(self.name):
+            raise ConfigError(
+                f"name: {self.name!r} is not a valid lab name",
+                hint="use 1-40 lowercase letters, digits or _, starting with a letter or digit",
+            )
+        if not self.suites:
+            raise ConfigError("suites: at least one suite is needed")
+        for suite in self.suites:
+            if suite not in images.SUITES:
+                raise ConfigError(
+                    f"suites: unknown suite {suite!r}",
+                    hint=f"choose from {', '.join(images.SUITES)}",
+                )
+        if len(set(self.suites)) != len(self.suites):
+            raise ConfigError(f"suites: {', '.join(self.suites)} names a suite twice")
+        if self.disk_size < MIN_DISK:
+            raise ConfigError(
+                f"disk_size: {format_size(self.disk_size)} is below the minimum "
+                f"{format_size(MIN_DISK)}"
+            )
+        if not isinstance(self.disk_inodes, int) or isinstance(self.disk_inodes, bool):
+            raise ConfigError(f"disk_inodes: expected an integer, got {self.disk_inodes!r}")
+        if self.disk_inodes < 1000:
+            raise ConfigError(f"disk_inodes: {self.disk_inodes} is below the minimum 1000")
+        if self.disk_inodes > self.disk_size // 1024:
+            raise ConfigError(
+                f"disk_inodes: {self.disk_inodes} inodes do not fit a "
+                f"{format_size(self.disk_size)} disk (at most one per KiB)"
+            )
+        if self.memory < MIN_MEMORY:
+            raise ConfigError(
+                f"memory: {format_size(self.memory)} is below the minimum {format_size(MIN_MEMORY)}"
+            )
+        if (
+            not isinstance(self.pids_limit, int)
+            or isinstance(self.pids_limit, bool)
+            or self.pids_limit < 64
+        ):
+            raise ConfigError(f"pids_limit: expected an integer >= 64, got {self.pids_limit!r}")
+        if self.storage_driver not in STORAGE_DRIVERS:
+            raise ConfigError(
+                f"storage_driver: {self.storage_driver!r} is not supported by the docker driver",
+                hint=f"choose from {', '.join(STORAGE_DRIVERS)}",
+            )
+        if self.mirror is not None and not re.match(r"^https?://\S+$", str(self.mirror)):
+            raise ConfigError(f"mirror: {self.mirror!r} is not an http(s) URL")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["suites"] = list(self.suites)
+        return d
+
+
+# --- small helpers ----------------------------------------------------------------------------
+
+
+def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def ensure_key_pair(directory: Path, comment: str) -> tuple[Path, str]:
+    """The lab's ed25519 key (made once): (private key path, public key line)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = directory / "id_ed25519"
+    pub = directory / "id_ed25519.pub"
+    if key.exists() and pub.exists():
+        return key, pub.read_text().strip()
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    ).decode()
+    line = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+        + f" {comment}"
+    )
+    _write_atomic(key, pem, 0o600)
+    _write_atomic(pub, line + "\n", 0o644)
+    return key, line
+
+
+def _ssh_banner(port: int, timeout: float = 2.0) -> bool:
+    try:
+        with socket.create_connection((ADDRESS, port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            return s.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def _published_port(attrs: Mapping[str, Any]) -> int | None:
+    ports = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    for binding in ports.get("22/tcp") or []:
+        if binding.get("HostPort"):
+            return int(binding["HostPort"])
+    return None
+
+
+@dataclass
+class _Host:
+    suite: str
+    index: int
+    container: Any = None
+    port: int | None = None
+    host_key: str | None = None
+    docker_version: str = ""
+    storage_driver: str = ""
+
+
+class DockerLab(LabDriver):
+    """Lab hosts as local containers (Docker-in-Docker), one per Debian suite."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        spec: DockerLabSpec,
+        *,
+        client: docker.DockerClient | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.spec = spec
+        self._client_obj = client
+        self._progress = progress
+
+    # --- names and places ---------------------------------------------------------------------
+
+    @property
+    def lab(self) -> str:
+        return self.spec.name
+
+    @property
+    def directory(self) -> Path:
+        return lab_dir(self.spec.name)
+
+    @property
+    def network_name(self) -> str:
+        return f"labctl-{self.lab}"
+
+    def container_name(self, suite: str) -> str:
+        return f"labctl-lab-{self.lab}-{suite}"
+
+    def disk_image(self, suite: str) -> str:
+        return f"/labctl-disk-{self.lab}-{suite}.img"
+
+    def bip(self, index: int) -> str:
+        return f"10.213.{index + 1}.1/24"
+
+    @property
+    def key_file(self) -> Path:
+        return self.directory / "id_ed25519"
+
+    @property
+    def known_hosts_file(self) -> Path:
+        return self.directory / "known_hosts"
+
+    @property
+    def inventory_file(self) -> Path:
+        return self.directory / "inventory.yml"
+
+    @property
+    def state_file(self) -> Path:
+        return self.directory / "lab.json"
+
+    def _say(self, host: str, message: str) -> None:
+        if self._progress is not None:
+            self._progress(host, message)
+
+    # --- the engine ---------------------------------------------------------------------------
+
+    def _client(self) -> Any:
+        if self._client_obj is not None:
+            return self._client_obj
+        import docker
+        import docker.errors
+
+        try:
+            client = docker.from_env()
+            client.ping()
+        except Exception as exc:  # DockerException, requests errors, socket errors
+            raise LabError(
+                f"cannot reach the Docker engine ({exc})",
+                hint="start it (e.g. `dockerd`) or set DOCKER_HOST",
+            ) from exc
+        self._client_obj = client
+        return client
+
+    @contextlib.contextmanager
+    def _engine(self, what: str, host: str | None = None) -> Iterator[None]:
+        """Map Docker SDK errors to LabError in one place."""
+        import docker.errors
+        import requests.exceptions
+
+        try:
+            yield
+        except LabError:
+            raise
+        except docker.errors.APIError as exc:
+            msg = exc.explanation or str(exc)
+            raise LabError(f"{what}: {msg}", host=host) from exc
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise LabError(
+                f"{what}: cannot reach the Docker engine ({exc})",
+                host=host,
+                hint="start it (e.g. `dockerd`) or set DOCKER_HOST",
+            ) from exc
+
+    def _find(self, client: Any, suite: str) -> Any:
+        import docker.errors
+
+        try:
+            return client.containers.get(self.container_name(suite))
+        except docker.errors.NotFound:
+            return None
+
+    def _exec(self, container: Any, cmd: list[str]) -> tuple[int, str]:
+        result = container.exec_run(cmd, stdout=True, stderr=True)
+        out = result.output
+        text = out.decode("utf-8", "replace") if isinstance(out, bytes) else str(out or "")
+        return int(result.exit_code if result.exit_code is not None else -1), text
+
+    def _read_state(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    # --- up -----------------------------------------------------------------------------------
+
+    def up(self) -> LabState:
+        self.spec.validate()
+        client = self._client()
+        started = time.monotonic()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o700)
+        key_file, public_key = ensure_key_pair(self.directory, f"labctl-{self.lab}")
+        old_state = self._read_state()
+
+        hosts = [_Host(suite, i) for i, suite in enumerate(self.spec.suites)]
+        with self._engine("inspecting the lab"):
+            for h in hosts:
+                h.container = self._find(client, h.suite)
+                if h.container is not None and h.container.status == "dead":
+                    self._say(h.suite, "removing a dead container")
+                    h.container.remove(v=True, force=True)
+                    h.container = None
+
+        old_spec = old_state.get("spec")
+        recorded_spec: dict[str, Any] = self.spec.to_dict()
+        if old_spec and old_spec != self.spec.to_dict() and any(h.container for h in hosts):
+            recorded_spec = dict(old_spec)  # what the running hosts were made with
+            changed = sorted(k for k, v in self.spec.to_dict().items() if old_spec.get(k) != v)
+            self._say(
+                "*",
+                f"note: lab settings changed since the hosts were made ({', '.join(changed)}); "
+                "existing hosts keep the old ones until `down` and `up`",
+            )
+        to_create = [h.suite for h in hosts if h.container is None]
+        tags: dict[str, str] = {}
+        if to_create:
+            with self._engine("checking the lab host images"):
+                tags = images.ensure_images(
+                    client, to_create, mirror=self._mirror, progress=self._progress
+                )
+
+        with self._engine("creating the lab network"):
+            self._ensure_network(client)
+
+        for h in hosts:
+            with self._engine("starting the lab host", host=h.suite):
+                self._start_host(client, h, tags.get(h.suite), public_key)
+
+        with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+            for fut in [pool.submit(self._wait_ready, h) for h in hosts]:
+                fut.result()
+
+        self._check_host_keys(hosts, old_state)
+        records = [self._record(h) for h in hosts]
+        self._write_known_hosts(hosts)
+        self._write_inventory(records)
+        self._write_state(hosts, recorded_spec)
+        self._say("*", f"lab {self.lab} ready in {time.monotonic() - started:.1f} s")
+        return LabState(
+            lab=self.lab,
+            hosts=records,
+            inventory=self.inventory_file,
+            known_hosts=self.known_hosts_file,
+            key_file=key_file,
+        )
+
+    def _mirror(self) -> str:
+        return self.spec.mirror.rstrip("/") if self.spec.mirror else images.detect_mirror()
+
+    def _ensure_network(self, client: Any) -> Any:
+        found = client.networks.list(names=[self.network_name])
+        for net in found:
+            if net.name == self.network_name:
+                return net
+        self._say("*", f"creating network {self.network_name}")
+        return client.networks.create(
+            self.network_name,
+            driver="bridge",
+            labels={LABEL_LAB: self.lab, LABEL_DRIVER: "docker"},
+        )
+
+    def _start_host(self, client: Any, h: _Host, tag: str | None, public_key: str) -> None:
+        c = h.container
+        if c is None:
+            assert tag is not None
+            recipe = images.recipe_for(h.suite)
+            self._say(h.suite, f"creating {self.container_name(h.suite)} from {tag}")
+            api = client.api
+            host_config = api.create_host_config(
+                port_bindings={22: (ADDRESS, None)},
+                # --privileged fails where the kernel withholds CAP_SYS_RESOURCE; this works
+                cap_add=["ALL"],
+                cap_drop=["SYS_RESOURCE"],
+                security_opt=["seccomp=unconfined", "apparmor=unconfined"],
+                device_cgroup_rules=["a *:* rwm"],
+                tmpfs={"/run": "rw,exec,nosuid,nodev,mode=755", "/tmp": "rw,exec,nosuid,nodev"},
+                mem_limit=self.spec.memory,
+                memswap_limit=self.spec.memory,
+                pids_limit=self.spec.pids_limit,
+                network_mode=self.network_name,
+            )
+            # `--security-opt systempaths=unconfined` is a CLI option; the API wants empty lists
+            host_config["MaskedPaths"] = []
+            host_config["ReadonlyPaths"] = []
+            created = api.create_container(
+                tag,
+                name=self.container_name(h.suite),
+                hostname=h.suite,
+                detach=True,
+                labels={
+                    LABEL_LAB: self.lab,
+                    LABEL_HOST: h.suite,
+                    LABEL_RECIPE: recipe.short_hash,
+                    LABEL_DRIVER: "docker",
+                },
+                ports=[22],
+                environment={
+                    "LABCTL_LAB": self.lab,
+                    "LABCTL_SUITE": h.suite,
+                    "LABCTL_AUTHORIZED_KEY": public_key,
+                    "LABCTL_DISK_IMAGE": self.disk_image(h.suite),
+                    "LABCTL_DISK_SIZE": str(self.spec.disk_size),
+                    "LABCTL_DISK_INODES": str(self.spec.disk_inodes),
+                    "LABCTL_BIP": self.bip(h.index),
+                    "LABCTL_STORAGE_DRIVER": self.spec.storage_driver,
+                },
+                host_config=host_config,
+                networking_config=api.create_networking_config(
+                    {self.network_name: api.create_endpoint_config(aliases=[h.suite])}
+                ),
+            )
+            h.container = client.containers.get(created["Id"])
+            h.container.start()
+            return
+        current = images.recipe_for(h.suite).short_hash
+        if c.labels.get(LABEL_RECIPE) != current:
+            self._say(
+                h.suite,
+                f"note: made from an older recipe ({c.labels.get(LABEL_RECIPE)}); "
+                "`down` then `up` to use the current image",
+            )
+        if c.status == "running":
+            self._say(h.suite, "already running")
+        elif c.status == "paused":
+            self._say(h.suite, "unpausing")
+            c.unpause()
+        else:
+            self._say(h.suite, f"starting (was {c.status})")
+            c.start()
+
+    def _entrypoint_tail(self, container: Any, lines: int = 5) -> str:
+        """Last lines of the entrypoint log (works on stopped containers too)."""
+        import io
+        import tarfile
+
+        try:
+            stream, _ = container.get_archive(ENTRYPOINT_LOG)
+            buf = io.BytesIO(b"".join(stream))
+            with tarfile.open(fileobj=buf) as tar:
+                member = tar.getmembers()[0]
+                f = tar.extractfile(member)
+                text = f.read().decode("utf-8", "replace") if f else ""
+        except Exception:
+            return ""
+        return " | ".join(text.strip().splitlines()[-lines:])
+
+    def _wait_ready(self, h: _Host) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        c = h.container
+        name = self.container_name(h.suite)
+        waiting_for = "the container to run"
+        with self._engine("waiting for the lab host", host=h.suite):
+            while True:
+                c.reload()
+                if c.status != "running":
+                    if c.status in ("exited", "dead"):
+                        tail = self._entrypoint_tail(c)
+                        raise LabError(
+                            f"the lab host container {name} stopped "
+                            f"(exit {c.attrs.get('State', {}).get('ExitCode')})"
+                            + (f": {tail}" if tail else ""),
+                            host=h.suite,
+                            hint=f"see `docker logs {name}` and {ENTRYPOINT_LOG} in it",
+                        )
+                else:
+                    h.port = _published_port(c.attrs)
+                    if h.port is None:
+                        waiting_for = "the published SSH port"
+                    elif self._exec(c, [HELPER, "status"])[0] != 0:
+                        waiting_for = "the inner dockerd"
+                    elif not _ssh_banner(h.port):  # last: sshd may penalize idle probes
+                        waiting_for = f"sshd on {ADDRESS}:{h.port}"
+                    else:
+                        break
+                if time.monotonic() > deadline:
+                    tail = self._entrypoint_tail(c)
+                    raise LabError(
+                        f"not ready after {READY_TIMEOUT:.0f} s: still waiting for {waiting_for}"
+                        + (f" (entrypoint log: {tail})" if tail else ""),
+                        host=h.suite,
+                        hint=f"see `docker exec {name} cat {ENTRYPOINT_LOG}` "
+                        "and /var/log/dockerd.log in it",
+                    )
+                time.sleep(0.3)
+            rc, out = self._exec(c, ["cat", "/etc/ssh/ssh_host_ed25519_key.pub"])
+            parts = out.split()
+            if rc != 0 or len(parts) < 2 or parts[0] != "ssh-ed25519":
+                raise LabError(
+                    f"cannot read the lab host's SSH host key ({out.strip()[:200]})",
+                    host=h.suite,
+                    hint=f"see {ENTRYPOINT_LOG} in {name}",
+                )
+            h.host_key = f"{parts[0]} {parts[1]}"
+            rc, out = self._exec(
+                c, ["docker", "info", "--format", "{{.ServerVersion}} {{.Driver}}"]
+            )
+            if rc == 0 and len(out.split()) == 2:
+                h.docker_version, h.storage_driver = out.split()
+        self._say(h.suite, f"ready on {ADDRESS}:{h.port} (docker {h.docker_version})")
+
+    def _check_host_keys(self, hosts: list[_Host], old_state: Mapping[str, Any]) -> None:
+        """A lab host keeps the keys it made at its first start; a change is an error."""
+        old_hosts = old_state.get("hosts") or {}
+        for h in hosts:
+            old = old_hosts.get(h.suite) or {}
+            if old.get("container_id") == h.container.id and old.get("host_key") not in (
+                None,
+                h.host_key,
+            ):
+                raise LabError(
+                    "the lab host's SSH host key changed since its first start",
+                    host=h.suite,
+                    hint=f"something regenerated it; run `labctl lab down` and up again "
+                    f"(recorded {old.get('host_key')}, now {h.host_key})",
+                )
+
+    def _record(self, h: _Host) -> HostRecord:
+        assert h.port is not None
+        labels = {
+            "driver": "docker",
+            "lab": self.lab,
+            "suite": h.suite,
+            "storage_driver": self.spec.storage_driver,
+        }
+        return HostRecord(
+            name=h.suite,
+            address=ADDRESS,
+            port=h.port,
+            user="root",
+            key_file=self.key_file,
+            known_hosts=self.known_hosts_file,
+            disposable=True,
+            agent_python=AGENT_PYTHON.get(h.suite),
+            labels=labels,
+            vars=self._host_vars(h.suite, h.port),
+        )
+
+    def _host_vars(self, suite: str, port: int) -> dict[str, Any]:
+        key = str(self.key_file.resolve())
+        kh = str(self.known_hosts_file.resolve())
+        hv: dict[str, Any] = {
+            "ansible_host": ADDRESS,
+            "ansible_port": port,
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": key,
+            "ansible_ssh_common_args": f"-o UserKnownHostsFile={kh} "
+            "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes",
+            "ansible_python_interpreter": "/usr/bin/python3",
+            "labctl_known_hosts": kh,
+            "labctl_disposable": True,
+            "labctl_driver": "docker",
+            "labctl_lab": self.lab,
+            "labctl_suite": suite,
+            "labctl_storage_driver": self.spec.storage_driver,
+        }
+        if suite in AGENT_PYTHON:
+            hv["labctl_agent_python"] = AGENT_PYTHON[suite]
+        return hv
+
+    def _write_known_hosts(self, hosts: list[_Host]) -> None:
+        lines = [f"[{ADDRESS}]:{h.port} {h.host_key}" for h in hosts]
+        _write_atomic(self.known_hosts_file, "\n".join(lines) + "\n", 0o600)
+
+    def _write_inventory(self, records: list[HostRecord]) -> None:
+        inventory = {
+            "all": {
+                "children": {
+                    f"labctl_{self.lab}": {"hosts": {r.name: r.vars for r in records}},
+                }
+            }
+        }
+        text = (
+            f"# labctl docker lab {self.lab!r}: written by `labctl lab up`; JSON is valid YAML\n"
+            + json.dumps(inventory, indent=2, sort_keys=False)
+            + "\n"
+        )
+        _write_atomic(self.inventory_file, text, 0o600)
+
+    def _write_state(self, hosts: list[_Host], spec: Mapping[str, Any]) -> None:
+        state = {
+            "lab": self.lab,
+            "driver": "docker",
+            "spec": dict(spec),
+            "network": self.network_name,
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "hosts": {
+                h.suite: {
+                    "container": self.container_name(h.suite),
+                    "container_id": h.container.id,
+                    "image": (h.container.attrs.get("Config") or {}).get("Image"),
+                    "recipe": h.container.labels.get(LABEL_RECIPE),
+                    "port": h.port,
+                    "host_key": h.host_key,
+                    "bip": self.bip(h.index),
+                    "disk_image": self.disk_image(h.suite),
+                    "docker_version": h.docker_version,
+                    "storage_driver": h.storage_driver,
+                }
+                for h in hosts
+            },
+        }
+        _write_atomic(self.state_file, json.dumps(state, indent=2) + "\n", 0o600)
+
+    # --- status -------------------------------------------------------------------------------
+
+    def status(self) -> list[HostStatus]:
+        client = self._client()
+        out: list[HostStatus] = []
+        with self._engine("inspecting the lab"):
+            labelled = client.containers.list(
+                all=True, filters={"label": f"{LABEL_LAB}={self.lab}"}
+            )
+            by_suite = {c.labels.get(LABEL_HOST, c.name): c for c in labelled}
+            names = list(self.spec.suites) + sorted(set(by_suite) - set(self.spec.suites))
+            for suite in names:
+                c = by_suite.get(suite)
+                if c is None:
+                    out.append(HostStatus(name=suite, state="missing"))
+                    continue
+                running = c.status == "running"
+                details = {
+                    "container": c.name,
+                    "id": c.short_id,
+                    "status": c.status,
+                    "recipe": c.labels.get(LABEL_RECIPE, ""),
+                }
+                if suite not in self.spec.suites:
+                    details["note"] = "not in the lab's suites"
+                if running:
+                    rc, text = self._exec(
+                        c, ["docker", "version", "--format", "{{.Server.Version}}"]
+                    )
+                    details["docker_version"] = text.strip() if rc == 0 else "not answering"
+                    rc, text = self._exec(c, ["docker", "info", "--format", "{{.Driver}}"])
+                    if rc == 0:
+                        details["storage_driver"] = text.strip()
+                out.append(
+                    HostStatus(
+                        name=suite,
+                        state="running" if running else "stopped",
+                        address=ADDRESS if running else None,
+                        port=_published_port(c.attrs) if running else None,
+                        image=(c.attrs.get("Config") or {}).get("Image"),
+                        details=details,
+                    )
+                )
+        return out
+
+    # --- down ---------------------------------------------------------------------------------
+
+    def down(self) -> DownReport:
+        client = self._client()
+        report = DownReport()
+        with self._engine("listing the lab's containers"):
+            containers = client.containers.list(
+                all=True, filters={"label": f"{LABEL_LAB}={self.lab}"}
+            )
+        if containers:
+            with ThreadPoolExecutor(max_workers=len(containers)) as pool:
+                for name, problem in pool.map(self._remove_container, containers):
+                    if problem:
+                        report.problems.append(problem)
+                    else:
+                        report.removed_containers.append(name)
+        with self._engine("removing the lab network"):
+            nets = {
+                n.id: n for n in client.networks.list(filters={"label": f"{LABEL_LAB}={self.lab}"})
+            }
+            for n in client.networks.list(names=[self.network_name]):
+                if n.name == self.network_name:
+                    nets[n.id] = n
+        import docker.errors
+
+        for net in nets.values():
+            try:
+                net.remove()
+                report.removed_networks.append(net.name)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                report.problems.append(f"network {net.name}: {exc.explanation or exc}")
+        self._detach_loops(report)
+        for path in (self.inventory_file, self.known_hosts_file, self.state_file):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        self._say("*", f"lab {self.lab} removed")
+        return report
+
+    def _remove_container(self, c: Any) -> tuple[str, str | None]:
+        import docker.errors
+
+        name = c.name
+        host = c.labels.get(LABEL_HOST, name)
+        try:
+            if c.status == "paused":
+                c.unpause()
+                c.reload()
+            if c.status == "running":
+                self._say(host, "stopping the inner dockerd and detaching its disk")
+                rc, out = self._exec(c, [HELPER, "teardown"])
+                if rc != 0:
+                    self._say(host, f"teardown helper exit {rc}: {out.strip()[-200:]}")
+                c.stop(timeout=STOP_TIMEOUT)
+            c.remove(v=True, force=True)
+            self._say(host, f"removed {name}")
+            return name, None
+        except docker.errors.NotFound:
+            return name, None
+        except docker.errors.APIError as exc:
+            return name, f"container {name}: {exc.explanation or exc}"
+
+    def lab_loops(self) -> list[tuple[str, str]]:
+        """Loop devices whose backing file is one of this lab's disks: (device, backing file)."""
+        pattern = re.compile(rf"/labctl-disk-{re.escape(self.lab)}-[a-z0-9]+\.img")
+        found: list[tuple[str, str]] = []
+        for bf in sorted(Path("/sys/block").glob("loop*/loop/backing_file")):
+            try:
+                backing = bf.read_text().strip()
+            except OSError:
+                continue
+            if pattern.search(backing):
+                found.append(("/dev/" + bf.parent.parent.name, backing))
+        return found
+
+    def _detach_loops(self, report: DownReport) -> None:
+        """Safety net: autoclear frees the loops when a lab host dies; detach any that remain."""
+        if not os.path.isdir("/sys/block") or os.geteuid() != 0:
+            return
+        deadline = time.monotonic() + 5.0
+        loops = self.lab_loops()
+        while loops and time.monotonic() < deadline:
+            time.sleep(0.25)
+            loops = self.lab_loops()
+        for dev, backing in loops:
+            proc = subprocess.run(
+                ["losetup", "-d", dev], capture_output=True, text=True, check=False
+            )
+            if proc.returncode == 0:
+                report.detached_loops.append(dev)
+            else:
+                report.problems.append(
+                    f"loop device {dev} ({backing}): losetup -d failed: {proc.stderr.strip()}"
+                )
