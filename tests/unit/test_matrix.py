@@ -39,9 +39,11 @@ def test_matrix_columns_are_labelled_hosts_sorted_by_name(run: RunDir) -> None:
     matrix = build_matrix(run.load_hosts())
     cols = list(matrix.columns)
     assert cols[0] == "metric"
-    assert cols[1] == "bookworm (Debian GNU/Linux 12 (bookworm) | 6.1.0-test | docker 20.10.24+dfsg1 | overlay2)"
+    assert cols[1] == (
+        "bookworm (Debian GNU/Linux 12 (bookworm) | 6.1.0-test | docker 20.10.24+dfsg1 | overlay2)"
+    )
     assert cols[2] == "bullseye (failed)"
-    assert cols[3].startswith("centos7 (CentOS Linux 7 (Core) | 3.10.0-123.el7.x86_64 | docker 1.5.0")
+    assert cols[3].startswith("centos7 (CentOS Linux 7 (Core) | 3.10.0-123.el7.x86_64 | docker 1.5")
     assert cols[4] == "trixie (failed)"
 
 
