@@ -61,6 +61,25 @@ class _Refuse(paramiko.MissingHostKeyPolicy):
         raise paramiko.SSHException(f"unknown host key {key.get_name()} for {hostname}")
 
 
+def load_private_key(host: HostRecord) -> paramiko.PKey:
+    """Load the host's key file whatever its type and format (OpenSSH, PEM; RSA, ed25519...)."""
+    assert host.key_file is not None
+    try:
+        return paramiko.PKey.from_path(host.key_file)
+    except paramiko.PasswordRequiredException as exc:
+        raise AuthenticationFailed(
+            f"private key {host.key_file} is protected by a passphrase",
+            host=host.name,
+            hint="use a key without passphrase for the lab, or an unlocked copy",
+        ) from exc
+    except (OSError, ValueError, paramiko.SSHException) as exc:
+        raise AuthenticationFailed(
+            f"cannot load private key {host.key_file} ({exc})",
+            host=host.name,
+            hint="check ansible_ssh_private_key_file in the inventory",
+        ) from exc
+
+
 def _known_hosts_name(host: HostRecord) -> str:
     return host.address if host.port == 22 else f"[{host.address}]:{host.port}"
 
@@ -90,12 +109,13 @@ class SSHTransport:
         client.set_missing_host_key_policy(
             _RecordNewKey(known) if host.accept_new_host_key else _Refuse()
         )
+        pkey = load_private_key(host) if host.key_file else None
         try:
             client.connect(
                 host.address,
                 port=host.port,
                 username=host.user,
-                key_filename=str(host.key_file) if host.key_file else None,
+                pkey=pkey,
                 password=host.password,
                 timeout=self.connect_timeout,
                 banner_timeout=self.connect_timeout,

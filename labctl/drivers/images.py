@@ -49,7 +49,7 @@ BASE_PACKAGES: tuple[str, ...] = (
 #: per-suite additions: trixie's docker.io only recommends the client; bullseye gets python2.7
 #: so the probe agent runs for real under 2.7 there
 EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
-    "bullseye": ("python2.7-minimal",),
+    "bullseye": ("python2.7",),  # python2.7-minimal lacks json, which the agent needs
     "bookworm": (),
     "trixie": ("docker-cli",),
 }

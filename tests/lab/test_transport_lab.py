@@ -45,11 +45,11 @@ def test_changed_host_key_is_refused(lab: Any, tmp_path: Path) -> None:
     host = _bookworm(lab)
     other = next(h for h in lab.hosts if h.name == "trixie")
     # bookworm's port, but trixie's key on record: a man in the middle, as far as we can tell
-    lines = [ln for ln in host.known_hosts.read_text().splitlines() if f":{other.port}]" in ln]
+    theirs, mine = f"[127.0.0.1]:{other.port} ", f"[127.0.0.1]:{host.port} "
+    lines = [ln for ln in host.known_hosts.read_text().splitlines() if ln.startswith(theirs)]
+    assert lines
     forged = tmp_path / "known_hosts"
-    forged.write_text(
-        "".join(ln.replace(f":{other.port}]", f":{host.port}]") + "\n" for ln in lines)
-    )
+    forged.write_text("".join(ln.replace(theirs, mine) + "\n" for ln in lines))
     with pytest.raises(HostKeyMismatch) as err:
         SSHTransport(dataclasses.replace(host, known_hosts=forged)).connect()
     assert err.value.line().startswith("bookworm: host key of [127.0.0.1]:")
