@@ -88,8 +88,9 @@ def provision(
             return
         entry = report.hosts.setdefault(host, HostProvision(host))
         task = data.get("task") or ""
-        if kind == "runner_on_start":
-            prog(host, task)
+        if kind == "runner_on_ok":
+            changed = bool((data.get("res") or {}).get("changed"))
+            prog(host, f"{task} (changed)" if changed else task)
         elif kind in _FAIL_EVENTS and not data.get("ignore_errors"):
             entry.status = _FAIL_EVENTS[kind]
             entry.task = task
