@@ -151,6 +151,9 @@ def collect_run(
         hosts = load_inventory(inventory_path).hosts
     else:
         hosts = [host_from_summary(h) for h in meta.get("hosts", [])]
+    # a host whose agent result is already here has nothing left to fetch
+    have = {r.host for r in run.load_hosts() if r.data.get("agent_version")}
+    hosts = [h for h in hosts if h.name not in have]
     outcomes = collect_hosts(run, hosts, progress)
     for out in outcomes:
         if out.error is not None:

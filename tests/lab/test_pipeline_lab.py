@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +201,42 @@ class socket_free_port:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def test_killed_controller_loses_nothing_collect_fetches_it(lab: Any, tmp_path: Path) -> None:
+    """Kill the controller while the agents run: the agents finish; `collect` gets the results."""
+    results = tmp_path / "results"
+    proc = subprocess.Popen(
+        [LABCTL, "probe", "-i", str(lab.inventory), "--results", str(results)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    started: set[str] = set()
+    try:
+        for line in proc.stderr:
+            if "agent running (pid" in line:
+                started.add(line.split()[0])
+            if len(started) == len(lab.hosts):
+                break
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    run_dir = only_run(results)
+    assert not list((run_dir / "hosts").glob("*.json")), "killed before any result was stored"
+    deadline = time.monotonic() + 120
+    while True:
+        col_proc = labctl("collect", str(run_dir))
+        if col_proc.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert col_proc.returncode == 0, col_proc.stderr
+    columns, rows = matrix(run_dir)
+    for host in lab.hosts:
+        assert rows["storage-location.host_can_read"][col(columns, host.name)] == "true"
+        # the host's run folder is gone once the result is safe on the controller
+        assert _sh(host, f"test -e /var/tmp/labctl-runs/{run_dir.name} && echo left || true") == ""
+        assert _sh(host, "docker ps -aq --filter name=labctl-probe-") == ""
+    # collecting again is harmless: everything is already here
+    again = labctl("collect", str(run_dir))
+    assert again.returncode == 0, again.stderr
