@@ -8,13 +8,15 @@ task and message that failed; the ansible artifacts stay in ``<run>/ansible/``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .ansible import run_playbook
-from .errors import ProvisionError
+from .errors import ConfigError, ProvisionError
+from .inventory import Inventory, load_inventory
 from .paths import playbooks_dir
+from .provision_vars import preflight
 
 Progress = Callable[[str, str], None]
 
@@ -36,6 +38,8 @@ class HostProvision:
     def line(self) -> str:
         if self.ok:
             return f"{self.host}: provisioned ({self.changed} changed)"
+        if self.status == "incomplete":
+            return f"{self.message}; nothing was run on this host"
         hint = (
             "check that the host is up and its SSH key and known_hosts entry are right"
             if self.status == "unreachable"
@@ -59,6 +63,11 @@ class ProvisionReport:
 
 
 def _message(res: dict[str, Any]) -> str:
+    # scripts say what went wrong on an "ERROR:" line; prefer it to ansible's generic msg
+    for key in ("stderr", "stdout", "module_stderr"):
+        for line in str(res.get(key) or "").splitlines():
+            if line.strip().startswith("ERROR:"):
+                return line.strip().removeprefix("ERROR:").strip()[:300]
     msg = res.get("msg") or res.get("stderr") or res.get("module_stderr") or "failed"
     text = " ".join(str(msg).split())
     return text[:300]
@@ -122,3 +131,75 @@ def provision(
             hint=f"see {run.artifact_dir}/stdout",
         )
     return report
+
+
+def parse_extra_vars(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` (VALUE parsed as JSON when it is JSON: true, 3, [..]) or ``@file`` (YAML)."""
+    import json
+
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        if item.startswith("@"):
+            path = Path(item[1:]).expanduser()
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError) as exc:
+                raise ConfigError(f"-e {item}: cannot read variables ({exc})") from exc
+            if not isinstance(data, dict):
+                raise ConfigError(f"-e {item}: the file must hold a mapping of variables")
+            out.update(data)
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"-e {item!r} is not KEY=VALUE or @FILE")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+def provision_inventory(
+    inventory: Path,
+    private_data_dir: Path,
+    *,
+    limit: list[str] | None = None,
+    check: bool = False,
+    extravars: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    loaded: Inventory | None = None,
+) -> ProvisionReport:
+    """Preflight every host (what must still be filled in), then run the playbook on the rest.
+
+    A host with missing variables or unusable inventory entries is reported, not run; when no
+    host is left the report says so instead of starting ansible at all.
+    """
+    inv = loaded or load_inventory(inventory, limit=limit)
+    report = ProvisionReport(status="preflight")
+    ready: list[str] = []
+    for problem in inv.problems:
+        name = problem.host or "inventory"
+        report.hosts[name] = HostProvision(name, "incomplete", message=problem.line())
+    for host in inv.hosts:
+        merged = {**host.vars, **(extravars or {})}
+        todo = preflight(replace(host, vars=merged))
+        if todo:
+            report.hosts[host.name] = HostProvision(
+                host.name, "incomplete", message=f"{host.name}: fill in " + ", ".join(todo)
+            )
+        else:
+            ready.append(host.name)
+    if not ready:
+        return report
+    ran = provision(
+        inventory,
+        private_data_dir,
+        limit=ready,
+        check=check,
+        extravars=extravars,
+        progress=progress,
+    )
+    ran.hosts = {**report.hosts, **ran.hosts}
+    return ran
