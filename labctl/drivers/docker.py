@@ -1,11 +1,13 @@
 """The docker driver: lab hosts as containers with their own sshd and their own inner dockerd.
 
 Each lab host is a container of a locally built Debian image (see ``images.py``), named
-``labctl-lab-<lab>-<suite>``, on the network ``labctl-<lab>``, with its SSH port published on
-127.0.0.1 only (the controller never talks to bridge addresses). The inner dockerd keeps its data
-on a bounded ext4 disk (sparse file on a loop device) so an experiment that fills the disk fills
-that, not the machine. Lab hosts share the controller's kernel: memory and pids findings describe
-nested cgroups, not a separate OS.
+``labctl-lab-<lab>-<host>``, on the network ``labctl-<lab>``, with its SSH port published on
+127.0.0.1 only (the controller never talks to bridge addresses). A lab's hosts are given by
+``HostSpec``s (``bookworm``, ``bookworm/driver=vfs``, ``bookworm/fs=xfs``, ``bookworm/docker=no``,
+``bullseye/python=2.7``, ...); a default host is named after its suite. The inner dockerd keeps its
+data on a bounded disk (sparse file on a loop device: ext4 with a fixed inode count, xfs or btrfs)
+so an experiment that fills the disk fills that, not the machine. Lab hosts share the controller's
+kernel: memory and pids findings describe nested cgroups, not a separate OS.
 
 State lives in ``lab_dir(<lab>)``: ``id_ed25519`` (+ ``.pub``), ``known_hosts`` (the host keys each
 lab host made at its first start, read from the container, never trusted on first connection),
@@ -23,7 +25,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,12 +40,45 @@ MiB = 1 << 20
 GiB = 1 << 30
 MIN_DISK = 256 * MiB
 MIN_MEMORY = 128 * MiB
-STORAGE_DRIVERS = ("overlay2", "vfs")
+STORAGE_DRIVERS = ("overlay2", "vfs", "btrfs")
+BACKING_FILESYSTEMS = ("ext4", "xfs", "btrfs")
+#: the backing filesystems each inner storage driver runs on in a lab host (overlay2 refuses btrfs
+#: as its backing filesystem; the btrfs driver needs btrfs)
+DRIVER_FILESYSTEMS: dict[str, tuple[str, ...]] = {
+    "overlay2": ("ext4", "xfs"),
+    "vfs": ("ext4", "xfs", "btrfs"),
+    "btrfs": ("btrfs",),
+}
+DEFAULT_FS = {"overlay2": "ext4", "vfs": "ext4", "btrfs": "btrfs"}
+#: smallest disks mkfs makes: mkfs.xfs (xfsprogs >= 5.19) refuses below 300 MiB
+MIN_DISK_FS = {"ext4": 256 * MiB, "xfs": 300 * MiB, "btrfs": 256 * MiB}
+#: `--host` keys (and their aliases) -> HostSpec fields
+HOST_KEYS: dict[str, str] = {
+    "name": "name",
+    "driver": "storage_driver",
+    "storage_driver": "storage_driver",
+    "storage": "storage_driver",
+    "fs": "backing_fs",
+    "backing_fs": "backing_fs",
+    "docker_fs": "backing_fs",
+    "docker": "docker",
+    "python": "python",
+}
+_PYTHON_VALUES = {
+    "python3": "python3", "3": "python3", "py3": "python3",
+    "python2.7": "python2.7", "2.7": "python2.7", "py27": "python2.7",
+    "none": "none", "no": "none",
+}  # fmt: skip
+_BOOL_VALUES = {"yes": True, "true": True, "1": True, "on": True,
+                "no": False, "false": False, "0": False, "off": False}  # fmt: skip
+PYTHON_INTERPRETERS = {"python3": "/usr/bin/python3", "python2.7": "/usr/bin/python2.7"}
 
 LABEL_LAB = "labctl.lab"
 LABEL_HOST = "labctl.host"
 LABEL_RECIPE = "labctl.recipe"
 LABEL_DRIVER = "labctl.driver"
+LABEL_SUITE = "labctl.suite"
+LABEL_HOSTSPEC = "labctl.hostspec"
 
 ADDRESS = "127.0.0.1"
 READY_TIMEOUT = 180.0
@@ -61,6 +96,8 @@ _UNITS = {
     "t": 1 << 40, "tib": 1 << 40, "tb": 1000**4,
 }  # fmt: skip
 _LAB_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
+#: lab host names are hostnames (and part of container and disk names)
+_HOST_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 
 if TYPE_CHECKING:
     import docker
@@ -91,9 +128,198 @@ def format_size(n: int) -> str:
     return f"{n}B"
 
 
+@dataclass(frozen=True)
+class HostSpec:
+    """One lab host: its suite and how it differs from the default host of that suite.
+
+    ``storage_driver=""`` means the lab's ``storage_driver``; ``backing_fs=""`` the driver's
+    default filesystem (ext4, or btrfs for the btrfs driver); ``name=""`` an automatic name from
+    the suite and what differs (``bookworm-vfs``, ``bookworm-xfs``, ``bullseye-py27``). ``python``
+    is "python3" (the suite's own; bullseye also has python2.7), "python2.7" (the only Python,
+    bullseye) or "none"; ``docker=False`` makes a host without docker.io (provisioning installs
+    it; the disk and /etc/docker/daemon.json are ready for it). ``DockerLabSpec.host_specs()``
+    gives them resolved: every field concrete, names unique.
+
+    The string form (``labctl lab up --host``): ``SUITE[/KEY=VALUE[,KEY=VALUE...]]`` (``:`` works
+    in place of ``/``, and ``/`` in place of ``,``) with keys
+    ``name``, ``driver`` (overlay2, vfs, btrfs), ``fs`` (ext4, xfs, btrfs), ``docker`` (yes, no),
+    ``python`` (3, 2.7, none), e.g. ``bookworm/driver=vfs``, ``bookworm/fs=xfs,name=x1``.
+    """
+
+    name: str = ""
+    suite: str = "bookworm"
+    storage_driver: str = ""
+    backing_fs: str = ""
+    docker: bool = True
+    python: str = "python3"
+
+    def __post_init__(self) -> None:
+        py = _PYTHON_VALUES.get(str(self.python).strip().lower())
+        if py is not None:
+            object.__setattr__(self, "python", py)
+
+    @classmethod
+    def parse(cls, text: str) -> HostSpec:
+        """A host from its string form; a ConfigError names the string and the allowed values."""
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError(
+                f"hosts: {text!r} is not a host spec",
+                hint="write SUITE[/KEY=VALUE,...], e.g. bookworm/driver=vfs",
+            )
+        raw = text.strip()
+        # SUITE/k=v,... (also SUITE:k=v,..., the qemu driver's form)
+        m = re.match(r"^([^/:]*)([/:]?)(.*)$", raw, re.S)
+        assert m is not None
+        suite, sep, rest = m.group(1).strip(), m.group(2), m.group(3)
+        if suite not in images.SUITES:
+            raise ConfigError(
+                f"hosts: {raw!r}: unknown suite {suite!r}",
+                hint=f"choose from {', '.join(images.SUITES)}",
+            )
+        kwargs: dict[str, Any] = {"suite": suite}
+        seen: set[str] = set()
+        for item in re.split(r"[,/]", rest) if sep else []:
+            if not item.strip():
+                continue
+            key, eq, value = item.partition("=")
+            key = key.strip().lower().replace("-", "_")
+            value = value.strip()
+            field_name = HOST_KEYS.get(key)
+            if not eq or field_name is None:
+                what = f"unknown key {key!r}" if eq else f"{item.strip()!r} is not KEY=VALUE"
+                raise ConfigError(
+                    f"hosts: {raw!r}: {what}",
+                    hint="keys: name, driver (overlay2, vfs, btrfs), fs (ext4, xfs, btrfs), "
+                    "docker (yes, no), python (3, 2.7, none)",
+                )
+            if field_name in seen:
+                raise ConfigError(f"hosts: {raw!r}: {key} is given twice")
+            seen.add(field_name)
+            if field_name == "docker":
+                flag = _BOOL_VALUES.get(value.lower())
+                if flag is None:
+                    raise ConfigError(
+                        f"hosts: {raw!r}: docker={value!r} is not yes or no",
+                        hint="choose from yes, no",
+                    )
+                kwargs["docker"] = flag
+            elif field_name == "python":
+                py = _PYTHON_VALUES.get(value.lower())
+                if py is None:
+                    raise ConfigError(
+                        f"hosts: {raw!r}: unknown python {value!r}",
+                        hint="choose from 3, 2.7, none",
+                    )
+                kwargs["python"] = py
+            else:
+                kwargs[field_name] = value
+        spec = cls(**kwargs)
+        # combinations (driver x fs) depend on the lab's default driver: DockerLabSpec.validate
+        spec.check(text=raw, combinations=False)
+        return spec
+
+    def resolved(self, lab_driver: str = "overlay2") -> HostSpec:
+        """Every field concrete: the lab's driver, the driver's default fs, a name."""
+        driver = self.storage_driver or lab_driver
+        fs = self.backing_fs or DEFAULT_FS.get(driver, "ext4")
+        out = replace(self, storage_driver=driver, backing_fs=fs)
+        return out if out.name else replace(out, name=out.auto_name(lab_driver))
+
+    def auto_name(self, lab_driver: str = "overlay2") -> str:
+        """The suite plus what differs from the lab's default host: bookworm-vfs-xfs-nodocker."""
+        driver = self.storage_driver or lab_driver
+        fs = self.backing_fs or DEFAULT_FS.get(driver, "ext4")
+        parts = [self.suite]
+        if driver != lab_driver:
+            parts.append(driver)
+        if fs != DEFAULT_FS.get(driver, "ext4"):
+            parts.append(fs)
+        if not self.docker:
+            parts.append("nodocker")
+        parts += {"python2.7": ["py27"], "none": ["nopython"]}.get(self.python, [])
+        return "-".join(parts)
+
+    def to_string(self) -> str:
+        """The compact form; ``HostSpec.parse(h.to_string())`` gives the same host back (in a lab
+        whose default driver is overlay2)."""
+        driver = self.storage_driver
+        items = []
+        if driver and driver != "overlay2":
+            items.append(f"driver={driver}")
+        if self.backing_fs and self.backing_fs != DEFAULT_FS.get(driver or "overlay2"):
+            items.append(f"fs={self.backing_fs}")
+        if not self.docker:
+            items.append("docker=no")
+        if self.python != "python3":
+            items.append("python=" + {"python2.7": "2.7"}.get(self.python, self.python))
+        # automatic names are relative to the lab's driver; the string form assumes overlay2
+        if self.name and self.name != self.auto_name("overlay2"):
+            items.append(f"name={self.name}")
+        return self.suite + ("/" + ",".join(items) if items else "")
+
+    def image_recipe(self) -> images.Recipe:
+        return images.recipe_for(self.suite, docker=self.docker, python=self.python)
+
+    def check(
+        self, *, lab_driver: str = "overlay2", text: str | None = None, combinations: bool = True
+    ) -> None:
+        """Raise a ConfigError naming the host (its string form) and the allowed values."""
+        who = text if text is not None else self.to_string()
+        if self.suite not in images.SUITES:
+            raise ConfigError(
+                f"hosts: {who!r}: unknown suite {self.suite!r}",
+                hint=f"choose from {', '.join(images.SUITES)}",
+            )
+        if self.name and not (isinstance(self.name, str) and _HOST_NAME_RE.match(self.name)):
+            raise ConfigError(
+                f"hosts: {who!r}: name {self.name!r} is not a valid host name",
+                hint="use 1-40 lowercase letters, digits or -, starting and ending with a "
+                "letter or digit",
+            )
+        if self.storage_driver and self.storage_driver not in STORAGE_DRIVERS:
+            raise ConfigError(
+                f"hosts: {who!r}: unknown storage driver {self.storage_driver!r}",
+                hint=f"choose from {', '.join(STORAGE_DRIVERS)}",
+            )
+        if self.backing_fs and self.backing_fs not in BACKING_FILESYSTEMS:
+            raise ConfigError(
+                f"hosts: {who!r}: unknown backing filesystem {self.backing_fs!r}",
+                hint=f"choose from {', '.join(BACKING_FILESYSTEMS)}",
+            )
+        driver = self.storage_driver or lab_driver
+        fs = self.backing_fs or DEFAULT_FS.get(driver, "ext4")
+        if combinations and driver in DRIVER_FILESYSTEMS and fs not in DRIVER_FILESYSTEMS[driver]:
+            raise ConfigError(
+                f"hosts: {who!r}: the {driver} driver does not run on {fs}",
+                hint=f"{driver} runs on {', '.join(DRIVER_FILESYSTEMS[driver])}",
+            )
+        if not isinstance(self.docker, bool):
+            raise ConfigError(f"hosts: {who!r}: docker must be true or false, not {self.docker!r}")
+        if self.python not in images.PYTHONS:
+            raise ConfigError(
+                f"hosts: {who!r}: unknown python {self.python!r}",
+                hint="choose from 3, 2.7, none",
+            )
+        if self.python == "python2.7" and self.suite not in images.PYTHON27_SUITES:
+            raise ConfigError(
+                f"hosts: {who!r}: {self.suite} has no python2.7",
+                hint=f"python=2.7 exists for {', '.join(images.PYTHON27_SUITES)}",
+            )
+        if fs == "xfs" and self.python != "python3":
+            raise ConfigError(
+                f"hosts: {who!r}: fs=xfs needs xfsprogs, which depends on python3",
+                hint="use python=3 with fs=xfs, or another fs",
+            )
+
+
 @dataclass
 class DockerLabSpec:
-    """What a docker lab looks like. Sizes accept ints (bytes) or strings ("1GiB", "1g")."""
+    """What a docker lab looks like. Sizes accept ints (bytes) or strings ("1GiB", "1g").
+
+    ``suites`` is the shorthand for one default host per suite. ``hosts`` (HostSpec or its string
+    form, e.g. ``"bookworm/driver=vfs"``) lists the hosts one by one instead; when given, it
+    defines the lab and ``suites`` becomes the suites it uses. ``storage_driver`` is the default
+    of hosts that do not name one. Disk, memory and pids settings apply to every host."""
 
     name: str = "local"
     suites: tuple[str, ...] = ("bullseye", "bookworm", "trixie")
@@ -103,8 +329,37 @@ class DockerLabSpec:
     pids_limit: int = 512
     storage_driver: str = "overlay2"
     mirror: str | None = None
+    hosts: tuple[HostSpec, ...] = ()
 
     def __post_init__(self) -> None:
+        h: Any = self.hosts
+        if isinstance(h, str):  # several in one string: whitespace between them
+            h = tuple(h.split())
+        elif isinstance(h, (HostSpec, Mapping)):
+            h = (h,)
+        parsed: list[HostSpec] = []
+        for item in h or ():
+            if isinstance(item, HostSpec):
+                parsed.append(item)
+            elif isinstance(item, str):
+                parsed.append(HostSpec.parse(item))
+            elif isinstance(item, Mapping):
+                known = {f.name for f in fields(HostSpec)}
+                unknown = sorted(set(item) - known)
+                if unknown:
+                    raise ConfigError(
+                        f"hosts: unknown host option(s) {', '.join(unknown)}",
+                        hint=f"known: {', '.join(sorted(known))}",
+                    )
+                parsed.append(HostSpec(**dict(item)))
+            else:
+                raise ConfigError(
+                    f"hosts: {item!r} is not a host spec",
+                    hint="write SUITE[/KEY=VALUE,...], e.g. bookworm/driver=vfs",
+                )
+        self.hosts = tuple(parsed)
+        if self.hosts:
+            self.suites = tuple(dict.fromkeys(hs.suite for hs in self.hosts))
         v: Any = self.disk_size
         self.disk_size = parse_size(v, what="disk_size")
         v = self.memory
@@ -176,10 +431,47 @@ class DockerLabSpec:
             )
         if self.mirror is not None and not re.match(r"^https?://\S+$", str(self.mirror)):
             raise ConfigError(f"mirror: {self.mirror!r} is not an http(s) URL")
+        for hs in self.hosts:
+            hs.check(lab_driver=self.storage_driver)
+        for hs in self.host_specs():
+            need = MIN_DISK_FS.get(hs.backing_fs, MIN_DISK)
+            if self.disk_size < need:
+                raise ConfigError(
+                    f"disk_size: {format_size(self.disk_size)} is too small for host "
+                    f"{hs.name!r} ({hs.backing_fs} needs at least {format_size(need)})"
+                )
+
+    def host_specs(self) -> list[HostSpec]:
+        """The lab's hosts, resolved (every field concrete) with unique names, in order."""
+        base = self.hosts or tuple(HostSpec(name=s, suite=s) for s in self.suites)
+        out: list[HostSpec] = []
+        explicit = {hs.name for hs in base if hs.name}
+        taken: set[str] = set()
+        for hs in base:
+            r = hs.resolved(self.storage_driver)
+            if r.name in taken:
+                if hs.name:
+                    raise ConfigError(
+                        f"hosts: the name {hs.name!r} is used twice",
+                        hint="give each host its own name=",
+                    )
+                n = 2
+                while f"{r.name}-{n}" in taken or f"{r.name}-{n}" in explicit:
+                    n += 1
+                r = replace(r, name=f"{r.name}-{n}")
+            elif not hs.name and r.name in explicit:
+                n = 2
+                while f"{r.name}-{n}" in taken or f"{r.name}-{n}" in explicit:
+                    n += 1
+                r = replace(r, name=f"{r.name}-{n}")
+            taken.add(r.name)
+            out.append(r)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["suites"] = list(self.suites)
+        d["hosts"] = [hs.to_string() for hs in self.hosts]
         return d
 
 
@@ -241,17 +533,37 @@ def _published_port(attrs: Mapping[str, Any]) -> int | None:
 
 @dataclass
 class _Host:
-    suite: str
+    spec: HostSpec
     index: int
     container: Any = None
     port: int | None = None
     host_key: str | None = None
     docker_version: str = ""
     storage_driver: str = ""
+    #: what the helper reported (`labctl-dockerd facts`): backing_fs, storage_opt_size, ...
+    facts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def suite(self) -> str:
+        return self.spec.suite
+
+
+def parse_facts(text: str) -> dict[str, str]:
+    """``key=value`` lines (what ``labctl-dockerd facts`` prints) as a dict."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, eq, value = line.partition("=")
+        if eq and re.match(r"^[a-z_]+$", key.strip()):
+            out[key.strip()] = value.strip()
+    return out
 
 
 class DockerLab(LabDriver):
-    """Lab hosts as local containers (Docker-in-Docker), one per Debian suite."""
+    """Lab hosts as local containers (Docker-in-Docker): one per host spec of the lab."""
 
     name = "docker"
 
@@ -280,11 +592,12 @@ class DockerLab(LabDriver):
     def network_name(self) -> str:
         return f"labctl-{self.lab}"
 
-    def container_name(self, suite: str) -> str:
-        return f"labctl-lab-{self.lab}-{suite}"
+    def container_name(self, host: str) -> str:
+        """The container of a lab host (by host name; a default host is named after its suite)."""
+        return f"labctl-lab-{self.lab}-{host}"
 
-    def disk_image(self, suite: str) -> str:
-        return f"/labctl-disk-{self.lab}-{suite}.img"
+    def disk_image(self, host: str) -> str:
+        return f"/labctl-disk-{self.lab}-{host}.img"
 
     def bip(self, index: int) -> str:
         return f"10.213.{index + 1}.1/24"
@@ -380,12 +693,12 @@ class DockerLab(LabDriver):
         key_file, public_key = ensure_key_pair(self.directory, f"labctl-{self.lab}")
         old_state = self._read_state()
 
-        hosts = [_Host(suite, i) for i, suite in enumerate(self.spec.suites)]
+        hosts = [_Host(hs, i) for i, hs in enumerate(self.spec.host_specs())]
         with self._engine("inspecting the lab"):
             for h in hosts:
-                h.container = self._find(client, h.suite)
+                h.container = self._find(client, h.name)
                 if h.container is not None and h.container.status == "dead":
-                    self._say(h.suite, "removing a dead container")
+                    self._say(h.name, "removing a dead container")
                     h.container.remove(v=True, force=True)
                     h.container = None
 
@@ -399,11 +712,12 @@ class DockerLab(LabDriver):
                 f"note: lab settings changed since the hosts were made ({', '.join(changed)}); "
                 "existing hosts keep the old ones until `down` and `up`",
             )
-        to_create = [h.suite for h in hosts if h.container is None]
-        tags: dict[str, str] = {}
+        for h in hosts:
+            self._check_same_host(h)
+        to_create = [h.spec.image_recipe() for h in hosts if h.container is None]
         if to_create:
             with self._engine("checking the lab host images"):
-                tags = images.ensure_images(
+                images.ensure_recipes(
                     client, to_create, mirror=self._mirror, progress=self._progress
                 )
 
@@ -411,8 +725,8 @@ class DockerLab(LabDriver):
             self._ensure_network(client)
 
         for h in hosts:
-            with self._engine("starting the lab host", host=h.suite):
-                self._start_host(client, h, tags.get(h.suite), public_key)
+            with self._engine("starting the lab host", host=h.name):
+                self._start_host(client, h, public_key)
 
         with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
             for fut in [pool.submit(self._wait_ready, h) for h in hosts]:
@@ -447,12 +761,28 @@ class DockerLab(LabDriver):
             labels={LABEL_LAB: self.lab, LABEL_DRIVER: "docker"},
         )
 
-    def _start_host(self, client: Any, h: _Host, tag: str | None, public_key: str) -> None:
+    def _check_same_host(self, h: _Host) -> None:
+        """An existing container must be the host the spec asks for (driver, fs, image kind)."""
         c = h.container
         if c is None:
-            assert tag is not None
-            recipe = images.recipe_for(h.suite)
-            self._say(h.suite, f"creating {self.container_name(h.suite)} from {tag}")
+            return
+        made = c.labels.get(LABEL_HOSTSPEC)
+        want = h.spec.to_string()
+        if made is not None and made != want:
+            raise LabError(
+                f"the running lab host {self.container_name(h.name)} was made as {made!r}, "
+                f"the lab now asks for {want!r}",
+                host=h.name,
+                hint=f"`labctl lab down --name {self.lab}` first, or give the host another name=",
+            )
+
+    def _start_host(self, client: Any, h: _Host, public_key: str) -> None:
+        c = h.container
+        hs = h.spec
+        recipe = hs.image_recipe()
+        if c is None:
+            tag = recipe.tag
+            self._say(h.name, f"creating {self.container_name(h.name)} from {tag}")
             api = client.api
             host_config = api.create_host_config(
                 port_bindings={22: (ADDRESS, None)},
@@ -472,12 +802,14 @@ class DockerLab(LabDriver):
             host_config["ReadonlyPaths"] = []
             created = api.create_container(
                 tag,
-                name=self.container_name(h.suite),
-                hostname=h.suite,
+                name=self.container_name(h.name),
+                hostname=h.name,
                 detach=True,
                 labels={
                     LABEL_LAB: self.lab,
-                    LABEL_HOST: h.suite,
+                    LABEL_HOST: h.name,
+                    LABEL_SUITE: h.suite,
+                    LABEL_HOSTSPEC: hs.to_string(),
                     LABEL_RECIPE: recipe.short_hash,
                     LABEL_DRIVER: "docker",
                 },
@@ -485,35 +817,36 @@ class DockerLab(LabDriver):
                 environment={
                     "LABCTL_LAB": self.lab,
                     "LABCTL_SUITE": h.suite,
+                    "LABCTL_HOST": h.name,
                     "LABCTL_AUTHORIZED_KEY": public_key,
-                    "LABCTL_DISK_IMAGE": self.disk_image(h.suite),
+                    "LABCTL_DISK_IMAGE": self.disk_image(h.name),
                     "LABCTL_DISK_SIZE": str(self.spec.disk_size),
                     "LABCTL_DISK_INODES": str(self.spec.disk_inodes),
                     "LABCTL_BIP": self.bip(h.index),
-                    "LABCTL_STORAGE_DRIVER": self.spec.storage_driver,
+                    "LABCTL_STORAGE_DRIVER": hs.storage_driver,
+                    "LABCTL_BACKING_FS": hs.backing_fs,
                 },
                 host_config=host_config,
                 networking_config=api.create_networking_config(
-                    {self.network_name: api.create_endpoint_config(aliases=[h.suite])}
+                    {self.network_name: api.create_endpoint_config(aliases=[h.name])}
                 ),
             )
             h.container = client.containers.get(created["Id"])
             h.container.start()
             return
-        current = images.recipe_for(h.suite).short_hash
-        if c.labels.get(LABEL_RECIPE) != current:
+        if c.labels.get(LABEL_RECIPE) != recipe.short_hash:
             self._say(
-                h.suite,
+                h.name,
                 f"note: made from an older recipe ({c.labels.get(LABEL_RECIPE)}); "
                 "`down` then `up` to use the current image",
             )
         if c.status == "running":
-            self._say(h.suite, "already running")
+            self._say(h.name, "already running")
         elif c.status == "paused":
-            self._say(h.suite, "unpausing")
+            self._say(h.name, "unpausing")
             c.unpause()
         else:
-            self._say(h.suite, f"starting (was {c.status})")
+            self._say(h.name, f"starting (was {c.status})")
             c.start()
 
     def _entrypoint_tail(self, container: Any, lines: int = 5) -> str:
@@ -535,9 +868,15 @@ class DockerLab(LabDriver):
     def _wait_ready(self, h: _Host) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
         c = h.container
-        name = self.container_name(h.suite)
+        name = self.container_name(h.name)
         waiting_for = "the container to run"
-        with self._engine("waiting for the lab host", host=h.suite):
+        # a host without docker.io has no dockerd to wait for: its disk and daemon.json only
+        ready_cmd, ready_what = (
+            ([HELPER, "status"], "the inner dockerd")
+            if h.spec.docker
+            else ([HELPER, "prepared"], "the docker disk and daemon.json")
+        )
+        with self._engine("waiting for the lab host", host=h.name):
             while True:
                 c.reload()
                 if c.status != "running":
@@ -547,15 +886,15 @@ class DockerLab(LabDriver):
                             f"the lab host container {name} stopped "
                             f"(exit {c.attrs.get('State', {}).get('ExitCode')})"
                             + (f": {tail}" if tail else ""),
-                            host=h.suite,
+                            host=h.name,
                             hint=f"see `docker logs {name}` and {ENTRYPOINT_LOG} in it",
                         )
                 else:
                     h.port = _published_port(c.attrs)
                     if h.port is None:
                         waiting_for = "the published SSH port"
-                    elif self._exec(c, [HELPER, "status"])[0] != 0:
-                        waiting_for = "the inner dockerd"
+                    elif self._exec(c, ready_cmd)[0] != 0:
+                        waiting_for = ready_what
                     elif not _ssh_banner(h.port):  # last: sshd may penalize idle probes
                         waiting_for = f"sshd on {ADDRESS}:{h.port}"
                     else:
@@ -565,7 +904,7 @@ class DockerLab(LabDriver):
                     raise LabError(
                         f"not ready after {READY_TIMEOUT:.0f} s: still waiting for {waiting_for}"
                         + (f" (entrypoint log: {tail})" if tail else ""),
-                        host=h.suite,
+                        host=h.name,
                         hint=f"see `docker exec {name} cat {ENTRYPOINT_LOG}` "
                         "and /var/log/dockerd.log in it",
                     )
@@ -575,74 +914,120 @@ class DockerLab(LabDriver):
             if rc != 0 or len(parts) < 2 or parts[0] != "ssh-ed25519":
                 raise LabError(
                     f"cannot read the lab host's SSH host key ({out.strip()[:200]})",
-                    host=h.suite,
+                    host=h.name,
                     hint=f"see {ENTRYPOINT_LOG} in {name}",
                 )
             h.host_key = f"{parts[0]} {parts[1]}"
-            rc, out = self._exec(
-                c, ["docker", "info", "--format", "{{.ServerVersion}} {{.Driver}}"]
+            # backing fs, quota, and whether `--storage-opt size=` is accepted (tried for real)
+            rc, out = self._exec(c, [HELPER, "facts"])
+            h.facts = parse_facts(out) if rc == 0 else {}
+            version_driver = h.facts.get("docker", "").split()
+            if len(version_driver) == 2:
+                h.docker_version, h.storage_driver = version_driver
+        if h.docker_version:
+            opt = h.facts.get("storage_opt_size", "unknown")
+            self._say(
+                h.name,
+                f"ready on {ADDRESS}:{h.port} (docker {h.docker_version}, {h.storage_driver} on "
+                f"{h.facts.get('backing_fs', '?')}, --storage-opt size: {opt})",
             )
-            if rc == 0 and len(out.split()) == 2:
-                h.docker_version, h.storage_driver = out.split()
-        self._say(h.suite, f"ready on {ADDRESS}:{h.port} (docker {h.docker_version})")
+        else:
+            fs = h.facts.get("backing_fs", "?")
+            self._say(
+                h.name,
+                f"ready on {ADDRESS}:{h.port} (no docker yet; {fs} disk prepared for "
+                f"{h.spec.storage_driver})",
+            )
 
     def _check_host_keys(self, hosts: list[_Host], old_state: Mapping[str, Any]) -> None:
         """A lab host keeps the keys it made at its first start; a change is an error."""
         old_hosts = old_state.get("hosts") or {}
         for h in hosts:
-            old = old_hosts.get(h.suite) or {}
+            old = old_hosts.get(h.name) or {}
             if old.get("container_id") == h.container.id and old.get("host_key") not in (
                 None,
                 h.host_key,
             ):
                 raise LabError(
                     "the lab host's SSH host key changed since its first start",
-                    host=h.suite,
+                    host=h.name,
                     hint=f"something regenerated it; run `labctl lab down` and up again "
                     f"(recorded {old.get('host_key')}, now {h.host_key})",
                 )
 
+    @staticmethod
+    def _disk_inodes(h: _Host, configured: int) -> str:
+        """ext4 has a fixed inode count (mkfs.ext4 -N); xfs and btrfs allocate inodes on demand."""
+        if h.spec.backing_fs == "ext4":
+            return h.facts.get("inodes") or str(configured)
+        return "dynamic"
+
     def _record(self, h: _Host) -> HostRecord:
         assert h.port is not None
+        hs = h.spec
         labels = {
             "driver": "docker",
             "lab": self.lab,
             "suite": h.suite,
-            "storage_driver": self.spec.storage_driver,
+            "storage_driver": hs.storage_driver,
+            "backing_fs": hs.backing_fs,
+            "disk_inodes": self._disk_inodes(h, self.spec.disk_inodes),
+            "storage_opt_size": h.facts.get("storage_opt_size", "unknown"),
+            "docker_preinstalled": "yes" if hs.docker else "no",
+            "python": hs.python,
         }
+        if hs.python == "python3":
+            agent_python = AGENT_PYTHON.get(h.suite)
+        else:
+            agent_python = PYTHON_INTERPRETERS.get(hs.python)
         return HostRecord(
-            name=h.suite,
+            name=h.name,
             address=ADDRESS,
             port=h.port,
             user="root",
             key_file=self.key_file,
             known_hosts=self.known_hosts_file,
             disposable=True,
-            agent_python=AGENT_PYTHON.get(h.suite),
+            agent_python=agent_python,
             labels=labels,
-            vars=self._host_vars(h.suite, h.port),
+            vars=self._host_vars(h, agent_python),
         )
 
-    def _host_vars(self, suite: str, port: int) -> dict[str, Any]:
+    def _host_vars(self, h: _Host, agent_python: str | None) -> dict[str, Any]:
+        assert h.port is not None
+        hs = h.spec
         key = str(self.key_file.resolve())
         kh = str(self.known_hosts_file.resolve())
         hv: dict[str, Any] = {
             "ansible_host": ADDRESS,
-            "ansible_port": port,
+            "ansible_port": h.port,
             "ansible_user": "root",
             "ansible_ssh_private_key_file": key,
             "ansible_ssh_common_args": f"-o UserKnownHostsFile={kh} "
             "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes",
-            "ansible_python_interpreter": "/usr/bin/python3",
-            "labctl_known_hosts": kh,
-            "labctl_disposable": True,
-            "labctl_driver": "docker",
-            "labctl_lab": self.lab,
-            "labctl_suite": suite,
-            "labctl_storage_driver": self.spec.storage_driver,
         }
-        if suite in AGENT_PYTHON:
-            hv["labctl_agent_python"] = AGENT_PYTHON[suite]
+        interpreter = PYTHON_INTERPRETERS.get(hs.python)
+        if interpreter is not None:  # no Python at all: no interpreter to name (raw only)
+            hv["ansible_python_interpreter"] = interpreter
+        inodes = self._disk_inodes(h, self.spec.disk_inodes)
+        hv.update(
+            {
+                "labctl_known_hosts": kh,
+                "labctl_disposable": True,
+                "labctl_driver": "docker",
+                "labctl_lab": self.lab,
+                "labctl_suite": h.suite,
+                "labctl_host_spec": hs.to_string(),
+                "labctl_storage_driver": hs.storage_driver,
+                "labctl_backing_fs": hs.backing_fs,
+                "labctl_disk_inodes": int(inodes) if inodes.isdigit() else inodes,
+                "labctl_storage_opt_size": h.facts.get("storage_opt_size", "unknown"),
+                "labctl_docker_preinstalled": hs.docker,
+                "labctl_python": interpreter or "none",
+            }
+        )
+        if agent_python is not None:
+            hv["labctl_agent_python"] = agent_python
         return hv
 
     def _write_known_hosts(self, hosts: list[_Host]) -> None:
@@ -672,17 +1057,23 @@ class DockerLab(LabDriver):
             "network": self.network_name,
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "hosts": {
-                h.suite: {
-                    "container": self.container_name(h.suite),
+                h.name: {
+                    "suite": h.suite,
+                    "host_spec": h.spec.to_string(),
+                    "container": self.container_name(h.name),
                     "container_id": h.container.id,
                     "image": (h.container.attrs.get("Config") or {}).get("Image"),
                     "recipe": h.container.labels.get(LABEL_RECIPE),
                     "port": h.port,
                     "host_key": h.host_key,
                     "bip": self.bip(h.index),
-                    "disk_image": self.disk_image(h.suite),
+                    "disk_image": self.disk_image(h.name),
                     "docker_version": h.docker_version,
-                    "storage_driver": h.storage_driver,
+                    "storage_driver": h.storage_driver or h.spec.storage_driver,
+                    "backing_fs": h.spec.backing_fs,
+                    "docker_preinstalled": h.spec.docker,
+                    "python": h.spec.python,
+                    "facts": h.facts,
                 }
                 for h in hosts
             },
@@ -694,16 +1085,19 @@ class DockerLab(LabDriver):
     def status(self) -> list[HostStatus]:
         client = self._client()
         out: list[HostStatus] = []
+        # the hosts the lab was made with (lab.json), else the spec's; then any other labelled one
+        recorded = list((self._read_state().get("hosts") or {}).keys())
+        wanted = recorded or [hs.name for hs in self.spec.host_specs()]
         with self._engine("inspecting the lab"):
             labelled = client.containers.list(
                 all=True, filters={"label": f"{LABEL_LAB}={self.lab}"}
             )
-            by_suite = {c.labels.get(LABEL_HOST, c.name): c for c in labelled}
-            names = list(self.spec.suites) + sorted(set(by_suite) - set(self.spec.suites))
-            for suite in names:
-                c = by_suite.get(suite)
+            by_name = {c.labels.get(LABEL_HOST, c.name): c for c in labelled}
+            names = wanted + sorted(set(by_name) - set(wanted))
+            for host in names:
+                c = by_name.get(host)
                 if c is None:
-                    out.append(HostStatus(name=suite, state="missing"))
+                    out.append(HostStatus(name=host, state="missing"))
                     continue
                 running = c.status == "running"
                 details = {
@@ -712,19 +1106,29 @@ class DockerLab(LabDriver):
                     "status": c.status,
                     "recipe": c.labels.get(LABEL_RECIPE, ""),
                 }
-                if suite not in self.spec.suites:
-                    details["note"] = "not in the lab's suites"
+                if c.labels.get(LABEL_HOSTSPEC):
+                    details["spec"] = c.labels[LABEL_HOSTSPEC]
+                if host not in wanted:
+                    details["note"] = "not in the lab's hosts"
                 if running:
                     rc, text = self._exec(
                         c, ["docker", "version", "--format", "{{.Server.Version}}"]
                     )
-                    details["docker_version"] = text.strip() if rc == 0 else "not answering"
+                    if rc == 0:
+                        details["docker_version"] = text.strip()
+                    elif "not found" in text or rc in (126, 127):
+                        details["docker_version"] = "not installed"
+                    else:
+                        details["docker_version"] = "not answering"
                     rc, text = self._exec(c, ["docker", "info", "--format", "{{.Driver}}"])
                     if rc == 0:
                         details["storage_driver"] = text.strip()
+                    rc, text = self._exec(c, ["findmnt", "-n", "-o", "FSTYPE", "/var/lib/docker"])
+                    if rc == 0 and text.strip():
+                        details["backing_fs"] = text.strip()
                 out.append(
                     HostStatus(
-                        name=suite,
+                        name=host,
                         state="running" if running else "stopped",
                         address=ADDRESS if running else None,
                         port=_published_port(c.attrs) if running else None,
@@ -799,7 +1203,8 @@ class DockerLab(LabDriver):
 
     def lab_loops(self) -> list[tuple[str, str]]:
         """Loop devices whose backing file is one of this lab's disks: (device, backing file)."""
-        pattern = re.compile(rf"/labctl-disk-{re.escape(self.lab)}-[a-z0-9]+\.img")
+        # lab names have no "-", so another lab's disks never match
+        pattern = re.compile(rf"/labctl-disk-{re.escape(self.lab)}-[a-z0-9-]+\.img")
         found: list[tuple[str, str]] = []
         for bf in sorted(Path("/sys/block").glob("loop*/loop/backing_file")):
             try:

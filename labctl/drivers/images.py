@@ -29,31 +29,45 @@ from labctl.errors import ConfigError, LabError
 from labctl.paths import cache_dir
 
 #: bump when the build steps change in a way the package list and files do not show
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 IMAGE_REPOSITORY = "labctl-host"
 BUILD_DIR_PREFIX = "labctl-build-"
 MIRROR_ENV = "LABCTL_DEBIAN_MIRROR"
 
-BASE_PACKAGES: tuple[str, ...] = (
+#: in every image: sshd, the tools of the loop disk (ext4, btrfs) and what dockerd needs anyway
+COMMON_PACKAGES: tuple[str, ...] = (
     "openssh-server",
-    "docker.io",
-    "python3",
     "iproute2",
     "procps",
     "e2fsprogs",
+    "btrfs-progs",
     "util-linux",
     "ca-certificates",
     "iptables",
     "tini",
 )
-#: per-suite additions: trixie's docker.io only recommends the client; bullseye gets python2.7
-#: so the probe agent runs for real under 2.7 there
+#: the engine, per suite: trixie's docker.io only recommends the client
+DOCKER_PACKAGES: dict[str, tuple[str, ...]] = {
+    "bullseye": ("docker.io",),
+    "bookworm": ("docker.io",),
+    "trixie": ("docker.io", "docker-cli"),
+}
+#: only in images with python3: xfsprogs depends on python3 (xfs_scrub_all)
+PYTHON3_PACKAGES: tuple[str, ...] = ("python3", "xfsprogs")
+#: the default image of each suite (docker, python3, any backing filesystem)
+BASE_PACKAGES: tuple[str, ...] = (*COMMON_PACKAGES, "docker.io", *PYTHON3_PACKAGES)
+#: per-suite additions to the default image: trixie's docker.io only recommends the client;
+#: bullseye gets python2.7 so the probe agent runs for real under 2.7 there
 EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
     "bullseye": ("python2.7",),  # python2.7-minimal lacks json, which the agent needs
     "bookworm": (),
     "trixie": ("docker-cli",),
 }
 SUITES: tuple[str, ...] = tuple(EXTRA_PACKAGES)
+
+#: the Pythons an image can have: python3 (the suite's own), python2.7 only (bullseye), none
+PYTHONS: tuple[str, ...] = ("python3", "python2.7", "none")
+PYTHON27_SUITES: tuple[str, ...] = ("bullseye",)
 
 #: files of docker_image/ baked into the image: name -> (path in the image, mode)
 IMAGE_FILES: dict[str, tuple[str, int]] = {
@@ -95,6 +109,24 @@ class Recipe:
     packages: tuple[str, ...]
     files: Mapping[str, bytes] = field(repr=False)
     version: int = RECIPE_VERSION
+    #: docker.io preinstalled (False: provisioning installs it)
+    docker: bool = True
+    #: "python3" | "python2.7" (the only Python) | "none" (no Python at all)
+    python: str = "python3"
+
+    @property
+    def flavor(self) -> str:
+        """ "" for the default image, else e.g. "nodocker", "py27", "nodocker-nopython"."""
+        parts = [] if self.docker else ["nodocker"]
+        parts += {"python3": [], "python2.7": ["py27"], "none": ["nopython"]}.get(
+            self.python, [self.python]
+        )
+        return "-".join(parts)
+
+    @property
+    def name(self) -> str:
+        """The suite and the flavor: "bookworm", "bookworm-nodocker"."""
+        return f"{self.suite}-{self.flavor}" if self.flavor else self.suite
 
     @property
     def digest(self) -> str:
@@ -104,6 +136,7 @@ class Recipe:
                 {
                     "version": self.version,
                     "suite": self.suite,
+                    "flavor": self.flavor,
                     "variant": "minbase",
                     "packages": sorted(self.packages),
                     "entrypoint": ENTRYPOINT,
@@ -123,14 +156,47 @@ class Recipe:
 
     @property
     def tag(self) -> str:
-        return f"{IMAGE_REPOSITORY}:{self.suite}-{self.short_hash}"
+        return f"{IMAGE_REPOSITORY}:{self.name}-{self.short_hash}"
 
 
-def recipe_for(suite: str, *, files: Mapping[str, bytes] | None = None) -> Recipe:
+def recipe_for(
+    suite: str,
+    *,
+    docker: bool = True,
+    python: str = "python3",
+    files: Mapping[str, bytes] | None = None,
+) -> Recipe:
+    """The recipe of one image: a suite's default, or one without docker.io and/or python3.
+
+    Images without python3 have no xfsprogs either (it depends on python3)."""
     if suite not in EXTRA_PACKAGES:
         raise ConfigError(f"unknown suite {suite!r}", hint=f"choose from {', '.join(SUITES)}")
-    packages = BASE_PACKAGES + EXTRA_PACKAGES[suite]
-    return Recipe(suite=suite, packages=packages, files=dict(files or _read_image_files()))
+    if python not in PYTHONS:
+        raise ConfigError(f"unknown python {python!r}", hint=f"choose from {', '.join(PYTHONS)}")
+    if python == "python2.7" and suite not in PYTHON27_SUITES:
+        raise ConfigError(
+            f"{suite} has no python2.7 package",
+            hint=f"python2.7 images exist for {', '.join(PYTHON27_SUITES)}",
+        )
+    packages = list(COMMON_PACKAGES)
+    if docker:
+        packages += DOCKER_PACKAGES[suite]
+    if python == "python3":
+        packages += PYTHON3_PACKAGES
+        packages += [
+            p
+            for p in EXTRA_PACKAGES[suite]
+            if p not in packages and (docker or p not in DOCKER_PACKAGES[suite])
+        ]
+    elif python == "python2.7":
+        packages.append("python2.7")
+    return Recipe(
+        suite=suite,
+        packages=tuple(packages),
+        files=dict(files or _read_image_files()),
+        docker=docker,
+        python=python,
+    )
 
 
 # --- mirror detection -------------------------------------------------------------------------
@@ -226,7 +292,7 @@ def debootstrap_cache(suite: str) -> Path:
 
 
 def build_log_path(recipe: Recipe) -> Path:
-    return cache_dir() / "logs" / f"build-{recipe.suite}-{recipe.short_hash}.log"
+    return cache_dir() / "logs" / f"build-{recipe.name}-{recipe.short_hash}.log"
 
 
 def check_build_prerequisites() -> None:
@@ -319,6 +385,9 @@ def _customize(root: Path, recipe: Recipe, mirror: str) -> None:
         json.dumps(
             {
                 "suite": recipe.suite,
+                "flavor": recipe.flavor,
+                "docker": recipe.docker,
+                "python": recipe.python,
                 "recipe": recipe.digest,
                 "packages": list(recipe.packages),
                 "mirror": mirror,
@@ -350,7 +419,8 @@ IMAGE_CHANGES: tuple[str, ...] = (
 def _import(client: Any, root: Path, recipe: Recipe, log: Any) -> None:
     changes = [
         *IMAGE_CHANGES,
-        f"LABEL labctl.recipe={recipe.short_hash} labctl.suite={recipe.suite}",
+        f"LABEL labctl.recipe={recipe.short_hash} labctl.suite={recipe.suite}"
+        f" labctl.flavor={recipe.flavor or 'default'}",
     ]
     repo, tag = recipe.tag.split(":", 1)
     cmd = [
@@ -383,23 +453,80 @@ _build_locks: dict[str, threading.Lock] = {}
 _build_locks_guard = threading.Lock()
 
 
+def _private_cache(shared: Path) -> Path:
+    """A build's own package cache: hard links to the shared one's .debs (same filesystem).
+
+    debootstrap downloads a missing .deb straight into its cache folder; two builds of one suite
+    at once (e.g. an image and its no-docker variant) would write the same file. Each build gets
+    its own folder and hands its new downloads back afterwards (``_return_to_cache``)."""
+    private = Path(tempfile.mkdtemp(prefix=f".{shared.name}-", dir=shared.parent))
+    for deb in shared.glob("*.deb"):
+        try:
+            os.link(deb, private / deb.name)
+        except OSError:
+            shutil.copy2(deb, private / deb.name)
+    return private
+
+
+def _return_to_cache(private: Path, shared: Path) -> None:
+    for deb in private.glob("*.deb"):
+        target = shared / deb.name
+        if target.exists():
+            continue
+        try:
+            os.link(deb, target)
+        except FileExistsError:
+            pass
+        except OSError:
+            shutil.copy2(deb, target)
+
+
+def installed_packages(root: Path) -> list[str]:
+    """Names of the packages dpkg has installed in a tree (from var/lib/dpkg/status)."""
+    try:
+        text = (root / "var" / "lib" / "dpkg" / "status").read_text(errors="replace")
+    except OSError:
+        return []
+    names: list[str] = []
+    for stanza in re.split(r"\n\s*\n", text):
+        name = re.search(r"^Package:\s*(\S+)", stanza, re.M)
+        status = re.search(r"^Status:\s*(.*)$", stanza, re.M)
+        if name and status and status.group(1).strip().endswith(" installed"):
+            names.append(name.group(1))
+    return names
+
+
+def unwanted_packages(recipe: Recipe, installed: Iterable[str]) -> list[str]:
+    """Installed packages a variant promises not to have (a dependency pulled them in)."""
+    patterns = []
+    if recipe.python == "none":
+        patterns.append(r"^(lib)?python")
+    elif recipe.python == "python2.7":
+        patterns.append(r"^(lib)?python3")
+    if not recipe.docker:
+        patterns.append(r"^(docker\.io|docker-cli|containerd|runc)$")
+    return sorted(p for p in installed if any(re.match(pat, p) for pat in patterns))
+
+
 def build_image(
     client: Any, recipe: Recipe, mirror: str, *, progress: Progress | None = None
 ) -> str:
-    """Build and import one suite's image; return its tag. The temp tree goes on every path."""
+    """Build and import one image; return its tag. The temp tree goes on every path."""
     say = progress or (lambda _h, _m: None)
+    who = recipe.name
     with _build_locks_guard:
         lock = _build_locks.setdefault(recipe.tag, threading.Lock())
     with lock:
         if image_exists(client, recipe.tag):
             return recipe.tag
         check_build_prerequisites()
-        cache = debootstrap_cache(recipe.suite)
-        cache.mkdir(parents=True, exist_ok=True)
+        shared = debootstrap_cache(recipe.suite)
+        shared.mkdir(parents=True, exist_ok=True)
         log_path = build_log_path(recipe)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{BUILD_DIR_PREFIX}{recipe.suite}-"))
+        tmp = Path(tempfile.mkdtemp(prefix=f"{BUILD_DIR_PREFIX}{who}-"))
         root = tmp / "root"
+        cache = _private_cache(shared)
         started = time.monotonic()
         try:
             with log_path.open("wb") as log:
@@ -410,7 +537,7 @@ def build_image(
                 ]  # fmt: skip
                 log.write(("$ " + " ".join(cmd) + "\n").encode())
                 log.flush()
-                say(recipe.suite, f"building image {recipe.tag} (debootstrap from {mirror})")
+                say(who, f"building image {recipe.tag} (debootstrap from {mirror})")
                 env = dict(os.environ, LC_ALL="C", LANG="C", DEBIAN_FRONTEND="noninteractive")
                 env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
                 try:
@@ -420,57 +547,64 @@ def build_image(
                     ).returncode  # fmt: skip
                 except subprocess.TimeoutExpired:
                     rc = -1
+                _return_to_cache(cache, shared)
                 if rc != 0:
                     inner = root / "debootstrap" / "debootstrap.log"
                     if inner.is_file():  # the tree goes away: keep its log in ours
                         log.write(b"\n--- debootstrap/debootstrap.log\n" + inner.read_bytes())
                     raise LabError(
-                        f"building the {recipe.suite} image failed (debootstrap "
+                        f"building the {who} image failed (debootstrap "
                         + ("timed out" if rc == -1 else f"exit {rc}")
                         + ")",
-                        host=recipe.suite,
+                        host=who,
                         hint=f"see {log_path}",
                     )
                 # debootstrap unmounts what it mounted; make sure before we tar or remove
                 for mp in _mounts_under(root):
                     subprocess.run(["umount", "-l", mp], capture_output=True, check=False)
+                bad = unwanted_packages(recipe, installed_packages(root))
+                if bad:
+                    raise LabError(
+                        f"the {who} image would contain {', '.join(bad)} "
+                        "(pulled in as a dependency)",
+                        host=who,
+                        hint="the recipe's package list must change; see " + str(log_path),
+                    )
                 _customize(root, recipe, mirror)
-                say(recipe.suite, "importing the image")
+                say(who, "importing the image")
                 try:
                     _import(client, root, recipe, log)
                 except Exception as exc:
                     why = getattr(exc, "explanation", None) or exc
                     raise LabError(
-                        f"importing the {recipe.suite} image failed: {why}",
-                        host=recipe.suite,
+                        f"importing the {who} image failed: {why}",
+                        host=who,
                         hint=f"see {log_path}",
                     ) from exc
-            say(recipe.suite, f"built {recipe.tag} in {time.monotonic() - started:.0f} s")
+            say(who, f"built {recipe.tag} in {time.monotonic() - started:.0f} s")
             return recipe.tag
         finally:
             remove_tree(tmp)
+            shutil.rmtree(cache, ignore_errors=True)
 
 
-def ensure_images(
+def ensure_recipes(
     client: Any,
-    suites: Iterable[str],
+    recipes: Iterable[Recipe],
     *,
     mirror: str | Callable[[], str],
     progress: Progress | None = None,
-) -> dict[str, str]:
-    """Tags of every suite's current image, building the missing ones in parallel."""
-    recipes = {s: recipe_for(s) for s in suites}
-    tags = {s: r.tag for s, r in recipes.items()}
-    missing = [s for s, r in recipes.items() if not image_exists(client, r.tag)]
+) -> list[str]:
+    """Tags of the images of ``recipes``, building the missing ones in parallel."""
+    unique = {r.tag: r for r in recipes}
+    missing = [r for tag, r in unique.items() if not image_exists(client, tag)]
     if not missing:
-        return tags
+        return list(unique)
     check_build_prerequisites()
     url = mirror() if callable(mirror) else mirror
     errors: list[LabError] = []
     with ThreadPoolExecutor(max_workers=len(missing), thread_name_prefix="labctl-build") as pool:
-        futures = [
-            pool.submit(build_image, client, recipes[s], url, progress=progress) for s in missing
-        ]
+        futures = [pool.submit(build_image, client, r, url, progress=progress) for r in missing]
         for fut in futures:
             try:
                 fut.result()
@@ -480,7 +614,20 @@ def ensure_images(
         if len(errors) == 1:
             raise errors[0]
         raise LabError("building lab host images failed: " + "; ".join(e.line() for e in errors))
-    return tags
+    return list(unique)
+
+
+def ensure_images(
+    client: Any,
+    suites: Iterable[str],
+    *,
+    mirror: str | Callable[[], str],
+    progress: Progress | None = None,
+) -> dict[str, str]:
+    """Tags of every suite's default image, building the missing ones in parallel."""
+    recipes = {s: recipe_for(s) for s in suites}
+    ensure_recipes(client, recipes.values(), mirror=mirror, progress=progress)
+    return {s: r.tag for s, r in recipes.items()}
 
 
 def remove_images(client: Any, *, keep: Iterable[str] = ()) -> list[str]:

@@ -119,7 +119,14 @@ def test_up_returns_hosts_and_files(lab: Lab) -> None:
             "lab": st.lab,
             "suite": h.name,
             "storage_driver": "overlay2",
+            "backing_fs": "ext4",
+            "disk_inodes": h.labels["disk_inodes"],
+            # overlay2 on ext4 has no project quota: the engine refuses a per-container size
+            "storage_opt_size": "refused",
+            "docker_preinstalled": "yes",
+            "python": "python3",
         }
+        assert INODES <= int(h.labels["disk_inodes"]) <= INODES * 1.1
         assert h.agent_python == ("/usr/bin/python2.7" if h.name == "bullseye" else None)
         ports.add(h.port)
     assert len(ports) == 3
@@ -153,6 +160,8 @@ def test_inventory(lab: Lab) -> None:
         assert hv["labctl_disposable"] is True and hv["labctl_driver"] == "docker"
         assert hv["labctl_lab"] == st.lab and hv["labctl_suite"] == rec.name
         assert hv["labctl_storage_driver"] == "overlay2"
+        assert hv["labctl_backing_fs"] == "ext4" and hv["labctl_python"] == "/usr/bin/python3"
+        assert hv["labctl_host_spec"] == rec.name and hv["labctl_docker_preinstalled"] is True
         assert ("labctl_agent_python" in hv) == (rec.name == "bullseye")
 
 

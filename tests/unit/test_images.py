@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from labctl.drivers import images
-from labctl.drivers.docker import DockerLab, DockerLabSpec, GiB, MiB, parse_size
+from labctl.drivers.docker import (
+    DockerLab,
+    DockerLabSpec,
+    GiB,
+    HostSpec,
+    MiB,
+    parse_facts,
+    parse_size,
+)
 from labctl.errors import ConfigError
 
 # --- recipes ------------------------------------------------------------------------------------
@@ -25,7 +33,7 @@ def test_recipe_tag_shape_and_stability() -> None:
 def test_recipe_differs_per_suite_and_has_suite_extras() -> None:
     bull, book, trix = (images.recipe_for(s) for s in ("bullseye", "bookworm", "trixie"))
     assert len({bull.digest, book.digest, trix.digest}) == 3
-    assert "python2.7-minimal" in bull.packages
+    assert "python2.7" in bull.packages
     assert "docker-cli" in trix.packages
     for r in (bull, book, trix):
         for pkg in ("openssh-server", "docker.io", "python3", "tini", "e2fsprogs"):
@@ -67,6 +75,80 @@ def test_recipe_files_are_the_shipped_ones() -> None:
     assert set(r.files) == set(images.IMAGE_FILES)
     assert r.files["labctl-entrypoint"].startswith(b"#!/bin/bash")
     assert b"teardown" in r.files["labctl-dockerd"]
+
+
+def test_variant_recipes_differ_and_are_stable() -> None:
+    tags = {}
+    for suite, kw in [
+        ("bookworm", {}),
+        ("bookworm", {"docker": False}),
+        ("bookworm", {"python": "none"}),
+        ("bookworm", {"docker": False, "python": "none"}),
+        ("bullseye", {}),
+        ("bullseye", {"python": "python2.7"}),
+        ("trixie", {"docker": False}),
+    ]:
+        r = images.recipe_for(suite, **kw)  # type: ignore[arg-type]
+        again = images.recipe_for(suite, **kw)  # type: ignore[arg-type]
+        assert r.digest == again.digest and r.tag == again.tag
+        tags[(suite, tuple(sorted(kw.items())))] = r.tag
+    assert len(set(tags.values())) == len(tags)
+    assert tags[("bookworm", ())].startswith("labctl-host:bookworm-")
+    assert tags[("bookworm", (("docker", False),))].startswith("labctl-host:bookworm-nodocker-")
+    assert tags[("bookworm", (("python", "none"),))].startswith("labctl-host:bookworm-nopython-")
+    assert tags[("bookworm", (("docker", False), ("python", "none")))].startswith(
+        "labctl-host:bookworm-nodocker-nopython-"
+    )
+    assert tags[("bullseye", (("python", "python2.7"),))].startswith("labctl-host:bullseye-py27-")
+
+
+def test_variant_recipe_packages() -> None:
+    nodocker = images.recipe_for("trixie", docker=False)
+    assert not {"docker.io", "docker-cli"} & set(nodocker.packages)
+    assert {"python3", "tini", "iptables", "xfsprogs", "btrfs-progs"} <= set(nodocker.packages)
+    nopy = images.recipe_for("bookworm", python="none")
+    assert "docker.io" in nopy.packages
+    # xfsprogs depends on python3 (xfs_scrub_all): not in images without python3
+    assert not [p for p in nopy.packages if "python" in p] and "xfsprogs" not in nopy.packages
+    py27 = images.recipe_for("bullseye", python="python2.7")
+    assert "python2.7" in py27.packages and "python3" not in py27.packages
+    assert "xfsprogs" not in py27.packages
+
+
+def test_variant_recipe_errors() -> None:
+    with pytest.raises(ConfigError, match=r"python2\.7"):
+        images.recipe_for("bookworm", python="python2.7")
+    with pytest.raises(ConfigError, match="python"):
+        images.recipe_for("bookworm", python="python2.6")
+
+
+def test_unwanted_packages() -> None:
+    installed = ["libc6", "python3.11-minimal", "libpython3.11-stdlib", "python2.7", "docker.io"]
+    assert images.unwanted_packages(images.recipe_for("bookworm"), installed) == []
+    nopy = images.recipe_for("bookworm", python="none", docker=False)
+    assert images.unwanted_packages(nopy, installed) == [
+        "docker.io",
+        "libpython3.11-stdlib",
+        "python2.7",
+        "python3.11-minimal",
+    ]
+    py27 = images.recipe_for("bullseye", python="python2.7")
+    assert images.unwanted_packages(py27, installed) == [
+        "libpython3.11-stdlib",
+        "python3.11-minimal",
+    ]
+
+
+def test_installed_packages_reads_dpkg_status(tmp_path: Path) -> None:
+    status = tmp_path / "var" / "lib" / "dpkg" / "status"
+    status.parent.mkdir(parents=True)
+    status.write_text(
+        "Package: libc6\nStatus: install ok installed\nVersion: 2.36\n\n"
+        "Package: python3\nStatus: deinstall ok config-files\n\n"
+        "Package: tini\nStatus: install ok installed\n"
+    )
+    assert images.installed_packages(tmp_path) == ["libc6", "tini"]
+    assert images.installed_packages(tmp_path / "nope") == []
 
 
 def test_unknown_suite_is_a_config_error() -> None:
@@ -292,3 +374,201 @@ def test_remove_tree_removes_a_plain_tree(tmp_path: Path) -> None:
     (tree / "root" / "etc" / "f").write_text("x")
     images.remove_tree(tree)
     assert not tree.exists()
+
+
+# --- host specs -----------------------------------------------------------------------------------
+
+
+def test_host_spec_strings_and_automatic_names() -> None:
+    spec = DockerLabSpec(
+        name="v1",
+        hosts=(  # type: ignore[arg-type]
+            "bookworm",
+            "bookworm/driver=vfs",
+            "bookworm/driver=btrfs",
+            "bookworm/fs=xfs",
+            "bookworm/docker=no",
+            "bullseye/python=2.7",
+            "bookworm/python=none",
+        ),
+    )
+    spec.validate()
+    hosts = spec.host_specs()
+    assert [h.name for h in hosts] == [
+        "bookworm",
+        "bookworm-vfs",
+        "bookworm-btrfs",
+        "bookworm-xfs",
+        "bookworm-nodocker",
+        "bullseye-py27",
+        "bookworm-nopython",
+    ]
+    by = {h.name: h for h in hosts}
+    assert (by["bookworm"].storage_driver, by["bookworm"].backing_fs) == ("overlay2", "ext4")
+    assert (by["bookworm-vfs"].storage_driver, by["bookworm-vfs"].backing_fs) == ("vfs", "ext4")
+    assert by["bookworm-btrfs"].backing_fs == "btrfs"  # the btrfs driver's default fs
+    assert (by["bookworm-xfs"].storage_driver, by["bookworm-xfs"].backing_fs) == (
+        "overlay2",
+        "xfs",
+    )
+    assert by["bookworm-nodocker"].docker is False
+    assert by["bullseye-py27"].python == "python2.7"
+    assert by["bookworm-nopython"].python == "none"
+    assert spec.suites == ("bookworm", "bullseye")
+    # the string form round-trips
+    for h in hosts:
+        back = HostSpec.parse(h.to_string()).resolved()
+        assert back == h, (h.to_string(), back)
+
+
+def test_host_spec_parse_forms() -> None:
+    a = HostSpec.parse("bookworm/driver=vfs,fs=xfs,name=x1")
+    b = HostSpec.parse("bookworm:storage=vfs,docker_fs=xfs,name=x1")  # the qemu driver's form
+    c = HostSpec.parse(" bookworm/driver=vfs/fs=xfs/name=x1 ")
+    assert (
+        a == b == c == HostSpec(name="x1", suite="bookworm", storage_driver="vfs", backing_fs="xfs")
+    )
+    assert HostSpec.parse("bullseye/python=py27").python == "python2.7"
+    assert HostSpec.parse("bullseye/python=3").python == "python3"
+    assert HostSpec.parse("trixie/docker=false").docker is False
+    assert HostSpec.parse("trixie/docker=yes").docker is True
+    assert HostSpec.parse("trixie") == HostSpec(suite="trixie")
+    assert HostSpec(name="n", suite="bullseye", python="2.7").python == "python2.7"
+
+
+def test_host_names_unique_and_explicit() -> None:
+    spec = DockerLabSpec(
+        hosts=("bookworm", "bookworm", "bookworm/name=bookworm-2", "bookworm/driver=vfs")  # type: ignore[arg-type]
+    )
+    spec.validate()
+    assert [h.name for h in spec.host_specs()] == [
+        "bookworm",
+        "bookworm-3",
+        "bookworm-2",
+        "bookworm-vfs",
+    ]
+    with pytest.raises(ConfigError, match="used twice"):
+        DockerLabSpec(hosts=("bookworm/name=a", "trixie/name=a")).validate()  # type: ignore[arg-type]
+
+
+def test_suites_shorthand_is_one_default_host_each() -> None:
+    spec = DockerLabSpec(suites=("bullseye", "trixie"))
+    assert [(h.name, h.suite, h.storage_driver, h.backing_fs, h.docker, h.python)
+            for h in spec.host_specs()] == [
+        ("bullseye", "bullseye", "overlay2", "ext4", True, "python3"),
+        ("trixie", "trixie", "overlay2", "ext4", True, "python3"),
+    ]  # fmt: skip
+    # the lab-wide driver is the default of hosts that name none; names stay the suite's
+    vfs = DockerLabSpec(suites=("bookworm",), storage_driver="btrfs")
+    vfs.validate()
+    (h,) = vfs.host_specs()
+    assert (h.name, h.storage_driver, h.backing_fs) == ("bookworm", "btrfs", "btrfs")
+    mixed = DockerLabSpec(storage_driver="vfs", hosts=("bookworm", "bookworm/driver=overlay2"))  # type: ignore[arg-type]
+    assert [h.name for h in mixed.host_specs()] == ["bookworm", "bookworm-overlay2"]
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("bookworm/driver=zfs", ["bookworm/driver=zfs", "zfs", "overlay2, vfs, btrfs"]),
+        ("bookworm/fs=ntfs", ["ntfs", "ext4, xfs, btrfs"]),
+        ("bookworm/colour=red", ["colour", "driver", "fs", "docker", "python", "name"]),
+        ("bookworm/docker=maybe", ["maybe", "yes, no"]),
+        ("bookworm/python=2.6", ["2.6", "3, 2.7, none"]),
+        ("bookworm/python=2.7", ["bookworm", "bullseye"]),
+        ("bookworm/driver", ["KEY=VALUE"]),
+        ("bookworm/driver=vfs,driver=btrfs", ["twice"]),
+        ("buster", ["buster", "bullseye, bookworm, trixie"]),
+        ("bookworm/name=Not_A_Host", ["Not_A_Host"]),
+        ("bookworm/fs=btrfs", ["overlay2", "btrfs", "ext4, xfs"]),
+        ("bookworm/driver=btrfs,fs=ext4", ["btrfs", "ext4"]),
+        ("bookworm/fs=xfs,python=none", ["xfsprogs", "python3"]),
+    ],
+)
+def test_host_spec_errors_name_the_host_and_the_choices(text: str, words: list[str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        DockerLabSpec(name="v1", hosts=(text,)).validate()  # type: ignore[arg-type]
+    msg = str(info.value)
+    assert msg.startswith("hosts:"), msg
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def test_small_disks_for_xfs_are_refused() -> None:
+    DockerLabSpec(disk_size="256MiB", hosts=("bookworm/driver=btrfs",)).validate()  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^disk_size:.*bookworm-xfs.*xfs"):
+        DockerLabSpec(disk_size="256MiB", hosts=("bookworm/fs=xfs",)).validate()  # type: ignore[arg-type]
+
+
+def test_spec_hosts_from_mapping_and_to_dict() -> None:
+    spec = DockerLabSpec.from_mapping(
+        {
+            "name": "v2",
+            "hosts": ["bookworm", {"suite": "bullseye", "python": "2.7"}, "bookworm/fs=xfs"],
+            "disk_size": "512MiB",
+        }
+    )
+    assert [h.name for h in spec.host_specs()] == ["bookworm", "bullseye-py27", "bookworm-xfs"]
+    d = json.loads(json.dumps(spec.to_dict()))
+    assert d["hosts"] == ["bookworm", "bullseye/python=2.7", "bookworm/fs=xfs"]
+    assert DockerLabSpec.from_mapping(d).host_specs() == spec.host_specs()
+    with pytest.raises(ConfigError, match="colour"):
+        DockerLabSpec.from_mapping({"hosts": [{"suite": "bookworm", "colour": "red"}]})
+    # whitespace-separated hosts in one string (a config file's convenience)
+    assert len(DockerLabSpec(hosts="bookworm bookworm/driver=vfs").host_specs()) == 2  # type: ignore[arg-type]
+
+
+def test_host_images_only_for_variants_that_need_them() -> None:
+    spec = DockerLabSpec(
+        hosts=("bookworm/driver=vfs", "bookworm/fs=xfs", "bookworm/docker=no")  # type: ignore[arg-type]
+    )
+    tags = [h.image_recipe().tag for h in spec.host_specs()]
+    assert tags[0] == tags[1] == images.recipe_for("bookworm").tag  # drivers/fs: same image
+    assert tags[2] == images.recipe_for("bookworm", docker=False).tag
+
+
+def test_parse_facts() -> None:
+    text = (
+        "backing_fs=xfs\nmount_options=rw,relatime,noquota\nquota=no\ninodes=dynamic\n"
+        "docker=20.10.24+dfsg1 overlay2\nstorage_opt_size=refused\n"
+        "storage_opt_size_detail=Error response from daemon: --storage-opt is supported only "
+        "for overlay over xfs with 'pquota' mount option\nnoise line\n"
+    )
+    f = parse_facts(text)
+    assert f["backing_fs"] == "xfs" and f["mount_options"] == "rw,relatime,noquota"
+    assert f["docker"] == "20.10.24+dfsg1 overlay2" and f["storage_opt_size"] == "refused"
+    assert "pquota" in f["storage_opt_size_detail"]
+    assert "noise line" not in f
+
+
+def test_lab_names_of_variant_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABCTL_HOME", str(tmp_path))
+    lab = DockerLab(DockerLabSpec(name="t42", hosts=("bookworm/fs=xfs",)), client=object())  # type: ignore[arg-type]
+    assert lab.container_name("bookworm-xfs") == "labctl-lab-t42-bookworm-xfs"
+    assert lab.disk_image("bookworm-xfs") == "/labctl-disk-t42-bookworm-xfs.img"
+
+
+class _FakeContainer:
+    def __init__(self, labels: dict[str, str]) -> None:
+        self.labels = labels
+
+
+def test_a_running_host_made_differently_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labctl.drivers.docker import LABEL_HOSTSPEC, _Host
+    from labctl.errors import LabError
+
+    monkeypatch.setenv("LABCTL_HOME", str(tmp_path))
+    lab = DockerLab(
+        DockerLabSpec(name="t1", hosts=("bookworm/driver=vfs,name=x",)),  # type: ignore[arg-type]
+        client=object(),
+    )
+    (hs,) = lab.spec.host_specs()
+    same = _Host(hs, 0, container=_FakeContainer({LABEL_HOSTSPEC: "bookworm/driver=vfs,name=x"}))
+    lab._check_same_host(same)
+    old = _Host(hs, 0, container=_FakeContainer({}))  # made before host specs: not checked
+    lab._check_same_host(old)
+    other = _Host(hs, 0, container=_FakeContainer({LABEL_HOSTSPEC: "bookworm/fs=xfs,name=x"}))
+    with pytest.raises(LabError, match="lab down"):
+        lab._check_same_host(other)
