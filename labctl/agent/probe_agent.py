@@ -9,8 +9,13 @@ through 3.13 and talks to Docker 1.5 through today.
 Commands::
 
     python probe_agent.py run --run-id ID --host NAME --out PATH
-        [--experiments storage-location] [--workdir /var/tmp/labctl]
-        [--timeout 300]
+        [--experiments storage-location|all|disk,disk-shared,inodes,memory,
+         memory-limited,processes,processes-limited] [--workdir /var/tmp/labctl]
+        [--timeout 300] [--mode bounded|exhaust] [--limit NAME=VALUE ...]
+
+The resource experiments (the study's Table 2) are bounded by default: each stops at a cap
+and before a safety floor on the host (DEFAULT_LIMITS); ``--mode exhaust`` runs them to
+real exhaustion with the agent protecting itself.
     python probe_agent.py facts
     python probe_agent.py reap [--workdir DIR]
     python probe_agent.py --version
@@ -272,17 +277,29 @@ def run_cmd(args, timeout=60.0, stdin_file=None, env=None):
             devnull.close()
 
 
-def write_json_atomic(path, obj):
-    """Write JSON to ``path`` atomically: path.tmp, flush, fsync, rename."""
+def write_json_atomic(path, obj, reserve=None):
+    """Write JSON to ``path`` atomically: path.tmp, flush, fsync, rename.
+
+    ``reserve``: a file of real (not sparse) bytes written before the run; it becomes the
+    .tmp file and is overwritten in place, so a full disk cannot stop the result."""
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         os.makedirs(parent)
     tmp = path + ".tmp"
     data = json.dumps(obj, indent=2, sort_keys=True, separators=(",", ": "))
-    f = open(tmp, "wb")
+    f = None
+    if reserve and os.path.isfile(reserve):
+        try:
+            os.rename(reserve, tmp)
+            f = open(tmp, "r+b")
+        except (IOError, OSError):
+            f = None
+    if f is None:
+        f = open(tmp, "wb")
     try:
         f.write(data.encode("utf-8"))
         f.write(b"\n")
+        f.truncate()
         f.flush()
         os.fsync(f.fileno())
     finally:
@@ -1300,8 +1317,10 @@ def live_agent_run_ids():
     return ids
 
 
-def reap(workdir, docker, own_run_id=None):
-    """Remove leftovers of dead runs: their labctl-probe-<run>-* containers and run dirs."""
+def reap(workdir, docker, own_run_id=None, fs_parents=()):
+    """Remove leftovers of dead runs: their labctl-probe-<run>-* containers, run dirs, and
+    labctl-probe-<run>-fs folders (shared folders) in ``fs_parents`` (the docker root and
+    its parent)."""
     removed = {"containers": [], "workdirs": [], "kept_live_runs": [], "errors": []}
     live = live_agent_run_ids()
     if own_run_id:
@@ -1341,11 +1360,30 @@ def reap(workdir, docker, own_run_id=None):
                         removed["containers"].append(cname)
                     else:
                         removed["errors"].append("could not remove container %s" % cname)
+    for parent in fs_parents or ():
+        try:
+            entries = sorted(os.listdir(parent))
+        except (OSError, TypeError):
+            continue
+        for entry in entries:
+            if not (entry.startswith(NAME_PREFIX) and entry.endswith("-fs")):
+                continue
+            rid = entry[len(NAME_PREFIX):-len("-fs")]
+            if rid in live:
+                continue
+            dead_dirs.append(os.path.join(parent, entry))
     for path in dead_dirs:
         shutil.rmtree(path, True)
         if not os.path.exists(path):
             removed["workdirs"].append(path)
     return removed
+
+
+def fs_parents_of(root_dir):
+    """Where labctl-probe-<run>-fs folders may be: the docker root and its parent."""
+    if not root_dir:
+        return ()
+    return (os.path.dirname(root_dir.rstrip("/")), root_dir)
 
 
 _SIGNALS = {"received": None, "defer": False}
@@ -1383,7 +1421,8 @@ class Deadline(object):
 
 
 class Agent(object):
-    def __init__(self, run_id, host, workdir, timeout, progress_path=None, docker=None):
+    def __init__(self, run_id, host, workdir, timeout, progress_path=None, docker=None,
+                 mode="bounded", limit_overrides=None):
         self.run_id = run_id
         self.host = host
         self.workdir = workdir
@@ -1393,7 +1432,17 @@ class Agent(object):
         self.progress_path = progress_path
         self.docker = docker or Docker()
         self.containers = []
+        self.paths = []   # folders outside run_dir (shared folders) removed at cleanup
         self.facts = None
+        self.mode = mode
+        self.limit_overrides = dict(limit_overrides or {})
+
+    def limits(self):
+        """DEFAULT_LIMITS with the --limit overrides (caps/floors are resolved per
+        experiment by cap_and_floor, which also applies the mode)."""
+        lim = dict(DEFAULT_LIMITS)
+        lim.update(self.limit_overrides)
+        return lim
 
     def progress(self, event, experiment=None, message=""):
         append_progress(self.progress_path, event, experiment, message)
@@ -1404,12 +1453,12 @@ class Agent(object):
     def docker_cmd(self, args, cap=60.0, stdin_file=None):
         return self.docker.run(args, self.deadline.remaining(cap), stdin_file=stdin_file)
 
-    def start_container(self, suffix, image, command):
+    def start_container(self, suffix, image, command, extra_args=()):
         name = self.container_name(suffix)
         args = ["run", "-d", "--net=none", "--name", name]
         if self.docker.supports((1, 6)):
             args += ["--label", "labctl.run=%s" % self.run_id]
-        args += [image] + list(command)
+        args += list(extra_args) + [image] + list(command)
         self.containers.append(name)
         res = self.docker_cmd(args, 120)
         if not res.ok:
@@ -1424,8 +1473,10 @@ class Agent(object):
         return ok
 
     def cleanup(self):
-        """Remove every container of this run (also ones whose `docker run` timed out)."""
+        """Remove every container of this run (also ones whose `docker run` timed out),
+        and every folder it made."""
         for name in list(self.containers):
+            kill_container(self.docker, name, 5)  # no fork, frees pids/memory first
             self.remove_container(name)
         if self.docker.path and self.docker.server_version:
             rows = self.docker.container_names() or []
@@ -1434,6 +1485,10 @@ class Agent(object):
                 for n in names:
                     if n.startswith(prefix):
                         self.remove_container(n)
+        for path in list(self.paths):
+            shutil.rmtree(path, True)
+            if not os.path.exists(path):
+                self.paths.remove(path)
         shutil.rmtree(self.run_dir, True)
 
 
@@ -1657,8 +1712,1674 @@ def experiment_storage_location(agent, metrics):
         agent.remove_container(name)
 
 
+# ---------------------------------------------------------------------------
+# the study's resource checks: limits (bounded by default)
+# ---------------------------------------------------------------------------
+
+KIB = 1024
+MIB = 1024 ** 2
+GIB = 1024 ** 3
+
+MODES = ("bounded", "exhaust")
+RESOURCE_EXPERIMENTS = ("disk", "disk-shared", "inodes", "memory", "memory-limited",
+                        "processes", "processes-limited")
+RESOURCE_OF = {"disk": "disk", "disk-shared": "disk", "inodes": "inodes", "memory": "memory",
+               "memory-limited": "memory", "processes": "processes",
+               "processes-limited": "processes"}
+STOP_REASONS = ("cap", "floor", "enospc", "eagain", "oom-kill", "container-limit", "timeout",
+                "error")
+
+# Bounded mode (the default).  A cap is the most a container is asked to use; a floor is what
+# must stay free on the host: the agent samples the host several times a second and kills the
+# container before the floor is crossed (it also gives the container no more than free - floor).
+# Defaults that are not set with --limit scale with the host:
+#   cap   = min(<resource>_cap,   <resource>_cap_fraction   * free at the start)
+#   floor = min(max(<resource>_floor, <resource>_floor_fraction * total), total / 2)
+# so a 512 MiB lab disk gets a 256 MiB floor and a cap of a quarter of what is free, and a
+# 250 GB disk a 25 GB floor and a 1 GiB cap.  "free pids" is the smallest of pid_max,
+# threads-max and a pids cgroup limit visible at the root of the hierarchy, minus the
+# threads in use; "memory" is MemAvailable (and the visible memory cgroup's room).
+# Exhaust mode (--mode exhaust) drops the caps and sets the floors to 0 unless a --limit sets
+# them: the agent then protects itself instead (oom_score_adj -1000, the result file's space
+# reserved before the run, the container stopped through the engine's socket, no fork).
+DEFAULT_LIMITS = {
+    "disk_cap_bytes": 1 * GIB,
+    "disk_cap_fraction": 0.25,
+    "disk_floor_bytes": 256 * MIB,
+    "disk_floor_fraction": 0.10,
+    "inodes_cap": 100000,
+    "inodes_cap_fraction": 0.25,
+    "inodes_floor": 10000,
+    "inodes_floor_fraction": 0.10,
+    "memory_cap_bytes": 1 * GIB,
+    "memory_cap_fraction": 0.25,
+    "memory_floor_bytes": 512 * MIB,
+    "memory_floor_fraction": 0.10,
+    "memory_limit_bytes": 64 * MIB,       # -m (and --memory-swap) of memory-limited
+    "processes_cap": 1000,
+    "processes_cap_fraction": 0.25,
+    "processes_floor": 2000,              # free pids
+    "processes_floor_fraction": 0.10,
+    "pids_limit": 64,                     # --pids-limit of processes-limited
+    "experiment_timeout_s": 120.0,        # each experiment, in both modes
+    "sample_interval_s": 0.1,             # host sampling period
+    "stall_s": 3.0,                       # no progress this long = the container's peak
+    "host_write_bytes": 1 * MIB,          # the host's own check at the peak
+    "host_alloc_bytes": 16 * MIB,
+    "result_reserve_bytes": 4 * MIB,      # space kept for the result file
+    "max_series_points": 600,
+}
+
+_CAP_KEYS = {"disk": "disk_cap_bytes", "inodes": "inodes_cap", "memory": "memory_cap_bytes",
+             "processes": "processes_cap"}
+_FLOOR_KEYS = {"disk": "disk_floor_bytes", "inodes": "inodes_floor",
+               "memory": "memory_floor_bytes", "processes": "processes_floor"}
+_LIMIT_OFF = ("off", "none", "no", "unlimited")
+_BIN_UNITS = {"": 1, "b": 1, "k": KIB, "kb": KIB, "kib": KIB, "m": MIB, "mb": MIB, "mib": MIB,
+              "g": GIB, "gb": GIB, "gib": GIB, "t": 1024 ** 4, "tb": 1024 ** 4,
+              "tib": 1024 ** 4}
+_COUNT_UNITS = {"": 1, "k": 1000, "m": 1000 ** 2}
+
+
+def parse_limit_value(name, text):
+    """The value of one --limit: sizes for *_bytes ('512M', '1G', '1.5GiB': binary units, as
+    docker's -m), plain or k/m-suffixed counts ('100k'), seconds for *_s ('90', '90s'),
+    fractions for *_fraction; 'off'/'none' turn a cap or floor off (None).  ValueError if bad.
+    """
+    if name not in DEFAULT_LIMITS:
+        raise ValueError("unknown limit %r; known: %s" % (name, ", ".join(sorted(DEFAULT_LIMITS))))
+    raw = (text or "").strip().lower()
+    if raw in _LIMIT_OFF:
+        if name.endswith("_cap") or name.endswith("_cap_bytes") or \
+                name.endswith("_floor") or name.endswith("_floor_bytes"):
+            return None
+        raise ValueError("%s cannot be turned off" % name)
+    if name.endswith("_s"):
+        m = re.match(r"^([0-9]+(?:\.[0-9]+)?)\s*s?$", raw)
+        if not m or float(m.group(1)) <= 0:
+            raise ValueError("%s needs a positive number of seconds, got %r" % (name, text))
+        return float(m.group(1))
+    if name.endswith("_fraction"):
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not 0.0 <= value <= 1.0:
+            raise ValueError("%s needs a fraction between 0 and 1, got %r" % (name, text))
+        return value
+    units = _BIN_UNITS if name.endswith("_bytes") else _COUNT_UNITS
+    m = re.match(r"^([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)$", raw)
+    if not m or m.group(2) not in units:
+        what = "a size like 512M or 1G" if units is _BIN_UNITS else "a count like 2000 or 100k"
+        raise ValueError("%s needs %s, got %r" % (name, what, text))
+    return int(round(float(m.group(1)) * units[m.group(2)]))
+
+
+def parse_limit_options(items):
+    """['disk_cap_bytes=32M', ...] -> {name: value}; ValueError naming the bad item."""
+    result = {}
+    for item in items or []:
+        name, sep, value = (item or "").partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise ValueError("--limit needs NAME=VALUE, got %r" % item)
+        result[name] = parse_limit_value(name, value)
+    return result
+
+
+def limit_value(overrides, name):
+    if overrides and name in overrides:
+        return overrides[name]
+    return DEFAULT_LIMITS[name]
+
+
+def cap_and_floor(resource, mode, overrides, free, total):
+    """(cap, floor) for one resource; cap None means no cap, floor 0 means no floor."""
+    overrides = overrides or {}
+    cap_key, floor_key = _CAP_KEYS[resource], _FLOOR_KEYS[resource]
+    if cap_key in overrides:
+        cap = overrides[cap_key]
+    elif mode == "exhaust":
+        cap = None
+    else:
+        cap = DEFAULT_LIMITS[cap_key]
+        frac = limit_value(overrides, resource + "_cap_fraction")
+        if free is not None and frac:
+            cap = min(cap, int(free * frac))
+    if floor_key in overrides:
+        floor = overrides[floor_key] or 0
+    elif mode == "exhaust":
+        floor = 0
+    else:
+        floor = DEFAULT_LIMITS[floor_key]
+        frac = limit_value(overrides, resource + "_floor_fraction")
+        if total:
+            floor = min(max(floor, int(total * frac)), int(total // 2))
+    return cap, floor
+
+
+def cap_within_floor(cap, floor, free):
+    """The amount the container is given: the cap, but never more than free - floor.
+
+    Returns (amount or None for unbounded, limited_by_floor).
+    """
+    if not floor or free is None:
+        return cap, False
+    room = max(0, int(free) - int(floor))
+    if cap is None or cap > room:
+        return room, True
+    return cap, False
+
+
+def floor_breached(value, floor, rate, horizon):
+    """True when the free amount ``value`` is at the floor, or will be within ``horizon``
+    seconds at the current rate of decline ``rate`` (units per second)."""
+    if value is None or not floor:
+        return False
+    return value - max(rate or 0.0, 0.0) * horizon <= floor
+
+
+def decline_rate(prev, cur):
+    """Units per second by which a free amount fell between two samples (t, value)."""
+    if not prev or not cur or prev[1] is None or cur[1] is None:
+        return 0.0
+    dt = cur[0] - prev[0]
+    if dt <= 0:
+        return 0.0
+    return max(0.0, (prev[1] - cur[1]) / dt)
+
+
+def downsample(series, max_points=600):
+    """Keep at most ``max_points`` evenly spread points (the first and last always)."""
+    t = series.get("t") or []
+    n = len(t)
+    if n <= max_points or max_points < 2:
+        return series
+    idx = []
+    for i in range(max_points):
+        j = int(round(i * (n - 1) / float(max_points - 1)))
+        if not idx or idx[-1] != j:
+            idx.append(j)
+    out = {}
+    for key, values in series.items():
+        out[key] = [values[j] for j in idx]
+    return out
+
+
+def pids_gate(server_version, cgroup_controllers):
+    """(supported, reason) for --pids-limit: Docker 1.11+ and a kernel with the pids cgroup."""
+    vt = version_tuple(server_version)
+    if vt is None or vt < (1, 11):
+        return False, "not supported by Docker %s (--pids-limit needs Docker 1.11 or later)" % (
+            server_version or "(unknown version)")
+    if cgroup_controllers is not None and "pids" not in cgroup_controllers:
+        return False, ("not supported by this kernel (no pids cgroup; it needs Linux 4.3 or "
+                       "later)")
+    return True, None
+
+
+def resource_run_options(kind, server_version, limits, selinux_enforcing=False,
+                         shared_dir=None):
+    """Extra `docker run` options of one experiment, gated by the server's version.
+
+    Returns (args, applied) where applied says which limits were asked for.
+    """
+    vt = version_tuple(server_version) or (0, 0, 0)
+    args = []
+    applied = {"memory_limit_bytes": None, "memory_swap_limit_bytes": None, "pids_limit": None}
+    if kind == "memory-limited":
+        mem = int(limits["memory_limit_bytes"])
+        args += ["-m", "%db" % mem]
+        applied["memory_limit_bytes"] = mem
+        if vt >= (1, 5):  # --memory-swap came with Docker 1.5 (API 1.17)
+            args += ["--memory-swap", "%db" % mem]
+            applied["memory_swap_limit_bytes"] = mem
+    if kind == "processes-limited" and vt >= (1, 11):
+        args += ["--pids-limit", str(int(limits["pids_limit"]))]
+        applied["pids_limit"] = int(limits["pids_limit"])
+    if shared_dir:
+        suffix = ":z" if (selinux_enforcing and vt >= (1, 7)) else ""
+        args += ["-v", "%s:/shared%s" % (shared_dir, suffix)]
+    return args, applied
+
+
+def fmt_bytes(n):
+    """1536 -> '1.5 KiB', 33554432 -> '32 MiB'."""
+    if n is None:
+        return "?"
+    n = float(n)
+    sign = "-" if n < 0 else ""
+    n = abs(n)
+    for unit, size in (("TiB", 1024 ** 4), ("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
+        if n >= size:
+            v = n / size
+            text = ("%.0f" % v) if (v >= 100 or abs(v - round(v)) < 0.05) else ("%.1f" % v)
+            return "%s%s %s" % (sign, text, unit)
+    return "%s%d bytes" % (sign, int(n))
+
+
+def fmt_count(n):
+    """19960 -> '19,960' (no format-spec comma before Python 2.7)."""
+    if n is None:
+        return "?"
+    s = str(int(n))
+    neg = s.startswith("-")
+    s = s.lstrip("-")
+    groups = []
+    while len(s) > 3:
+        groups.insert(0, s[-3:])
+        s = s[:-3]
+    groups.insert(0, s)
+    return ("-" if neg else "") + ",".join(groups)
+
+
+def errno_text(exc):
+    """'ENOSPC: No space left on device' from an OSError/IOError."""
+    code = getattr(exc, "errno", None)
+    name = errno.errorcode.get(code, "") if code is not None else ""
+    msg = getattr(exc, "strerror", None) or str(exc)
+    if name:
+        return "%s: %s" % (name, msg)
+    return one_line(msg, 120) or type(exc).__name__
+
+
+# ---------------------------------------------------------------------------
+# the study's resource checks: reading the host (no forks) and the engine's socket
+# ---------------------------------------------------------------------------
+
+UNLIMITED_CGROUP = 2 ** 60  # v1 reports "no limit" as a huge number
+
+
+def parse_loadavg_threads(text):
+    """'0.10 0.20 0.30 8/134 10445' -> 134 (threads on the machine)."""
+    fields = (text or "").split()
+    if len(fields) >= 4 and "/" in fields[3]:
+        return to_int(fields[3].split("/")[1])
+    return None
+
+
+def parse_vmstat(text):
+    """/proc/vmstat -> {key: int}."""
+    result = {}
+    for line in (text or "").splitlines():
+        fields = line.split()
+        if len(fields) == 2:
+            value = to_int(fields[1])
+            if value is not None:
+                result[fields[0]] = value
+    return result
+
+
+def mem_available(meminfo):
+    """(bytes, source): MemAvailable, else MemFree + Buffers + Cached (kernels before 3.14)."""
+    if meminfo.get("MemAvailable") is not None:
+        return meminfo["MemAvailable"], "MemAvailable"
+    if meminfo.get("MemFree") is not None:
+        return (meminfo.get("MemFree", 0) + meminfo.get("Buffers", 0)
+                + meminfo.get("Cached", 0)), "MemFree+Buffers+Cached"
+    return None, None
+
+
+def parse_proc_cgroup(text):
+    """/proc/PID/cgroup -> {controller: path}; the v2 (unified) entry is under ''."""
+    result = {}
+    for line in (text or "").splitlines():
+        parts = line.strip().split(":", 2)
+        if len(parts) != 3:
+            continue
+        names = parts[1].split(",") if parts[1] else [""]
+        for n in names:
+            if n.startswith("name="):
+                continue
+            result[n] = parts[2]
+    return result
+
+
+def parse_cgroup_mounts(mountinfo_text):
+    """cgroup mounts from mountinfo -> [{'root', 'mountpoint', 'version', 'controllers'}]."""
+    mounts = []
+    for line in (mountinfo_text or "").splitlines():
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        lf, rf = left.split(), right.split()
+        if len(lf) < 5 or len(rf) < 1:
+            continue
+        fstype = rf[0]
+        if fstype == "cgroup2":
+            mounts.append({"root": _unescape_mount(lf[3]), "mountpoint": _unescape_mount(lf[4]),
+                           "version": 2, "controllers": []})
+        elif fstype == "cgroup":
+            opts = rf[2].split(",") if len(rf) > 2 else []
+            mounts.append({"root": _unescape_mount(lf[3]), "mountpoint": _unescape_mount(lf[4]),
+                           "version": 1, "controllers": opts})
+    return mounts
+
+
+def cgroup_dir(proc_cgroup, mounts, controller):
+    """Host directory of a process's cgroup for ``controller`` -> (path, version) or (None, None).
+
+    Handles nested hosts (a lab host in a container sees only its own subtree: the mount's
+    root is stripped from the process's path)."""
+    for m in mounts:
+        if m["version"] == 1 and controller in m["controllers"]:
+            path = proc_cgroup.get(controller)
+            if path is None:
+                continue
+            return _join_cgroup(m, path), 1
+    for m in mounts:
+        if m["version"] == 2 and "" in proc_cgroup:
+            return _join_cgroup(m, proc_cgroup[""]), 2
+    return None, None
+
+
+def _join_cgroup(mount, path):
+    root = mount["root"].rstrip("/")
+    if root and (path == root or path.startswith(root + "/")):
+        path = path[len(root):]
+    return mount["mountpoint"].rstrip("/") + "/" + path.lstrip("/")
+
+
+def cgroup_root_dir(mounts, controller):
+    """(mountpoint, version) of the hierarchy holding ``controller`` as this host sees it."""
+    for m in mounts:
+        if m["version"] == 1 and controller in m["controllers"]:
+            return m["mountpoint"], 1
+    for m in mounts:
+        if m["version"] == 2:
+            return m["mountpoint"], 2
+    return None, None
+
+
+def _read_cg_number(path):
+    text = read_text(path, 64)
+    if text is None:
+        return None
+    text = text.strip()
+    if text == "max":
+        return None
+    value = to_int(text)
+    if value is not None and value >= UNLIMITED_CGROUP:
+        return None
+    return value
+
+
+def host_cgroup_limits(mountinfo_text=None):
+    """Limits of the visible cgroup root: what bounds the whole host when it is itself a
+    container (a lab host); None where there is none (a real host's root has none)."""
+    if mountinfo_text is None:
+        mountinfo_text = read_text("/proc/self/mountinfo")
+    mounts = parse_cgroup_mounts(mountinfo_text)
+    result = {"memory_dir": None, "memory_limit": None, "pids_dir": None, "pids_limit": None}
+    d, v = cgroup_root_dir(mounts, "memory")
+    if d:
+        limit = _read_cg_number(os.path.join(d, "memory.limit_in_bytes" if v == 1
+                                             else "memory.max"))
+        if limit is not None:
+            result["memory_dir"], result["memory_limit"] = d, limit
+            result["memory_usage_file"] = os.path.join(
+                d, "memory.usage_in_bytes" if v == 1 else "memory.current")
+    d, v = cgroup_root_dir(mounts, "pids")
+    if d:
+        limit = _read_cg_number(os.path.join(d, "pids.max"))
+        if limit is not None:
+            result["pids_dir"], result["pids_limit"] = d, limit
+    return result
+
+
+def self_cpu_seconds():
+    """The agent's own CPU time (user + system), from /proc/self/stat; None if unknown."""
+    text = read_text("/proc/self/stat")
+    if not text or ")" not in text:
+        return None
+    fields = text.rsplit(")", 1)[1].split()
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / float(ticks)
+    except (ValueError, IndexError, OSError, AttributeError):
+        return None
+
+
+def self_maxrss_bytes():
+    """The agent's peak resident memory (VmHWM); None if unknown."""
+    status = parse_meminfo(read_text("/proc/self/status"))
+    return status.get("VmHWM")
+
+
+def count_processes():
+    try:
+        return len([p for p in os.listdir("/proc") if p.isdigit()])
+    except OSError:
+        return None
+
+
+class HostSampler(object):
+    """Reads the shared resources of the host without forking: statvfs of one filesystem,
+    /proc/meminfo, /proc/loadavg, /proc/[0-9]*, the visible cgroup root's limits."""
+
+    def __init__(self, fs_path):
+        self.fs_path = fs_path
+        self.pid_max = _read_int("/proc/sys/kernel/pid_max")
+        self.threads_max = _read_int("/proc/sys/kernel/threads-max")
+        try:
+            self.cg = host_cgroup_limits()
+        except Exception:
+            self.cg = {"memory_limit": None, "pids_limit": None}
+        self.mem_source = None
+
+    def pids_total(self):
+        values = [v for v in (self.pid_max, self.threads_max, self.cg.get("pids_limit"))
+                  if v]
+        return min(values) if values else None
+
+    def sample(self):
+        s = {"t": time.time(), "free_bytes": None, "free_bytes_root": None, "size_bytes": None,
+             "free_inodes": None, "inodes_total": None, "mem_available": None,
+             "swap_free": None, "procs": None, "threads": None, "free_pids": None}
+        try:
+            st = os.statvfs(self.fs_path)
+            frsize = st.f_frsize or st.f_bsize
+            s["free_bytes"] = st.f_bavail * frsize
+            s["free_bytes_root"] = st.f_bfree * frsize
+            s["size_bytes"] = st.f_blocks * frsize
+            s["free_inodes"] = st.f_favail if st.f_favail else st.f_ffree
+            s["inodes_total"] = st.f_files
+        except (OSError, AttributeError):
+            pass
+        meminfo = parse_meminfo(read_text("/proc/meminfo"))
+        avail, self.mem_source = mem_available(meminfo)
+        if self.cg.get("memory_limit") and avail is not None:
+            usage = _read_cg_number(self.cg.get("memory_usage_file") or "")
+            if usage is not None:
+                avail = min(avail, max(0, self.cg["memory_limit"] - usage))
+        s["mem_available"] = avail
+        s["swap_free"] = meminfo.get("SwapFree")
+        s["procs"] = count_processes()
+        s["threads"] = parse_loadavg_threads(read_text("/proc/loadavg"))
+        free = []
+        if s["threads"] is not None:
+            for total in (self.pid_max, self.threads_max):
+                if total:
+                    free.append(total - s["threads"])
+        if self.cg.get("pids_limit"):
+            cur = _read_cg_number(os.path.join(self.cg["pids_dir"], "pids.current"))
+            if cur is not None:
+                free.append(self.cg["pids_limit"] - cur)
+        s["free_pids"] = max(0, min(free)) if free else None
+        return s
+
+
+def engine_socket_path():
+    """The engine's unix socket (DOCKER_HOST unix://..., else /var/run/docker.sock); None
+    when DOCKER_HOST points elsewhere (tcp)."""
+    host = os.environ.get("DOCKER_HOST") or ""
+    if host.startswith("unix://"):
+        return host[len("unix://"):]
+    if host:
+        return None
+    return "/var/run/docker.sock"
+
+
+def engine_request(method, path, timeout=10.0, sock_path=None):
+    """One HTTP/1.0 request to the engine over its unix socket, without forking.
+
+    Returns (status, body text); raises socket.error/OSError/ValueError when it cannot.
+    """
+    sock_path = sock_path or engine_socket_path()
+    if not sock_path:
+        raise ValueError("DOCKER_HOST is not a unix socket")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout)
+        s.connect(sock_path)
+        req = "%s %s HTTP/1.0\r\nHost: docker\r\nContent-Length: 0\r\n\r\n" % (method, path)
+        s.sendall(req.encode("ascii"))
+        chunks = []
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        s.close()
+    raw = b"".join(chunks)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line = to_text(head.split(b"\r\n")[0])
+    parts = status_line.split()
+    if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+        raise ValueError("not an HTTP answer: %r" % status_line[:60])
+    return int(parts[1]), to_text(body)
+
+
+def kill_container(docker, name, timeout=10.0):
+    """SIGKILL a container: the engine's socket first (no fork), then the CLI.
+
+    Returns "socket", "cli", or None when neither worked (e.g. it was not running)."""
+    if not name.startswith(NAME_PREFIX):
+        return None
+    try:
+        status, _body = engine_request("POST", "/containers/%s/kill" % name, timeout)
+        if status in (204, 200):
+            return "socket"
+        if status in (304, 409):  # not running any more
+            return None
+    except (socket.error, OSError, ValueError):
+        pass
+    res = docker.run(["kill", name], timeout)
+    return "cli" if res.ok else None
+
+
+def inspect_state(docker, name, timeout=10.0):
+    """The container's inspect document: socket first (no fork), then the CLI; {} if none."""
+    try:
+        status, body = engine_request("GET", "/containers/%s/json" % name, timeout)
+        if status == 200:
+            data = json.loads(body)
+            if isinstance(data, dict):
+                return data
+    except (socket.error, OSError, ValueError):
+        pass
+    res = docker.run(["inspect", name], timeout)
+    if res.ok:
+        try:
+            data = json.loads(res.out)
+        except ValueError:
+            return {}
+        if isinstance(data, list) and data:
+            return data[0]
+    return {}
+
+
+def selinux_enforcing():
+    return (read_text("/sys/fs/selinux/enforce", 8) or "").strip() == "1"
+
+
+def protect_self():
+    """Keep the OOM killer off the agent: oom_score_adj -1000, or oom_adj -17 on old kernels."""
+    for path, value in (("/proc/self/oom_score_adj", "-1000"), ("/proc/self/oom_adj", "-17")):
+        if not os.path.exists(path):
+            continue
+        try:
+            f = open(path, "w")
+            try:
+                f.write(value + "\n")
+            finally:
+                f.close()
+            return {"oom_file": os.path.basename(path), "oom_value": int(value),
+                    "oom_error": None}
+        except (IOError, OSError) as exc:
+            return {"oom_file": os.path.basename(path), "oom_value": None,
+                    "oom_error": errno_text(exc)}
+    return {"oom_file": None, "oom_value": None, "oom_error": "no oom_score_adj or oom_adj"}
+
+
+def reserve_space(path, size):
+    """Write ``size`` real bytes to ``path`` (not sparse) so the result can be written later
+    even on a full disk; returns the bytes reserved (0 when it could not)."""
+    try:
+        f = open(path, "wb")
+        try:
+            block = b"\0" * (64 * KIB)
+            left = int(size)
+            while left > 0:
+                f.write(block[:min(left, len(block))])
+                left -= len(block)
+            f.flush()
+            os.fsync(f.fileno())
+        finally:
+            f.close()
+        return int(size)
+    except (IOError, OSError):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+        return 0
+
+
+# ---------------------------------------------------------------------------
+# the study's resource checks: the host's own attempt at the container's peak
+# ---------------------------------------------------------------------------
+
+def host_try_write(directory, size):
+    path = os.path.join(directory, "labctl-hostcheck-write")
+    try:
+        try:
+            f = open(path, "wb")
+            try:
+                f.write(b"\1" * int(size))
+                f.flush()
+                os.fsync(f.fileno())
+            finally:
+                f.close()
+            return True, None
+        except (IOError, OSError) as exc:
+            return False, errno_text(exc)
+    finally:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
+def host_try_create(directory):
+    path = os.path.join(directory, "labctl-hostcheck-create")
+    try:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            os.close(fd)
+            return True, None
+        except OSError as exc:
+            return False, errno_text(exc)
+    finally:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
+def host_try_alloc(size):
+    try:
+        data = b"\1" * int(size)  # every page written
+        ok = len(data) == int(size)
+        del data
+        return ok, None
+    except MemoryError:
+        return False, "ENOMEM: MemoryError allocating %s" % fmt_bytes(size)
+
+
+def host_try_fork():
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        return False, errno_text(exc)
+    if pid == 0:  # the child does nothing at all
+        os._exit(0)
+    try:
+        os.waitpid(pid, 0)
+    except OSError:
+        pass
+    return True, None
+
+
+def host_checks(resource, directory, limits):
+    """The host tries the same thing the container did; flat metrics."""
+    m = {}
+    if resource in ("disk", "inodes"):
+        m["host_write_bytes"] = int(limits["host_write_bytes"])
+        m["host_write_ok"], m["host_write_error"] = host_try_write(
+            directory, limits["host_write_bytes"])
+        m["host_create_ok"], m["host_create_error"] = host_try_create(directory)
+    elif resource == "memory":
+        m["host_alloc_bytes"] = int(limits["host_alloc_bytes"])
+        m["host_alloc_ok"], m["host_alloc_error"] = host_try_alloc(limits["host_alloc_bytes"])
+    elif resource == "processes":
+        m["host_fork_ok"], m["host_fork_error"] = host_try_fork()
+    return m
+
+
+# ---------------------------------------------------------------------------
+# the study's resource checks: OOM attribution, stop reasons, verdicts (pure)
+# ---------------------------------------------------------------------------
+
+_KILLED_RE = re.compile(r"Killed process (\d+)(?:,\s*UID \d+,)?\s*\(([^)]*)\)")
+_OOMKILL_RE = re.compile(r"oom-kill:.*?task_memcg=([^,\s]*).*?task=([^,\s]*),pid=(\d+)")
+
+
+def kernel_oom_lines(before_text, after_text):
+    """OOM lines that appeared in the kernel log between two `dmesg` outputs."""
+    before = (before_text or "").splitlines()
+    after = (after_text or "").splitlines()
+    start = 0
+    if before:
+        last = before[-1]
+        for i in range(len(after) - 1, -1, -1):
+            if after[i] == last:
+                start = i + 1
+                break
+    new = after[start:]
+    return [ln.strip() for ln in new
+            if "Killed process" in ln or "oom-kill:" in ln or "out of memory" in ln.lower()]
+
+
+def oom_line_rss(lines):
+    """Resident bytes (anon + file) of the last process the OOM killer named, or None."""
+    for line in reversed(lines or []):
+        m = re.search(r"anon-rss:(\d+)kB,\s*file-rss:(\d+)kB", line)
+        if m:
+            return (int(m.group(1)) + int(m.group(2))) * KIB
+    return None
+
+
+def attribute_oom(oom_killed, exit_code, killed_by_agent, vmstat_delta, kernel_lines,
+                  container_id=None):
+    """Who did the OOM killer kill during an experiment?
+
+    Returns {'oom_victim': 'container'|'host'|'container+host'|'container-likely'|'none',
+    'oom_kills_total', 'oom_kills_container', 'oom_kills_other', 'oom_other_victims'}.
+    vmstat's oom_kill is machine-wide (kernel 4.13+); kernel lines name the victims.
+    """
+    killed = []   # (pid, name, in_container or None)
+    memcg = {}
+    for line in kernel_lines or []:
+        m = _OOMKILL_RE.search(line)
+        if m:
+            memcg[m.group(3)] = (container_id is not None and container_id[:12] in m.group(1))
+    for line in kernel_lines or []:
+        m = _KILLED_RE.search(line)
+        if m:
+            killed.append((m.group(1), m.group(2), memcg.get(m.group(1))))
+    total = max(vmstat_delta or 0, len(killed))
+    in_container = len([k for k in killed if k[2]])
+    other_named = [k for k in killed if k[2] is False]
+    if oom_killed:
+        in_container = max(in_container, 1)
+    other = max(0, total - in_container)
+    if other_named:
+        other = max(other, len(other_named))
+    if in_container and other:
+        victim = "container+host"
+    elif in_container:
+        victim = "container"
+    elif other:
+        victim = "host"
+    elif exit_code == 137 and not killed_by_agent:
+        victim = "container-likely"
+    else:
+        victim = "none"
+    names = [k[1] for k in other_named]
+    if not names and other and not memcg:
+        names = [k[1] for k in killed[in_container:]] if oom_killed else [k[1] for k in killed]
+    return {"oom_victim": victim, "oom_kills_total": total,
+            "oom_kills_container": in_container, "oom_kills_other": other,
+            "oom_other_victims": ",".join(names[:5]) or None}
+
+
+def classify_container_error(text):
+    """Container stderr -> 'enospc' | 'edquot' | 'eagain' | 'enomem' | None."""
+    low = (text or "").lower()
+    if "no space left" in low:
+        return "enospc"
+    if "quota exceeded" in low:
+        return "edquot"
+    if ("cannot fork" in low or "resource temporarily unavailable" in low
+            or "can't fork" in low or "fork: retry" in low):
+        return "eagain"
+    if "cannot allocate memory" in low or "memory exhausted" in low:
+        return "enomem"
+    return None
+
+
+def decide_stop_reason(o):
+    """Why the container stopped, from what was observed (a dict):
+
+    agent_stop ('floor'|'timeout'|None), reached_target (bool: it did all it was asked),
+    cap_limited_by_floor, container_error (classify_container_error), oom_killed,
+    exit_code, killed_by_agent, limit_applied, near_limit (usage at its own limit),
+    host_exhausted (the host's free amount hit 0).
+    """
+    if o.get("agent_stop") == "floor":
+        return "floor"
+    if o.get("oom_killed") or (o.get("exit_code") == 137 and not o.get("killed_by_agent")):
+        return "container-limit" if o.get("limit_applied") else "oom-kill"
+    err = o.get("container_error")
+    if err == "edquot":
+        return "container-limit"
+    if err == "eagain":
+        if o.get("limit_applied") and o.get("near_limit"):
+            return "container-limit"
+        return "eagain"
+    if err == "enospc" or (o.get("host_exhausted") and not o.get("reached_target")):
+        return "enospc"
+    if o.get("reached_target"):
+        return "floor" if o.get("cap_limited_by_floor") else "cap"
+    if o.get("agent_stop") == "timeout":
+        return "timeout"
+    if o.get("agent_stop") == "stall" and o.get("limit_applied") and o.get("near_limit"):
+        return "container-limit"
+    return "error"
+
+
+def _host_effect(m, keys):
+    """'the host could still write a 1 MiB file and create a file' or the failure."""
+    failed = []
+    ok = []
+    words = {"host_write": "write a %s file" % fmt_bytes(m.get("host_write_bytes")),
+             "host_create": "create a file", "host_alloc": "allocate %s"
+             % fmt_bytes(m.get("host_alloc_bytes")), "host_fork": "fork a process"}
+    for k in keys:
+        v = m.get(k + "_ok")
+        if v is None:
+            continue
+        if v:
+            ok.append(words[k])
+        else:
+            failed.append("%s (%s)" % (words[k], m.get(k + "_error") or "failed"))
+    if failed:
+        return "the host could NOT %s" % " or ".join(failed)
+    if ok:
+        return "the host could still %s" % " and ".join(ok)
+    return "the host was not checked"
+
+
+def _floor_text(key, value):
+    """'256 MiB free', '10,000 free inodes', '512 MiB MemAvailable', '2,000 free pids'."""
+    if key == "free_bytes":
+        return "%s free" % fmt_bytes(value)
+    if key == "free_inodes":
+        return "%s free inodes" % fmt_count(value)
+    if key == "mem_available":
+        return "%s MemAvailable" % fmt_bytes(value)
+    return "%s free pids" % fmt_count(value)
+
+
+def _ratio_text(r):
+    return "n/a" if r is None else "%.2f" % r
+
+
+def resource_verdict(name, m):
+    """A plain sentence: what was observed, and what follows from it."""
+    resource = RESOURCE_OF[name]
+    reason = m.get("stop_reason")
+    where = "%s filesystem (%s)" % (m.get("target_path") or "?", m.get("target_fstype") or "?")
+    if reason == "floor" and not m.get("container_started"):
+        before = {"disk": m.get("host_free_bytes_before"),
+                  "inodes": m.get("host_free_inodes_before"),
+                  "memory": m.get("host_mem_available_before"),
+                  "processes": m.get("host_free_pids_before")}[resource]
+        key = FREE_KEY[resource]
+        floor = m.get("floor")
+        if m.get("floor_tripped"):
+            key, before, floor = (m["floor_tripped"], m.get("floor_tripped_value"),
+                                  m.get("floor_tripped_at"))
+        return ("not run: the host has only %s, at or below the safety floor of %s; lower the "
+                "floor with --limit or free some to run it" % (
+                    _floor_text(key, before), _floor_text(key, floor)))
+    if reason == "error":
+        return "error: the container stopped without a known cause (exit %s: %s)" % (
+            m.get("container_exit_code"), m.get("container_error_line") or "no output")
+    stop_words = {
+        "cap": "stopped at the cap of %s" % (fmt_bytes(m.get("cap_effective"))
+                                            if resource in ("disk", "memory")
+                                            else fmt_count(m.get("cap_effective"))),
+        "floor": "stopped by the agent at the host's safety floor of %s" % (
+            _floor_text(m.get("floor_tripped") or FREE_KEY[resource],
+                        m.get("floor_tripped_at", m.get("floor")))),
+        "enospc": "stopped at ENOSPC",
+        "eagain": "stopped at EAGAIN (fork failed)",
+        "oom-kill": "OOM-killed",
+        "container-limit": "stopped by its own limit",
+        "timeout": "stopped at the time limit of %g s" % (m.get("experiment_timeout_s") or 0),
+    }
+    stopped = stop_words.get(reason, "stopped (%s)" % reason)
+    at_cap = reason == "cap"
+    if resource == "disk":
+        got = fmt_bytes(m.get("written_bytes"))
+        ratio = m.get("landed_on_host_ratio")
+        effect = _host_effect(m, ("host_write", "host_create"))
+        if ratio is not None and ratio >= 0.8:
+            landed = ("every byte written landed on the host's %s (free space fell by %s, "
+                      "ratio %s)" % (where, fmt_bytes(m.get("host_free_bytes_delta")),
+                                     _ratio_text(ratio)))
+        elif ratio is not None and ratio >= 0.2:
+            landed = ("part of what was written landed on the host's %s (ratio %s)"
+                      % (where, _ratio_text(ratio)))
+        else:
+            landed = ("what was written did not show up as lost free space on the host's %s "
+                      "(ratio %s)" % (where, _ratio_text(ratio)))
+        if reason == "enospc":
+            follows = ("a container can fill the host disk" if not m.get("host_write_ok", True)
+                       or not m.get("host_create_ok", True) else
+                       "the container's disk filled, not the host's")
+            return "%s after %s: %s, and %s: %s" % (stopped, got, landed, effect, follows)
+        if reason == "container-limit":
+            return ("contained: the container's own disk limit stopped it after %s; %s; %s"
+                    % (got, landed, effect))
+        follows = ("no container limit applied up to %s: a container can fill the host disk"
+                   % got) if ratio is not None and ratio >= 0.8 else (
+            "no container limit applied up to %s, but the host's free space did not follow"
+            % got)
+        if at_cap:
+            return "%s: %s; %s; %s" % (stopped, landed, effect, follows)
+        return "%s after %s: %s; %s; %s" % (stopped, got, landed, effect, follows)
+    if resource == "inodes":
+        got = fmt_count(m.get("files_created"))
+        if not m.get("host_inodes_total"):
+            return ("%s after %s files: the host's %s has no fixed inode count, so inodes "
+                    "cannot run out there (the files used disk space instead); %s"
+                    % (stopped, got, where, _host_effect(m, ("host_write", "host_create"))))
+        ratio = m.get("landed_on_host_ratio")
+        effect = _host_effect(m, ("host_create", "host_write"))
+        if ratio is not None and ratio >= 0.8:
+            landed = ("every file created used an inode of the host's %s (free inodes fell by "
+                      "%s, ratio %s)" % (where, fmt_count(m.get("host_free_inodes_delta")),
+                                         _ratio_text(ratio)))
+            follows = "a container can exhaust the host's inodes"
+        else:
+            landed = ("the files did not show up as used inodes on the host's %s (ratio %s)"
+                      % (where, _ratio_text(ratio)))
+            follows = "the container's inodes are separate from the host's"
+        if reason == "enospc":
+            return "%s after %s files: %s, and %s: %s" % (stopped, got, landed, effect, follows)
+        return ("%s%s: %s; %s; no container limit applied: %s"
+                % (stopped, " files" if at_cap else " after %s files" % got, landed, effect,
+                   follows))
+    if resource == "memory":
+        got = fmt_bytes(m.get("resident_bytes"))
+        effect = _host_effect(m, ("host_alloc",))
+        floor_note = "host MemAvailable stayed above %s" % fmt_bytes(
+            m.get("host_mem_available_min"))
+        if reason == "container-limit":
+            return ("contained: the container was OOM-killed at its %s limit (peak %s); %s and "
+                    "%s" % (fmt_bytes(m.get("memory_limit_bytes")), got, floor_note, effect))
+        if reason == "oom-kill":
+            victim = m.get("oom_victim")
+            who = {"container": "only the container was killed",
+                   "container+host": "the kernel also killed %s other process(es) (%s)" % (
+                       m.get("oom_kills_other"), m.get("oom_other_victims") or "unnamed"),
+                   "host": "a host process was killed (%s)" % (
+                       m.get("oom_other_victims") or "unnamed")}.get(victim, victim)
+            return ("the host ran out of memory: the container was OOM-killed after %s with no "
+                    "memory limit; %s; %s: a container can exhaust the host's memory"
+                    % (got, who, effect))
+        if m.get("memory_limit_bytes"):
+            return ("%s with %s resident under a %s limit; %s; %s" % (
+                stopped, got, fmt_bytes(m.get("memory_limit_bytes")), floor_note, effect))
+        return ("%s with %s resident and no memory limit: host MemAvailable fell by %s (ratio "
+                "%s); %s; nothing in the container stopped it: a container can use up the "
+                "host's memory" % (stopped, got, fmt_bytes(m.get("host_mem_available_delta")),
+                                   _ratio_text(m.get("landed_on_host_ratio")), effect))
+    # processes
+    got = fmt_count(m.get("processes_started"))
+    effect = _host_effect(m, ("host_fork",))
+    if reason == "container-limit":
+        return ("contained: the container stopped at its --pids-limit of %s (EAGAIN after %s "
+                "children, %s pids in the container); %s" % (
+                    fmt_count(m.get("pids_limit")), got,
+                    fmt_count(m.get("container_pids_peak")), effect))
+    rose = ("the host's thread count rose by %s (ratio %s)"
+            % (fmt_count(m.get("host_threads_delta")), _ratio_text(m.get("landed_on_host_ratio"))))
+    if reason == "eagain":
+        return ("%s after %s children: the host's process limit was reached (%s free pids at "
+                "the peak); %s; %s: a container can exhaust the host's processes"
+                % (stopped, got, fmt_count(m.get("host_free_pids_min")), rose, effect))
+    return ("%s%s with no pids limit: %s; %s; nothing in the container stopped it: a "
+            "container can exhaust the host's process table (pid_max %s, threads-max %s)"
+            % (stopped, " children" if at_cap else " after %s children" % got, rose, effect,
+               fmt_count(m.get("host_pid_max")), fmt_count(m.get("host_threads_max"))))
+
+
+# ---------------------------------------------------------------------------
+# the study's resource checks: the experiments
+# ---------------------------------------------------------------------------
+
+PROBE_TOOLS_RESOURCES = DEFAULT_PROBE_TOOLS + ("tail",)
+BIG_COUNT = 2000000000  # "no cap" for the shell loops (fits every shell's arithmetic)
+FREE_KEY = {"disk": "free_bytes", "inodes": "free_inodes", "memory": "mem_available",
+            "processes": "free_pids"}
+SERIES_KEYS = {"disk": ("free_bytes", "free_bytes_root"), "inodes": ("free_inodes", "free_bytes"),
+               "memory": ("mem_available", "swap_free"),
+               "processes": ("threads", "procs", "free_pids")}
+STATE_FILE = "/dev/labctl-state"   # the container's /dev is a tmpfs: writable even when the
+COUNT_FILE = "/dev/labctl-count"   # disk is full; the host reads it via /proc/PID/root
+
+
+class SkipExperiment(Exception):
+    def __init__(self, message):
+        Exception.__init__(self, message)
+        self.msg = message
+
+
+def container_script(name, amount, sleep_s):
+    """The POSIX shell script (dash, bash as sh, busybox ash) a resource container runs.
+
+    ``amount`` is the cap it is given (bytes, files, processes) or None for no cap.  Each
+    script ends by writing STATE_FILE and exec'ing sleep, so the container stays at its peak
+    (without forking) until the agent has checked the host and killed it.
+    """
+    resource = RESOURCE_OF[name]
+    hold = "echo done > %s; exec sleep %d" % (STATE_FILE, sleep_s)
+    if resource == "disk":
+        target = "/shared/fill" if name == "disk-shared" else "/fill"
+        count = "" if amount is None else " count=%d" % (int(amount) // MIB)
+        return ("dd if=/dev/zero of=%s bs=1M%s; r=$?; echo \"labctl-rc $r\"; %s"
+                % (target, count, hold))
+    if resource == "inodes":
+        n = BIG_COUNT if amount is None else int(amount)
+        return ("mkdir /fill || exit 1; i=0; d=0; j=0; "
+                "while [ $i -lt %d ]; do "
+                "if [ $((i %% 1000)) -eq 0 ]; then p=/fill/d$d; mkdir $p || break; "
+                "d=$((d+1)); fi; "
+                "k=$((%d - i)); if [ $k -gt 100 ]; then k=100; fi; j=0; "
+                "while [ $j -lt $k ]; do true > $p/f$i-$j || break 2; j=$((j+1)); done; "
+                "i=$((i+j)); j=0; echo $i > %s; "
+                "done; i=$((i+j)); "  # a broken inner loop left its j files uncounted
+                "echo $i > %s; echo \"labctl-count $i dirs $d\"; %s"
+                % (n, n, COUNT_FILE, COUNT_FILE, hold))
+    if resource == "memory":
+        if amount is None:
+            return "tail /dev/zero; r=$?; echo \"labctl-rc $r\"; exit $r"
+        return ("(head -c %d /dev/zero && echo held > %s && exec sleep %d) | tail; r=$?; "
+                "echo \"labctl-rc $r\"; exit $r" % (int(amount), STATE_FILE, sleep_s))
+    n = BIG_COUNT if amount is None else int(amount)
+    return ("sh -c 'i=0; while [ $i -lt %d ]; do sleep %d & i=$((i+1)); echo $i > %s; done; "
+            "echo \"labctl-count $i\"'; r=$?; echo \"labctl-rc $r\"; %s"
+            % (n, sleep_s, COUNT_FILE, hold))
+
+
+def parse_container_log(text):
+    """What the container's own output says: {'rc', 'count', 'dirs', 'dd_bytes', 'error'}."""
+    out = {"rc": None, "count": None, "dirs": None, "dd_bytes": None, "dd_seconds": None,
+           "error_line": None}
+    for line in (text or "").splitlines():
+        line = line.strip()
+        m = re.match(r"^labctl-rc (\d+)", line)
+        if m:
+            out["rc"] = int(m.group(1))
+            continue
+        m = re.match(r"^labctl-count (\d+)(?: dirs (\d+))?", line)
+        if m:
+            out["count"] = int(m.group(1))
+            if m.group(2):
+                out["dirs"] = int(m.group(2))
+            continue
+        m = re.match(r"^(\d+) bytes", line)
+        if m:
+            out["dd_bytes"] = int(m.group(1))
+            t = re.search(r"copied,\s*([0-9.]+) s", line)
+            if t:
+                out["dd_seconds"] = float(t.group(1))
+            continue
+        if out["error_line"] is None and classify_container_error(line):
+            out["error_line"] = one_line(line, 200)
+    out["error"] = classify_container_error(text)
+    return out
+
+
+def _stat_size(path):
+    try:
+        return os.stat(path).st_size
+    except (OSError, TypeError):
+        return None
+
+
+def _container_alive(pid):
+    if not pid:
+        return False
+    stat = read_text("/proc/%d/stat" % pid, 512)
+    if stat is None:
+        return False
+    fields = stat.rsplit(")", 1)[-1].split()
+    return not (fields and fields[0] in ("Z", "X"))
+
+
+def _dmesg():
+    path = which("dmesg") or find_tool("dmesg")
+    if not path:
+        return None
+    res = run_cmd([path], timeout=15)
+    return res.out if res.ok else None
+
+
+class ResourceRun(object):
+    """One resource experiment: start the container, sample the host, stop at the peak."""
+
+    def __init__(self, agent, name, metrics):
+        self.agent = agent
+        self.name = name
+        self.resource = RESOURCE_OF[name]
+        self.m = metrics
+        self.limits = agent.limits()
+        self.series = {"t": [], "container": []}
+        for k in SERIES_KEYS[self.resource]:
+            self.series[k] = []
+        self.samples = []
+        self.pid = None
+        self.cg_dir = None
+        self.cg_version = None
+        self.cstate_path = None
+        self.peak_container = None
+        self.peak_sample = None   # the last sample before the host's own checks
+
+    # -- where ----------------------------------------------------------------
+    def same_fs_dir(self, root):
+        """A per-run folder on the filesystem that holds the docker root, for the shared
+        folder and the host's own checks: the agent's run folder when it is on that
+        filesystem, else <root>/../labctl-probe-<run>-fs, else <root>/labctl-probe-<run>-fs
+        (the only place on a docker root that is a mount of its own).  Registered for
+        cleanup; returns (path, on_docker_root_fs or None when unknown)."""
+        agent = self.agent
+        try:
+            root_dev = os.stat(root).st_dev
+        except (OSError, TypeError):
+            root_dev = None
+        cands = [(os.path.join(agent.run_dir, "fs-" + self.name), None)]
+        if root:
+            top_name = "%s%s-fs" % (NAME_PREFIX, agent.run_id)
+            for parent in (os.path.dirname(root.rstrip("/")), root):
+                top = os.path.join(parent, top_name)
+                cands.append((os.path.join(top, self.name), top))
+        for path, top in cands:
+            try:
+                if not os.path.isdir(path):
+                    os.makedirs(path)
+            except OSError:
+                continue
+            if top and top not in agent.paths:
+                agent.paths.append(top)
+            if root_dev is None:
+                return path, None
+            try:
+                if os.stat(path).st_dev == root_dev:
+                    return path, True
+            except OSError:
+                pass
+            shutil.rmtree(top or path, True)
+            if top in agent.paths:
+                agent.paths.remove(top)
+        path = cands[0][0]
+        if not os.path.isdir(path):
+            os.makedirs(path)
+        return path, False
+
+    # -- reading the container from the host ------------------------------------
+    def _cproc(self, rel):
+        if not self.pid:
+            return None
+        return "/proc/%d/root%s" % (self.pid, rel)
+
+    def container_progress(self):
+        """The container's progress as the host sees it: bytes written, files, resident
+        bytes, processes (None when it cannot be read)."""
+        r = self.resource
+        if r == "disk":
+            if self.name == "disk-shared":
+                return _stat_size(os.path.join(self.shared_dir, "fill"))
+            return _stat_size(self._cproc("/fill"))
+        if r == "inodes":
+            return to_int(read_text(self._cproc(COUNT_FILE) or "", 32))
+        if r == "memory":
+            if self.cg_dir:
+                return _read_cg_number(os.path.join(
+                    self.cg_dir, "memory.usage_in_bytes" if self.cg_version == 1
+                    else "memory.current"))
+            return None
+        if self.cg_dir:
+            v = _read_cg_number(os.path.join(self.cg_dir, "pids.current"))
+            if v is not None:
+                return v
+        return to_int(read_text(self._cproc(COUNT_FILE) or "", 32))
+
+    def take_sample(self, sampler, start):
+        s = sampler.sample()
+        s["container"] = self.container_progress()
+        self.samples.append(s)
+        self.series["t"].append(round(s["t"] - start, 3))
+        self.series["container"].append(s["container"])
+        for k in SERIES_KEYS[self.resource]:
+            self.series[k].append(s[k])
+        if s["container"] is not None and (self.peak_container is None
+                                           or s["container"] > self.peak_container):
+            self.peak_container = s["container"]
+        if self.resource == "memory":
+            self._cgroup_peak()
+        return s
+
+    # -- the run ----------------------------------------------------------------
+    def run(self):
+        agent, m, lim, name, resource = self.agent, self.m, self.limits, self.name, \
+            self.resource
+        facts = agent.facts or {}
+        dfacts = facts.get("docker") or {}
+        root = dfacts.get("root_dir")
+        server = agent.docker.server_version
+        if name == "processes-limited":
+            ok, why = pids_gate(server, (facts.get("cgroup") or {}).get("controllers"))
+            if not ok:
+                m.update({"mode": agent.mode, "pids_limit": lim["pids_limit"],
+                          "limit_applied": False, "docker_server_version": server})
+                raise SkipExperiment(why)
+        if not os.path.isdir(agent.run_dir):
+            os.makedirs(agent.run_dir)
+        fsdir, on_root = self.same_fs_dir(root)
+        self.shared_dir = None
+        target = root if (root and os.path.isdir(root)) else fsdir
+        if name == "disk-shared":
+            self.shared_dir = os.path.join(fsdir, "shared")
+            if not os.path.isdir(self.shared_dir):
+                os.makedirs(self.shared_dir)
+            os.chmod(self.shared_dir, 0o777)
+            target = self.shared_dir
+        mounts = parse_mountinfo(read_text("/proc/self/mountinfo")) or \
+            parse_proc_mounts(read_text("/proc/mounts"))
+        tm = find_mount(mounts, os.path.realpath(target)) if target else None
+        m.update({"mode": agent.mode, "docker_server_version": server,
+                  "storage_driver": dfacts.get("storage_driver"),
+                  "target_path": target, "target_fstype": tm and tm["fstype"],
+                  "target_device": tm and tm["source"],
+                  "hostcheck_dir_on_docker_root_fs": on_root,
+                  "experiment_timeout_s": lim["experiment_timeout_s"],
+                  "sample_interval_s": lim["sample_interval_s"],
+                  "container_started": False, "killed_by_agent": False, "kill_method": None})
+        if self.shared_dir:
+            sm = find_mount(mounts, os.path.realpath(self.shared_dir))
+            m["shared_dir"] = self.shared_dir
+            m["shared_dir_fstype"] = sm and sm["fstype"]
+            m["shared_dir_on_docker_root_fs"] = on_root
+        sampler = HostSampler(target)
+        m.update({"host_pid_max": sampler.pid_max, "host_threads_max": sampler.threads_max,
+                  "host_pids_cgroup_limit": sampler.cg.get("pids_limit"),
+                  "host_memory_cgroup_limit_bytes": sampler.cg.get("memory_limit")})
+        m.update(ensure_probe_image(agent.docker, agent.run_dir, PROBE_TOOLS_RESOURCES,
+                                    timeout=agent.deadline.remaining(300)))
+        if resource in ("disk", "inodes") and agent.mode == "bounded":
+            # settle what earlier experiments freed (ext4 returns freed blocks at the journal
+            # commit), so the baseline is not moved by our own past
+            sync = find_tool("sync")
+            if sync:
+                run_cmd([sync], timeout=agent.deadline.remaining(30))
+        start = time.time()
+        s0 = self.take_sample(sampler, start)
+        free_key = FREE_KEY[resource]
+        free0 = s0[free_key]
+        total = {"disk": s0["size_bytes"], "inodes": s0["inodes_total"],
+                 "memory": None, "processes": sampler.pids_total()}[resource]
+        if resource == "memory":
+            meminfo = parse_meminfo(read_text("/proc/meminfo"))
+            total = meminfo.get("MemTotal")
+            if sampler.cg.get("memory_limit"):
+                total = min(total or sampler.cg["memory_limit"], sampler.cg["memory_limit"])
+            m["host_mem_available_source"] = sampler.mem_source
+        cap, floor = cap_and_floor(resource, agent.mode, agent.limit_overrides, free0, total)
+        if resource == "inodes" and not s0["inodes_total"]:
+            floor = 0  # no fixed inode count (btrfs): nothing to run out of
+        amount, by_floor = cap_within_floor(cap, floor, free0)
+        floors = {free_key: floor}
+        if resource == "inodes":  # creating files also takes a little disk space
+            floors["free_bytes"] = cap_and_floor("disk", agent.mode, agent.limit_overrides,
+                                                 s0["free_bytes"], s0["size_bytes"])[1]
+        m.update({_CAP_KEYS[resource]: cap, _FLOOR_KEYS[resource]: floor, "cap": cap,
+                  "floor": floor, "cap_effective": amount, "cap_limited_by_floor": by_floor})
+        if name == "memory-limited":
+            m["memory_limit_bytes"] = lim["memory_limit_bytes"]
+        if name == "processes-limited":
+            m["pids_limit"] = lim["pids_limit"]
+        self._before(s0)
+        minimum = MIB if resource in ("disk",) else 1
+        for key, fl in sorted(floors.items()):  # any floor already reached: do not start
+            if key != free_key and floor_breached(s0[key], fl, 0, 0):
+                amount, by_floor = 0, True
+                m["cap_effective"], m["cap_limited_by_floor"] = 0, True
+                m.update({"floor_tripped": key, "floor_tripped_value": s0[key],
+                          "floor_tripped_at": fl})
+        if amount is not None and amount < minimum:
+            m["stop_reason"] = "floor" if by_floor else "cap"
+            self._zero_progress()
+            self.finish(s0, start)
+            return resource_verdict(name, m)
+        # memory: baseline for OOM attribution
+        vm0 = parse_vmstat(read_text("/proc/vmstat")).get("oom_kill")
+        dmesg0 = _dmesg() if resource == "memory" else None
+        sleep_s = int(lim["experiment_timeout_s"]) + 60
+        args, applied = resource_run_options(name, server, lim, selinux_enforcing(),
+                                             self.shared_dir)
+        for key, value in applied.items():
+            if value is not None:
+                m[key] = value
+        m["limit_applied"] = bool(applied["memory_limit_bytes"] or applied["pids_limit"])
+        script = container_script(name, amount, sleep_s)
+        cname, cid = agent.start_container(name, m["probe_image"], ["/bin/sh", "-c", script],
+                                           args)
+        m["container_started"] = True
+        m["container_name"] = cname
+        run_start = time.time()
+        insp = inspect_state(agent.docker, cname)
+        self.pid = to_int((insp.get("State") or {}).get("Pid")) or None
+        m["container_id"] = (insp.get("Id") or cid or "")[:12] or None
+        if self.pid:
+            cg_ctrl = "memory" if resource == "memory" else "pids"
+            self.cg_dir, self.cg_version = cgroup_dir(
+                parse_proc_cgroup(read_text("/proc/%d/cgroup" % self.pid)),
+                parse_cgroup_mounts(read_text("/proc/self/mountinfo")), cg_ctrl)
+            if self.cg_dir and not os.path.isdir(self.cg_dir):
+                self.cg_dir = None
+        cpu0, w0 = self_cpu_seconds(), time.time()
+        stop = self.watch(sampler, start, floors, cname)
+        cpu1, w1 = self_cpu_seconds(), time.time()
+        m["watch_s"] = round(w1 - run_start, 3)   # container start -> its peak seen
+        m["agent_watch_cpu_s"] = round(cpu1 - cpu0, 3) if (
+            cpu0 is not None and cpu1 is not None) else None
+        m["agent_watch_cpu_fraction"] = round((cpu1 - cpu0) / (w1 - w0), 4) if (
+            cpu0 is not None and cpu1 is not None and w1 > w0) else None
+        m["agent_maxrss_bytes"] = self_maxrss_bytes()
+        peak = self.peak_sample = self.samples[-1]
+        # at the peak (the container still running): the host tries the same thing
+        log = {}
+        if stop != "exited" and _container_alive(self.pid):
+            if resource == "memory":
+                time.sleep(min(0.3, lim["sample_interval_s"] * 3))
+                peak = self.peak_sample = self.take_sample(sampler, start)
+                self._cgroup_peak()
+            cnt = to_int(read_text(self._cproc(COUNT_FILE) or "", 32))
+            if cnt is not None:
+                log["count_live"] = cnt
+            if resource == "disk" and self.name == "disk":
+                log["size_live"] = _stat_size(self._cproc("/fill"))
+            m["host_check_at"] = "peak"
+            m.update(host_checks(resource, fsdir, lim))
+            method = kill_container(agent.docker, cname)
+            m["killed_by_agent"] = method is not None
+            m["kill_method"] = method
+            end = time.time() + 10
+            while _container_alive(self.pid) and time.time() < end:
+                time.sleep(0.02)
+        else:
+            m["host_check_at"] = "after-exit"
+            m.update(host_checks(resource, fsdir, lim))
+        m["run_s"] = round(time.time() - run_start, 3)
+        m["agent_stop"] = stop if stop in ("floor", "timeout", "stall") else None
+        after = self.take_sample(sampler, start)
+        insp = inspect_state(agent.docker, cname)
+        st = insp.get("State") or {}
+        m["container_exit_code"] = to_int(st.get("ExitCode"))
+        if m["container_exit_code"] == 137 and not m["killed_by_agent"] and \
+                not st.get("OOMKilled"):
+            time.sleep(0.5)  # the engine may handle the OOM event after the exit event
+            st = inspect_state(agent.docker, cname).get("State") or st
+        m["oom_killed_docker"] = bool(st.get("OOMKilled"))
+        m["oom_killed"] = m["oom_killed_docker"]
+        res = agent.docker.run(["logs", "--tail", "60", cname], 30)
+        parsed = parse_container_log((res.out or "") + "\n" + (res.err or ""))
+        m["container_error"] = parsed["error"]
+        m["container_error_line"] = parsed["error_line"]
+        m["script_rc"] = parsed["rc"]
+        self._progress_metrics(parsed, log, peak)
+        if resource == "memory":
+            vm1 = parse_vmstat(read_text("/proc/vmstat")).get("oom_kill")
+            m["vmstat_oom_kill_before"] = vm0
+            m["vmstat_oom_kill_after"] = vm1
+            m["vmstat_oom_kill_delta"] = (vm1 - vm0) if (vm0 is not None and vm1 is not None) \
+                else None
+            dmesg1 = _dmesg() if dmesg0 is not None else None
+            m["kernel_log_readable"] = dmesg1 is not None
+            lines = kernel_oom_lines(dmesg0, dmesg1) if dmesg1 is not None else []
+            m["oom_kernel_lines"] = len(lines)
+            m["oom_kernel_line"] = one_line(lines[-1], 300) if lines else None
+            # the engine's flag can miss a kill (it races the exit): the kernel's word counts
+            if not m["oom_killed"] and m["container_exit_code"] == 137 and \
+                    not m["killed_by_agent"]:
+                cid12 = (insp.get("Id") or "")[:12]
+                memcg = [ln for ln in lines if "memory cgroup out of memory" in ln.lower()
+                         or (cid12 and cid12 in ln)]
+                if memcg or (m["vmstat_oom_kill_delta"] or 0) >= 1:
+                    m["oom_killed"] = True
+            rss = oom_line_rss(lines)
+            if rss and m.get("oom_killed") and rss > (m.get("resident_bytes") or 0):
+                m["resident_bytes"], m["resident_source"] = rss, "kernel-oom-line"
+            m.update(attribute_oom(m["oom_killed"], m["container_exit_code"],
+                                   m["killed_by_agent"], m["vmstat_oom_kill_delta"], lines,
+                                   insp.get("Id")))
+        # the container's own limit reached?
+        near = False
+        if name == "memory-limited" and m.get("resident_bytes"):
+            near = m["resident_bytes"] >= 0.85 * lim["memory_limit_bytes"]
+        if name == "processes-limited":
+            peak_p = m.get("container_pids_peak") or 0
+            near = peak_p >= lim["pids_limit"] - 2 or \
+                (m.get("processes_started") or 0) + 3 >= lim["pids_limit"]
+        reached = False
+        if amount is not None:
+            got = {"disk": m.get("written_bytes"), "inodes": m.get("files_created"),
+                   "memory": m.get("resident_bytes"),
+                   "processes": m.get("processes_started")}[resource]
+            if resource == "memory":
+                reached = stop == "done" or (got is not None and got >= 0.9 * amount)
+            elif got is not None:
+                want = (int(amount) // MIB) * MIB if resource == "disk" else amount
+                reached = got >= want
+        exhausted = False
+        if resource == "disk":
+            exhausted = (self._min("free_bytes_root") or 0) < 8 * MIB
+        elif resource == "inodes":
+            exhausted = s0["inodes_total"] and (self._min("free_inodes") or 0) < 16
+        elif resource == "processes":
+            exhausted = (self._min("free_pids") or 0) < 4
+        m["host_exhausted"] = bool(exhausted)
+        m["stop_reason"] = decide_stop_reason({
+            "agent_stop": m["agent_stop"], "reached_target": reached,
+            "cap_limited_by_floor": by_floor, "container_error": m["container_error"],
+            "oom_killed": m["oom_killed"], "exit_code": m["container_exit_code"],
+            "killed_by_agent": m["killed_by_agent"], "limit_applied": m["limit_applied"],
+            "near_limit": near, "host_exhausted": exhausted})
+        # what the host got back once the container is gone
+        agent.remove_container(cname)
+        self.pid = None
+        back = self.take_sample(sampler, start)
+        self.finish(after, start, back)
+        return resource_verdict(name, m)
+
+    def watch(self, sampler, start, floors, cname):
+        """Sample until the container is done, exits, or must be stopped; -> why."""
+        lim = self.limits
+        interval = float(lim["sample_interval_s"])
+        horizon = 2 * interval + 0.3  # the next sample, and the time a kill takes
+        deadline = start + float(lim["experiment_timeout_s"])
+        deadline = min(deadline, self.agent.deadline.end - 15)
+        stall_s = float(lim["stall_s"])
+        last_change = time.time()
+        last_value = None
+        next_note = time.time() + 5
+        while True:
+            s = self.take_sample(sampler, start)
+            now = s["t"]
+            if not _container_alive(self.pid):
+                return "exited"
+            back = self.samples[-4] if len(self.samples) >= 4 else self.samples[0]
+            for key, floor in sorted(floors.items()):
+                rate = decline_rate((back["t"], back[key]), (now, s[key]))
+                if floor_breached(s[key], floor, rate, horizon):
+                    self.m["floor_tripped"] = key
+                    self.m["floor_tripped_value"] = s[key]
+                    self.m["floor_tripped_at"] = floor
+                    return "floor"
+            state = (read_text(self._cproc(STATE_FILE) or "", 32) or "").strip()
+            if state in ("done", "held"):
+                return "done"
+            if s["container"] != last_value:
+                last_value = s["container"]
+                last_change = now
+            elif now - last_change > stall_s and last_value:
+                return "stall"
+            if now >= deadline:
+                return "timeout"
+            if now >= next_note:
+                next_note = now + 5
+                self.agent.progress("experiment-progress", self.name, "%s so far, host %s %s"
+                                    % (self._fmt_progress(s["container"]),
+                                       FREE_KEY[self.resource], s[FREE_KEY[self.resource]]))
+            time.sleep(interval)
+
+    def _fmt_progress(self, v):
+        if self.resource in ("disk", "memory"):
+            return fmt_bytes(v)
+        return fmt_count(v)
+
+    def _cgroup_peak(self):
+        if not self.cg_dir:
+            return
+        v = _read_cg_number(os.path.join(self.cg_dir, "memory.max_usage_in_bytes"
+                                         if self.cg_version == 1 else "memory.peak"))
+        if v is not None and (self.peak_container is None or v > self.peak_container):
+            self.peak_container = v
+
+    def _at_peak(self, key):
+        """The value at the container's peak (before the host's own checks), else the
+        extreme seen."""
+        if self.peak_sample is not None and self.peak_sample.get(key) is not None:
+            return self.peak_sample[key]
+        return self._min(key)
+
+    def _min(self, key):
+        vals = [s[key] for s in self.samples if s.get(key) is not None]
+        return min(vals) if vals else None
+
+    def _max(self, key):
+        vals = [s[key] for s in self.samples if s.get(key) is not None]
+        return max(vals) if vals else None
+
+    def _before(self, s0):
+        m = self.m
+        r = self.resource
+        if r == "disk":
+            m["host_free_bytes_before"] = s0["free_bytes"]
+            m["host_fs_size_bytes"] = s0["size_bytes"]
+        elif r == "inodes":
+            m["host_free_inodes_before"] = s0["free_inodes"]
+            m["host_inodes_total"] = s0["inodes_total"]
+            m["host_free_bytes_before"] = s0["free_bytes"]
+        elif r == "memory":
+            m["host_mem_available_before"] = s0["mem_available"]
+            m["host_swap_free_before"] = s0["swap_free"]
+        else:
+            m["host_threads_before"] = s0["threads"]
+            m["host_procs_before"] = s0["procs"]
+            m["host_free_pids_before"] = s0["free_pids"]
+
+    def _zero_progress(self):
+        key = {"disk": "written_bytes", "inodes": "files_created", "memory": "resident_bytes",
+               "processes": "processes_started"}[self.resource]
+        self.m[key] = 0
+        self.m["landed_on_host_ratio"] = None
+        self.m["limit_applied"] = False
+
+    def _progress_metrics(self, parsed, live, peak):
+        """How far the container got, from the best source available."""
+        m, r = self.m, self.resource
+        if r == "disk":
+            sources = []
+            if parsed["dd_bytes"] is not None:
+                sources.append((parsed["dd_bytes"], "dd"))
+            if self.name == "disk-shared":
+                size = _stat_size(os.path.join(self.shared_dir, "fill"))
+                if size is not None:
+                    sources.append((size, "host-file"))
+            elif live.get("size_live") is not None:
+                sources.append((live["size_live"], "container-file"))
+            if self.peak_container is not None:
+                sources.append((self.peak_container, "container-file"))
+            written, src = (sources[0] if sources else (None, None))
+            m["written_bytes"], m["written_bytes_source"] = written, src
+            if parsed["dd_bytes"] and parsed["dd_seconds"]:  # dd's own view of its speed
+                m["container_dd_rate_bytes_per_s"] = round(
+                    parsed["dd_bytes"] / max(parsed["dd_seconds"], 1e-6), 1)
+        elif r == "inodes":
+            files, src = parsed["count"], "script"
+            if files is None:
+                files, src = live.get("count_live"), "live-count"
+            if files is None and self.peak_container is not None:
+                files, src = self.peak_container, "live-count"
+            if files is None:  # killed before its first report: what the host lost
+                b0 = self.samples[0]["free_inodes"] if self.samples else None
+                low = self._min("free_inodes")
+                files = max(0, b0 - low) if (b0 is not None and low is not None) else None
+                src = "host-inodes"
+            m["files_created"], m["files_created_source"] = files, src
+            if parsed["dirs"] is not None:
+                m["dirs_created"] = parsed["dirs"] + 1
+            elif files is not None:
+                m["dirs_created"] = (files + 999) // 1000 + 1
+            else:
+                m["dirs_created"] = None
+        elif r == "memory":
+            self._cgroup_peak()
+            m["resident_bytes"] = self.peak_container
+            m["resident_source"] = "cgroup" if self.cg_dir else None
+        else:
+            started = parsed["count"] if parsed["count"] is not None else live.get("count_live")
+            m["processes_started"] = started
+            m["container_pids_peak"] = self.peak_container if self.cg_dir else None
+
+    def finish(self, after, start, back=None):
+        """Host-side numbers (before/min/delta/after), the ratio, rates, the series."""
+        m, r = self.m, self.resource
+        if r in ("disk", "inodes"):
+            key, pre = ("free_bytes", "host_free_bytes") if r == "disk" else \
+                ("free_inodes", "host_free_inodes")
+            before = m.get(pre + "_before")
+            low = self._min(key)
+            m[pre + "_min"] = low
+            at_peak = self._at_peak(key)
+            m[pre + "_at_peak"] = at_peak
+            m[pre + "_delta"] = (before - at_peak) if (
+                before is not None and at_peak is not None) else None
+            m[pre + "_after"] = back[key] if back else None
+            if r == "inodes":
+                m["host_free_bytes_min"] = self._min("free_bytes")
+            used = m.get("written_bytes") if r == "disk" else (
+                (m.get("files_created") or 0) + (m.get("dirs_created") or 0))
+            if r == "disk":
+                # root's view (reserved blocks included) is what a root container fills
+                b0 = self.samples[0]["free_bytes_root"] if self.samples else None
+                peakr = self._at_peak("free_bytes_root")
+                delta = (b0 - peakr) if (b0 is not None and peakr is not None) else \
+                    m[pre + "_delta"]
+            else:
+                delta = m[pre + "_delta"]
+            m["landed_on_host_ratio"] = round(float(delta) / used, 3) if (
+                used and delta is not None) else None
+        elif r == "memory":
+            before = m.get("host_mem_available_before")
+            low = self._min("mem_available")
+            m["host_mem_available_min"] = low
+            m["host_mem_available_delta"] = (before - low) if (
+                before is not None and low is not None) else None
+            m["host_mem_available_after"] = back["mem_available"] if back else None
+            m["host_swap_free_min"] = self._min("swap_free")
+            res = m.get("resident_bytes")
+            d = m["host_mem_available_delta"]
+            m["landed_on_host_ratio"] = round(float(d) / res, 3) if (res and d is not None) \
+                else None
+        else:
+            before = m.get("host_threads_before")
+            high = self._max("threads")
+            m["host_threads_max_seen"] = high
+            m["host_threads_delta"] = (high - before) if (
+                before is not None and high is not None) else None
+            m["host_procs_max_seen"] = self._max("procs")
+            m["host_free_pids_min"] = self._min("free_pids")
+            m["host_threads_after"] = back["threads"] if back else None
+            started = m.get("processes_started")
+            d = m["host_threads_delta"]
+            m["landed_on_host_ratio"] = round(float(d) / started, 3) if (
+                started and d is not None) else None
+        run_s = m.get("watch_s") or m.get("run_s")
+        got = {"disk": m.get("written_bytes"), "inodes": m.get("files_created"),
+               "memory": m.get("resident_bytes"), "processes": m.get("processes_started")}[r]
+        rate_key = {"disk": "fill_rate_bytes_per_s", "inodes": "create_rate_per_s",
+                    "memory": "alloc_rate_bytes_per_s", "processes": "fork_rate_per_s"}[r]
+        m[rate_key] = round(got / run_s, 1) if (got and run_s) else None
+        m["samples"] = len(self.samples)
+        m["series_points"] = min(len(self.samples), int(self.limits["max_series_points"]))
+        m["__series__"] = downsample(self.series, int(self.limits["max_series_points"]))
+
+
+def _resource_experiment(name):
+    def experiment(agent, metrics):
+        try:
+            return ResourceRun(agent, name, metrics).run()
+        finally:  # an error must not leave the container holding the host's resources
+            cname = agent.container_name(name)
+            if cname in agent.containers:
+                kill_container(agent.docker, cname, 5)
+                agent.remove_container(cname)
+    experiment.__name__ = "experiment_" + name.replace("-", "_")
+    return experiment
+
+
 EXPERIMENTS = {"storage-location": experiment_storage_location}
-EXPERIMENT_ORDER = ("storage-location",)
+for _name in RESOURCE_EXPERIMENTS:
+    EXPERIMENTS[_name] = _resource_experiment(_name)
+EXPERIMENT_ORDER = ("storage-location",) + RESOURCE_EXPERIMENTS
 
 
 def run_experiment(agent, name, records=None):
@@ -1675,6 +3396,10 @@ def run_experiment(agent, name, records=None):
             verdict = EXPERIMENTS[name](agent, record["metrics"])
             record["status"] = "ok"
             record["verdict"] = verdict
+        except SkipExperiment as exc:
+            record["status"] = "skipped"
+            record["verdict"] = exc.msg
+            record["error"] = {"kind": "not-supported", "message": exc.msg}
         except ExperimentError as exc:
             record["error"] = {"kind": exc.kind, "message": one_line(exc.msg, 500)}
             record["verdict"] = "error: %s" % one_line(exc.msg, 200)
@@ -1688,6 +3413,9 @@ def run_experiment(agent, name, records=None):
                 "%s: %s (at %s)" % (type(exc).__name__, exc, _where(sys.exc_info())), 500)}
             record["verdict"] = "error: the agent crashed in this experiment"
     finally:
+        series = record["metrics"].pop("__series__", None)
+        if series is not None:
+            record["series"] = series
         end = time.time()
         record["finished"] = iso_utc(end)
         record["duration_s"] = round(end - start, 3)
@@ -1721,21 +3449,31 @@ def new_result(run_id, host):
             "facts": None, "experiments": []}
 
 
-def execute_run(run_id, host, out, experiments, workdir, timeout):
+def execute_run(run_id, host, out, experiments, workdir, timeout, mode="bounded",
+                limit_overrides=None):
     """The body of `run`; returns the process exit code."""
     progress_path = out + ".progress"
+    reserve = out + ".reserve"
     out_dir = os.path.dirname(out)
     if out_dir and not os.path.isdir(out_dir):
         os.makedirs(out_dir)
-    for stale in (out, out + ".tmp", progress_path):
+    for stale in (out, out + ".tmp", progress_path, reserve):
         try:
             os.remove(stale)
         except OSError:
             pass
     result = new_result(run_id, host)
+    result["mode"] = mode
+    result["limits"] = dict(limit_overrides or {})
     docker = Docker()
-    agent = Agent(run_id, host, workdir, timeout, progress_path, docker)
+    agent = Agent(run_id, host, workdir, timeout, progress_path, docker, mode, limit_overrides)
     exit_code = 0
+    if [e for e in experiments if e in RESOURCE_OF]:
+        # the result's space, and (exhaust) the agent's life, are secured before any run
+        size = agent.limits()["result_reserve_bytes"]
+        result["protection"] = {"result_reserve_bytes": reserve_space(reserve, size)}
+        if mode == "exhaust":
+            result["protection"].update(protect_self())
     try:
         try:
             install_signal_handlers()
@@ -1750,7 +3488,8 @@ def execute_run(run_id, host, out, experiments, workdir, timeout):
             dfacts = facts.get("docker") or {}
             usable = bool(docker.server_version)
             try:
-                reaped = reap(workdir, usable and docker or None, own_run_id=run_id)
+                reaped = reap(workdir, usable and docker or None, own_run_id=run_id,
+                              fs_parents=fs_parents_of(dfacts.get("root_dir")))
                 result["reaped"] = {"containers": reaped["containers"],
                                     "workdirs": reaped["workdirs"], "errors": reaped["errors"]}
             except Exception as exc:
@@ -1792,11 +3531,15 @@ def execute_run(run_id, host, out, experiments, workdir, timeout):
             exit_code = 128 + _SIGNALS["received"]
         result["finished"] = iso_utc()
         try:
-            write_json_atomic(out, result)
+            write_json_atomic(out, result, reserve)
         except (IOError, OSError) as exc:
             sys.stderr.write("labctl probe agent: cannot write the result to %s: %s\n"
                              % (out, exc))
             exit_code = 1
+        try:
+            os.remove(reserve)
+        except OSError:
+            pass
         agent.progress("end", None, "status %s" % result["status"])
     return exit_code
 
@@ -1805,15 +3548,20 @@ USAGE = """usage: probe_agent.py COMMAND [options]
 
 commands:
   run --run-id ID --host NAME --out PATH [--experiments storage-location]
-      [--workdir DIR] [--timeout SECONDS]
-                 gather facts, run the experiments, write the result JSON to PATH
+      [--workdir DIR] [--timeout SECONDS] [--mode bounded|exhaust]
+      [--limit NAME=VALUE ...]
+                 gather facts, run the experiments, write the result JSON to PATH;
+                 experiments: all, storage-location (default), disk, disk-shared,
+                 inodes, memory, memory-limited, processes, processes-limited
   facts          print the host's facts as JSON
   reap [--workdir DIR]
                  remove leftovers (labctl-probe-* containers, run folders) of dead runs
   --version      print the agent version
 
-example:
+examples:
   python probe_agent.py run --run-id r1 --host centos66 --out /var/tmp/labctl/r1.json
+  python probe_agent.py run --run-id r2 --host lab1 --out /var/tmp/labctl/r2.json \
+      --experiments disk,memory-limited --limit disk_cap_bytes=256M --limit memory_limit_bytes=32M
 """
 
 
@@ -1840,7 +3588,13 @@ def main(argv=None):
         p.add_option("--host", dest="host")
         p.add_option("--out", dest="out")
         p.add_option("--experiments", dest="experiments", default=",".join(DEFAULT_EXPERIMENTS),
-                     help="comma separated: %s" % ", ".join(EXPERIMENT_ORDER))
+                     help="comma separated, or 'all': %s" % ", ".join(EXPERIMENT_ORDER))
+        p.add_option("--mode", dest="mode", default="bounded",
+                     help="bounded (default: caps and safety floors) or exhaust (run to real "
+                     "exhaustion; only on disposable hosts)")
+        p.add_option("--limit", dest="limits", action="append", default=[],
+                     metavar="NAME=VALUE", help="override a limit (repeatable), e.g. "
+                     "disk_cap_bytes=512M; names: %s" % ", ".join(sorted(DEFAULT_LIMITS)))
         p.add_option("--workdir", dest="workdir", default=DEFAULT_WORKDIR)
         p.add_option("--timeout", dest="timeout", type="float", default=DEFAULT_TIMEOUT)
         opts, args = p.parse_args(rest)
@@ -1854,13 +3608,24 @@ def main(argv=None):
                     "digit), got %r" % opts.run_id)
         if opts.timeout <= 0:
             p.error("--timeout must be positive")
-        exps = [e.strip() for e in opts.experiments.split(",") if e.strip()]
+        exps = []
+        for e in opts.experiments.split(","):
+            e = e.strip()
+            for one in (EXPERIMENT_ORDER if e == "all" else (e,)):
+                if one and one not in exps:
+                    exps.append(one)
         unknown = [e for e in exps if e not in EXPERIMENTS]
         if unknown or not exps:
-            p.error("unknown experiment(s) %s; known: %s"
+            p.error("unknown experiment(s) %s; known: all, %s"
                     % (", ".join(unknown) or "(none given)", ", ".join(EXPERIMENT_ORDER)))
+        if opts.mode not in MODES:
+            p.error("--mode must be bounded or exhaust, got %r" % opts.mode)
+        try:
+            overrides = parse_limit_options(opts.limits)
+        except ValueError as exc:
+            p.error(str(exc))
         return execute_run(opts.run_id, opts.host, os.path.abspath(opts.out), exps,
-                           os.path.abspath(opts.workdir), opts.timeout)
+                           os.path.abspath(opts.workdir), opts.timeout, opts.mode, overrides)
     if command == "facts":
         p = _parser("probe_agent.py facts", "%prog")
         opts, args = p.parse_args(rest)
@@ -1875,7 +3640,9 @@ def main(argv=None):
         opts, args = p.parse_args(rest)
         if args:
             p.error("unexpected arguments: %s" % " ".join(args))
-        removed = reap(os.path.abspath(opts.workdir), Docker())
+        docker = Docker()
+        root = docker_facts(docker).get("root_dir") if docker.path else None
+        removed = reap(os.path.abspath(opts.workdir), docker, fs_parents=fs_parents_of(root))
         print(json.dumps(removed, indent=2, sort_keys=True, separators=(",", ": ")))
         return 0
     sys.stderr.write("probe_agent.py: unknown command %r\n\n%s" % (command, USAGE))

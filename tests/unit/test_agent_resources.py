@@ -1,0 +1,615 @@
+"""The resource checks of the probe agent (issue 3): pure logic, no Docker needed.
+
+Limit parsing, caps and floors, the floor watch, downsampling, OOM attribution, stop
+reasons, verdict wording from recorded numbers, version gates, the container scripts, and
+a Python 2.7 run of the same functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from labctl.agent import probe_agent as pa
+
+AGENT = Path(__file__).resolve().parents[2] / "labctl" / "agent" / "probe_agent.py"
+PY27 = Path.home() / ".pyenv" / "versions" / "2.7.18" / "bin" / "python2.7"
+MIB = 1024**2
+GIB = 1024**3
+
+
+# -- limits ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("name", "text", "expected"), [
+    ("disk_cap_bytes", "512M", 512 * MIB),
+    ("disk_cap_bytes", "1G", GIB),
+    ("disk_cap_bytes", "1.5GiB", int(1.5 * GIB)),
+    ("disk_floor_bytes", "1048576", MIB),
+    ("memory_limit_bytes", "32m", 32 * MIB),
+    ("inodes_cap", "2000", 2000),
+    ("inodes_cap", "100k", 100_000),
+    ("processes_floor", "1m", 1_000_000),
+    ("experiment_timeout_s", "90", 90.0),
+    ("experiment_timeout_s", "2.5s", 2.5),
+    ("disk_cap_fraction", "0.5", 0.5),
+    ("disk_cap_bytes", "off", None),
+    ("inodes_floor", "none", None),
+])
+def test_parse_limit_value(name: str, text: str, expected: object) -> None:
+    assert pa.parse_limit_value(name, text) == expected
+
+
+@pytest.mark.parametrize(("name", "text", "needle"), [
+    ("disk_cap", "1G", "unknown limit"),
+    ("disk_cap_bytes", "lots", "size like 512M"),
+    ("inodes_cap", "12x", "count like"),
+    ("experiment_timeout_s", "0", "positive number"),
+    ("experiment_timeout_s", "off", "cannot be turned off"),
+    ("disk_cap_fraction", "2", "between 0 and 1"),
+])
+def test_parse_limit_value_errors(name: str, text: str, needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        pa.parse_limit_value(name, text)
+
+
+def test_parse_limit_options() -> None:
+    got = pa.parse_limit_options(["disk_cap_bytes=32M", "pids-limit=20", "inodes_cap=2k"])
+    assert got == {"disk_cap_bytes": 32 * MIB, "pids_limit": 20, "inodes_cap": 2000}
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        pa.parse_limit_options(["disk_cap_bytes"])
+
+
+def test_default_limits_are_documented_and_complete() -> None:
+    for resource in ("disk", "inodes", "memory", "processes"):
+        assert pa._CAP_KEYS[resource] in pa.DEFAULT_LIMITS
+        assert pa._FLOOR_KEYS[resource] in pa.DEFAULT_LIMITS
+        assert resource + "_cap_fraction" in pa.DEFAULT_LIMITS
+        assert resource + "_floor_fraction" in pa.DEFAULT_LIMITS
+    assert pa.DEFAULT_LIMITS["experiment_timeout_s"] > 0
+    assert pa.DEFAULT_LIMITS["sample_interval_s"] <= 0.25  # several times a second
+    text = AGENT.read_text()
+    assert "DEFAULT_LIMITS = {" in text
+
+
+def test_cap_and_floor_bounded_defaults_big_host() -> None:
+    cap, floor = pa.cap_and_floor("disk", "bounded", {}, free=80 * GIB, total=250 * GIB)
+    assert cap == GIB                       # min(1 GiB, 25% of free)
+    assert floor == 25 * GIB                # 10% of the size beats 256 MiB
+
+
+def test_cap_and_floor_bounded_defaults_small_lab_disk() -> None:
+    cap, floor = pa.cap_and_floor("disk", "bounded", {}, free=480 * MIB, total=512 * MIB)
+    assert cap == 120 * MIB                 # a quarter of what is free
+    assert floor == 256 * MIB               # never more than half the disk
+    amount, limited = pa.cap_within_floor(cap, floor, 480 * MIB)
+    assert (amount, limited) == (120 * MIB, False)
+    cap, floor = pa.cap_and_floor("inodes", "bounded", {}, free=19_990, total=20_000)
+    assert cap == 4997 and floor == 10_000
+    cap, floor = pa.cap_and_floor("processes", "bounded", {}, free=480, total=512)
+    assert cap == 120 and floor == 256
+
+
+def test_cap_and_floor_overrides_and_exhaust() -> None:
+    over = {"disk_cap_bytes": 32 * MIB, "disk_floor_bytes": 100}
+    assert pa.cap_and_floor("disk", "bounded", over, 80 * GIB, 250 * GIB) == (32 * MIB, 100)
+    assert pa.cap_and_floor("memory", "exhaust", {}, 20 * GIB, 24 * GIB) == (None, 0)
+    # exhaust still honours what --limit says
+    assert pa.cap_and_floor("memory", "exhaust", {"memory_floor_bytes": 64 * MIB},
+                            20 * GIB, 24 * GIB) == (None, 64 * MIB)
+    assert pa.cap_and_floor("disk", "bounded", {"disk_cap_bytes": None}, GIB, 2 * GIB)[0] is None
+
+
+def test_cap_within_floor() -> None:
+    assert pa.cap_within_floor(100, 0, 50) == (100, False)       # no floor
+    assert pa.cap_within_floor(100, 30, 200) == (100, False)
+    assert pa.cap_within_floor(100, 150, 200) == (50, True)      # never below the floor
+    assert pa.cap_within_floor(None, 150, 200) == (50, True)     # no cap: the floor bounds it
+    assert pa.cap_within_floor(100, 300, 200) == (0, True)       # already under: run nothing
+    assert pa.cap_within_floor(None, 0, 200) == (None, False)    # exhaust
+
+
+def test_floor_breached_looks_ahead() -> None:
+    assert not pa.floor_breached(1000, 0, 10_000, 1.0)           # no floor
+    assert not pa.floor_breached(None, 100, 0, 1.0)
+    assert pa.floor_breached(100, 100, 0, 0.5)                   # at the floor
+    assert not pa.floor_breached(1000, 100, 100, 0.5)            # far enough
+    assert pa.floor_breached(1000, 100, 2000, 0.5)               # will cross before next look
+    assert not pa.floor_breached(1000, 100, -500, 0.5)           # rising: no look-ahead
+
+
+def test_decline_rate() -> None:
+    assert pa.decline_rate((0.0, 1000), (0.5, 500)) == 1000.0
+    assert pa.decline_rate((0.0, 500), (0.5, 1000)) == 0.0
+    assert pa.decline_rate((1.0, 5), (1.0, 1)) == 0.0
+    assert pa.decline_rate(None, (1.0, 1)) == 0.0
+
+
+def test_downsample_bounds_length_keeps_ends() -> None:
+    n = 2001
+    series = {"t": [i * 0.1 for i in range(n)], "free_bytes": list(range(n, 0, -1))}
+    out = pa.downsample(series, 600)
+    assert len(out["t"]) == len(out["free_bytes"]) <= 600
+    assert len(out["t"]) >= 590
+    assert out["t"][0] == 0.0 and out["t"][-1] == series["t"][-1]
+    assert out["free_bytes"][-1] == 1
+    assert out["t"] == sorted(out["t"])
+    small = {"t": [0, 1], "x": [1, 2]}
+    assert pa.downsample(small, 600) is small
+
+
+# -- reading the host ------------------------------------------------------------------------
+
+def test_parse_loadavg_and_vmstat() -> None:
+    assert pa.parse_loadavg_threads("3.38 2.18 1.32 8/134 10445\n") == 134
+    assert pa.parse_loadavg_threads("") is None
+    assert pa.parse_vmstat("nr_free_pages 123\noom_kill 7\n")["oom_kill"] == 7
+
+
+def test_mem_available_falls_back_on_old_kernels() -> None:
+    assert pa.mem_available({"MemAvailable": 5, "MemFree": 1}) == (5, "MemAvailable")
+    # CentOS 6 (2.6.32) has no MemAvailable
+    got = pa.mem_available({"MemFree": 100, "Buffers": 10, "Cached": 50})
+    assert got == (160, "MemFree+Buffers+Cached")
+    assert pa.mem_available({}) == (None, None)
+
+
+MOUNTINFO_V1_NESTED = """\
+22 1 8:1 / / rw,relatime - ext4 /dev/vda rw
+30 22 0:26 /docker/outer /sys/fs/cgroup/memory rw,nosuid - cgroup cgroup rw,memory
+31 22 0:27 /docker/outer /sys/fs/cgroup/pids rw,nosuid - cgroup cgroup rw,pids
+32 22 0:28 /docker/outer /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+"""
+MOUNTINFO_V2 = "40 22 0:30 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n"
+
+
+def test_cgroup_dir_v1_nested_lab_host() -> None:
+    mounts = pa.parse_cgroup_mounts(MOUNTINFO_V1_NESTED)
+    proc = pa.parse_proc_cgroup("5:pids:/docker/outer/docker/inner\n"
+                                "4:memory:/docker/outer/docker/inner\n"
+                                "3:cpu,cpuacct:/docker/outer/docker/inner\n"
+                                "1:name=systemd:/docker/outer\n")
+    assert proc["cpuacct"] == "/docker/outer/docker/inner"
+    assert pa.cgroup_dir(proc, mounts, "memory") == ("/sys/fs/cgroup/memory/docker/inner", 1)
+    assert pa.cgroup_dir(proc, mounts, "pids") == ("/sys/fs/cgroup/pids/docker/inner", 1)
+    assert pa.cgroup_root_dir(mounts, "pids") == ("/sys/fs/cgroup/pids", 1)
+
+
+def test_cgroup_dir_v2() -> None:
+    mounts = pa.parse_cgroup_mounts(MOUNTINFO_V2)
+    proc = pa.parse_proc_cgroup("0::/system.slice/docker-abc.scope\n")
+    assert pa.cgroup_dir(proc, mounts, "memory") == (
+        "/sys/fs/cgroup/system.slice/docker-abc.scope", 2)
+
+
+def test_host_sampler_reads_this_machine(tmp_path: Path) -> None:
+    sampler = pa.HostSampler(str(tmp_path))
+    s = sampler.sample()
+    for key in ("free_bytes", "free_inodes", "mem_available", "procs", "threads",
+                "free_pids", "size_bytes"):
+        assert isinstance(s[key], int) and s[key] >= 0, key
+    assert s["threads"] >= s["procs"] > 0
+    assert sampler.pids_total() and s["free_pids"] <= sampler.pids_total()
+
+
+def test_host_checks_on_a_folder(tmp_path: Path) -> None:
+    lim = dict(pa.DEFAULT_LIMITS)
+    disk = pa.host_checks("disk", str(tmp_path), lim)
+    assert disk["host_write_ok"] is True and disk["host_create_ok"] is True
+    assert disk["host_write_error"] is None and disk["host_write_bytes"] == MIB
+    assert os.listdir(tmp_path) == []           # nothing left behind
+    gone = pa.host_checks("inodes", str(tmp_path / "missing"), lim)
+    assert gone["host_create_ok"] is False
+    assert gone["host_create_error"].startswith("ENOENT: ")
+    assert pa.host_checks("memory", str(tmp_path), lim)["host_alloc_ok"] is True
+    assert pa.host_checks("processes", str(tmp_path), lim)["host_fork_ok"] is True
+
+
+def test_errno_text() -> None:
+    import errno
+    assert pa.errno_text(OSError(errno.ENOSPC, "No space left on device")) == (
+        "ENOSPC: No space left on device")
+    assert pa.errno_text(OSError(errno.EAGAIN, "Resource temporarily unavailable")).startswith(
+        "EAGAIN: ")
+
+
+def test_reserve_space_and_write_through_it(tmp_path: Path) -> None:
+    out = tmp_path / "host.json"
+    reserve = str(out) + ".reserve"
+    assert pa.reserve_space(reserve, 4 * MIB) == 4 * MIB
+    st = os.stat(reserve)
+    assert st.st_size == 4 * MIB and st.st_blocks * 512 >= 4 * MIB  # real blocks, not sparse
+    pa.write_json_atomic(str(out), {"schema": 1}, reserve)
+    assert json.loads(out.read_text()) == {"schema": 1}
+    assert not os.path.exists(reserve) and not os.path.exists(str(out) + ".tmp")
+    assert out.stat().st_size < 100           # the reserve was truncated to the data
+
+
+def test_protect_self_in_a_child() -> None:
+    # in a child process, so the test runner's own OOM score is left alone
+    code = (f"import json, sys; sys.path.insert(0, {str(AGENT.parent)!r}); "
+            "import probe_agent as pa; print(json.dumps(pa.protect_self()))")
+    proc = subprocess.run(["python3", "-c", code], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["oom_file"] == "oom_score_adj"
+    # lowering the score needs CAP_SYS_RESOURCE (this machine's sessions lack it): then the
+    # failure is recorded, not raised
+    if got["oom_value"] is None:
+        assert got["oom_error"].split(":")[0] in ("EACCES", "EPERM"), got
+    else:
+        assert got["oom_value"] == -1000 and got["oom_error"] is None
+
+
+# -- version gates and docker run options ----------------------------------------------------
+
+def test_pids_gate_by_docker_version() -> None:
+    ok, why = pa.pids_gate("1.10.3", ["cpu", "memory", "pids"])
+    assert not ok and why == ("not supported by Docker 1.10.3 (--pids-limit needs Docker 1.11 "
+                              "or later)")
+    assert pa.pids_gate("1.11.0", ["memory", "pids"]) == (True, None)
+    assert pa.pids_gate("1.5.0", None)[1].startswith("not supported by Docker 1.5.0")
+    ok, why = pa.pids_gate("20.10.24+dfsg1", ["memory"])  # kernel without the pids cgroup
+    assert not ok and "Linux 4.3" in why
+
+
+def test_resource_run_options_gates() -> None:
+    lim = dict(pa.DEFAULT_LIMITS, memory_limit_bytes=32 * MIB, pids_limit=20)
+    args, applied = pa.resource_run_options("memory-limited", "1.5.0", lim)
+    assert args == ["-m", f"{32 * MIB}b", "--memory-swap", f"{32 * MIB}b"]
+    assert applied["memory_limit_bytes"] == 32 * MIB
+    args, applied = pa.resource_run_options("processes-limited", "1.10.3", lim)
+    assert args == [] and applied["pids_limit"] is None
+    args, applied = pa.resource_run_options("processes-limited", "1.11.0", lim)
+    assert args == ["--pids-limit", "20"] and applied["pids_limit"] == 20
+    args, _ = pa.resource_run_options("disk-shared", "1.6.2", lim, True, "/d")
+    assert args == ["-v", "/d:/shared"]            # :z only from 1.7
+    args, _ = pa.resource_run_options("disk-shared", "1.13.1", lim, True, "/d")
+    assert args == ["-v", "/d:/shared:z"]
+    args, _ = pa.resource_run_options("disk", "1.13.1", lim)
+    assert args == []
+
+
+# -- the container's scripts -----------------------------------------------------------------
+
+def test_container_scripts_bounded_and_exhaust() -> None:
+    disk = pa.container_script("disk", 32 * MIB, 180)
+    assert "dd if=/dev/zero of=/fill bs=1M count=32;" in disk and "exec sleep 180" in disk
+    assert "count=" not in pa.container_script("disk", None, 180)
+    assert "of=/shared/fill" in pa.container_script("disk-shared", 16 * MIB, 180)
+    ino = pa.container_script("inodes", 2000, 180)
+    assert "while [ $i -lt 2000 ]" in ino and "true > $p/f$i-$j" in ino
+    assert str(pa.BIG_COUNT) in pa.container_script("inodes", None, 180)
+    mem = pa.container_script("memory", 64 * MIB, 180)
+    assert mem.startswith(f"(head -c {64 * MIB} /dev/zero && echo held") and "| tail" in mem
+    assert pa.container_script("memory-limited", None, 180).startswith("tail /dev/zero")
+    procs = pa.container_script("processes", 50, 180)
+    assert "sleep 180 &" in procs and "while [ $i -lt 50 ]" in procs
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/dash", "/bin/bash", "/bin/busybox"])
+def test_inodes_script_counts_right(tmp_path: Path, shell: str) -> None:
+    """The inodes loop in a real shell, against a scratch folder (no container)."""
+    if not os.path.exists(shell):
+        pytest.skip(f"{shell} not here")
+    script = pa.container_script("inodes", 1100, 1)
+    script = script.replace("/fill", str(tmp_path / "fill")).replace(
+        "/dev/labctl-", str(tmp_path / "labctl-")).replace("exec sleep 1", "true")
+    argv = [shell, "sh", "-c", script] if shell.endswith("busybox") else [shell, "-c", script]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    parsed = pa.parse_container_log(proc.stdout)
+    assert parsed["count"] == 1100 and parsed["dirs"] == 2
+    assert (tmp_path / "labctl-count").read_text().strip() == "1100"
+    files = sum(len(f) for _d, _s, f in os.walk(tmp_path / "fill"))
+    assert files == 1100
+
+
+def test_parse_container_log() -> None:
+    gnu = ("dd: error writing '/fill': No space left on device\n967+0 records in\n"
+           "966+0 records out\n1013972992 bytes (1.0 GB, 967 MiB) copied, 2.8 s, 362 MB/s\n"
+           "labctl-rc 1\n")
+    got = pa.parse_container_log(gnu)
+    assert got["dd_bytes"] == 1013972992 and got["rc"] == 1 and got["error"] == "enospc"
+    assert got["error_line"].startswith("dd: error writing")
+    busybox = "32+0 records in\n32+0 records out\n33554432 bytes (32.0MB) copied\nlabctl-rc 0\n"
+    assert pa.parse_container_log(busybox)["dd_bytes"] == 33554432
+    dash = "sh: 1: Cannot fork\nlabctl-rc 2\n"
+    assert pa.parse_container_log(dash)["error"] == "eagain"
+    bash = "sh: fork: retry: Resource temporarily unavailable\n"
+    assert pa.parse_container_log(bash)["error"] == "eagain"
+    assert pa.parse_container_log("labctl-count 2000 dirs 20\n")["dirs"] == 20
+
+
+# -- OOM attribution -------------------------------------------------------------------------
+
+CID = "cb7b6b1dcf30" + "a" * 52
+MODERN = [
+    f"[ 980.4] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset={CID},"
+    f"mems_allowed=0,oom_memcg=/docker/{CID},task_memcg=/docker/{CID},task=tail,pid=8841,uid=0",
+    "[ 980.4] Memory cgroup out of memory: Killed process 8841 (tail) total-vm:34248kB, "
+    "anon-rss:31744kB, file-rss:1248kB, shmem-rss:0kB, UID:0",
+]
+OLD_HOST = [  # CentOS 6 style: a host process killed, no memcg fields
+    "Out of memory: Kill process 2211 (mysqld) score 901 or sacrifice child",
+    "Killed process 2211, UID 27, (mysqld) total-vm:2000000kB, anon-rss:900000kB, file-rss:0kB",
+]
+
+
+def test_kernel_oom_lines_only_new_ones() -> None:
+    before = "[1.0] boot\n[2.0] Killed process 1 (old)\n"
+    after = before + "[3.0] eth0 up\n" + "\n".join(MODERN) + "\n"
+    assert pa.kernel_oom_lines(before, after) == MODERN
+    assert pa.kernel_oom_lines("", "\n".join(OLD_HOST)) == OLD_HOST
+    assert pa.oom_line_rss(MODERN) == (31744 + 1248) * 1024
+
+
+def test_attribute_oom_container_by_limit() -> None:
+    got = pa.attribute_oom(True, 137, False, 1, MODERN, CID)
+    assert got["oom_victim"] == "container"
+    assert got["oom_kills_total"] == 1 and got["oom_kills_other"] == 0
+
+
+def test_attribute_oom_host_process() -> None:
+    got = pa.attribute_oom(False, 0, True, 1, OLD_HOST, CID)
+    assert got["oom_victim"] == "host" and got["oom_other_victims"] == "mysqld"
+
+
+def test_attribute_oom_container_and_host() -> None:
+    other = ["oom-kill:constraint=CONSTRAINT_NONE,task_memcg=/user.slice,task=sshd,pid=77,uid=0",
+             "Out of memory: Killed process 77 (sshd) total-vm:1kB, anon-rss:1kB, file-rss:0kB"]
+    got = pa.attribute_oom(True, 137, False, 2, MODERN + other, CID)
+    assert got["oom_victim"] == "container+host"
+    assert got["oom_kills_other"] == 1 and got["oom_other_victims"] == "sshd"
+
+
+def test_attribute_oom_none_and_unconfirmed() -> None:
+    assert pa.attribute_oom(False, 137, True, 0, [], CID)["oom_victim"] == "none"
+    # exit 137 that the agent did not cause, no kernel log, no vmstat counter (old kernel)
+    assert pa.attribute_oom(False, 137, False, None, [], CID)["oom_victim"] == "container-likely"
+    # only the machine-wide counter moved: someone on the host was killed
+    assert pa.attribute_oom(False, 0, True, 1, [], CID)["oom_victim"] == "host"
+
+
+# -- stop reasons ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("observed", "reason"), [
+    ({"agent_stop": "floor", "reached_target": True}, "floor"),
+    ({"reached_target": True}, "cap"),
+    ({"reached_target": True, "cap_limited_by_floor": True}, "floor"),
+    ({"container_error": "enospc"}, "enospc"),
+    ({"host_exhausted": True}, "enospc"),
+    ({"container_error": "eagain"}, "eagain"),
+    ({"container_error": "eagain", "limit_applied": True, "near_limit": True},
+     "container-limit"),
+    ({"oom_killed": True, "exit_code": 137}, "oom-kill"),
+    ({"oom_killed": True, "exit_code": 137, "limit_applied": True}, "container-limit"),
+    ({"exit_code": 137, "killed_by_agent": True, "reached_target": True}, "cap"),
+    ({"container_error": "edquot"}, "container-limit"),
+    ({"agent_stop": "timeout"}, "timeout"),
+    ({"exit_code": 1}, "error"),
+])
+def test_decide_stop_reason(observed: dict[str, object], reason: str) -> None:
+    assert pa.decide_stop_reason(observed) == reason
+    assert reason in pa.STOP_REASONS
+
+
+# -- verdicts --------------------------------------------------------------------------------
+
+def _disk(**kw: object) -> dict[str, object]:
+    m: dict[str, object] = {
+        "stop_reason": "cap", "container_started": True, "written_bytes": 256 * MIB,
+        "cap_effective": 256 * MIB, "landed_on_host_ratio": 1.0,
+        "host_free_bytes_delta": 256 * MIB, "target_path": "/var/lib/docker",
+        "target_fstype": "ext4", "host_write_ok": True, "host_create_ok": True,
+        "host_write_bytes": MIB}
+    m.update(kw)
+    return m
+
+
+def test_verdict_disk_cap_landed_on_host() -> None:
+    v = pa.resource_verdict("disk", _disk())
+    assert v.startswith("stopped at the cap of 256 MiB: every byte written landed on the "
+                        "host's /var/lib/docker filesystem (ext4)")
+    assert "the host could still write a 1 MiB file and create a file" in v
+    assert v.endswith("no container limit applied up to 256 MiB: a container can fill the "
+                      "host disk")
+
+
+def test_verdict_disk_enospc_host_failed() -> None:
+    v = pa.resource_verdict("disk", _disk(
+        stop_reason="enospc", written_bytes=966 * MIB, host_write_ok=False,
+        host_write_error="ENOSPC: No space left on device"))
+    assert v.startswith("stopped at ENOSPC after 966 MiB: every byte written landed")
+    assert "the host could NOT write a 1 MiB file (ENOSPC: No space left on device)" in v
+    assert v.endswith("a container can fill the host disk")
+
+
+def test_verdict_disk_separate_device() -> None:
+    v = pa.resource_verdict("disk", _disk(stop_reason="enospc", landed_on_host_ratio=0.0,
+                                          written_bytes=10 * GIB))
+    assert "did not show up as lost free space" in v
+    assert v.endswith("the container's disk filled, not the host's")
+
+
+def test_verdict_floor_not_run_and_stopped() -> None:
+    v = pa.resource_verdict("disk", _disk(stop_reason="floor", container_started=False,
+                                          host_free_bytes_before=300 * MIB, floor=400 * MIB))
+    assert v.startswith("not run: the host has only 300 MiB free, at or below the safety "
+                        "floor of 400 MiB free")
+    v = pa.resource_verdict("disk", _disk(stop_reason="floor", floor=256 * MIB,
+                                          written_bytes=100 * MIB))
+    assert v.startswith("stopped by the agent at the host's safety floor of 256 MiB free "
+                        "after 100 MiB")
+
+
+def test_verdict_inodes() -> None:
+    m = {"stop_reason": "enospc", "files_created": 19960, "host_inodes_total": 20000,
+         "landed_on_host_ratio": 1.0, "host_free_inodes_delta": 19970,
+         "target_path": "/var/lib/docker", "target_fstype": "ext4", "host_create_ok": False,
+         "host_create_error": "ENOSPC: No space left on device", "host_write_ok": True,
+         "host_write_bytes": MIB}
+    v = pa.resource_verdict("inodes", m)
+    assert v.startswith("stopped at ENOSPC after 19,960 files: every file created used an "
+                        "inode of the host's /var/lib/docker filesystem (ext4)")
+    assert "the host could NOT create a file (ENOSPC" in v
+    assert v.endswith("a container can exhaust the host's inodes")
+    m.update(host_inodes_total=0, target_fstype="btrfs", stop_reason="cap")
+    assert "no fixed inode count" in pa.resource_verdict("inodes", m)
+
+
+def test_verdict_memory() -> None:
+    lim = {"stop_reason": "container-limit", "memory_limit_bytes": 64 * MIB,
+           "resident_bytes": 64 * MIB, "host_mem_available_min": 20 * GIB,
+           "host_alloc_ok": True, "host_alloc_bytes": 16 * MIB}
+    assert pa.resource_verdict("memory-limited", lim) == (
+        "contained: the container was OOM-killed at its 64 MiB limit (peak 64 MiB); host "
+        "MemAvailable stayed above 20 GiB and the host could still allocate 16 MiB")
+    oom = {"stop_reason": "oom-kill", "resident_bytes": 900 * MIB, "oom_victim": "container+host",
+           "oom_kills_other": 1, "oom_other_victims": "sshd", "host_alloc_ok": True,
+           "host_alloc_bytes": 16 * MIB}
+    v = pa.resource_verdict("memory", oom)
+    assert v.startswith("the host ran out of memory: the container was OOM-killed after "
+                        "900 MiB with no memory limit; the kernel also killed 1 other")
+    cap = {"stop_reason": "cap", "cap_effective": 64 * MIB, "resident_bytes": 65 * MIB,
+           "host_mem_available_delta": 64 * MIB, "landed_on_host_ratio": 0.98,
+           "host_alloc_ok": True, "host_alloc_bytes": 16 * MIB}
+    v = pa.resource_verdict("memory", cap)
+    assert v.startswith("stopped at the cap of 64 MiB with 65 MiB resident and no memory "
+                        "limit")
+    assert v.endswith("a container can use up the host's memory")
+
+
+def test_verdict_processes() -> None:
+    lim = {"stop_reason": "container-limit", "pids_limit": 20, "processes_started": 18,
+           "container_pids_peak": 20, "host_fork_ok": True}
+    assert pa.resource_verdict("processes-limited", lim) == (
+        "contained: the container stopped at its --pids-limit of 20 (EAGAIN after 18 children, "
+        "20 pids in the container); the host could still fork a process")
+    bomb = {"stop_reason": "eagain", "processes_started": 477, "host_free_pids_min": 0,
+            "host_threads_delta": 477, "landed_on_host_ratio": 1.0, "host_fork_ok": False,
+            "host_fork_error": "EAGAIN: Resource temporarily unavailable"}
+    v = pa.resource_verdict("processes", bomb)
+    assert v.startswith("stopped at EAGAIN (fork failed) after 477 children: the host's "
+                        "process limit was reached")
+    assert "the host could NOT fork a process (EAGAIN" in v
+    cap = {"stop_reason": "cap", "cap_effective": 50, "processes_started": 50,
+           "host_threads_delta": 50, "landed_on_host_ratio": 1.0, "host_fork_ok": True,
+           "host_pid_max": 32768, "host_threads_max": 192731}
+    v = pa.resource_verdict("processes", cap)
+    assert v.startswith("stopped at the cap of 50 children with no pids limit")
+    assert v.endswith("(pid_max 32,768, threads-max 192,731)")
+
+
+def test_fmt_helpers() -> None:
+    assert pa.fmt_bytes(32 * MIB) == "32 MiB"
+    assert pa.fmt_bytes(1536) == "1.5 KiB"
+    assert pa.fmt_bytes(966 * MIB) == "966 MiB"
+    assert pa.fmt_bytes(None) == "?"
+    assert pa.fmt_count(19960) == "19,960" and pa.fmt_count(-1234567) == "-1,234,567"
+
+
+# -- the command line ------------------------------------------------------------------------
+
+def test_cli_rejects_bad_mode_and_limits(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                         ) -> None:
+    base = ["run", "--run-id", "r1", "--host", "h", "--out", str(tmp_path / "o.json")]
+    for extra, needle in ((["--mode", "wild"], "--mode must be bounded or exhaust"),
+                          (["--limit", "disk_cap_bytes=lots"], "size like 512M"),
+                          (["--limit", "nope=1"], "unknown limit"),
+                          (["--experiments", "disk,bogus"], "unknown experiment(s) bogus")):
+        with pytest.raises(SystemExit) as exc:
+            pa.main(base + extra)
+        assert exc.value.code == 2
+        assert needle in capsys.readouterr().err
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_experiment_names_and_all() -> None:
+    assert pa.EXPERIMENT_ORDER == ("storage-location", "disk", "disk-shared", "inodes", "memory",
+                                   "memory-limited", "processes", "processes-limited")
+    assert set(pa.EXPERIMENTS) == set(pa.EXPERIMENT_ORDER)
+    assert pa.DEFAULT_EXPERIMENTS == ("storage-location",)
+
+
+def test_reap_removes_dead_runs_shared_folders(tmp_path: Path) -> None:
+    parent = tmp_path / "lib"
+    dead = parent / "labctl-probe-deadrun-fs" / "disk-shared" / "shared"
+    dead.mkdir(parents=True)
+    (dead / "fill").write_bytes(b"x")
+    live = parent / "labctl-probe-liverun-fs"
+    live.mkdir()
+    other = parent / "labctl-other-fs"
+    other.mkdir()
+    removed = pa.reap(str(tmp_path / "work"), None, own_run_id="liverun",
+                      fs_parents=(str(parent),))
+    assert str(parent / "labctl-probe-deadrun-fs") in removed["workdirs"]
+    assert not (parent / "labctl-probe-deadrun-fs").exists()
+    assert live.exists() and other.exists()
+    assert pa.fs_parents_of("/var/lib/docker/") == ("/var/lib", "/var/lib/docker/")
+
+
+# -- Python 2.7 ------------------------------------------------------------------------------
+
+PY2_SCRIPT = r"""
+import imp, json, sys
+pa = imp.load_source("probe_agent", sys.argv[1])
+MIB = 1024 * 1024
+cap, floor = pa.cap_and_floor("disk", "bounded", {}, 480 * MIB, 512 * MIB)
+series = {"t": list(range(1500)), "x": list(range(1500))}
+out = {
+    "py": list(sys.version_info[:2]),
+    "limits": pa.parse_limit_options(["disk_cap_bytes=32M", "inodes_cap=2k",
+                                      "experiment_timeout_s=90s"]),
+    "cap_floor": [cap, floor],
+    "within": list(pa.cap_within_floor(None, 150, 200)),
+    "breach": pa.floor_breached(1000, 100, 2000, 0.5),
+    "down": len(pa.downsample(series, 600)["t"]),
+    "gate": list(pa.pids_gate("1.10.3", ["pids"])),
+    "gate11": list(pa.pids_gate("1.11.0", ["pids"])),
+    "oom": pa.attribute_oom(True, 137, False, 1, [], None)["oom_victim"],
+    "reason": pa.decide_stop_reason({"container_error": "eagain", "limit_applied": True,
+                                     "near_limit": True}),
+    "verdict": pa.resource_verdict("disk", {
+        "stop_reason": "enospc", "written_bytes": 966 * MIB, "landed_on_host_ratio": 1.0,
+        "host_free_bytes_delta": 966 * MIB, "target_path": "/var/lib/docker",
+        "target_fstype": "ext4", "host_write_ok": False,
+        "host_write_error": "ENOSPC: No space left on device", "host_create_ok": False,
+        "host_create_error": "ENOSPC: No space left on device", "host_write_bytes": MIB}),
+    "count": pa.fmt_count(19960),
+    "sample": sorted(k for k, v in pa.HostSampler("/").sample().items() if v is not None),
+    "fork": list(pa.host_try_fork()),
+}
+print(json.dumps(out))
+"""
+
+
+def test_resource_logic_runs_under_python27(tmp_path: Path) -> None:
+    if not PY27.exists():
+        pytest.skip(f"python2.7 not found at {PY27}; install it with `pyenv install 2.7.18`")
+    script = tmp_path / "check.py"
+    script.write_text(PY2_SCRIPT)
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    proc = subprocess.run([str(PY27), str(script), str(AGENT)], capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["py"] == [2, 7]
+    assert out["limits"] == {"disk_cap_bytes": 32 * MIB, "inodes_cap": 2000,
+                             "experiment_timeout_s": 90.0}
+    assert out["cap_floor"] == [120 * MIB, 256 * MIB]
+    assert out["within"] == [50, True]
+    assert out["breach"] is True
+    assert 590 <= out["down"] <= 600
+    assert out["gate"][0] is False and out["gate"][1].startswith("not supported by Docker 1.10.3")
+    assert out["gate11"] == [True, None]
+    assert out["oom"] == "container"
+    assert out["reason"] == "container-limit"
+    assert out["verdict"].startswith("stopped at ENOSPC after 966 MiB")
+    assert out["count"] == "19,960"
+    assert {"free_bytes", "free_inodes", "mem_available", "threads", "free_pids"} <= set(
+        out["sample"])
+    assert out["fork"] == [True, None]
