@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import LabctlError, ProbeError, ResultError
+from .errors import LabctlError, ProbeError, ResultError, TransportError
 from .hosts import HostRecord
 from .paths import agent_path
 from .results import RunDir, utc_now
@@ -186,30 +186,48 @@ class _HostProbe:
                 host=self.host.name,
             ) from None
 
-    def follow(self, t: SSHTransport, pid: int) -> dict[str, Any]:
+    def follow(self, t: SSHTransport, pid: int) -> tuple[dict[str, Any], SSHTransport]:
+        """Poll until the agent's result appears; returns it and the (maybe new) connection.
+
+        Polling uses one SFTP session, which needs no new process on the host, so it keeps
+        working while an experiment exhausts the host's processes. When the connection drops
+        anyway (sshd cannot fork, the host is swapping), it reconnects until the deadline: the
+        agent runs on, detached.
+        """
         deadline = time.monotonic() + self.options.timeout + 60
+        lost: TransportError | None = None
         while True:
-            self._relay_progress(t)
-            raw = t.read(self.result_path)
-            if raw is not None:
+            try:
+                if lost is not None:
+                    t = SSHTransport(self.host).connect()
+                    self.progress(self.host.name, "reconnected")
+                    lost = None
                 self._relay_progress(t)
-                return self._parse(raw)
-            alive = t.run(f"kill -0 {pid} 2>/dev/null", timeout=30).ok
-            if not alive and t.read(self.result_path) is None:
-                tail = t.run(f"tail -n 5 {shlex.quote(self.rdir)}/agent.log", timeout=30)
-                detail = " | ".join(tail.stdout.strip().splitlines()[-3:]) or "no output"
-                raise ProbeError(
-                    f"the agent exited without a result ({detail})",
-                    host=self.host.name,
-                    hint=f"see {self.rdir}/agent.log on the host",
-                )
+                raw = t.read(self.result_path)
+                if raw is not None:
+                    self._relay_progress(t)
+                    return self._parse(raw), t
+                if not t.exists(f"/proc/{pid}") and not t.exists(self.result_path):
+                    log_text = (t.read(f"{self.rdir}/agent.log") or b"").decode("utf-8", "replace")
+                    detail = " | ".join(log_text.strip().splitlines()[-3:]) or "no output"
+                    raise ProbeError(
+                        f"the agent exited without a result ({detail})",
+                        host=self.host.name,
+                        hint=f"see {self.rdir}/agent.log on the host",
+                    )
+            except TransportError as err:
+                if lost is None:
+                    self.progress(self.host.name, f"connection lost ({err.message}); retrying")
+                lost = err
+                t.close()
             if time.monotonic() > deadline:
+                why = f" (last: {lost.message})" if lost is not None else ""
                 raise ProbeError(
-                    f"the agent gave no result within {self.options.timeout:.0f} s",
+                    f"the agent gave no result within {self.options.timeout:.0f} s{why}",
                     host=self.host.name,
                     hint=f"it may still finish: `labctl collect {self.run.path}` later",
                 )
-            time.sleep(self.options.poll_interval)
+            time.sleep(self.options.poll_interval if lost is None else 2.0)
 
     def _relay_progress(self, t: SSHTransport) -> None:
         raw = t.read(f"{self.result_path}.progress")
@@ -271,8 +289,12 @@ def probe_host(
             progress(host.name, "connected")
             pid = hp.start(t)
             progress(host.name, f"agent running (pid {pid})")
-            data = hp.follow(t, pid)
-            path = hp.store(t, data)
+            data, live = hp.follow(t, pid)
+            try:
+                path = hp.store(live, data)
+            finally:
+                if live is not t:
+                    live.close()
     except LabctlError as err:
         progress(host.name, f"failed: {err.message}")
         return _fail(run, host, err)

@@ -91,6 +91,7 @@ class SSHTransport:
         self.host = host
         self.connect_timeout = connect_timeout
         self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
 
     # -- connection -------------------------------------------------------------------------
     def connect(self) -> SSHTransport:
@@ -161,6 +162,9 @@ class SSHTransport:
         return self
 
     def close(self) -> None:
+        if self._sftp is not None:
+            self._sftp.close()
+            self._sftp = None
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -175,6 +179,14 @@ class SSHTransport:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    @property
+    def sftp(self) -> paramiko.SFTPClient:
+        """One SFTP session for the connection's life: a host that cannot fork (a fork bomb
+        under way) still answers reads on it, where every new session needs a new process."""
+        if self._sftp is None:
+            self._sftp = self.client.open_sftp()
+        return self._sftp
 
     @property
     def client(self) -> paramiko.SSHClient:
@@ -230,12 +242,12 @@ class SSHTransport:
         data = local.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         try:
-            with self.client.open_sftp() as sftp:
-                tmp = f"{remote}.part"
-                with sftp.open(tmp, "wb") as fh:
-                    fh.write(data)
-                sftp.chmod(tmp, mode)
-                sftp.posix_rename(tmp, remote)
+            sftp = self.sftp
+            tmp = f"{remote}.part"
+            with sftp.open(tmp, "wb") as fh:
+                fh.write(data)
+            sftp.chmod(tmp, mode)
+            sftp.posix_rename(tmp, remote)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise TransportError(
                 f"cannot copy {local.name} to {remote} ({exc})",
@@ -255,7 +267,7 @@ class SSHTransport:
         """The sha256 of a remote file, read over SFTP (needs no tool on the host)."""
         h = hashlib.sha256()
         try:
-            with self.client.open_sftp() as sftp, sftp.open(remote, "rb") as fh:
+            with self.sftp.open(remote, "rb") as fh:
                 while chunk := fh.read(1 << 20):
                     h.update(chunk)
         except FileNotFoundError:
@@ -264,10 +276,20 @@ class SSHTransport:
             raise TransportError(f"cannot read {remote} ({exc})", host=self.host.name) from exc
         return h.hexdigest()
 
+    def exists(self, remote: str) -> bool:
+        """Whether a remote path exists, asked over SFTP (no new process on the host)."""
+        try:
+            self.sftp.stat(remote)
+        except FileNotFoundError:
+            return False
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise HostUnreachable(f"cannot stat {remote} ({exc})", host=self.host.name) from exc
+        return True
+
     def read(self, remote: str) -> bytes | None:
         """Content of a remote file, or None when it does not exist."""
         try:
-            with self.client.open_sftp() as sftp, sftp.open(remote, "rb") as fh:
+            with self.sftp.open(remote, "rb") as fh:
                 return bytes(fh.read())
         except FileNotFoundError:
             return None
