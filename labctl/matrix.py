@@ -3,17 +3,27 @@
 Rows of the matrix are facts and measured values (``section.metric``), columns are hosts
 labelled with distribution, kernel, Docker version and storage driver. A host that failed keeps
 its column: its ``status`` and ``error`` rows say why, its other cells stay empty.
+
+Three CSVs, each in a stable order so they diff cleanly between runs:
+
+- ``matrix.csv``: wide, rows are metrics, columns are hosts (sorted by name);
+- ``results.csv``: long and tidy, one row per run x host x experiment x metric, with a unit
+  (facts have an empty experiment);
+- ``verdicts.csv``: one row per experiment x host, the verdict and its class
+  (see :mod:`labctl.report.classify`); a failed host or an experiment a host did not run still
+  has its row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .report.classify import classify, unit_of
 from .results import HostResult, RunDir
 
 #: fact rows, in the order people read them (the article's Table 1, then engine, then limits)
@@ -145,24 +155,103 @@ def build_matrix(results: list[HostResult]) -> pd.DataFrame:
     return wide.reset_index()
 
 
-def build_verdicts(results: list[HostResult]) -> pd.DataFrame:
+def _experiment_names(results: Iterable[HostResult]) -> list[str]:
+    seen: dict[str, None] = {}
+    for r in results:
+        for exp in r.experiments:
+            seen.setdefault(str(exp.get("name", "")), None)
+    seen.pop("", None)
+    return sorted(seen)
+
+
+def build_verdicts(
+    results: list[HostResult],
+    runs: Mapping[str, str] | None = None,
+    experiments: Iterable[str] = (),
+) -> pd.DataFrame:
+    """One row per experiment x host: status, verdict, class (and run when known).
+
+    ``experiments`` adds names asked for but absent from every host (e.g. run.json's list).
+    """
+    names = sorted(set(_experiment_names(results)) | {e for e in experiments if e})
     rows = []
     for r in sorted(results, key=lambda r: r.host):
-        for exp in r.experiments:
-            rows.append(
-                {
-                    "experiment": exp.get("name", ""),
-                    "host": r.host,
-                    "status": exp.get("status", ""),
-                    "verdict": format_value(exp.get("verdict")),
-                }
-            )
-        if not r.experiments and r.error:
-            rows.append(
-                {"experiment": "", "host": r.host, "status": "error", "verdict": r.error["message"]}
-            )
-    frame = pd.DataFrame(rows, columns=["experiment", "host", "status", "verdict"])
+        run_id = (runs or {}).get(r.host, str(r.data.get("run_id") or ""))
+        by_name = {str(e.get("name", "")): e for e in r.experiments}
+        if not names and r.error:
+            rows.append(_verdict_row("", r, run_id, "error", r.error["message"], "error"))
+        for name in names:
+            exp = by_name.get(name)
+            cls = classify(exp, host_failed=not r.ok).cls
+            if exp is not None:
+                row = _verdict_row(
+                    name, r, run_id, str(exp.get("status", "")), exp.get("verdict"), cls
+                )
+            elif r.error:
+                row = _verdict_row(name, r, run_id, "error", r.error["message"], cls)
+            else:
+                row = _verdict_row(name, r, run_id, "", "not run on this host", cls)
+            rows.append(row)
+    frame = pd.DataFrame(rows, columns=["experiment", "host", "status", "verdict", "class", "run"])
     return frame.sort_values(["experiment", "host"], kind="stable").reset_index(drop=True)
+
+
+def _verdict_row(
+    name: str, r: HostResult, run_id: str, status: str, verdict: Any, cls: str
+) -> dict[str, str]:
+    return {
+        "experiment": name,
+        "host": r.host,
+        "status": status,
+        "verdict": format_value(verdict),
+        "class": cls,
+        "run": run_id,
+    }
+
+
+RESULT_COLUMNS = ["run", "host", "experiment", "metric", "value", "unit"]
+
+
+def result_rows(result: HostResult, run_id: str = "") -> Iterator[tuple[str, ...]]:
+    """The tidy rows of one host: status, labels, facts, then each experiment's values."""
+    h = result.host
+    run_id = run_id or str(result.data.get("run_id") or "")
+    yield (run_id, h, "", "status", "ok" if result.ok else "error", "")
+    if result.error:
+        yield (run_id, h, "", "error", result.error["message"], "")
+        yield (run_id, h, "", "error_kind", result.error.get("kind", ""), "")
+    for key, value in sorted(result.labels.items()):
+        yield (run_id, h, "", f"lab.{key}", format_value(value), "")
+    facts = result.facts
+    for metric, path in FACT_ROWS:
+        value = _dig(facts, path)
+        if value is not None:
+            yield (run_id, h, "", metric, format_value(value), unit_of(metric, value))
+    for exp in result.experiments:
+        name = str(exp.get("name", "experiment"))
+        yield (run_id, h, name, "status", format_value(exp.get("status")), "")
+        yield (run_id, h, name, "class", classify(exp, host_failed=not result.ok).cls, "")
+        yield (run_id, h, name, "verdict", format_value(exp.get("verdict")), "")
+        err = exp.get("error")
+        if isinstance(err, dict):
+            yield (run_id, h, name, "error", format_value(err.get("message")), "")
+        if exp.get("duration_s") is not None:
+            yield (run_id, h, name, "duration_s", format_value(exp["duration_s"]), "s")
+        metrics = exp.get("metrics")
+        if isinstance(metrics, dict):
+            for key in sorted(metrics):
+                value = metrics[key]
+                yield (run_id, h, name, key, format_value(value), unit_of(key, value))
+
+
+def build_results(results: list[HostResult], runs: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """The long, tidy table: one row per run x host x experiment x metric, with its unit."""
+    rows = [
+        row
+        for r in sorted(results, key=lambda r: r.host)
+        for row in result_rows(r, (runs or {}).get(r.host, ""))
+    ]
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -171,18 +260,50 @@ class Report:
     verdicts_csv: Path
     hosts: int
     failed_hosts: list[HostResult]
+    results_csv: Path | None = None
+    #: every file written: kind (csv name, "md", "html", "json", "plots") -> path
+    outputs: dict[str, Path] = field(default_factory=dict)
 
 
 def write_report(run: RunDir) -> Report:
-    """Render ``matrix.csv`` and ``verdicts.csv`` of a run folder (works offline)."""
+    """Render ``matrix.csv``, ``results.csv`` and ``verdicts.csv`` of a run folder (offline)."""
     results = run.load_hosts()
-    matrix = build_matrix(results)
-    verdicts = build_verdicts(results)
-    matrix_csv = run.path / "matrix.csv"
-    verdicts_csv = run.path / "verdicts.csv"
-    _write_csv(matrix, matrix_csv)
-    _write_csv(verdicts, verdicts_csv)
-    return Report(matrix_csv, verdicts_csv, len(results), [r for r in results if not r.ok])
+    for r in results:  # the series are for plots, not for the CSVs
+        for exp in r.experiments:
+            exp.pop("series", None)
+    declared: list[str] = []
+    if run.run_file.exists():
+        exps = run.read_run().get("experiments")
+        declared = [str(e) for e in exps] if isinstance(exps, list) else []
+    runs = {r.host: run.run_id for r in results}
+    return write_exports(results, run.path, runs=runs, experiments=declared)
+
+
+def write_exports(
+    results: list[HostResult],
+    out_dir: Path,
+    *,
+    runs: Mapping[str, str] | None = None,
+    experiments: Iterable[str] = (),
+) -> Report:
+    """The three CSVs of these hosts into ``out_dir`` (``runs``: host name -> run id)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "matrix.csv": out_dir / "matrix.csv",
+        "results.csv": out_dir / "results.csv",
+        "verdicts.csv": out_dir / "verdicts.csv",
+    }
+    _write_csv(build_matrix(results), paths["matrix.csv"])
+    _write_csv(build_results(results, runs), paths["results.csv"])
+    _write_csv(build_verdicts(results, runs, experiments), paths["verdicts.csv"])
+    return Report(
+        paths["matrix.csv"],
+        paths["verdicts.csv"],
+        len(results),
+        [r for r in results if not r.ok],
+        results_csv=paths["results.csv"],
+        outputs=paths,
+    )
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:

@@ -15,9 +15,9 @@ from . import __version__
 from .errors import LabctlError
 from .hosts import HostRecord
 from .inventory import Inventory, load_inventory
-from .matrix import Report, write_report
+from .matrix import Report
 from .probe import ProbeOptions, collect_hosts, host_from_summary, host_summary, probe_hosts
-from .provision import ProvisionReport, provision
+from .provision import ProvisionReport, provision_inventory
 from .results import RunDir, utc_now
 
 Progress = Callable[[str, str], None]
@@ -81,11 +81,12 @@ def run_pipeline(
     hosts = _with_key_opt_in(inv.hosts, accept_new_host_keys)
     if do_provision and hosts:
         try:
-            rep = provision(
+            rep = provision_inventory(
                 inventory_path,
                 run.path / "ansible",
                 limit=[h.name for h in hosts],
                 progress=prog,
+                loaded=Inventory(inv.path, hosts, []),
             )
         except LabctlError as err:
             summary.fail(err.line(), err.exit_code)
@@ -117,23 +118,40 @@ def run_pipeline(
 
 
 def _report(run: RunDir, summary: RunSummary) -> Report | None:
+    """CSV, Markdown and HTML of a fresh run; host failures are already in the summary."""
     try:
-        return write_report(run)
+        return _as_report(report_runs([run.path]))
     except LabctlError as err:
         summary.fail(err.line(), err.exit_code)
         return None
 
 
-def report_run(run_path: Path) -> RunSummary:
-    """Re-render a run folder's matrix offline; hosts that failed are problems."""
-    run = RunDir(run_path)
-    summary = RunSummary(run=run)
-    run.read_run()  # a folder that is not a run is an error, not an empty matrix
-    summary.report = write_report(run)
-    for failed in summary.report.failed_hosts:
-        msg = failed.error["message"] if failed.error else "failed"
-        line = msg if msg.startswith(f"{failed.host}:") else f"{failed.host}: {msg}"
-        summary.fail(line, 5 if failed.error and failed.error["kind"] == "result" else 1)
+def _as_report(outcome: ReportOutcome) -> Report | None:
+    outs = outcome.outputs
+    if "matrix.csv" not in outs:
+        return None
+    return Report(
+        outs["matrix.csv"],
+        outs["verdicts.csv"],
+        len(outcome.data.entries),
+        [e.result for e in outcome.data.failed],
+        results_csv=outs.get("results.csv"),
+        outputs=dict(outs),
+    )
+
+
+def report_run(
+    run_path: Path,
+    *,
+    formats: Sequence[str] = ("csv", "md", "html"),
+    progress: ReportProgress | None = None,
+) -> RunSummary:
+    """Re-render a run folder's report offline (CSV, Markdown, HTML); failed hosts are problems."""
+    outcome = report_runs([run_path], formats=formats, progress=progress)
+    summary = RunSummary(run=RunDir(run_path))
+    summary.report = _as_report(outcome)
+    for line, code in outcome.failures:
+        summary.fail(line, code)
     return summary
 
 
@@ -160,3 +178,38 @@ def collect_run(
             summary.fail(out.line(), out.error.exit_code)
     summary.report = _report(run, summary)
     return summary
+
+
+# -- reports (labctl report / compare / runs) ---------------------------------------------------
+# (type-only imports: annotations are strings here, the modules load when a report is asked for)
+from collections.abc import Sequence  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:
+    from .report.build import Progress as ReportProgress
+    from .report.build import ReportOutcome
+
+
+def report_runs(
+    run_paths: Sequence[Path],
+    *,
+    out: Path | None = None,
+    formats: Sequence[str] = ("csv", "md", "html"),
+    plots: bool = True,
+    max_plots: int | None = None,
+    progress: ReportProgress | None = None,
+) -> ReportOutcome:
+    """One report over one or several run folders (merged), written to ``out``.
+
+    ``out`` defaults to the run folder itself when there is one; several runs need ``out``.
+    """
+    from .report.build import DEFAULT_MAX_PLOTS, make_report
+
+    return make_report(
+        list(run_paths),
+        out,
+        formats=formats,
+        plots=plots,
+        max_plots=DEFAULT_MAX_PLOTS if max_plots is None else max_plots,
+        progress=progress,
+    )

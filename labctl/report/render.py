@@ -1,0 +1,274 @@
+"""report.md and report.html from jinja2 templates (``labctl/templates``), autoescaped.
+
+The templates get a plain view (dicts and lists of strings, built here), so they hold layout
+only. The HTML is self-contained: CSS inline, plots embedded as base64 PNG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import jinja2
+
+from ..matrix import column_label
+from .build import ReportData, data_uri, plot_file
+from .classify import CLASSES, LABELS, LANDED_RATIO, RULES, short_verdict, unit_of
+from .model import HostEntry, dig, redact_ids
+
+CLASS_SYMBOL = {
+    "affected": "\U0001f534",
+    "contained": "\U0001f7e2",
+    "not-measured": "\u26aa",
+    "error": "\U0001f7e0",
+    "unclassified": "\U0001f535",
+}
+
+
+def human(value: Any, unit: str = "") -> str:
+    """A cell for people: 1.5 GiB, 20,000, 0.97, yes/no, '' for missing."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        if unit == "bytes":
+            n = float(value)
+            for name, size in (
+                ("TiB", 1024.0**4),
+                ("GiB", 1024.0**3),
+                ("MiB", 1024.0**2),
+                ("KiB", 1024.0),
+            ):
+                if abs(n) >= size:
+                    return f"{n / size:.1f} {name}"
+            return f"{int(n)} bytes"
+        if isinstance(value, int):
+            return f"{value:,}"
+        return f"{value:.3g}"
+    if isinstance(value, list | tuple):
+        return ", ".join(human(v) for v in value)
+    return str(value)
+
+
+def md_cell(value: Any) -> str:
+    """A Markdown table cell: one line, pipes escaped, HTML-ish characters neutralised."""
+    text = " ".join(str(value if value is not None else "").split())
+    for a, b in (("\\", "\\\\"), ("|", "\\|"), ("<", "\\<"), (">", "\\>"), ("`", "\\`")):
+        text = text.replace(a, b)
+    return text
+
+
+def _host_rows(entries: Iterable[HostEntry]) -> list[dict[str, str]]:
+    rows = []
+    for e in entries:
+        f = e.result.facts
+        rows.append(
+            {
+                "name": e.name,
+                "run": e.run_id,
+                "status": "ok" if e.result.ok else "failed",
+                "distribution": human(dig(f, "distribution", "pretty"))
+                or e.result.labels.get("suite", ""),
+                "kernel": human(f.get("kernel")),
+                "docker": human(dig(f, "docker", "server_version")),
+                "arch": human(f.get("arch")),
+                "cgroup": human(dig(f, "cgroup", "version")),
+                "memory": human(dig(f, "limits", "mem_total_bytes"), "bytes"),
+                "python": human(e.result.data.get("python")),
+                "error": e.result.error["message"] if e.result.error else "",
+            }
+        )
+    return rows
+
+
+def _storage_rows(entries: Iterable[HostEntry]) -> list[dict[str, str]]:
+    rows = []
+    for e in entries:
+        f = e.result.facts
+        if not f:
+            continue
+        rec = e.experiment("storage-location")
+        raw = rec.get("metrics") if rec and rec.get("status") == "ok" else None
+        m: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        if m.get("host_path"):
+            where = redact_ids(str(m["host_path"]))
+        elif m:
+            where = f"{m.get('container_root_source') or '?'} ({m.get('container_root_fstype')})"
+            where = redact_ids(where)
+        else:
+            where = ""
+        root_fs = dig(f, "limits", "docker_root_fs") or {}
+        rows.append(
+            {
+                "name": e.name,
+                "driver": human(dig(f, "docker", "storage_driver")),
+                "backing": human(dig(f, "docker", "backing_filesystem")),
+                "root": human(dig(f, "docker", "root_dir")),
+                "root_fs": " on ".join(
+                    x for x in (human(root_fs.get("fstype")), human(root_fs.get("device"))) if x
+                ),
+                "root_free": human(root_fs.get("free_bytes"), "bytes"),
+                "where": where,
+                "read": human(m.get("host_can_read")) if m else "",
+                "write": human(m.get("host_can_write")) if m else "",
+            }
+        )
+    return rows
+
+
+_KEY_METRICS = (
+    "stop_reason",
+    "landed_on_host_ratio",
+    "written_bytes",
+    "files_created",
+    "resident_bytes",
+    "processes_started",
+    "host_free_bytes_min",
+    "host_free_inodes_min",
+    "host_mem_available_min",
+    "host_free_pids_min",
+    "oom_killed",
+    "oom_victim",
+    "limit_applied",
+    "memory_limit_bytes",
+    "pids_limit",
+)
+
+
+def _key_metrics(rec: dict[str, Any] | None) -> list[dict[str, str]]:
+    raw = rec.get("metrics") if rec else None
+    m: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    out = []
+    for k in _KEY_METRICS:
+        if m.get(k) is not None:
+            out.append({"name": k, "value": human(m[k], unit_of(k, m[k]))})
+    return out
+
+
+def view(data: ReportData) -> dict[str, Any]:
+    """Everything the templates show, as plain data."""
+    from ..baseline import compare_to_baseline
+
+    exps = data.experiments
+    matrix = []
+    counts = {c: 0 for c in CLASSES}
+    per_exp: dict[str, list[dict[str, Any]]] = {x: [] for x in exps}
+    for e in data.entries:
+        cells = []
+        for x in exps:
+            rec = e.experiment(x)
+            v = e.verdict(x)
+            counts[v.cls] += 1
+            text = str(rec.get("verdict") or "") if rec else ""
+            brief = short_verdict(text)
+            if not rec and e.result.error:
+                text = e.result.error["message"]
+                brief = f"host failed ({e.result.error['kind']})"
+            if brief.lower() in (v.label, v.cls, "error"):
+                brief = ""
+            cell = {
+                "cls": v.cls,
+                "label": v.label,
+                "symbol": CLASS_SYMBOL[v.cls],
+                "short": brief,
+                "verdict": text or v.label,
+                "why": v.why,
+            }
+            cells.append(cell)
+            per_exp[x].append(
+                {
+                    "host": e.name,
+                    "metrics": _key_metrics(rec),
+                    "status": rec.get("status") if rec else "",
+                    **cell,
+                }
+            )
+        failed = None
+        if e.result.error and not e.result.experiments:
+            failed = {"kind": e.result.error["kind"], "message": e.result.error["message"]}
+        matrix.append({"name": e.name, "ok": e.result.ok, "cells": cells, "failed": failed})
+    plots_by_exp: dict[str, list[dict[str, Any]]] = {}
+    for p in data.plots:
+        plots_by_exp.setdefault(p.experiment, []).append(
+            {
+                "host": p.host,
+                "uri": data_uri(p),
+                "file": f"plots/{plot_file(p)}",
+                "drawn": ", ".join(p.drawn),
+                "not_drawn": ", ".join(p.not_drawn),
+                "points": p.points,
+            }
+        )
+    plot_groups = [
+        {"experiment": x, "plots": plots_by_exp[x]}
+        for x in [*exps, *plots_by_exp]
+        if x in plots_by_exp
+    ]
+    plot_groups = list({g["experiment"]: g for g in plot_groups}.values())
+    baseline = compare_to_baseline(data.entries)
+    title_runs = ", ".join(r.run_id for r in data.runs)
+    return {
+        "title": f"labctl report: {title_runs}",
+        "runs": [
+            {
+                "id": r.run_id,
+                "path": str(r.path),
+                "started": human(r.meta.get("started")),
+                "finished": human(r.meta.get("finished")),
+                "status": r.status,
+                "hosts": len(r.host_files),
+                "experiments": ", ".join(str(x) for x in r.meta.get("experiments") or []),
+                "mode": human((dig(r.meta, "asked", "exhaust") and "exhaust") or "bounded"),
+            }
+            for r in data.runs
+        ],
+        "merged": len(data.runs) > 1,
+        "generated": data.generated,
+        "hosts": _host_rows(data.entries),
+        "storage": _storage_rows(data.entries),
+        "experiments": exps,
+        "matrix": matrix,
+        "columns": [column_label(e.result) for e in data.entries],
+        "counts": [
+            {"cls": c, "label": LABELS[c], "n": counts[c], "symbol": CLASS_SYMBOL[c]}
+            for c in CLASSES
+            if counts[c] or c != "unclassified"
+        ],
+        "details": [{"experiment": x, "hosts": per_exp[x]} for x in exps],
+        "plot_groups": plot_groups,
+        "plots_left_out": data.plots_left_out,
+        "failed": [
+            {"name": e.name, "kind": e.result.error["kind"], "message": e.result.error["message"]}
+            for e in data.failed
+            if e.result.error
+        ],
+        "baseline": baseline.to_dict(),
+        "rules": list(RULES),
+        "landed_ratio": LANDED_RATIO,
+        "n_hosts": len(data.entries),
+        "n_failed": len(data.failed),
+    }
+
+
+def _env(markdown: bool) -> jinja2.Environment:
+    """HTML: autoescape on. Markdown: every ``{{ }}`` goes through :func:`md_cell` (finalize),
+    which escapes what Markdown would read (pipes, backticks) and neutralises ``<``/``>``."""
+    kwargs: dict[str, Any] = {"finalize": md_cell} if markdown else {}
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("labctl", "templates"),
+        autoescape=not markdown,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        **kwargs,
+    )
+
+
+def render_html(v: dict[str, Any]) -> str:
+    return _env(markdown=False).get_template("report.html.j2").render(**v)
+
+
+def render_markdown(v: dict[str, Any]) -> str:
+    return _env(markdown=True).get_template("report.md.j2").render(**v)

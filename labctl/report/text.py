@@ -1,0 +1,143 @@
+"""Terminal output for report, compare and runs: rich tables and a progress bar.
+
+The CLI stays thin: it picks JSON or these renderables and prints them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from .classify import LABELS
+
+if TYPE_CHECKING:
+    from ..baseline import BaselineComparison
+    from ..compare import Comparison
+    from .build import Progress, ReportOutcome
+    from .runs import RunRow
+
+CLASS_STYLE = {
+    "affected": "bold red",
+    "contained": "green",
+    "not-measured": "dim",
+    "error": "yellow",
+    "unclassified": "blue",
+}
+AGREE_STYLE = {"match": "green", "partial": "cyan", "differs": "bold red"}
+
+
+@contextmanager
+def progress_bar(console: Console, what: str) -> Iterator[Progress | None]:
+    """A transient rich progress bar on a terminal; nothing (None) otherwise."""
+    if not console.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as RichProgress
+
+    with RichProgress(
+        TextColumn(f"[bold]{what}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def tick(done: int, total: int, message: str) -> None:
+            bar.update(task, completed=done, total=total or None, description=message)
+
+        yield tick
+
+
+def report_summary(outcome: ReportOutcome) -> RenderableType:
+    data = outcome.data
+    counts: dict[str, int] = {}
+    for e in data.entries:
+        for x in data.experiments:
+            cls = e.verdict(x).cls
+            counts[cls] = counts.get(cls, 0) + 1
+    line = Text(f"{len(data.entries)} hosts, {len(data.failed)} failed: ")
+    first = True
+    for cls, label in LABELS.items():
+        if counts.get(cls):
+            if not first:
+                line.append(", ")
+            line.append(f"{counts[cls]} {label}", style=CLASS_STYLE[cls])
+            first = False
+    if data.plots_left_out:
+        line.append(f"; {data.plots_left_out} series not drawn (--max-plots)", style="dim")
+    return line
+
+
+def compare_table(cmp: Comparison) -> RenderableType:
+    parts: list[RenderableType] = [Text(f"A = {cmp.run_a}   B = {cmp.run_b}", style="bold")]
+    for a, b, how in cmp.pairs:
+        if how != "name":
+            parts.append(Text(f"matched {a} (A) with {b} (B) by {how}", style="dim"))
+    if cmp.changes:
+        table = Table(show_lines=False, header_style="bold")
+        for col in ("host", "kind", "check", "A", "B", "change"):
+            table.add_column(col, overflow="fold")
+        for c in cmp.changes:
+            style = "bold" if c.kind in ("verdict", "status", "host") else None
+            table.add_row(c.host, c.kind, c.item, c.a, c.b, c.note, style=style)
+        parts.append(table)
+    for h in cmp.only_a:
+        parts.append(Text(f"{h}: only in A ({cmp.run_a})", style="yellow"))
+    for h in cmp.only_b:
+        parts.append(Text(f"{h}: only in B ({cmp.run_b})", style="yellow"))
+    parts.append(Text(cmp.summary()))
+    return Group(*parts)
+
+
+def baseline_table(cmp: BaselineComparison) -> RenderableType:
+    parts: list[RenderableType] = [
+        Text(f"{cmp.title}; Docker {cmp.docker}", style="bold"),
+    ]
+    for h in cmp.hosts:
+        head = Text(f"\n{h.host}", style="bold")
+        head.append(f"  {'-> ' + h.system_name if h.system_name else 'not comparable'}")
+        head.append(f"  ({h.reason})", style="dim")
+        parts.append(head)
+        if not h.rows:
+            continue
+        table = Table(header_style="bold", expand=True)
+        table.add_column("check", ratio=2, overflow="fold")
+        table.add_column("article", ratio=4, overflow="fold")
+        table.add_column("this run", ratio=4, overflow="fold")
+        table.add_column("agrees", min_width=11, no_wrap=True)
+        table.add_column("why", ratio=3, overflow="fold")
+        for r in h.rows:
+            table.add_row(
+                r.item,
+                r.article,
+                r.run,
+                Text(r.agrees or "-", style=AGREE_STYLE.get(r.agrees, "dim")),
+                r.why,
+            )
+        parts.append(table)
+    parts.append(Text("\n" + cmp.summary(), style="bold"))
+    return Group(*parts)
+
+
+def runs_table(rows: list[RunRow]) -> RenderableType:
+    if not rows:
+        return Text("no run folders here")
+    table = Table(header_style="bold")
+    for col in ("run", "started", "took", "status", "hosts", "failed"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("run", "started", "status"))
+    for r in rows:
+        took = f"{r.duration_s:.0f}s" if r.duration_s is not None else ""
+        status = Text(r.status, style="green" if r.status == "ok" else "yellow")
+        names = ", ".join(r.hosts) if len(r.hosts) <= 6 else f"{len(r.hosts)} hosts"
+        table.add_row(r.run_id, r.started, took, status, names, ", ".join(r.failed_hosts) or "")
+    notes = [Text(f"{r.run_id}: {r.note}", style="yellow") for r in rows if r.note]
+    return Group(table, *notes)

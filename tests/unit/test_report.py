@@ -1,0 +1,326 @@
+"""Reports on stored results folders: every format, the merge, classes, units, escaping."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from labctl.cli import main
+from labctl.errors import ConfigError, ResultError
+from labctl.report.build import ReportOutcome, make_report, parse_formats
+from labctl.report.classify import classify, series_unit, short_verdict, unit_of
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+SAMPLE = DATA / "run-sample"
+RESOURCES = DATA / "run-resources"
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Path:
+    dst = tmp_path / "run"
+    shutil.copytree(RESOURCES, dst)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ReportOutcome]:
+    """One report in every format, with every plot (drawing is the slow part: done once)."""
+    dst = tmp_path_factory.mktemp("full") / "run"
+    shutil.copytree(RESOURCES, dst)
+    return dst, make_report([dst], formats=("csv", "md", "html", "json"))
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+# -- classes and units ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("record", "failed", "cls"),
+    [
+        (None, True, "error"),
+        (None, False, "not-measured"),
+        ({"status": "skipped", "metrics": {}}, False, "not-measured"),
+        ({"status": "error", "metrics": {}}, False, "error"),
+        (
+            {"status": "ok", "metrics": {"host_affected": False, "host_write_ok": False}},
+            0,
+            "contained",
+        ),
+        (
+            {"status": "ok", "metrics": {"host_write_ok": False, "landed_on_host_ratio": 0}},
+            0,
+            "affected",
+        ),
+        (
+            {"status": "ok", "metrics": {"stop_reason": "floor", "container_started": False}},
+            0,
+            "not-measured",
+        ),
+        ({"status": "ok", "metrics": {"stop_reason": "container-limit"}}, False, "contained"),
+        ({"status": "ok", "metrics": {"stop_reason": "oom-kill"}}, False, "affected"),
+        ({"status": "ok", "metrics": {"stop_reason": "eagain"}}, False, "affected"),
+        (
+            {
+                "status": "ok",
+                "metrics": {
+                    "stop_reason": "cap",
+                    "limit_applied": True,
+                    "landed_on_host_ratio": 1.0,
+                },
+            },
+            0,
+            "contained",
+        ),
+        (
+            {"status": "ok", "metrics": {"stop_reason": "cap", "landed_on_host_ratio": 1.0}},
+            0,
+            "affected",
+        ),
+        (
+            {"status": "ok", "metrics": {"stop_reason": "enospc", "landed_on_host_ratio": 0.01}},
+            0,
+            "contained",
+        ),
+        (
+            {"status": "ok", "metrics": {"host_can_read": True, "host_can_write": True}},
+            0,
+            "affected",
+        ),
+        (
+            {"status": "ok", "metrics": {"host_can_read": False, "host_can_write": False}},
+            0,
+            "contained",
+        ),
+        (
+            {"status": "ok", "metrics": {}, "verdict": "contained: its own limit"},
+            False,
+            "contained",
+        ),
+        ({"status": "ok", "metrics": {}, "verdict": "not run: the floor"}, False, "not-measured"),
+        ({"status": "ok", "metrics": {}, "verdict": "something new"}, False, "unclassified"),
+    ],
+)
+def test_classify(record: dict | None, failed: bool, cls: str) -> None:  # type: ignore[type-arg]
+    assert classify(record, host_failed=bool(failed)).cls == cls
+
+
+def test_units_from_metric_names() -> None:
+    assert unit_of("written_bytes", 1) == "bytes"
+    assert unit_of("host_free_bytes_min", 1) == "bytes"
+    assert unit_of("host_mem_available_delta", 1) == "bytes"
+    assert unit_of("limits.mem_total_bytes", 1) == "bytes"
+    assert unit_of("fill_rate_bytes_per_s", 1.0) == "bytes/s"
+    assert unit_of("fork_rate_per_s", 1.0) == "1/s"
+    assert unit_of("watch_s", 1.0) == "s"
+    assert unit_of("landed_on_host_ratio", 1.0) == "ratio"
+    assert unit_of("files_created", 1) == "count"
+    assert unit_of("host_free_inodes_min", 1) == "count"
+    assert unit_of("host_pid_max", 1) == "count"
+    assert unit_of("oom_killed", True) == "bool"
+    assert unit_of("stop_reason", "cap") == ""
+    assert series_unit("container", {"name": "inodes", "metrics": {}}) == "count"
+    assert series_unit("container", {"name": "x", "metrics": {"written_bytes": 1}}) == "bytes"
+    assert series_unit("mem_available", {}) == "bytes"
+
+
+def test_short_verdict() -> None:
+    assert short_verdict("contained: the container was OOM-killed") == "contained"
+    assert short_verdict("stopped at the cap of 256 MiB: every byte").startswith("stopped at")
+    assert len(short_verdict("x" * 200)) == 60
+
+
+def test_parse_formats() -> None:
+    assert parse_formats(()) == ("csv", "md", "html")
+    assert parse_formats(("csv,md", "json", "csv")) == ("csv", "md", "json")
+    with pytest.raises(ConfigError, match="unknown report format 'pdf'"):
+        parse_formats(("pdf",))
+
+
+# -- each format on a stored results folder -------------------------------------------------
+def test_csv_exports(run: Path) -> None:
+    out = make_report([run], formats=("csv",))
+    assert set(out.outputs) == {"matrix.csv", "results.csv", "verdicts.csv"}
+    assert "report.html" not in out.outputs and not (run / "report.html").exists()
+    matrix = _csv(run / "matrix.csv")
+    cols = list(matrix[0])
+    assert cols[0] == "metric"
+    assert cols[1].startswith("bookworm (Debian GNU/Linux 12")
+    assert cols[2] == "centos66 (failed)"
+    assert cols[3].startswith(
+        "centos7 (CentOS Linux 7 (Core) | 3.10.0-123.el7.x86_64 | docker 1.5.0"
+    )
+    rows = {r["metric"]: r for r in matrix}
+    assert rows["disk.written_bytes"][cols[3]] == "268435456"
+    # long table: units derived from the metric names, stable order
+    long = _csv(run / "results.csv")
+    assert list(long[0]) == ["run", "host", "experiment", "metric", "value", "unit"]
+    by = {(r["host"], r["experiment"], r["metric"]): r for r in long}
+    assert by[("centos7", "disk", "written_bytes")]["unit"] == "bytes"
+    assert by[("centos7", "disk", "landed_on_host_ratio")]["unit"] == "ratio"
+    assert by[("centos7", "inodes", "files_created")]["unit"] == "count"
+    assert by[("centos7", "disk", "class")]["value"] == "affected"
+    assert by[("centos7", "", "host.kernel")]["value"] == "3.10.0-123.el7.x86_64"
+    assert by[("centos66", "", "status")]["value"] == "error"
+    assert {r["run"] for r in long} == {"20261128-091500-c0de"}
+    assert [r["host"] for r in long] == sorted(r["host"] for r in long)
+    # verdicts: a full grid with classes
+    verdicts = _csv(run / "verdicts.csv")
+    assert len(verdicts) == 4 * 8
+    grid = {(r["host"], r["experiment"]): r for r in verdicts}
+    assert grid[("centos7", "inodes")]["class"] == "contained"
+    assert grid[("ubuntu1404", "inodes")]["class"] == "affected"
+    assert grid[("centos7", "processes-limited")]["class"] == "not-measured"
+    assert grid[("ubuntu1404", "processes")]["class"] == "error"
+    assert (
+        grid[("bookworm", "memory")]["status"] == ""
+        and "not run" in grid[("bookworm", "memory")]["verdict"]
+    )
+    assert grid[("centos66", "disk")]["class"] == "error"
+    assert "authentication failed" in grid[("centos66", "disk")]["verdict"]
+    # rendering twice gives the same bytes
+    first = {p: (run / p).read_bytes() for p in ("matrix.csv", "results.csv", "verdicts.csv")}
+    make_report([run], formats=("csv",))
+    assert first == {p: (run / p).read_bytes() for p in first}
+
+
+def test_markdown_report(full: tuple[Path, ReportOutcome]) -> None:
+    run, out = full
+    md = (run / "report.md").read_text()
+    assert md.startswith("# labctl report: 20261128-091500-c0de")
+    assert "## Verdict matrix" in md and "## Storage (the study's Table 3)" in md
+    assert "| centos7 | 🟢 contained: separate block device |" in md
+    assert "| ubuntu1404 | aufs | extfs |" in md
+    assert "/var/lib/docker/aufs/diff/\\<id\\>/" in md  # < > escaped for Markdown
+    assert "### centos7 ↔ CentOS 7.0" in md
+    assert "## How verdict classes are decided" in md
+    plots = sorted(p.name for p in (run / "plots").iterdir())
+    assert "centos7--disk.png" in plots and len(plots) == len(out.data.plots) == 14
+    assert "(plots/centos7--disk.png)" in md
+    assert (run / "plots" / "centos7--disk.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_html_report_is_self_contained(full: tuple[Path, ReportOutcome]) -> None:
+    run, _out = full
+    html = (run / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>")
+    assert html.count("data:image/png;base64,") == 14
+    assert 'class="v affected"' in html and 'class="v contained"' in html
+    assert 'class="v not-measured"' in html and 'class="v error"' in html
+    assert "http://" not in html and "https://" not in html  # nothing to fetch
+    assert "Beside the 2015 study" in html and "CentOS 7.0" in html
+    assert "error: the host failed (auth)" in html
+
+
+def test_json_report(run: Path) -> None:
+    out = make_report([run], formats=("json",))
+    doc = json.loads((run / "report.json").read_text())
+    assert doc == json.loads(json.dumps(out.document))
+    assert doc["kind"] == "labctl-report" and doc["runs"][0]["run_id"] == "20261128-091500-c0de"
+    assert doc["experiments"][:2] == ["storage-location", "disk"]
+    hosts = {h["name"]: h for h in doc["hosts"]}
+    c7 = {x["name"]: x for x in hosts["centos7"]["experiments"]}
+    assert c7["disk"]["class"] == "affected" and c7["disk"]["metrics"]["written_bytes"] == 268435456
+    assert c7["disk"]["series_keys"] == ["container", "free_bytes", "free_bytes_root", "t"]
+    assert "series" not in c7["disk"] and "t" not in c7["disk"]["metrics"]
+    assert hosts["centos66"]["status"] == "error"
+    assert doc["summary"]["failed_hosts"] == ["centos66"]
+    assert doc["summary"]["verdicts"]["affected"] == 11
+    assert doc["baseline"]["comparable"] is True
+    assert doc["problems"] == [hosts["centos66"]["error"]["message"]]
+
+
+def test_max_plots_and_no_plots(run: Path) -> None:
+    out = make_report([run], formats=("html",), max_plots=3)
+    assert len(out.data.plots) == 3 and out.data.plots_left_out == 11
+    assert "11 more series were not drawn" in (run / "report.html").read_text()
+    out = make_report([run], formats=("html",), plots=False)
+    assert not out.data.plots
+
+
+def test_everything_is_escaped(run: Path) -> None:
+    path = run / "hosts" / "centos7.json"
+    data = json.loads(path.read_text())
+    data["experiments"][1]["verdict"] = "<script>alert(1)</script> | pipe"
+    data["facts"]["kernel"] = "<b>3.10</b>"
+    path.write_text(json.dumps(data))
+    make_report([run], formats=("md", "html"), plots=False)
+    html = (run / "report.html").read_text()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<b>3.10</b>" not in html
+    md = (run / "report.md").read_text()
+    assert "<script>" not in md and "\\| pipe" in md
+
+
+# -- merging runs ---------------------------------------------------------------------------
+def test_merge_two_runs_keeps_run_ids_on_colliding_hosts(tmp_path: Path) -> None:
+    out_dir = tmp_path / "merged"
+    out = make_report([RESOURCES, SAMPLE], out_dir, formats=("csv", "html", "json"), max_plots=2)
+    names = [e.name for e in out.data.entries]
+    # centos7 and bookworm are in both runs: they keep their run id
+    assert "centos7@20261128-091500-c0de" in names and "centos7@20261127-120000-abcd" in names
+    assert "bookworm@20261127-120000-abcd" in names
+    assert "ubuntu1404" in names and "trixie" in names  # unique names stay plain
+    cols = list(_csv(out_dir / "matrix.csv")[0])
+    assert len(cols) == 1 + 8
+    assert any(c.startswith("centos7@20261127-120000-abcd (CentOS Linux 7") for c in cols)
+    runs = {(r["host"], r["run"]) for r in _csv(out_dir / "results.csv")}
+    assert ("trixie", "20261127-120000-abcd") in runs and (
+        "ubuntu1404",
+        "20261128-091500-c0de",
+    ) in runs
+    assert {p.host for p in out.data.plots} == {"bookworm@20261128-091500-c0de"}
+    assert len(out.document["runs"]) == 2
+    assert any(p.startswith("20261127-120000-abcd/trixie: cannot connect") for p in out.problems)
+    assert out.exit_code == 5  # a truncated result file is among the failures
+    assert not (RESOURCES / "matrix.csv").exists()  # the stored runs are not written to
+
+
+def test_several_runs_need_an_out_folder() -> None:
+    with pytest.raises(ConfigError, match="--out"):
+        make_report([RESOURCES, SAMPLE])
+
+
+def test_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    with pytest.raises(ResultError, match=r"has no run\.json"):
+        make_report([tmp_path])
+
+
+# -- the command line -----------------------------------------------------------------------
+def test_cli_report_default_formats(run: Path) -> None:
+    res = CliRunner().invoke(main, ["report", str(run), "--max-plots", "1"])
+    assert res.exit_code == 1, res.output  # centos66 failed
+    for name in ("matrix.csv", "results.csv", "verdicts.csv", "report.md", "report.html"):
+        assert (run / name).exists(), name
+    assert not (run / "report.json").exists()
+    assert "matrix:" in res.output and "html:" in res.output
+    assert "4 hosts, 1 failed" in res.output
+    assert "centos66: authentication failed" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_cli_report_json_on_stdout(run: Path) -> None:
+    res = CliRunner().invoke(main, ["report", str(run), "--format", "json", "--json"])
+    doc = json.loads(res.stdout)
+    assert doc["summary"]["hosts"] == 4 and (run / "report.json").exists()
+    assert "problem:" in res.stderr
+
+
+def test_cli_report_merge_and_errors(tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["report", str(RESOURCES), str(SAMPLE)])
+    assert res.exit_code == 2 and "--out" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(
+        main,
+        ["report", str(RESOURCES), str(SAMPLE), "--out", str(tmp_path / "m"), "--format", "csv"],
+    )
+    assert (tmp_path / "m" / "matrix.csv").exists() and res.exit_code == 5
+    res = CliRunner().invoke(main, ["report", str(tmp_path / "nothing")])
+    assert res.exit_code == 5 and "has no run.json" in res.output
+    res = CliRunner().invoke(main, ["report", str(RESOURCES), "--format", "pdf"])
+    assert res.exit_code == 2 and "unknown report format" in res.output
