@@ -98,8 +98,11 @@ def provision(
         entry = report.hosts.setdefault(host, HostProvision(host))
         task = data.get("task") or ""
         if kind == "runner_on_ok":
-            changed = bool((data.get("res") or {}).get("changed"))
-            prog(host, f"{task} (changed)" if changed else task)
+            res = data.get("res") or {}
+            text = f"{task} (changed)" if res.get("changed") else task
+            if data.get("task_action") in ("debug", "ansible.builtin.debug") and res.get("msg"):
+                text = f"{task}: {' '.join(str(res['msg']).split())}"
+            prog(host, text)
         elif kind in _FAIL_EVENTS and not data.get("ignore_errors"):
             entry.status = _FAIL_EVENTS[kind]
             entry.task = task

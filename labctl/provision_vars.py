@@ -30,17 +30,20 @@ VARIABLES: tuple[Var, ...] = (
     Var("docker_engine_debian_package", "docker.io", "package on Debian/Ubuntu"),
     Var("docker_engine_redhat_package", "docker-io (EL6) / docker", "package on CentOS/RHEL"),
     Var("docker_engine_redhat_repo_baseurl", '""', "repo holding it (EPEL 6 / EL7 extras archive)"),
+    Var("docker_engine_redhat_repo_gpgcheck", "false", "check that repository's signatures"),
     Var("docker_engine_binary_url", '""', "binary method: URL of a static binary or tarball"),
     Var("docker_engine_binary_src", '""', "binary method: the same as a file on the controller"),
     Var("docker_engine_binary_sha256", '""', "binary method: its sha256 (required)"),
     Var("docker_engine_binary_dir", "/usr/local/bin", "where the binary method installs"),
     Var("docker_engine_daemon_args", "[]", "extra daemon flags for the service it writes"),
     Var("docker_engine_service_manager", "auto", "systemd, sysvinit, upstart, labctl or auto"),
+    Var("docker_engine_wait_seconds", "60", "how long to wait for the engine to answer"),
     Var("docker_storage_driver", '""', "storage driver to set (devicemapper, aufs, overlay2...)"),
     Var("docker_storage_opts", "[]", "--storage-opt values, e.g. dm.basesize=10G"),
     Var("docker_storage_config", "auto", "daemon_json, sysconfig, sysconfig_storage, default_opts"),
     Var("docker_storage_export_and_wipe", "false", "allow a switch with containers present"),
     Var("docker_storage_backup_dir", "/var/backups/labctl-docker", "where exports go"),
+    Var("docker_storage_root", "/var/lib/docker", "the engine's root, cleared on a switch"),
 )
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")

@@ -1,0 +1,231 @@
+"""The provisioning roles for real on lab hosts (issue 4): a pinned distro engine on a host
+without Docker, the static-tarball method, a safe storage-driver switch, and the raw/script path
+on a host whose only Python is 2.7 and on one with no Python at all. Idempotence and --check."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labctl.hosts import HostRecord
+from labctl.transport import SSHTransport
+
+pytestmark = pytest.mark.lab
+
+LABCTL = str(Path(sys.executable).with_name("labctl"))
+HOSTS = (
+    "bookworm",  # storage switch
+    "bookworm/docker=no,name=pinned",  # docker.io pinned from the Debian mirror
+    "bookworm/docker=no,name=tarball",  # static-tarball method
+    "bullseye/python=2.7",  # raw/script path, Python 2.7 only
+    "bookworm/python=none",  # raw/script path, no Python at all
+)
+
+
+@pytest.fixture(scope="module")
+def plab(labctl_home: Path, docker_client: Any) -> Iterator[Any]:
+    from labctl.drivers.docker import DockerLab, DockerLabSpec
+
+    spec = DockerLabSpec(name=f"p{os.getpid()}", hosts=HOSTS, disk_size="512MiB")
+    driver = DockerLab(spec, client=docker_client)
+    try:
+        yield driver.up()
+    finally:
+        report = driver.down()
+        assert report.ok, report.problems
+
+
+def host(lab: Any, name: str) -> HostRecord:
+    return next(h for h in lab.hosts if h.name == name)
+
+
+def sh(h: HostRecord, command: str, timeout: float = 300) -> str:
+    with SSHTransport(h) as t:
+        res = t.run(command, timeout=timeout)
+    assert res.ok, (h.name, command, res.stdout, res.stderr)
+    return res.stdout
+
+
+def provision(lab: Any, limit: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [LABCTL, "provision", "-i", str(lab.inventory), "--limit", limit, *extra],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=os.environ.copy(),
+    )
+
+
+def server_version(h: HostRecord) -> str:
+    return sh(h, "docker version --format '{{.Server.Version}}'").strip()
+
+
+def test_pinned_distro_engine_on_a_host_without_docker(plab: Any, tmp_path: Path) -> None:
+    pinned = host(plab, "pinned")
+    assert "no docker" in sh(pinned, "command -v docker || echo no docker")
+    proc = provision(plab, "pinned", "-e", "docker_engine_version=20.10.24")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "pinned: provisioned" in proc.stdout
+    assert server_version(pinned).startswith("20.10.24")
+    assert "docker.io" in sh(pinned, "apt-mark showhold")
+    again = provision(plab, "pinned", "-e", "docker_engine_version=20.10.24")
+    assert "pinned: provisioned (0 changed)" in again.stdout, again.stdout + again.stderr
+    # a version the mirror does not offer: one clear line, nothing changed
+    bad = provision(plab, "pinned", "-e", "docker_engine_version=19.03.0")
+    assert bad.returncode != 0
+    assert "docker.io 19.03.0 is not offered by this host's apt sources" in bad.stdout + bad.stderr
+    # the probe runs on the provisioned host unchanged
+    probe = subprocess.run(
+        [
+            LABCTL,
+            "probe",
+            "-i",
+            str(plab.inventory),
+            "--limit",
+            "pinned",
+            "--results",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert probe.returncode == 0, probe.stderr
+
+
+def test_static_tarball_method(plab: Any, tmp_path: Path) -> None:
+    source, target = host(plab, "bookworm"), host(plab, "tarball")
+    # a static-tarball layout (docker/docker, docker/dockerd, ...) from Debian's package files
+    sh(
+        source,
+        "rm -rf /tmp/tb && mkdir -p /tmp/tb/docker && "
+        "for b in docker dockerd containerd containerd-shim-runc-v2 runc docker-proxy docker-init;"
+        ' do cp "$(command -v $b)" /tmp/tb/docker/; done && '
+        "tar -czf /tmp/docker-20.10.24.tgz -C /tmp/tb docker && rm -rf /tmp/tb",
+    )
+    with SSHTransport(source) as t:
+        blob = t.read("/tmp/docker-20.10.24.tgz")
+        t.run("rm -f /tmp/docker-20.10.24.tgz")
+    assert blob
+    tarball = tmp_path / "docker-20.10.24.tgz"
+    tarball.write_bytes(blob)
+    sha = hashlib.sha256(blob).hexdigest()
+    # Debian's binaries are not static: give the target the shared libraries dockerd needs
+    sh(target, "apt-get update -qq && apt-get install -y -qq libdevmapper1.02.1 >/dev/null")
+    common = [
+        "-e",
+        "docker_engine_method=binary",
+        "-e",
+        f"docker_engine_binary_src={tarball}",
+        "-e",
+        "docker_engine_version=20.10.24",
+    ]
+    wrong = provision(plab, "tarball", *common, "-e", f"docker_engine_binary_sha256={'0' * 64}")
+    assert wrong.returncode != 0
+    assert "has sha256" in wrong.stdout + wrong.stderr
+    assert "no docker" in sh(target, "command -v dockerd || echo no docker")
+    proc = provision(plab, "tarball", *common, "-e", f"docker_engine_binary_sha256={sha}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sh(target, "command -v dockerd").strip() == "/usr/local/bin/dockerd"
+    assert server_version(target).startswith("20.10.24")
+    again = provision(plab, "tarball", *common, "-e", f"docker_engine_binary_sha256={sha}")
+    assert "tarball: provisioned (0 changed)" in again.stdout, again.stdout + again.stderr
+
+
+def _driver(h: HostRecord) -> str:
+    return sh(h, "docker info --format '{{.Driver}}'").strip()
+
+
+def _tiny_container(h: HostRecord, name: str) -> None:
+    sh(
+        h,
+        "docker image inspect tiny >/dev/null 2>&1 || "
+        "tar -c -C / bin/dash lib/x86_64-linux-gnu/libc.so.6 lib64/ld-linux-x86-64.so.2 "
+        "2>/dev/null | docker import - tiny >/dev/null; "
+        f"docker create --name {name} tiny /bin/dash >/dev/null",
+    )
+
+
+def test_storage_switch_refuses_then_exports_and_switches_back(plab: Any) -> None:
+    h = host(plab, "bookworm")
+    _tiny_container(h, "keepme")
+    refused = provision(plab, "bookworm", "-e", "docker_storage_driver=vfs")
+    assert refused.returncode != 0
+    assert "1 container(s) exist on driver overlay2" in refused.stdout + refused.stderr
+    assert _driver(h) == "overlay2"
+    check = provision(plab, "bookworm", "--check", "-e", "docker_storage_driver=vfs")
+    assert check.returncode != 0 or _driver(h) == "overlay2"
+    assert _driver(h) == "overlay2"
+    ok = provision(
+        plab,
+        "bookworm",
+        "-e",
+        "docker_storage_driver=vfs",
+        "-e",
+        "docker_storage_export_and_wipe=true",
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert _driver(h) == "vfs"
+    assert "keepme.tar" in sh(h, "ls -R /var/backups/labctl-docker")
+    again = provision(plab, "bookworm", "-e", "docker_storage_driver=vfs")
+    assert "bookworm: provisioned (0 changed)" in again.stdout, again.stdout + again.stderr
+    back = provision(plab, "bookworm", "-e", "docker_storage_driver=overlay2")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert _driver(h) == "overlay2"
+
+
+def test_raw_path_on_python27_only_and_python_less_hosts(plab: Any, tmp_path: Path) -> None:
+    py27, nopy = host(plab, "bullseye-py27"), host(plab, "bookworm-nopython")
+    assert "none" in sh(py27, "command -v python3 || echo none")
+    assert "none" in sh(nopy, "command -v python3 python2.7 python || echo none")
+    for h in (py27, nopy):
+        sh(h, "/usr/local/sbin/labctl-dockerd stop")
+    proc = provision(plab, "bullseye-py27,bookworm-nopython")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "python 2.7 (/usr/bin/python2.7), raw/script path" in proc.stderr
+    assert "python none (-), raw/script path" in proc.stderr
+    for h in (py27, nopy):
+        assert server_version(h)
+    # the storage switch through the script path, on the host with no Python (sed/awk JSON)
+    sw = provision(
+        plab,
+        "bookworm-nopython",
+        "-e",
+        "docker_storage_driver=vfs",
+        "-e",
+        "docker_storage_export_and_wipe=true",
+    )
+    assert sw.returncode == 0, sw.stdout + sw.stderr
+    assert _driver(nopy) == "vfs"
+    assert '"storage-driver": "vfs"' in sh(nopy, "cat /etc/docker/daemon.json")
+    again = provision(plab, "bookworm-nopython", "-e", "docker_storage_driver=vfs")
+    assert "bookworm-nopython: provisioned (0 changed)" in again.stdout, again.stderr
+    again27 = provision(plab, "bullseye-py27")
+    assert "bullseye-py27: provisioned (0 changed)" in again27.stdout, again27.stderr
+    # the agent runs under python2.7; a host with no Python gets one clear line
+    probe = subprocess.run(
+        [
+            LABCTL,
+            "probe",
+            "-i",
+            str(plab.inventory),
+            "--limit",
+            "bullseye-py27,bookworm-nopython",
+            "--results",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert "bookworm-nopython: no Python interpreter on the host" in probe.stderr
+    assert "bullseye-py27:" not in "".join(
+        ln for ln in probe.stderr.splitlines() if ln.startswith("problem:")
+    )
