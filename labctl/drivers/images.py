@@ -614,7 +614,29 @@ def ensure_recipes(
         if len(errors) == 1:
             raise errors[0]
         raise LabError("building lab host images failed: " + "; ".join(e.line() for e in errors))
+    prune_stale(client, missing, progress=progress)
     return list(unique)
+
+
+def prune_stale(client: Any, built: Iterable[Recipe], *, progress: Progress | None = None) -> None:
+    """Remove images of older versions of the recipes just built (same name, other hash).
+
+    Each recipe change leaves a ~500 MB image behind otherwise; an image still used by a
+    container is kept (the engine refuses to remove it).
+    """
+    import docker.errors
+
+    for recipe in built:
+        stale = re.compile(
+            rf"^{re.escape(IMAGE_REPOSITORY)}:{re.escape(recipe.name)}-[0-9a-f]{{12}}$"
+        )
+        for image in client.images.list(name=IMAGE_REPOSITORY):
+            for tag in image.tags:
+                if tag != recipe.tag and stale.match(tag):
+                    with contextlib.suppress(docker.errors.APIError):
+                        client.images.remove(tag)
+                        if progress is not None:
+                            progress(recipe.name, f"removed the outdated image {tag}")
 
 
 def ensure_images(
