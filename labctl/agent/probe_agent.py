@@ -63,6 +63,9 @@ NAME_PREFIX = "labctl-probe-"
 IMAGE_REPO = "labctl-probe"
 DEFAULT_PROBE_TOOLS = ("sh", "cat", "dd", "sleep", "stat", "head", "mkdir",
                        "touch", "rm", "ls", "sync", "df")
+# every tool any experiment needs: ONE probe image per run (and per host userland), imported
+# at the start of the run while the disk is as the run found it
+PROBE_TOOLS_ALL = DEFAULT_PROBE_TOOLS + ("tail",)
 TOOL_DIRS = ("/bin", "/usr/bin", "/sbin", "/usr/sbin", "/usr/local/bin")
 FACTS_CMD_TIMEOUT = 30
 CLEANUP_CMD_TIMEOUT = 60
@@ -1436,6 +1439,25 @@ class Agent(object):
         self.facts = None
         self.mode = mode
         self.limit_overrides = dict(limit_overrides or {})
+        self.image = None          # ensure_probe_image's answer, once per run
+        self.image_reported = False
+
+    def probe_image(self, cap=300):
+        """The run's one probe image (every tool any experiment needs): built or found on
+        the first call (execute_run makes it before the first experiment, while the disk is
+        as the run found it), reused after.  Metrics for one experiment; only the first
+        experiment says it was built."""
+        if self.image is None:
+            if not os.path.isdir(self.run_dir):
+                os.makedirs(self.run_dir)
+            self.image = ensure_probe_image(self.docker, self.run_dir, PROBE_TOOLS_ALL,
+                                            timeout=self.deadline.remaining(cap))
+        info = dict(self.image)
+        if self.image_reported:
+            info["probe_image_built"] = False
+            info["probe_image_bytes"] = None
+        self.image_reported = True
+        return info
 
     def limits(self):
         """DEFAULT_LIMITS with the --limit overrides (caps/floors are resolved per
@@ -1462,6 +1484,13 @@ class Agent(object):
         self.containers.append(name)
         res = self.docker_cmd(args, 120)
         if not res.ok:
+            # the client can die after the start (a container that takes every pid leaves
+            # the Go client no thread): the engine's word, over its socket, decides
+            state = (inspect_state(self.docker, name, use_cli=False).get("State") or {}) \
+                if res.rc != 127 else {}
+            started = (state.get("StartedAt") or "0001")[:4] not in ("", "0001")
+            if state.get("Running") or state.get("Pid") or started:
+                return name, ""
             raise ExperimentError("docker-run", "could not start the probe container (%s)"
                                   % res.describe())
         return name, res.out.strip()
@@ -1636,8 +1665,7 @@ def experiment_storage_location(agent, metrics):
     })
     if not os.path.isdir(agent.run_dir):
         os.makedirs(agent.run_dir)
-    metrics.update(ensure_probe_image(agent.docker, agent.run_dir,
-                                      timeout=agent.deadline.remaining(300)))
+    metrics.update(agent.probe_image())
     token = random_token()
     cfile = "/labctl-probe-%s.txt" % token
     metrics["container_file"] = cfile
@@ -1768,6 +1796,7 @@ DEFAULT_LIMITS = {
     "host_alloc_bytes": 16 * MIB,
     "result_reserve_bytes": 4 * MIB,      # space kept for the result file
     "max_series_points": 600,
+    "recovery_wait_s": 60.0,              # after each experiment: the host's disk/pids back
 }
 
 _CAP_KEYS = {"disk": "disk_cap_bytes", "inodes": "inodes_cap", "memory": "memory_cap_bytes",
@@ -2091,6 +2120,21 @@ def cgroup_root_dir(mounts, controller):
     return None, None
 
 
+def cgroup_view(proc_cgroup, mounts, controller):
+    """(the process's cgroup path as this host names it, the root of the tree this host
+    sees) for ``controller``; (None, None) when unknown.  A lab host in a container sees
+    only its own subtree: the mount's root (mountinfo field 4) says which one."""
+    for m in mounts:
+        if m["version"] == 1 and controller in m["controllers"]:
+            path = proc_cgroup.get(controller)
+            if path is not None:
+                return path, m["root"]
+    for m in mounts:
+        if m["version"] == 2 and "" in proc_cgroup:
+            return proc_cgroup[""], m["root"]
+    return None, None
+
+
 def _read_cg_number(path):
     text = read_text(path, 64)
     if text is None:
@@ -2209,6 +2253,18 @@ class HostSampler(object):
         return s
 
 
+def fs_free(path):
+    """{'free_bytes', 'free_inodes', 'size_bytes', 'inodes_total'} of the filesystem holding
+    ``path`` (root's view of the bytes: reserved blocks included); {} if unknown."""
+    try:
+        st = os.statvfs(path)
+    except (OSError, TypeError, AttributeError):
+        return {}
+    frsize = st.f_frsize or st.f_bsize
+    return {"free_bytes": st.f_bfree * frsize, "free_inodes": st.f_ffree,
+            "size_bytes": st.f_blocks * frsize, "inodes_total": st.f_files}
+
+
 def engine_socket_path():
     """The engine's unix socket (DOCKER_HOST unix://..., else /var/run/docker.sock); None
     when DOCKER_HOST points elsewhere (tcp)."""
@@ -2251,12 +2307,32 @@ def engine_request(method, path, timeout=10.0, sock_path=None):
     return int(parts[1]), to_text(body)
 
 
-def kill_container(docker, name, timeout=10.0):
-    """SIGKILL a container: the engine's socket first (no fork), then the CLI.
+def signal_process(pid, start_time=None):
+    """SIGKILL one process from the host, without forking and without the engine; the
+    container's first process is its pid namespace's init, so the kernel then kills every
+    other process of the container.  ``start_time`` (from /proc/PID/stat when the container
+    started) makes sure the pid was not reused.  True when the signal was sent."""
+    if not pid or not pid_alive(pid, start_time):
+        return False
+    try:
+        os.kill(pid, signal.SIGKILL)
+        return True
+    except OSError:
+        return False
 
-    Returns "socket", "cli", or None when neither worked (e.g. it was not running)."""
+
+def kill_container(docker, name, timeout=10.0, pid=None, pid_start=None,
+                   prefer_signal=False):
+    """SIGKILL a container without forking: the engine's socket, or a signal to its first
+    process (``pid``); the CLI last.  ``prefer_signal``: the signal first (the host has no
+    pids left: the engine would need to fork runc to stop it, and a fork would fail).
+
+    Returns "socket", "signal", "cli", or None when nothing worked (e.g. it was not
+    running)."""
     if not name.startswith(NAME_PREFIX):
         return None
+    if prefer_signal and signal_process(pid, pid_start):
+        return "signal"
     try:
         status, _body = engine_request("POST", "/containers/%s/kill" % name, timeout)
         if status in (204, 200):
@@ -2265,11 +2341,15 @@ def kill_container(docker, name, timeout=10.0):
             return None
     except (socket.error, OSError, ValueError):
         pass
+    if signal_process(pid, pid_start):  # the engine failed or timed out
+        return "signal"
+    if prefer_signal:  # no pids for the CLI either
+        return None
     res = docker.run(["kill", name], timeout)
     return "cli" if res.ok else None
 
 
-def inspect_state(docker, name, timeout=10.0):
+def inspect_state(docker, name, timeout=10.0, use_cli=True):
     """The container's inspect document: socket first (no fork), then the CLI; {} if none."""
     try:
         status, body = engine_request("GET", "/containers/%s/json" % name, timeout)
@@ -2279,6 +2359,8 @@ def inspect_state(docker, name, timeout=10.0):
                 return data
     except (socket.error, OSError, ValueError):
         pass
+    if not use_cli:
+        return {}
     res = docker.run(["inspect", name], timeout)
     if res.ok:
         try:
@@ -2451,25 +2533,77 @@ def oom_line_rss(lines):
     return None
 
 
+def _memcg_inside(path, scope):
+    return not scope or path == scope or path.startswith(scope + "/")
+
+
+def oom_host_scope(view_path, mount_root, kernel_lines, container_id):
+    """The cgroup (as the kernel log names it) that holds this whole host, or None when it
+    cannot be told (then every kill counts as the host's).
+
+    On a real host that is the root ('').  A lab host in a container shares the kernel (and
+    its log and /proc/vmstat) with other lab hosts: a kill of theirs is not this host's.
+    The kernel names the container's cgroup in full (task_memcg=/docker/LAB/docker/CID);
+    this host names it ``view_path`` (/docker/CID in its own cgroup namespace, or the full
+    path without one) and sees the tree below ``mount_root``."""
+    if view_path is None:
+        return None
+    root = (mount_root or "/").rstrip("/")
+    view = view_path.rstrip("/")
+    kernel_path = None
+    cid = (container_id or "")[:12]
+    if cid:
+        for line in kernel_lines or []:
+            m = _OOMKILL_RE.search(line)
+            if m and cid in m.group(1):
+                kernel_path = m.group(1).rstrip("/")
+                break
+    under_root = not root or view == root or view.startswith(root + "/")
+    if kernel_path is not None:
+        if not under_root or not kernel_path.endswith(view):
+            return None
+        # what the kernel puts before the host's name of it, then the host's own subtree
+        return (kernel_path[:len(kernel_path) - len(view)] + root).rstrip("/")
+    # no line of the container: the host's names are the kernel's when they include the
+    # root of the tree it sees (no cgroup namespace of its own); else it cannot be told
+    if root and under_root:
+        return root
+    return None
+
+
 def attribute_oom(oom_killed, exit_code, killed_by_agent, vmstat_delta, kernel_lines,
-                  container_id=None):
+                  container_id=None, host_scope=None):
     """Who did the OOM killer kill during an experiment?
 
     Returns {'oom_victim': 'container'|'host'|'container+host'|'container-likely'|'none',
-    'oom_kills_total', 'oom_kills_container', 'oom_kills_other', 'oom_other_victims'}.
-    vmstat's oom_kill is machine-wide (kernel 4.13+); kernel lines name the victims.
+    'oom_kills_total', 'oom_kills_container', 'oom_kills_other', 'oom_other_victims',
+    'oom_kills_outside', 'oom_outside_victims'}.
+    vmstat's oom_kill is machine-wide (kernel 4.13+); kernel lines name the victims (and,
+    since 4.19, their cgroup).  Only a process of this run's container counts as the
+    container; with ``host_scope`` (oom_host_scope) a kill in a cgroup outside this host
+    (another lab host on the same kernel) counts as neither: it is "outside".
     """
     killed = []   # (pid, name, in_container or None)
     memcg = {}
+    outside = []
     for line in kernel_lines or []:
         m = _OOMKILL_RE.search(line)
         if m:
-            memcg[m.group(3)] = (container_id is not None and container_id[:12] in m.group(1))
+            path = m.group(1)
+            if host_scope and not _memcg_inside(path, host_scope):
+                outside.append((m.group(3), m.group(2)))
+                continue
+            memcg[m.group(3)] = (container_id is not None and len(container_id) >= 12
+                                 and container_id[:12] in path)
+    outside_pids = set([o[0] for o in outside])
     for line in kernel_lines or []:
         m = _KILLED_RE.search(line)
-        if m:
+        if m and m.group(1) not in outside_pids:
             killed.append((m.group(1), m.group(2), memcg.get(m.group(1))))
-    total = max(vmstat_delta or 0, len(killed))
+    counted = vmstat_delta
+    if counted is not None and outside:
+        counted = max(0, counted - len(outside))
+    total = max(counted or 0, len(killed))
     in_container = len([k for k in killed if k[2]])
     other_named = [k for k in killed if k[2] is False]
     if oom_killed:
@@ -2492,7 +2626,9 @@ def attribute_oom(oom_killed, exit_code, killed_by_agent, vmstat_delta, kernel_l
         names = [k[1] for k in killed[in_container:]] if oom_killed else [k[1] for k in killed]
     return {"oom_victim": victim, "oom_kills_total": total,
             "oom_kills_container": in_container, "oom_kills_other": other,
-            "oom_other_victims": ",".join(names[:5]) or None}
+            "oom_other_victims": ",".join(names[:5]) or None,
+            "oom_kills_outside": len(outside),
+            "oom_outside_victims": ",".join([o[1] for o in outside][:5]) or None}
 
 
 def classify_container_error(text):
@@ -2513,6 +2649,7 @@ def classify_container_error(text):
 def decide_stop_reason(o):
     """Why the container stopped, from what was observed (a dict):
 
+    resource ('disk'|'inodes'|'memory'|'processes'; None: as memory),
     agent_stop ('floor'|'timeout'|None), reached_target (bool: it did all it was asked),
     cap_limited_by_floor, container_error (classify_container_error), oom_killed,
     exit_code, killed_by_agent, limit_applied, near_limit (usage at its own limit),
@@ -2520,7 +2657,11 @@ def decide_stop_reason(o):
     """
     if o.get("agent_stop") == "floor":
         return "floor"
-    if o.get("oom_killed") or (o.get("exit_code") == 137 and not o.get("killed_by_agent")):
+    # exit 137 is a SIGKILL; without the engine's or the kernel's word it counts as an OOM
+    # kill only where memory was the resource (an old kernel may leave no other trace)
+    unexplained_kill = o.get("exit_code") == 137 and not o.get("killed_by_agent") and \
+        o.get("resource") in (None, "memory")
+    if o.get("oom_killed") or unexplained_kill:
         return "container-limit" if o.get("limit_applied") else "oom-kill"
     err = o.get("container_error")
     if err == "edquot":
@@ -2713,7 +2854,7 @@ def resource_verdict(name, m):
 # the study's resource checks: the experiments
 # ---------------------------------------------------------------------------
 
-PROBE_TOOLS_RESOURCES = DEFAULT_PROBE_TOOLS + ("tail",)
+PROBE_TOOLS_RESOURCES = PROBE_TOOLS_ALL
 BIG_COUNT = 2000000000  # "no cap" for the shell loops (fits every shell's arithmetic)
 FREE_KEY = {"disk": "free_bytes", "inodes": "free_inodes", "memory": "mem_available",
             "processes": "free_pids"}
@@ -2722,6 +2863,8 @@ SERIES_KEYS = {"disk": ("free_bytes", "free_bytes_root"), "inodes": ("free_inode
                "processes": ("threads", "procs", "free_pids")}
 STATE_FILE = "/dev/labctl-state"   # the container's /dev is a tmpfs: writable even when the
 COUNT_FILE = "/dev/labctl-count"   # disk is full; the host reads it via /proc/PID/root
+SOAK_FILE = "/dev/labctl-soak"     # processes, exhaust mode: the fork retry loop
+LOW_FREE_PIDS = 64  # fewer free pids at the peak: stop the container by a signal, not the engine
 
 
 class SkipExperiment(Exception):
@@ -2730,12 +2873,17 @@ class SkipExperiment(Exception):
         self.msg = message
 
 
-def container_script(name, amount, sleep_s):
+def container_script(name, amount, sleep_s, soak_s=0):
     """The POSIX shell script (dash, bash as sh, busybox ash) a resource container runs.
 
     ``amount`` is the cap it is given (bytes, files, processes) or None for no cap.  Each
     script ends by writing STATE_FILE and exec'ing sleep, so the container stays at its peak
     (without forking) until the agent has checked the host and killed it.
+
+    processes: the forking shell holds its peak through an EXIT trap: when a fork fails the
+    shell exits, and the trap exec's sleep (exec keeps the pid: nothing is given back).  With
+    ``soak_s`` (exhaust mode) the trap exec's a retry loop instead, as a fork bomb does: any
+    pid the host frees is taken again, for ``soak_s`` seconds, then it holds with sleep.
     """
     resource = RESOURCE_OF[name]
     hold = "echo done > %s; exec sleep %d" % (STATE_FILE, sleep_s)
@@ -2762,9 +2910,27 @@ def container_script(name, amount, sleep_s):
         return ("(head -c %d /dev/zero && echo held > %s && exec sleep %d) | tail; r=$?; "
                 "echo \"labctl-rc $r\"; exit $r" % (int(amount), STATE_FILE, sleep_s))
     n = BIG_COUNT if amount is None else int(amount)
-    return ("sh -c 'i=0; while [ $i -lt %d ]; do sleep %d & i=$((i+1)); echo $i > %s; done; "
-            "echo \"labctl-count $i\"'; r=$?; echo \"labctl-rc $r\"; %s"
-            % (n, sleep_s, COUNT_FILE, hold))
+    script = ""
+    keep = "exec sleep @S@"
+    if soak_s:
+        # the retry loop lives in a file on the container's /dev (a tmpfs); each failed fork
+        # ends that shell, whose EXIT trap exec's it again (same pid), until the soak ends
+        soak = ("i=$1; trap 'exec sh @K@ $i 2>/dev/null' EXIT; read up rest < /proc/uptime; "
+                "if [ ${up%%.*} -ge @END@ ]; then exec sleep @S@; fi; "
+                "while :; do sleep @S@ & i=$((i+1)); echo $i > @C@; done")
+        soak = soak.replace("$", "\\$").replace("@END@", "$end")  # written, not run, here
+        script = ("read up rest < /proc/uptime; end=$((${up%%.*} + @T@)); "
+                  "echo \"" + soak + "\" > @K@; ")
+        keep = "if [ $r -ne 0 ]; then exec sh @K@ $i 2>/dev/null; fi; exec sleep @S@"
+    script += ("i=0; trap 'r=$?; echo $i > @C@; echo \"labctl-count $i\"; "
+               "echo \"labctl-rc $r\"; echo done > @D@; %s' EXIT; "
+               "while [ $i -lt @N@ ]; do sleep @S@ & i=$((i+1)); echo $i > @C@; done; exit 0"
+               % keep)
+    for token, value in (("@C@", COUNT_FILE), ("@D@", STATE_FILE), ("@K@", SOAK_FILE),
+                         ("@S@", str(int(sleep_s))), ("@N@", str(n)),
+                         ("@T@", str(int(soak_s)))):
+        script = script.replace(token, value)
+    return script
 
 
 def parse_container_log(text):
@@ -2840,6 +3006,14 @@ class ResourceRun(object):
         self.cstate_path = None
         self.peak_container = None
         self.peak_sample = None   # the last sample before the host's own checks
+        self.pid_start = None     # /proc/PID/stat start time of the container's first process
+        self.cg_view_path = None  # the container's cgroup as this host names it
+        self.cg_mount_root = None  # the part of the cgroup tree this host sees
+        self.fsdir = None
+        self.root_fs = None       # the docker root's filesystem: waited on after the run
+        self.root_base = None
+        self.sampler = None
+        self.cleaned = False
 
     # -- where ----------------------------------------------------------------
     def same_fs_dir(self, root):
@@ -2942,6 +3116,7 @@ class ResourceRun(object):
         if not os.path.isdir(agent.run_dir):
             os.makedirs(agent.run_dir)
         fsdir, on_root = self.same_fs_dir(root)
+        self.fsdir = fsdir
         self.shared_dir = None
         target = root if (root and os.path.isdir(root)) else fsdir
         if name == "disk-shared":
@@ -2966,12 +3141,13 @@ class ResourceRun(object):
             m["shared_dir"] = self.shared_dir
             m["shared_dir_fstype"] = sm and sm["fstype"]
             m["shared_dir_on_docker_root_fs"] = on_root
-        sampler = HostSampler(target)
+        sampler = self.sampler = HostSampler(target)
+        self.root_fs = root if (root and os.path.isdir(root)) else fsdir
+        self.root_base = fs_free(self.root_fs)
         m.update({"host_pid_max": sampler.pid_max, "host_threads_max": sampler.threads_max,
                   "host_pids_cgroup_limit": sampler.cg.get("pids_limit"),
                   "host_memory_cgroup_limit_bytes": sampler.cg.get("memory_limit")})
-        m.update(ensure_probe_image(agent.docker, agent.run_dir, PROBE_TOOLS_RESOURCES,
-                                    timeout=agent.deadline.remaining(300)))
+        m.update(agent.probe_image())
         if resource in ("disk", "inodes") and agent.mode == "bounded":
             # settle what earlier experiments freed (ext4 returns freed blocks at the journal
             # commit), so the baseline is not moved by our own past
@@ -3027,7 +3203,8 @@ class ResourceRun(object):
             if value is not None:
                 m[key] = value
         m["limit_applied"] = bool(applied["memory_limit_bytes"] or applied["pids_limit"])
-        script = container_script(name, amount, sleep_s)
+        soak_s = int(lim["experiment_timeout_s"]) if agent.mode == "exhaust" else 0
+        script = container_script(name, amount, sleep_s, soak_s)
         cname, cid = agent.start_container(name, m["probe_image"], ["/bin/sh", "-c", script],
                                            args)
         m["container_started"] = True
@@ -3037,12 +3214,14 @@ class ResourceRun(object):
         self.pid = to_int((insp.get("State") or {}).get("Pid")) or None
         m["container_id"] = (insp.get("Id") or cid or "")[:12] or None
         if self.pid:
+            self.pid_start = _proc_start_time(self.pid)
             cg_ctrl = "memory" if resource == "memory" else "pids"
-            self.cg_dir, self.cg_version = cgroup_dir(
-                parse_proc_cgroup(read_text("/proc/%d/cgroup" % self.pid)),
-                parse_cgroup_mounts(read_text("/proc/self/mountinfo")), cg_ctrl)
+            proc_cg = parse_proc_cgroup(read_text("/proc/%d/cgroup" % self.pid))
+            cg_mounts = parse_cgroup_mounts(read_text("/proc/self/mountinfo"))
+            self.cg_dir, self.cg_version = cgroup_dir(proc_cg, cg_mounts, cg_ctrl)
             if self.cg_dir and not os.path.isdir(self.cg_dir):
                 self.cg_dir = None
+            self.cg_view_path, self.cg_mount_root = cgroup_view(proc_cg, cg_mounts, cg_ctrl)
         cpu0, w0 = self_cpu_seconds(), time.time()
         stop = self.watch(sampler, start, floors, cname)
         cpu1, w1 = self_cpu_seconds(), time.time()
@@ -3067,12 +3246,14 @@ class ResourceRun(object):
                 log["size_live"] = _stat_size(self._cproc("/fill"))
             m["host_check_at"] = "peak"
             m.update(host_checks(resource, fsdir, lim))
-            method = kill_container(agent.docker, cname)
+            # the host has (almost) no pids left: the engine would have to fork runc to stop
+            # the container, so the agent signals the container's first process itself
+            low_pids = peak.get("free_pids") is not None and peak["free_pids"] < LOW_FREE_PIDS
+            method = kill_container(agent.docker, cname, 10, self.pid, self.pid_start,
+                                    prefer_signal=low_pids)
             m["killed_by_agent"] = method is not None
             m["kill_method"] = method
-            end = time.time() + 10
-            while _container_alive(self.pid) and time.time() < end:
-                time.sleep(0.02)
+            self.wait_gone(10)
         else:
             m["host_check_at"] = "after-exit"
             m.update(host_checks(resource, fsdir, lim))
@@ -3080,6 +3261,10 @@ class ResourceRun(object):
         m["agent_stop"] = stop if stop in ("floor", "timeout", "stall") else None
         after = self.take_sample(sampler, start)
         insp = inspect_state(agent.docker, cname)
+        end = time.time() + 10   # the engine may not have seen the exit yet
+        while (insp.get("State") or {}).get("Running") and time.time() < end:
+            time.sleep(0.1)
+            insp = inspect_state(agent.docker, cname) or insp
         st = insp.get("State") or {}
         m["container_exit_code"] = to_int(st.get("ExitCode"))
         if m["container_exit_code"] == 137 and not m["killed_by_agent"] and \
@@ -3116,9 +3301,12 @@ class ResourceRun(object):
             rss = oom_line_rss(lines)
             if rss and m.get("oom_killed") and rss > (m.get("resident_bytes") or 0):
                 m["resident_bytes"], m["resident_source"] = rss, "kernel-oom-line"
+            scope = oom_host_scope(self.cg_view_path, self.cg_mount_root, lines,
+                                   insp.get("Id"))
+            m["oom_host_cgroup"] = scope
             m.update(attribute_oom(m["oom_killed"], m["container_exit_code"],
                                    m["killed_by_agent"], m["vmstat_oom_kill_delta"], lines,
-                                   insp.get("Id")))
+                                   insp.get("Id"), scope))
         # the container's own limit reached?
         near = False
         if name == "memory-limited" and m.get("resident_bytes"):
@@ -3141,18 +3329,21 @@ class ResourceRun(object):
         if resource == "disk":
             exhausted = (self._min("free_bytes_root") or 0) < 8 * MIB
         elif resource == "inodes":
-            exhausted = s0["inodes_total"] and (self._min("free_inodes") or 0) < 16
+            # out of inodes, or out of the blocks new directory entries need
+            exhausted = (s0["inodes_total"] and (self._min("free_inodes") or 0) < 16) or \
+                (self._min("free_bytes_root") is not None and self._min("free_bytes_root") < MIB)
         elif resource == "processes":
             exhausted = (self._min("free_pids") or 0) < 4
         m["host_exhausted"] = bool(exhausted)
         m["stop_reason"] = decide_stop_reason({
-            "agent_stop": m["agent_stop"], "reached_target": reached,
+            "resource": resource, "agent_stop": m["agent_stop"], "reached_target": reached,
             "cap_limited_by_floor": by_floor, "container_error": m["container_error"],
             "oom_killed": m["oom_killed"], "exit_code": m["container_exit_code"],
             "killed_by_agent": m["killed_by_agent"], "limit_applied": m["limit_applied"],
             "near_limit": near, "host_exhausted": exhausted})
-        # what the host got back once the container is gone
+        # what the host got back once the container, its files and folder are gone
         agent.remove_container(cname)
+        self.cleanup()
         self.pid = None
         back = self.take_sample(sampler, start)
         self.finish(after, start, back)
@@ -3198,6 +3389,113 @@ class ResourceRun(object):
                                     % (self._fmt_progress(s["container"]),
                                        FREE_KEY[self.resource], s[FREE_KEY[self.resource]]))
             time.sleep(interval)
+
+    def wait_gone(self, seconds):
+        """After a kill: until the container's first process is gone and its cgroup holds
+        no process any more (its pids are the host's again), at most ``seconds``."""
+        end = time.time() + seconds
+        while _container_alive(self.pid) and time.time() < end:
+            time.sleep(0.02)
+        if self.cg_dir:
+            name = "pids.current" if self.resource == "processes" else "cgroup.procs"
+            while time.time() < end:
+                path = os.path.join(self.cg_dir, name)
+                if not os.path.exists(path):
+                    break
+                if name == "pids.current":
+                    if not _read_cg_number(path):
+                        break
+                elif not (read_text(path, 64) or "").strip():
+                    break
+                time.sleep(0.02)
+
+    def cleanup(self):
+        """Every path: the container gone (killed without forking when still alive), its
+        files and the experiment's folder removed, and the host's docker root (and pids)
+        given back before the next experiment starts (a bounded wait, recorded)."""
+        if self.cleaned:
+            return
+        self.cleaned = True
+        agent = self.agent
+        cname = agent.container_name(self.name)
+        if cname in agent.containers:
+            if self.pid and _container_alive(self.pid):
+                kill_container(agent.docker, cname, 5, self.pid, self.pid_start,
+                               prefer_signal=True)
+                self.wait_gone(10)
+            agent.remove_container(cname)
+        if self.fsdir:
+            if self.sampler is not None and self.sampler.fs_path and (
+                    _under(self.sampler.fs_path, self.fsdir) or
+                    os.path.realpath(self.sampler.fs_path) == os.path.realpath(self.fsdir)):
+                # go on measuring the same filesystem once the folder is gone
+                self.sampler.fs_path = os.path.dirname(self.fsdir.rstrip("/")) or "/"
+            shutil.rmtree(self.fsdir, True)
+        self.recover()
+
+    def recover(self):
+        """Wait (at most recovery_wait_s) until the docker root's free space and inodes, and
+        the host's free pids, are back to what they were before this experiment; record it.
+        Retries the container's removal meanwhile (an exhausted host can make it fail)."""
+        agent, m = self.agent, self.m
+        base = self.root_base or {}
+        if not self.root_fs or not base:
+            return
+        try:
+            wait = float(self.limits.get("recovery_wait_s") or 0)
+            if agent.mode != "exhaust":  # on a busy real host others move the numbers too
+                wait = min(wait, 10.0)
+            wait = min(wait, max(0.0, agent.deadline.end - time.time() - 20))
+        except (TypeError, ValueError):
+            wait = 0.0
+        cname = agent.container_name(self.name)
+        size, itotal = base.get("size_bytes") or 0, base.get("inodes_total") or 0
+        tol_bytes = max(8 * MIB, size // 100)
+        tol_inodes = max(64, itotal // 100)
+        pids0 = self.samples[0].get("free_pids") if self.samples else None
+        start = time.time()
+        synced = False
+        next_rm = start + 1
+        while True:
+            now = fs_free(self.root_fs)
+            short = []
+            if base.get("free_bytes") is not None and \
+                    (now.get("free_bytes") or 0) < base["free_bytes"] - tol_bytes:
+                short.append("free_bytes")
+            if itotal and base.get("free_inodes") is not None and \
+                    (now.get("free_inodes") or 0) < base["free_inodes"] - tol_inodes:
+                short.append("free_inodes")
+            pids = None
+            if self.resource == "processes" and self.sampler is not None:
+                pids = self.sampler.sample().get("free_pids")
+                if pids0 is not None and pids is not None and pids < pids0 - max(32, pids0 // 50):
+                    short.append("free_pids")
+            if cname in agent.containers:
+                short.append("container")
+            elapsed = time.time() - start
+            if not short or elapsed >= wait:
+                break
+            if cname in agent.containers and time.time() >= next_rm:
+                next_rm = time.time() + 2
+                agent.remove_container(cname)
+            if not synced and elapsed >= 1.0 and ("free_bytes" in short
+                                                  or "free_inodes" in short):
+                synced = True  # ext4 gives freed blocks back at its journal commit
+                sync = find_tool("sync")
+                if sync:
+                    run_cmd([sync, "-f", self.root_fs], timeout=10)
+            time.sleep(0.2)
+        m["recovery_path"] = self.root_fs
+        m["recovery_free_bytes_before"] = base.get("free_bytes")
+        m["recovery_free_bytes"] = now.get("free_bytes")
+        m["recovery_free_inodes_before"] = base.get("free_inodes")
+        m["recovery_free_inodes"] = now.get("free_inodes")
+        if self.resource == "processes":
+            m["recovery_free_pids_before"] = pids0
+            m["recovery_free_pids"] = pids
+        m["recovered"] = not short
+        m["recovery_short"] = ",".join(short) or None
+        m["recovery_s"] = round(time.time() - start, 3)
 
     def _fmt_progress(self, v):
         if self.resource in ("disk", "memory"):
@@ -3295,8 +3593,10 @@ class ResourceRun(object):
             m["resident_bytes"] = self.peak_container
             m["resident_source"] = "cgroup" if self.cg_dir else None
         else:
-            started = parsed["count"] if parsed["count"] is not None else live.get("count_live")
-            m["processes_started"] = started
+            # exhaust mode: the container kept retrying after its first failed fork, so the
+            # live count (read at the peak) can be above the one its script printed
+            counts = [c for c in (parsed["count"], live.get("count_live")) if c is not None]
+            m["processes_started"] = max(counts) if counts else None
             m["container_pids_peak"] = self.peak_container if self.cg_dir else None
 
     def finish(self, after, start, back=None):
@@ -3365,13 +3665,17 @@ class ResourceRun(object):
 
 def _resource_experiment(name):
     def experiment(agent, metrics):
+        run = ResourceRun(agent, name, metrics)
         try:
-            return ResourceRun(agent, name, metrics).run()
-        finally:  # an error must not leave the container holding the host's resources
-            cname = agent.container_name(name)
-            if cname in agent.containers:
-                kill_container(agent.docker, cname, 5)
-                agent.remove_container(cname)
+            return run.run()
+        finally:  # an error must not leave the container holding the host's resources,
+            try:  # nor its files filling the disk for the next experiment
+                run.cleanup()
+            except Exception:
+                cname = agent.container_name(name)
+                if cname in agent.containers:
+                    kill_container(agent.docker, cname, 5)
+                    agent.remove_container(cname)
     experiment.__name__ = "experiment_" + name.replace("-", "_")
     return experiment
 
@@ -3501,6 +3805,12 @@ def execute_run(run_id, host, out, experiments, workdir, timeout, mode="bounded"
                 result["experiments"] = [skipped_experiment(n, result["error"])
                                          for n in experiments]
             else:
+                try:  # the one probe image of the run, before any experiment fills a disk
+                    image = agent.probe_image()
+                    agent.image_reported = False
+                    result["probe_image"] = image.get("probe_image")
+                except ExperimentError:
+                    pass  # each experiment tries again and reports the error itself
                 for name in experiments:
                     run_experiment(agent, name, result["experiments"])
                 result["status"] = "ok"

@@ -103,6 +103,16 @@ def all_small(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, A
     for e in result["experiments"]:
         assert e["status"] == "ok", (e["name"], e["error"])
         _flat(e["metrics"])
+    # one probe image for the whole run, made before the first experiment
+    images = {e["metrics"]["probe_image"] for e in result["experiments"]}
+    assert images == {result["probe_image"]}
+    assert sum(1 for e in result["experiments"] if e["metrics"]["probe_image_built"]) <= 1
+    # after each resource experiment the agent waited for the docker root to be given back
+    # (others share this machine's disk, so only that it was measured is checked here)
+    for e in result["experiments"][1:]:
+        m = e["metrics"]
+        assert m["recovery_path"] == "/var/lib/docker", e["name"]
+        assert isinstance(m["recovered"], bool) and 0 <= m["recovery_s"] <= 15
     return exps
 
 

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import resource as rlimits
+import shutil
+import signal
 import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -613,3 +620,272 @@ def test_resource_logic_runs_under_python27(tmp_path: Path) -> None:
     assert {"free_bytes", "free_inodes", "mem_available", "threads", "free_pids"} <= set(
         out["sample"])
     assert out["fork"] == [True, None]
+
+
+# -- exhaust mode: the container holds its peak, the agent survives and stops it -------------
+
+FORK_FAIL = """
+import json, os, resource, sys
+sys.path.insert(0, os.path.dirname(sys.argv[1]))
+import probe_agent as pa
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:  # a child with no room for one more process: the agent's own fork must fail
+    os.close(r)
+    u"x".encode("ascii")  # load the codec while root can still read the interpreter's files
+    os.setgid(65534)
+    os.setuid(65534)
+    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    os.write(w, json.dumps(list(pa.host_try_fork())).encode("ascii"))
+    os._exit(0)
+os.close(w)
+os.waitpid(pid, 0)
+print(os.read(r, 4096).decode("ascii"))
+"""
+
+
+@pytest.mark.parametrize("python", ["python3", "python2.7"])
+def test_host_fork_check_survives_eagain(tmp_path: Path, python: str) -> None:
+    """At an exhausted host the agent's own fork fails: caught, recorded with its errno."""
+    if os.getuid() != 0:
+        pytest.skip("needs root to drop to uid 65534 (root ignores RLIMIT_NPROC)")
+    exe = str(PY27) if python == "python2.7" else sys.executable
+    if not os.path.exists(exe):
+        pytest.skip(f"{exe} not here")
+    script = tmp_path / "forkfail.py"
+    script.write_text(FORK_FAIL)
+    proc = subprocess.run([exe, str(script), str(AGENT)], capture_output=True, text=True,
+                          timeout=60, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    assert proc.returncode == 0, proc.stderr
+    ok, error = json.loads(proc.stdout)
+    assert ok is False and error.startswith("EAGAIN: ")
+
+
+def test_processes_script_holds_its_peak_in_both_modes() -> None:
+    bounded = pa.container_script("processes", 50, 180)
+    assert "trap '" in bounded and "exec sleep 180' EXIT" in bounded
+    assert pa.SOAK_FILE not in bounded
+    exhaust = pa.container_script("processes", None, 180, 60)
+    assert f"> {pa.SOAK_FILE}" in exhaust and f"exec sh {pa.SOAK_FILE} $i" in exhaust
+    assert str(pa.BIG_COUNT) in exhaust and "+ 60))" in exhaust
+
+
+def _as_uid_with_nproc(uid: int, limit: int) -> Any:
+    def pre() -> None:
+        os.setsid()
+        os.setgid(65534)
+        os.setuid(uid)
+        rlimits.setrlimit(rlimits.RLIMIT_NPROC, (limit, limit))
+    return pre
+
+
+@pytest.mark.parametrize("soak", [0, 8])
+def test_processes_script_in_a_real_shell_keeps_every_pid(soak: int) -> None:
+    """The fork loop in dash with a process limit: when a fork fails, the shell's EXIT trap
+    keeps its pid (exec), reports, and (exhaust) retries: a pid freed outside is taken."""
+    dash = "/bin/dash"
+    if os.getuid() != 0 or not os.path.exists(dash):
+        pytest.skip("needs root (to run as uid 65534 under RLIMIT_NPROC) and dash")
+    tmp_path = Path(tempfile.mkdtemp(prefix="labctl-test-"))  # pytest's is root-only
+    tmp_path.chmod(0o777)
+    try:
+        _run_fork_loop(tmp_path, soak, dash)
+    finally:
+        shutil.rmtree(tmp_path, True)
+
+
+def _run_fork_loop(tmp_path: Path, soak: int, dash: str) -> None:
+    script = pa.container_script("processes", None, 30, soak)
+    script = script.replace("/dev/labctl-", str(tmp_path / "labctl-"))
+    # a process of the same user outside the "container": freed later
+    # a uid of its own: RLIMIT_NPROC counts every process of the uid, also the unreaped
+    # ones another test left behind
+    uid = 61000 + os.getpid() % 1000 * 2 + (1 if soak else 0)
+    outside = subprocess.Popen(["sleep", "30"], preexec_fn=_as_uid_with_nproc(uid, 1000))
+    limit = 24
+    out = (tmp_path / "out").open("w")
+    proc = subprocess.Popen([dash, "-c", script], stdout=out, stderr=subprocess.STDOUT,
+                            preexec_fn=_as_uid_with_nproc(uid, limit))
+    try:
+        state = tmp_path / "labctl-state"
+        for _ in range(100):
+            if state.exists():
+                break
+            time.sleep(0.05)
+        assert state.read_text().strip() == "done"
+        time.sleep(0.3)
+        assert proc.poll() is None  # the shell's pid is still taken
+        group = [p for p in os.listdir("/proc") if p.isdigit() and _pgid(int(p)) == proc.pid]
+        log = (tmp_path / "out").read_text()
+        assert len(group) >= limit - 3, (group, log)  # the children and the shell (or its soak)
+        log = (tmp_path / "out").read_text()
+        assert "Cannot fork" in log and pa.parse_container_log(log)["error"] == "eagain"
+        first = pa.parse_container_log(log)["count"]
+        assert first is not None and first >= limit - 4
+        outside.kill()
+        outside.wait()
+        time.sleep(0.5)
+        count = int((tmp_path / "labctl-count").read_text().strip() or 0)
+        if soak:
+            assert count == first + 1  # the freed pid was taken again
+        else:
+            assert count == first
+    finally:
+        outside.kill()
+        outside.wait()
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        out.close()
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def test_signal_process_checks_the_start_time() -> None:
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        start = pa._proc_start_time(child.pid)
+        assert start
+        assert pa.signal_process(child.pid, "1") is False  # another process's start time
+        assert child.poll() is None
+        assert pa.signal_process(child.pid, start) is True
+        assert child.wait(timeout=10) == -signal.SIGKILL
+        assert pa.signal_process(child.pid, start) is False
+        assert pa.signal_process(None) is False
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def test_kill_container_prefers_the_signal_and_never_touches_other_names() -> None:
+    class NoCli:
+        def run(self, args: list[str], timeout: float = 0) -> Any:
+            raise AssertionError(f"the CLI would fork: {args}")
+
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        start = pa._proc_start_time(child.pid)
+        assert pa.kill_container(NoCli(), "other-name", 1, child.pid, start, True) is None
+        assert child.poll() is None
+        got = pa.kill_container(NoCli(), pa.NAME_PREFIX + "x-processes", 1, child.pid, start,
+                                prefer_signal=True)
+        assert got == "signal" and child.wait(timeout=10) == -signal.SIGKILL
+        # nothing alive and no engine: no CLI either when the host has no pids left
+        os.environ["DOCKER_HOST"] = "tcp://127.0.0.1:1"
+        try:
+            assert pa.kill_container(NoCli(), pa.NAME_PREFIX + "x-processes", 1, child.pid,
+                                     start, prefer_signal=True) is None
+        finally:
+            del os.environ["DOCKER_HOST"]
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+@pytest.mark.parametrize(("observed", "reason"), [
+    # the agent's own SIGKILL, or one nobody explains, is not an OOM kill of a fork loop
+    ({"resource": "processes", "exit_code": 137, "container_error": "eagain"}, "eagain"),
+    ({"resource": "processes", "exit_code": 137, "killed_by_agent": True,
+      "container_error": "eagain"}, "eagain"),
+    ({"resource": "processes", "exit_code": 137}, "error"),
+    ({"resource": "processes", "exit_code": 137, "oom_killed": True}, "oom-kill"),
+    ({"resource": "inodes", "exit_code": 137, "killed_by_agent": True, "host_exhausted": True},
+     "enospc"),
+    # memory: a SIGKILL nobody claims is the OOM killer's (old kernels leave no other trace)
+    ({"resource": "memory", "exit_code": 137}, "oom-kill"),
+])
+def test_decide_stop_reason_sigkill_is_not_always_oom(observed: dict[str, object],
+                                                      reason: str) -> None:
+    assert pa.decide_stop_reason(observed) == reason
+
+
+# -- OOM kills of other lab hosts on the same kernel -----------------------------------------
+
+LAB = "f" * 64
+OTHER_LAB = "e" * 64
+OTHER_CID = "d" * 64
+
+
+def _oom(memcg: str, pid: int) -> list[str]:
+    return [f"[2694.2] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=x,"
+            f"mems_allowed=0,oom_memcg={memcg},task_memcg={memcg},task=tail,pid={pid},uid=0",
+            f"[2694.2] Memory cgroup out of memory: Killed process {pid} (tail) "
+            "total-vm:979956kB, anon-rss:977408kB, file-rss:116kB, shmem-rss:0kB, UID:0"]
+
+
+def test_oom_host_scope_real_host_and_lab_hosts() -> None:
+    mine = _oom(f"/docker/{LAB}/docker/{CID}", 8129)
+    # a real host: everything on the kernel is the host
+    assert pa.oom_host_scope(f"/docker/{CID}", "/", _oom(f"/docker/{CID}", 1), CID) == ""
+    # a lab host without a cgroup namespace (cgroup v1): it names its cgroups in full
+    assert pa.oom_host_scope(f"/docker/{LAB}/docker/{CID}", f"/docker/{LAB}", mine,
+                             CID) == f"/docker/{LAB}"
+    assert pa.oom_host_scope(f"/docker/{LAB}/docker/{CID}", f"/docker/{LAB}", [],
+                             CID) == f"/docker/{LAB}"
+    # a lab host with its own cgroup namespace: the kernel's prefix comes from the line
+    assert pa.oom_host_scope(f"/docker/{CID}", "/", mine, CID) == f"/docker/{LAB}"
+    assert pa.oom_host_scope(f"/docker/{CID}", "/", [], CID) is None
+    assert pa.oom_host_scope(None, "/", mine, CID) is None
+
+
+def test_attribute_oom_leaves_out_kills_of_other_lab_hosts() -> None:
+    mine = _oom(f"/docker/{LAB}/docker/{CID}", 8129)
+    theirs = _oom(f"/docker/{OTHER_LAB}/docker/{OTHER_CID}", 7913) + _oom(
+        f"/docker/{OTHER_LAB}/docker/{OTHER_CID}", 8291)
+    lines = theirs[:2] + mine + theirs[2:]
+    scope = pa.oom_host_scope(f"/docker/{LAB}/docker/{CID}", f"/docker/{LAB}", lines, CID)
+    got = pa.attribute_oom(True, 137, False, 3, lines, CID, scope)
+    assert got["oom_victim"] == "container"
+    assert got["oom_kills_total"] == 1 and got["oom_kills_other"] == 0
+    assert got["oom_kills_outside"] == 2 and got["oom_outside_victims"] == "tail,tail"
+    # the run's bug: without the scope the other hosts' kills read as this host's
+    assert pa.attribute_oom(True, 137, False, 3, lines, CID)["oom_victim"] == "container+host"
+    # a process of this host outside the container still counts as the host's
+    host_proc = _oom(f"/docker/{LAB}/system.slice/sshd", 77)
+    got = pa.attribute_oom(True, 137, False, 2, mine + host_proc, CID, scope)
+    assert got["oom_victim"] == "container+host" and got["oom_kills_outside"] == 0
+
+
+def test_cgroup_view_v1_nested_and_v2() -> None:
+    mounts = pa.parse_cgroup_mounts(MOUNTINFO_V1_NESTED)
+    proc = pa.parse_proc_cgroup("4:memory:/docker/outer/docker/inner\n")
+    assert pa.cgroup_view(proc, mounts, "memory") == ("/docker/outer/docker/inner",
+                                                       "/docker/outer")
+    mounts = pa.parse_cgroup_mounts(MOUNTINFO_V2)
+    proc = pa.parse_proc_cgroup("0::/system.slice/docker-abc.scope\n")
+    assert pa.cgroup_view(proc, mounts, "memory") == ("/system.slice/docker-abc.scope", "/")
+    assert pa.cgroup_view({}, [], "pids") == (None, None)
+
+
+# -- one probe image per run, the disk given back after each experiment ------------------------
+
+def test_probe_image_is_made_once_per_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                          ) -> None:
+    calls: list[tuple[str, ...]] = []
+
+    def fake(docker: Any, work_dir: str, tools: tuple[str, ...], timeout: float = 0
+             ) -> dict[str, Any]:
+        calls.append(tuple(tools))
+        return {"probe_image": "labctl-probe:abc", "probe_image_files": 9,
+                "probe_image_built": True, "probe_image_bytes": 1000}
+
+    monkeypatch.setattr(pa, "ensure_probe_image", fake)
+    agent = pa.Agent("r1", "h", str(tmp_path), 60)
+    first = agent.probe_image()
+    second = agent.probe_image()
+    assert len(calls) == 1 and set(calls[0]) >= {"sh", "dd", "tail", "sleep", "mkdir"}
+    assert first["probe_image_built"] is True and first["probe_image_bytes"] == 1000
+    assert second["probe_image"] == "labctl-probe:abc" and second["probe_image_built"] is False
+
+
+def test_fs_free(tmp_path: Path) -> None:
+    got = pa.fs_free(str(tmp_path))
+    assert got["free_bytes"] > 0 and got["size_bytes"] >= got["free_bytes"]
+    assert set(got) == {"free_bytes", "free_inodes", "size_bytes", "inodes_total"}
+    assert pa.fs_free(str(tmp_path / "missing")) == {}
