@@ -79,6 +79,12 @@ def test_run_end_to_end_on_the_lab(lab: Any, tmp_path: Path) -> None:
         assert rows["storage-location.container_sees_host_write"][c] == "true"
         assert rows["storage-location.container_root_is_block_device"][c] == "false"
         assert rows["lab.driver"][c] == "docker"
+        # the whole study ran, bounded: caps and floors held on every host
+        assert rows["disk.stop_reason"][c] in ("cap", "floor"), rows["disk.verdict"][c]
+        assert float(rows["disk.landed_on_host_ratio"][c]) > 0.8
+        assert rows["memory-limited.stop_reason"][c] in ("container-limit", "floor")
+        assert rows["processes-limited.stop_reason"][c] == "container-limit"
+        assert rows["processes.stop_reason"][c] in ("cap", "floor")
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["labctl_version"] and meta["asked"]["command"] == "run"
     assert meta["status"] == "ok" and meta["problems"] == []
@@ -129,7 +135,15 @@ def test_bad_hosts_are_one_line_each_and_the_rest_completes(lab: Any, tmp_path: 
         _sh(stopped, "/usr/local/sbin/labctl-dockerd stop")
         try:
             results = tmp_path / "results"
-            proc = labctl("probe", "-i", str(inv), "--results", str(results))
+            proc = labctl(
+                "probe",
+                "-i",
+                str(inv),
+                "--results",
+                str(results),
+                "--experiments",
+                "storage-location",
+            )
         finally:
             _sh(nodocker, "mv /usr/bin/docker.labctl-test-hidden /usr/bin/docker")
             _sh(stopped, "/usr/local/sbin/labctl-dockerd start")
@@ -168,8 +182,9 @@ def test_unknown_host_key_accepted_only_on_request(lab: Any, tmp_path: Path) -> 
         f"ansible_ssh_private_key_file={good.key_file} labctl_known_hosts={known}\n"
     )
     proc = labctl(
-        "probe", "-i", str(inv), "--results", str(tmp_path / "r"), "--accept-new-host-keys"
-    )
+        "probe", "-i", str(inv), "--results", str(tmp_path / "r"), "--accept-new-host-keys",
+        "--experiments", "storage-location",
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     recorded = known.read_text()
     assert f"[127.0.0.1]:{good.port}" in recorded
@@ -207,7 +222,16 @@ def test_killed_controller_loses_nothing_collect_fetches_it(lab: Any, tmp_path: 
     """Kill the controller while the agents run: the agents finish; `collect` gets the results."""
     results = tmp_path / "results"
     proc = subprocess.Popen(
-        [LABCTL, "probe", "-i", str(lab.inventory), "--results", str(results)],
+        [
+            LABCTL,
+            "probe",
+            "-i",
+            str(lab.inventory),
+            "--results",
+            str(results),
+            "--experiments",
+            "storage-location",
+        ],
         stderr=subprocess.PIPE,
         text=True,
     )
