@@ -16,7 +16,7 @@ from .errors import LabctlError
 
 err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)
-_DEFAULT_EXPERIMENTS = "storage-location"
+_DEFAULT_EXPERIMENTS = "all"
 
 
 class State:
@@ -39,6 +39,9 @@ def _finish(summary: Any) -> NoReturn:
     if summary.report is not None:
         out_console.print(f"matrix:   {summary.report.matrix_csv}", soft_wrap=True)
         out_console.print(f"verdicts: {summary.report.verdicts_csv}", soft_wrap=True)
+        html = summary.report.outputs.get("report.html")
+        if html is not None:
+            out_console.print(f"report:   {html}", soft_wrap=True)
     for line in summary.problems:
         err_console.print(f"[red]problem:[/] {line}", markup=True, soft_wrap=True)
     sys.exit(summary.exit_code)
@@ -58,7 +61,7 @@ def _probe_options(
     experiments: str, timeout: float, exhaust: bool = False, limits: tuple[str, ...] = ()
 ) -> Any:
     from .errors import ConfigError
-    from .probe import ProbeOptions
+    from .probe import ProbeOptions, parse_experiments
 
     for item in limits:
         name, sep, value = item.partition("=")
@@ -67,7 +70,7 @@ def _probe_options(
                 f"--set {item!r} is not NAME=VALUE", hint="e.g. --set disk_cap_bytes=256M"
             )
     return ProbeOptions(
-        experiments=tuple(e.strip() for e in experiments.split(",") if e.strip()),
+        experiments=parse_experiments(experiments),
         timeout=timeout,
         exhaust=exhaust,
         limits=limits,
@@ -99,12 +102,43 @@ def _lab(
     memory: str | None = None,
     pids_limit: int | None = None,
     storage_driver: str | None = None,
+    driver: str | None = None,
+    hosts: tuple[str, ...] = (),
+    cpus: int | None = None,
+    cgroup: str | None = None,
+    docker_fs: str | None = None,
+    accel: str | None = None,
 ) -> Any:
     from .drivers.docker import DockerLab, DockerLabSpec
+    from .drivers.qemu import QemuLab, QemuLabSpec, lab_driver_of, recorded_spec
+    from .errors import ConfigError
+
+    driver = driver or lab_driver_of(name) or "docker"
+    vm_only = {"--cpus": cpus, "--cgroup": cgroup, "--docker-fs": docker_fs,
+               "--accel": accel}  # fmt: skip
+    if driver == "qemu":
+        if pids_limit is not None:
+            raise ConfigError("--pids-limit is a docker lab option (a VM's limit is its kernel's)")
+        data: dict[str, Any] = {"name": name}
+        for key, value in (
+            ("suites", suites), ("hosts", list(hosts) or None), ("disk_size", disk_size),
+            ("disk_inodes", disk_inodes), ("memory", memory), ("storage_driver", storage_driver),
+            ("cpus", cpus), ("cgroup", cgroup), ("docker_fs", docker_fs), ("accel", accel),
+        ):  # fmt: skip
+            if value is not None:
+                data[key] = value
+        # no options: the lab as it was last brought up (`run`, `status`, `down`, `up` again)
+        qspec = (len(data) == 1 and recorded_spec(name)) or QemuLabSpec.from_mapping(data)
+        return QemuLab(qspec, progress=_progress)
+    given = [opt for opt, value in vm_only.items() if value]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: qemu lab options", hint="add --driver qemu")
 
     fields: dict[str, Any] = {"name": name}
     if suites:
         fields["suites"] = tuple(s.strip() for s in suites.split(",") if s.strip())
+    if hosts:  # --suites then adds one default host per suite before them
+        fields["hosts"] = (*fields.pop("suites", ()), *hosts)
     for key, value in (
         ("disk_size", disk_size),
         ("disk_inodes", disk_inodes),
@@ -120,6 +154,11 @@ def _lab(
 
 
 _lab_name = click.option("--name", default="local", show_default=True, help="Lab name.")
+_driver_opt = click.option(
+    "--driver",
+    type=click.Choice(["docker", "qemu"]),
+    help="docker: hosts as containers; qemu: VMs with their own kernels [the lab's, else docker].",
+)
 
 
 @main.group()
@@ -135,6 +174,24 @@ def lab() -> None:
 @click.option("--memory", help="Memory limit of each lab host [1GiB].")
 @click.option("--pids-limit", type=int, help="Process limit of each lab host [512].")
 @click.option("--storage-driver", help="Inner dockerd storage driver [overlay2].")
+@_driver_opt
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    metavar="SUITE[:k=v,...]",
+    help="One host, repeatable. docker: keys driver (overlay2|vfs|btrfs), fs (ext4|xfs|btrfs),"
+    " docker (yes|no), python (3|2.7|none), name; e.g. bookworm/driver=vfs."
+    " qemu: e.g. bullseye:name=bullseye-v1,cgroup=v1.",
+)
+@click.option("--cpus", type=int, help="qemu: CPUs of each VM [2].")
+@click.option("--cgroup", type=click.Choice(["v1", "v2"]), help="qemu: cgroup version [v2].")
+@click.option(
+    "--docker-fs", type=click.Choice(["ext4", "xfs"]), help="qemu: /var/lib/docker fs [ext4]."
+)
+@click.option(
+    "--accel", type=click.Choice(["auto", "kvm", "tcg"]), help="qemu: accelerator [auto]."
+)
 def lab_up(name: str, **kw: Any) -> None:
     """Build (when needed) and start the lab; print its inventory.
 
@@ -150,9 +207,10 @@ def lab_up(name: str, **kw: Any) -> None:
 
 @lab.command("status")
 @_lab_name
-def lab_status(name: str) -> None:
+@_driver_opt
+def lab_status(name: str, driver: str | None) -> None:
     """Show each lab host and its state."""
-    rows = _guard(lambda: _lab(name).status())
+    rows = _guard(lambda: _lab(name, driver=driver).status())
     if not rows:
         out_console.print(f"lab {name}: no hosts")
     for s in rows:
@@ -163,13 +221,17 @@ def lab_status(name: str) -> None:
 
 @lab.command("down")
 @_lab_name
-def lab_down(name: str) -> None:
-    """Remove every container, network and loop device of the lab."""
-    rep = _guard(lambda: _lab(name).down())
-    out_console.print(
-        f"removed {len(rep.removed_containers)} containers, {len(rep.removed_networks)} networks,"
-        f" {len(rep.detached_loops)} loop devices"
-    )
+@_driver_opt
+def lab_down(name: str, driver: str | None) -> None:
+    """Remove every container, network and loop device (or VM) of the lab."""
+    rep = _guard(lambda: _lab(name, driver=driver).down())
+    if hasattr(rep, "removed_vms"):
+        out_console.print(f"removed {len(rep.removed_vms)} VMs (QEMU processes, overlays, ports)")
+    else:
+        out_console.print(
+            f"removed {len(rep.removed_containers)} containers, "
+            f"{len(rep.removed_networks)} networks, {len(rep.detached_loops)} loop devices"
+        )
     for p in rep.problems:
         err_console.print(f"[red]problem:[/] {p}", markup=True, soft_wrap=True)
     sys.exit(1 if rep.problems else 0)
@@ -191,7 +253,11 @@ _results_opt = click.option(
 )
 _limit_opt = click.option("--limit", help="Only these hosts (comma separated).")
 _experiments_opt = click.option(
-    "--experiments", default=_DEFAULT_EXPERIMENTS, show_default=True, help="Checks to run."
+    "--experiments",
+    default=_DEFAULT_EXPERIMENTS,
+    show_default=True,
+    help="Checks to run: all, or some of storage-location, disk, disk-shared, inodes, memory, "
+    "memory-limited, processes, processes-limited (comma separated).",
 )
 _timeout_opt = click.option(
     "--timeout", type=float, default=900, show_default=True, help="Seconds per host."
@@ -220,27 +286,59 @@ def _split(value: str | None) -> list[str] | None:
 
 
 @main.command("provision")
-@click.option("-i", "--inventory", type=click.Path(path_type=Path), required=True)
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
 @_results_opt
 @_limit_opt
 @click.option("--check", is_flag=True, help="Dry run (ansible --check).")
-def provision_cmd(inventory: Path, results: Path, limit: str | None, check: bool) -> None:
-    """Gather facts and make sure a Docker engine runs, with playbooks/site.yml.
+@click.option(
+    "-e",
+    "--extra-vars",
+    multiple=True,
+    metavar="KEY=VALUE|@FILE",
+    help="Variables for the playbook, as with ansible-playbook -e (repeatable).",
+)
+@click.option("--help-vars", is_flag=True, help="List every variable the playbook reads.")
+def provision_cmd(
+    inventory: Path | None,
+    results: Path,
+    limit: str | None,
+    check: bool,
+    extra_vars: tuple[str, ...],
+    help_vars: bool,
+) -> None:
+    """Install and start the requested Docker and storage driver, with playbooks/site.yml.
 
     \b
-    Example:
+    Examples:
       labctl provision -i ~/.local/share/labctl/labs/local/inventory.yml
+      labctl provision -i inventories/article.ini --limit centos70
+      labctl provision -i lab.ini -e docker_storage_driver=vfs
     """
-    from .provision import provision
+    from .provision import parse_extra_vars, provision_inventory
+    from .provision_vars import help_text
     from .results import new_run_id
 
+    if help_vars:
+        out_console.print(help_text(), soft_wrap=True, markup=False)
+        sys.exit(0)
+    if inventory is None:
+        raise click.UsageError("-i/--inventory is required")
+    inv = inventory
     pdd = results / "provision" / new_run_id()
     rep = _guard(
-        lambda: provision(inventory, pdd, limit=_split(limit), check=check, progress=_progress)
+        lambda: provision_inventory(
+            inv,
+            pdd,
+            limit=_split(limit),
+            check=check,
+            extravars=parse_extra_vars(extra_vars),
+            progress=_progress,
+        )
     )
     for h in sorted(rep.hosts.values(), key=lambda h: h.host):
         (out_console if h.ok else err_console).print(h.line(), soft_wrap=True)
-    out_console.print(f"ansible artifacts: {rep.artifact_dir}", soft_wrap=True)
+    if rep.artifact_dir is not None:
+        out_console.print(f"ansible artifacts: {rep.artifact_dir}", soft_wrap=True)
     sys.exit(0 if rep.ok and rep.hosts else 6)
 
 
@@ -288,12 +386,155 @@ def probe_cmd(
 
 
 @main.command("report")
-@click.argument("run_dir", type=click.Path(path_type=Path))
-def report_cmd(run_dir: Path) -> None:
-    """Render matrix.csv and verdicts.csv of a results folder (offline)."""
-    from .pipeline import report_run
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    metavar="FMT",
+    help="csv, md, html, json (comma separated or repeated) [csv,md,html].",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Folder for the report [the run folder; needed with several runs].",
+)
+@click.option("--max-plots", type=int, default=120, show_default=True, help="Series to draw.")
+@click.option("--no-plots", is_flag=True, help="Draw no series (faster on big runs).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+def report_cmd(
+    run_dirs: tuple[Path, ...],
+    formats: tuple[str, ...],
+    out: Path | None,
+    max_plots: int,
+    no_plots: bool,
+    as_json: bool,
+) -> None:
+    """Render a results folder (offline): matrix/results/verdicts CSV, report.md, report.html.
 
-    _finish(_guard(lambda: report_run(run_dir)))
+    \b
+    Examples:
+      labctl report results/20261127-232436-4f85
+      labctl report results/A results/B --out merged --format csv,html
+      labctl report results/A --format json --json | jq .summary
+    """
+    import json
+
+    from .pipeline import report_runs
+    from .report.build import parse_formats
+    from .report.text import progress_bar, report_summary
+
+    def go() -> Any:
+        fmts = parse_formats(formats)
+        with progress_bar(err_console, "report") as tick:
+            return report_runs(
+                run_dirs,
+                out=out,
+                formats=fmts,
+                plots=not no_plots,
+                max_plots=max_plots,
+                progress=tick,
+            )
+
+    outcome = _guard(go)
+    if as_json:
+        click.echo(json.dumps(outcome.document, indent=2, sort_keys=True))
+    else:
+        names = {"report.md": "markdown", "report.html": "html", "report.json": "json"}
+        for kind, path in outcome.outputs.items():
+            label = names.get(kind, kind.removesuffix(".csv")) + ":"
+            out_console.print(f"{label:<9} {path}", soft_wrap=True)
+        out_console.print(report_summary(outcome), soft_wrap=True)
+    for line in outcome.problems:
+        err_console.print(f"[red]problem:[/] {line}", markup=True, soft_wrap=True, highlight=False)
+    sys.exit(outcome.exit_code)
+
+
+@main.command("compare")
+@click.argument("run_a", type=click.Path(path_type=Path))
+@click.argument("run_b", required=False, type=click.Path(path_type=Path))
+@click.option("--baseline", type=click.Choice(["article"]), help="Compare RUN_A with the study.")
+@click.option(
+    "--rtol", type=float, default=0.05, show_default=True, help="Relative tolerance for numbers."
+)
+@click.option("--all", "include_volatile", is_flag=True, help="Also timings, ids and free space.")
+@click.option("--ignore", multiple=True, metavar="GLOB", help="Skip checks like 'disk.*_s'.")
+@click.option("--json", "as_json", is_flag=True, help="Machine output on stdout.")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when anything changed (like diff).")
+def compare_cmd(
+    run_a: Path,
+    run_b: Path | None,
+    baseline: str | None,
+    rtol: float,
+    include_volatile: bool,
+    ignore: tuple[str, ...],
+    as_json: bool,
+    exit_code: bool,
+) -> None:
+    """What changed between two runs, check by check; or a run beside the 2015 study.
+
+    \b
+    Examples:
+      labctl compare results/A results/B
+      labctl compare results/A --baseline article
+    """
+    import json
+
+    from .errors import ConfigError
+
+    def go() -> tuple[Any, Any]:
+        if (run_b is None) == (baseline is None):
+            raise ConfigError(
+                "give two run folders, or one and --baseline article",
+                hint="e.g. labctl compare results/A results/B",
+            )
+        if baseline is not None:
+            from .baseline import compare_to_baseline
+            from .report.model import load_entries, open_run
+            from .report.text import baseline_table
+
+            cmp = compare_to_baseline(load_entries([open_run(run_a)]), baseline)
+            return cmp, baseline_table(cmp)
+        from .compare import compare_runs
+        from .report.text import compare_table
+
+        assert run_b is not None
+        diff = compare_runs(
+            run_a, run_b, rtol=rtol, include_volatile=include_volatile, ignore=ignore
+        )
+        return diff, compare_table(diff)
+
+    result, table = _guard(go)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+    else:
+        out_console.print(table, soft_wrap=False)
+    changed = getattr(result, "changed", False)
+    sys.exit(1 if exit_code and changed else 0)
+
+
+@main.command("runs")
+@click.argument(
+    "results_dir", required=False, default=Path("results"), type=click.Path(path_type=Path)
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine output on stdout.")
+def runs_cmd(results_dir: Path, as_json: bool) -> None:
+    """List the run folders of a results folder: time, hosts, status.
+
+    \b
+    Example:
+      labctl runs results
+    """
+    import json
+
+    from .report.runs import list_runs
+    from .report.text import runs_table
+
+    rows = _guard(lambda: list_runs(results_dir))
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in rows], indent=2, sort_keys=True))
+    else:
+        out_console.print(runs_table(rows), soft_wrap=False)
 
 
 @main.command("collect")
@@ -319,6 +560,7 @@ def collect_cmd(run_dir: Path, inventory: Path | None) -> None:
 @_accept_opt
 @click.option("--no-provision", is_flag=True, help="Skip the ansible stage.")
 @click.option("--lab", "lab_name", default="local", show_default=True, help="Lab used without -i.")
+@_driver_opt
 def run_cmd(
     inventory: Path | None,
     results: Path,
@@ -330,6 +572,7 @@ def run_cmd(
     accept_new_host_keys: bool,
     no_provision: bool,
     lab_name: str,
+    driver: str | None,
 ) -> None:
     """Provision, probe and report; with no -i, on the local lab (brought up when needed).
 
@@ -353,7 +596,7 @@ def run_cmd(
             "limits": list(limits),
         }
         if inv is None:
-            inv = _lab(lab_name).up().inventory
+            inv = _lab(lab_name, driver=driver).up().inventory
         return run_pipeline(
             inv,
             results,

@@ -1,0 +1,467 @@
+"""VM images for the qemu driver: one bootable Debian disk per suite, built locally and cached.
+
+Each suite's image is a ``debootstrap --variant=minbase`` tree with the suite's cloud kernel, an
+initramfs-tools initrd, systemd, sshd, Docker, python3 and the files in ``qemu_image/``, written
+into a raw ext4 disk with ``mkfs.ext4 -d`` (no loop mount, no root filesystem of the controller
+involved). The kernel and initrd are copied out next to the disk: QEMU boots them directly
+(``-kernel``/``-initrd``), so the kernel command line (cgroup v1 or v2) is chosen per boot.
+
+Images live in ``cache_dir()/vm/<suite>-<recipe hash 12>/`` (``disk.raw``, ``vmlinuz``,
+``initrd.img``, ``image.json`` written last = complete). The hash covers the suite, the package
+list, the baked-in files and the build steps, not the mirror; a recipe change means a rebuild.
+debootstrap's package cache is the one the docker driver uses (``cache_dir()/debootstrap/<suite>``).
+Runs never write to an image: each VM boots from its own qcow2 overlay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labctl.drivers import images
+from labctl.errors import ConfigError, LabError
+from labctl.paths import cache_dir
+
+#: bump when the build steps change in a way the package list and files do not show
+RECIPE_VERSION = 1
+ROOT_DISK_SIZE = 3 << 30  # sparse; the root filesystem uses ~700 MB of it
+
+VM_PACKAGES: tuple[str, ...] = (
+    "linux-image-cloud-amd64",
+    "initramfs-tools",
+    "systemd-sysv",
+    "udev",
+    "kmod",
+    "apparmor",  # without it every `docker run` fails on these kernels
+    "openssh-server",
+    "docker.io",
+    "python3",
+    "iproute2",
+    "procps",
+    "e2fsprogs",
+    "xfsprogs",
+    "util-linux",
+    "ca-certificates",
+    "iptables",
+)
+#: trixie's docker.io only recommends the client
+VM_EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
+    "bullseye": (),
+    "bookworm": (),
+    "trixie": ("docker-cli",),
+}
+SUITES: tuple[str, ...] = tuple(VM_EXTRA_PACKAGES)
+
+#: files of qemu_image/ baked into the image: name -> (path in the image, mode)
+VM_IMAGE_FILES: dict[str, tuple[str, int]] = {
+    "labctl-vm-init": ("/usr/local/sbin/labctl-vm-init", 0o755),
+    "labctl-vm-init.service": ("/etc/systemd/system/labctl-vm-init.service", 0o644),
+    "docker-labctl.conf": ("/etc/systemd/system/docker.service.d/labctl.conf", 0o644),
+    "sshd-labctl.conf": ("/etc/ssh/sshd_config.d/labctl.conf", 0o644),
+    "10-labctl.network": ("/etc/systemd/network/10-labctl.network", 0o644),
+}
+#: units enabled / masked in the image (part of the recipe)
+ENABLE_UNITS: tuple[str, ...] = ("labctl-vm-init.service", "systemd-networkd.service")
+MASK_UNITS: tuple[str, ...] = (
+    "systemd-networkd-wait-online.service",
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "e2scrub_all.timer",
+    "e2scrub_reap.service",
+    "fstrim.timer",
+    "man-db.timer",
+    "serial-getty@ttyS0.service",
+    "getty-static.service",
+    "dpkg-db-backup.timer",
+)
+#: the initrd only needs the root disk's drivers (ext4 is built in): a small initrd unpacks and
+#: boots seconds faster under TCG than initramfs-tools' default MODULES=most
+INITRAMFS_CONF = "MODULES=list\nCOMPRESS=gzip\n"
+INITRAMFS_MODULES: tuple[str, ...] = ("virtio_pci", "virtio_blk", "ext4")
+
+BUILD_TIMEOUT = 1800.0
+Progress = Callable[[str, str], None]
+
+
+def image_files_dir() -> Path:
+    return Path(__file__).resolve().parent / "qemu_image"
+
+
+def _read_image_files() -> dict[str, bytes]:
+    base = image_files_dir()
+    files: dict[str, bytes] = {}
+    for name in VM_IMAGE_FILES:
+        path = base / name
+        try:
+            files[name] = path.read_bytes()
+        except OSError as exc:
+            raise LabError(
+                f"the VM image file {path} is missing ({exc.strerror})", hint="reinstall labctl"
+            ) from exc
+    return files
+
+
+@dataclass(frozen=True)
+class VmRecipe:
+    """Everything that defines one suite's VM image (the mirror does not)."""
+
+    suite: str
+    packages: tuple[str, ...]
+    files: Mapping[str, bytes] = field(repr=False)
+    version: int = RECIPE_VERSION
+    root_size: int = ROOT_DISK_SIZE
+
+    @property
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        h.update(
+            json.dumps(
+                {
+                    "kind": "qemu-vm",
+                    "version": self.version,
+                    "suite": self.suite,
+                    "variant": "minbase",
+                    "packages": sorted(self.packages),
+                    "root_size": self.root_size,
+                    "enable": list(ENABLE_UNITS),
+                    "mask": list(MASK_UNITS),
+                    "initramfs": [INITRAMFS_CONF, list(INITRAMFS_MODULES)],
+                    "files": {k: VM_IMAGE_FILES.get(k, ("", 0)) for k in sorted(self.files)},
+                },
+                sort_keys=True,
+            ).encode()
+        )
+        for name in sorted(self.files):
+            h.update(b"\0" + name.encode() + b"\0" + hashlib.sha256(self.files[name]).digest())
+        return h.hexdigest()
+
+    @property
+    def short_hash(self) -> str:
+        return self.digest[:12]
+
+    @property
+    def directory(self) -> Path:
+        return vm_cache_dir() / f"{self.suite}-{self.short_hash}"
+
+
+def vm_recipe_for(suite: str, *, files: Mapping[str, bytes] | None = None) -> VmRecipe:
+    if suite not in VM_EXTRA_PACKAGES:
+        raise ConfigError(f"unknown suite {suite!r}", hint=f"choose from {', '.join(SUITES)}")
+    return VmRecipe(
+        suite=suite,
+        packages=VM_PACKAGES + VM_EXTRA_PACKAGES[suite],
+        files=dict(files or _read_image_files()),
+    )
+
+
+@dataclass(frozen=True)
+class VmImage:
+    """A built image: the raw disk and the kernel and initrd to boot it with."""
+
+    suite: str
+    recipe: str
+    directory: Path
+    kernel_version: str
+    build_seconds: float | None = None
+
+    @property
+    def disk(self) -> Path:
+        return self.directory / "disk.raw"
+
+    @property
+    def kernel(self) -> Path:
+        return self.directory / "vmlinuz"
+
+    @property
+    def initrd(self) -> Path:
+        return self.directory / "initrd.img"
+
+    @property
+    def meta_file(self) -> Path:
+        return self.directory / "image.json"
+
+
+def vm_cache_dir() -> Path:
+    return cache_dir() / "vm"
+
+
+def load_image(recipe: VmRecipe) -> VmImage | None:
+    """The cached image of ``recipe``, or None when it is missing or incomplete."""
+    d = recipe.directory
+    try:
+        meta = json.loads((d / "image.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("recipe") != recipe.digest:
+        return None
+    img = VmImage(
+        suite=recipe.suite,
+        recipe=recipe.short_hash,
+        directory=d,
+        kernel_version=str(meta.get("kernel_version", "")),
+        build_seconds=meta.get("build_seconds"),
+    )
+    if not (img.disk.is_file() and img.kernel.is_file() and img.initrd.is_file()):
+        return None
+    return img
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between labctl processes (two `lab up` building the same image)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def check_vm_build_prerequisites() -> None:
+    images.check_build_prerequisites()
+    if shutil.which("mkfs.ext4") is None:
+        raise LabError(
+            "mkfs.ext4 is not installed; it writes the VM disk images",
+            hint="install e2fsprogs (`apt-get install e2fsprogs`)",
+        )
+
+
+def _mke2fs_version() -> tuple[int, ...]:
+    try:
+        out = subprocess.run(["mke2fs", "-V"], capture_output=True, text=True, check=False)
+    except OSError:
+        return ()
+    m = re.search(r"mke2fs (\d+)\.(\d+)(?:\.(\d+))?", out.stdout + out.stderr)
+    return tuple(int(x) for x in m.groups() if x is not None) if m else ()
+
+
+def mkfs_command(root: Path, disk: Path, size: int, version: tuple[int, ...]) -> list[str]:
+    """``mkfs.ext4 -d`` writing ``root`` into ``disk``: features every suite's kernel and
+    e2fsprogs read (the controller's mke2fs may default to newer ones, e.g. orphan_file in
+    1.47, which bullseye's fsck refuses)."""
+    cmd = ["mkfs.ext4", "-q", "-F", "-L", "labctl-root", "-m", "1", "-d", str(root)]
+    if version >= (1, 47):
+        cmd += ["-O", "^orphan_file,^metadata_csum_seed"]
+    cmd += [str(disk), f"{size // 1024}k"]
+    return cmd
+
+
+def _run(cmd: list[str], log: Any, *, timeout: float = 600.0, env: Mapping[str, str] | None = None,
+         what: str, suite: str, log_path: Path) -> None:  # fmt: skip
+    log.write(("$ " + " ".join(cmd) + "\n").encode())
+    log.flush()
+    try:
+        rc = subprocess.run(
+            cmd, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False,
+            env=dict(env) if env is not None else None,
+        ).returncode  # fmt: skip
+    except subprocess.TimeoutExpired:
+        rc = -1
+    if rc != 0:
+        raise LabError(
+            f"building the {suite} VM image failed: {what} "
+            + ("timed out" if rc == -1 else f"exit {rc}"),
+            host=suite,
+            hint=f"see {log_path}",
+        )
+
+
+def _chroot_env() -> dict[str, str]:
+    env = dict(os.environ, LC_ALL="C", LANG="C", DEBIAN_FRONTEND="noninteractive")
+    env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    return env
+
+
+def _kernel_files(root: Path) -> tuple[str, Path, Path | None]:
+    kernels = sorted((root / "boot").glob("vmlinuz-*"))
+    if not kernels:
+        raise LabError("no kernel in /boot of the VM image tree (linux-image not installed?)")
+    kernel = kernels[-1]
+    version = kernel.name.removeprefix("vmlinuz-")
+    initrd = root / "boot" / f"initrd.img-{version}"
+    return version, kernel, initrd if initrd.is_file() else None
+
+
+def customize_tree(root: Path, recipe: VmRecipe, mirror: str, log: Any, log_path: Path) -> str:
+    """Turn a debootstrap tree into a bootable VM tree; returns the kernel version."""
+    env = _chroot_env()
+    for key in (root / "etc" / "ssh").glob("ssh_host_*"):
+        key.unlink()  # the controller hands each VM its own key at boot
+    (root / "etc" / "apt" / "sources.list").write_text(f"deb {mirror} {recipe.suite} main\n")
+    for name, (dest, mode) in VM_IMAGE_FILES.items():
+        target = root / dest.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(recipe.files[name])
+        target.chmod(mode)
+    (root / "etc" / "fstab").write_text(
+        "# labctl VM: the root disk (no fsck: the disk is a throwaway overlay)\n"
+        "LABEL=labctl-root / ext4 rw,errors=remount-ro 0 0\n"
+    )
+    (root / "etc" / "hostname").write_text("labctl-vm\n")
+    resolv = root / "etc" / "resolv.conf"
+    if resolv.is_symlink() or resolv.exists():
+        resolv.unlink()
+    resolv.write_text("nameserver 10.0.2.3\n")
+    # a machine-id made at first boot (empty file = systemd makes a transient one per boot)
+    (root / "etc" / "machine-id").write_text("")
+    conf = root / "etc" / "initramfs-tools"
+    (conf / "conf.d").mkdir(parents=True, exist_ok=True)
+    (conf / "conf.d" / "labctl.conf").write_text(INITRAMFS_CONF)
+    (conf / "modules").write_text("".join(f"{m}\n" for m in INITRAMFS_MODULES))
+    version, _kernel, initrd = _kernel_files(root)
+    _run(
+        ["chroot", str(root), "update-initramfs", "-u" if initrd else "-c", "-k", version],
+        log, env=env, what="update-initramfs", suite=recipe.suite, log_path=log_path,
+    )  # fmt: skip
+    _run(
+        ["chroot", str(root), "systemctl", "enable", *ENABLE_UNITS],
+        log, env=env, what="systemctl enable", suite=recipe.suite, log_path=log_path,
+    )  # fmt: skip
+    for unit in MASK_UNITS:
+        link = root / "etc" / "systemd" / "system" / unit
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to("/dev/null")
+    (root / "etc" / "labctl").mkdir(parents=True, exist_ok=True)
+    (root / "etc" / "labctl" / "image.json").write_text(
+        json.dumps(
+            {
+                "suite": recipe.suite,
+                "recipe": recipe.digest,
+                "packages": list(recipe.packages),
+                "mirror": mirror,
+                "kernel_version": version,
+                "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    for sub in ("var/lib/apt/lists", "var/cache/apt/archives"):
+        d = root / sub
+        if d.is_dir():
+            for entry in d.iterdir():
+                if entry.is_file() and entry.name != "lock":
+                    entry.unlink()
+    for sub in (
+        "var/log/bootstrap.log",
+        "var/cache/apt/pkgcache.bin",
+        "var/cache/apt/srcpkgcache.bin",
+    ):
+        (root / sub).unlink(missing_ok=True)
+    shutil.rmtree(root / "debootstrap", ignore_errors=True)
+    return version
+
+
+def build_vm_image(recipe: VmRecipe, mirror: str, *, progress: Progress | None = None) -> VmImage:
+    """Build one suite's VM image into the cache (under a lock); the temp tree always goes."""
+    say = progress or (lambda _h, _m: None)
+    with _file_lock(vm_cache_dir() / f".lock-{recipe.suite}"):
+        found = load_image(recipe)
+        if found is not None:
+            return found
+        check_vm_build_prerequisites()
+        cache = images.debootstrap_cache(recipe.suite)
+        cache.mkdir(parents=True, exist_ok=True)
+        log_path = cache_dir() / "logs" / f"vm-build-{recipe.suite}-{recipe.short_hash}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{images.BUILD_DIR_PREFIX}vm-{recipe.suite}-"))
+        root = tmp / "root"
+        out = vm_cache_dir() / f".{recipe.suite}-{recipe.short_hash}.tmp{os.getpid()}"
+        started = time.monotonic()
+        try:
+            with log_path.open("wb") as log:
+                say(
+                    recipe.suite,
+                    f"building VM image {recipe.short_hash} (debootstrap from {mirror})",
+                )
+                cmd = [
+                    "debootstrap", "--variant=minbase", f"--cache-dir={cache}",
+                    "--components=main", "--include=" + ",".join(recipe.packages),
+                    recipe.suite, str(root), mirror,
+                ]  # fmt: skip
+                try:
+                    _run(cmd, log, timeout=BUILD_TIMEOUT, env=_chroot_env(), what="debootstrap",
+                         suite=recipe.suite, log_path=log_path)  # fmt: skip
+                except LabError:
+                    inner = root / "debootstrap" / "debootstrap.log"
+                    if inner.is_file():
+                        log.write(b"\n--- debootstrap/debootstrap.log\n" + inner.read_bytes())
+                    raise
+                for mp in images._mounts_under(root):
+                    subprocess.run(["umount", "-l", mp], capture_output=True, check=False)
+                t_boot = time.monotonic() - started
+                version = customize_tree(root, recipe, mirror, log, log_path)
+                for mp in images._mounts_under(root):
+                    subprocess.run(["umount", "-l", mp], capture_output=True, check=False)
+                shutil.rmtree(out, ignore_errors=True)
+                out.mkdir(parents=True)
+                say(recipe.suite, f"writing the disk image (kernel {version})")
+                _version, kernel, initrd = _kernel_files(root)
+                assert initrd is not None
+                shutil.copyfile(kernel, out / "vmlinuz")
+                shutil.copyfile(initrd, out / "initrd.img")
+                disk = out / "disk.raw"
+                _run(mkfs_command(root, disk, recipe.root_size, _mke2fs_version()), log,
+                     what="mkfs.ext4 -d", suite=recipe.suite, log_path=log_path)  # fmt: skip
+                seconds = time.monotonic() - started
+                meta = {
+                    "suite": recipe.suite,
+                    "recipe": recipe.digest,
+                    "short_hash": recipe.short_hash,
+                    "packages": list(recipe.packages),
+                    "kernel_version": version,
+                    "mirror": mirror,
+                    "debootstrap_seconds": round(t_boot, 1),
+                    "build_seconds": round(seconds, 1),
+                    "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                }
+                (out / "image.json").write_text(json.dumps(meta, indent=2) + "\n")
+                final = recipe.directory
+                if final.exists():
+                    shutil.rmtree(final)
+                os.replace(out, final)
+            say(recipe.suite, f"built VM image {recipe.short_hash} in {seconds:.0f} s")
+            img = load_image(recipe)
+            if img is None:
+                raise LabError(f"the {recipe.suite} VM image is incomplete after its build")
+            return img
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+            images.remove_tree(tmp)
+
+
+def ensure_vm_images(
+    suites: list[str],
+    *,
+    mirror: str | Callable[[], str],
+    progress: Progress | None = None,
+) -> dict[str, VmImage]:
+    """The current image of each suite, building the missing ones one after another (each build
+    uses both cores of a small machine; parallel builds only fight over them)."""
+    result: dict[str, VmImage] = {}
+    url: str | None = None
+    for suite in dict.fromkeys(suites):
+        recipe = vm_recipe_for(suite)
+        found = load_image(recipe)
+        if found is None:
+            if url is None:
+                url = mirror() if callable(mirror) else mirror
+            found = build_vm_image(recipe, url, progress=progress)
+        result[suite] = found
+    return result

@@ -1,0 +1,413 @@
+"""The qemu driver's pure parts: spec validation, host options, kernel and QEMU command lines,
+recipe hashing, the settings handed to the VM, and the CLI's driver choice."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from labctl.drivers import qemu, vmimages
+from labctl.drivers.qemu import (
+    QemuHostSpec,
+    QemuLab,
+    QemuLabSpec,
+    kernel_cmdline,
+    lab_env,
+    parse_host_option,
+    qemu_command,
+)
+from labctl.errors import ConfigError, LabError
+
+GiB = 1 << 30
+MiB = 1 << 20
+
+
+# --- spec -------------------------------------------------------------------------------------
+
+
+def test_default_spec_is_three_suites_on_cgroup_v2() -> None:
+    spec = QemuLabSpec()
+    spec.validate()
+    assert [h.name for h in spec.hosts] == ["bullseye", "bookworm", "trixie"]
+    assert {h.cgroup for h in spec.hosts} == {"v2"}
+    assert spec.hosts[0].memory == 1 * GiB and spec.hosts[0].cpus == 2
+    assert spec.hosts[0].disk_size == 2 * GiB
+    assert spec.accel == "auto"
+
+
+def test_host_sizes_and_numbers_are_parsed() -> None:
+    h = QemuHostSpec(suite="bookworm", memory="512MiB", disk_size="1g", cpus="1", cgroup="1")  # type: ignore[arg-type]
+    assert (h.memory, h.disk_size, h.cpus, h.cgroup, h.name) == (
+        512 * MiB,
+        GiB,
+        1,
+        "v1",
+        "bookworm",
+    )
+    h.validate()
+
+
+def test_from_mapping_suites_shorthand_with_defaults() -> None:
+    spec = QemuLabSpec.from_mapping(
+        {"name": "x", "suites": "bullseye,bookworm", "memory": "768MiB", "cgroup": "v1"}
+    )
+    assert [h.suite for h in spec.hosts] == ["bullseye", "bookworm"]
+    assert all(h.memory == 768 * MiB and h.cgroup == "v1" for h in spec.hosts)
+
+
+def test_from_mapping_hosts_as_strings_and_mappings() -> None:
+    spec = QemuLabSpec.from_mapping(
+        {
+            "hosts": [
+                "bullseye",
+                "bullseye:name=bullseye-v1,cgroup=v1",
+                {"suite": "bookworm", "storage_driver": "devicemapper"},
+                "trixie:docker_fs=xfs,disk=4GiB",
+            ],
+            "cpus": 1,
+        }
+    )
+    by = {h.name: h for h in spec.hosts}
+    assert set(by) == {"bullseye", "bullseye-v1", "bookworm", "trixie"}
+    assert by["bullseye-v1"].cgroup == "v1" and by["bullseye"].cgroup == "v2"
+    assert by["bookworm"].storage_driver == "devicemapper"
+    assert by["trixie"].docker_fs == "xfs" and by["trixie"].disk_size == 4 * GiB
+    assert all(h.cpus == 1 for h in spec.hosts)
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        ({"hosts": ["bookworm", "bookworm"]}, "used twice"),
+        ({"hosts": ["buster"]}, "unknown suite"),
+        ({"hosts": ["trixie:storage=devicemapper"]}, "no devicemapper"),
+        ({"hosts": ["bookworm:storage=btrfs"]}, "not supported"),
+        ({"hosts": ["bookworm:cgroup=v3"]}, "v1 or v2"),
+        ({"hosts": ["bookworm:docker_fs=btrfs"]}, "docker_fs"),
+        ({"hosts": ["bookworm:memory=64MiB"]}, "below the minimum"),
+        ({"hosts": ["bookworm:disk_size=10MiB"]}, "below the minimum"),
+        ({"hosts": ["bookworm:cpus=0"]}, "between 1"),
+        ({"hosts": ["bookworm:cpus=many"]}, "integer"),
+        ({"hosts": ["bookworm:disk_inodes=5000000"]}, "do not fit"),
+        ({"hosts": ["bookworm:name=Bad_Name"]}, "not valid"),
+        ({"hosts": ["bookworm:colour=red"]}, "cannot read"),
+        ({"hosts": [{"suite": "bookworm", "colour": "red"}]}, "unknown qemu host option"),
+        ({"hosts": ["bookworm"], "accel": "hvf"}, "accel"),
+        ({"name": "Bad Name"}, "not a valid lab name"),
+        ({"suites": "bookworm", "hosts": ["bookworm"]}, "either suites or hosts"),
+        ({"mirror": "ftp://x"}, "http(s)"),
+        ({"frobnicate": 1}, "unknown qemu lab option"),
+    ],
+)
+def test_bad_specs_name_the_problem(data: dict[str, object], needle: str) -> None:
+    with pytest.raises(ConfigError, match=None) as err:
+        QemuLabSpec.from_mapping(data)
+    assert needle in str(err.value)
+
+
+def test_devicemapper_refusal_says_why() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_host_option("trixie:storage=devicemapper")
+    text = str(err.value)
+    assert "Docker 26.1" in text and "removed it in 25.0" in text and "bullseye or bookworm" in text
+
+
+def test_disk_inodes_can_be_left_to_mkfs() -> None:
+    assert parse_host_option("bookworm:inodes=none").disk_inodes is None
+    assert parse_host_option("bookworm:inodes=30000").disk_inodes == 30000
+
+
+# --- kernel command line -----------------------------------------------------------------------
+
+
+def test_kernel_cmdline_cgroup_v2() -> None:
+    words = kernel_cmdline("bookworm", "v2").split()
+    assert "systemd.unified_cgroup_hierarchy=1" in words
+    assert not any(w.startswith("systemd.legacy_systemd_cgroup_controller") for w in words)
+    assert "root=LABEL=labctl-root" in words and "console=ttyS0" in words
+    assert "panic=-1" in words and "net.ifnames=0" in words
+    assert not any(w.startswith("SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE") for w in words)
+
+
+@pytest.mark.parametrize("suite", ["bullseye", "bookworm"])
+def test_kernel_cmdline_cgroup_v1(suite: str) -> None:
+    words = kernel_cmdline(suite, "v1").split()
+    assert "systemd.unified_cgroup_hierarchy=0" in words
+    assert "systemd.legacy_systemd_cgroup_controller=1" in words
+    assert "SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1" not in words
+
+
+def test_kernel_cmdline_cgroup_v1_on_trixie_is_forced() -> None:
+    words = kernel_cmdline("trixie", "v1").split()
+    assert "systemd.unified_cgroup_hierarchy=0" in words
+    assert "SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1" in words
+
+
+def test_kernel_cmdline_refuses_unknown_cgroup() -> None:
+    with pytest.raises(ConfigError):
+        kernel_cmdline("bookworm", "v3")
+
+
+# --- QEMU command line ------------------------------------------------------------------------
+
+
+def _cmd(accel: str, tmp: Path = Path("/lab/vms/b")) -> list[str]:
+    return qemu_command(
+        name="labctl-t-bookworm",
+        accel=accel,
+        cpus=2,
+        memory=1 * GiB,
+        kernel=Path("/img/vmlinuz"),
+        initrd=Path("/img/initrd.img"),
+        append="root=LABEL=labctl-root console=ttyS0",
+        root_disk=tmp / "root.qcow2",
+        data_disk=tmp / "data.qcow2",
+        port=40022,
+        fw_cfg={"lab.env": tmp / "fw_cfg/lab.env", "authorized_keys": tmp / "fw_cfg/ak"},
+        pidfile=tmp / "qemu.pid",
+        console_log=tmp / "console.log",
+        qmp_socket=tmp / "qmp.sock",
+    )
+
+
+def _opt(cmd: list[str], flag: str) -> list[str]:
+    return [cmd[i + 1] for i, a in enumerate(cmd) if a == flag]
+
+
+def test_qemu_command_tcg() -> None:
+    cmd = _cmd("tcg")
+    assert cmd[0] == "qemu-system-x86_64"
+    assert _opt(cmd, "-accel") == ["tcg,thread=multi"] and _opt(cmd, "-cpu") == ["max"]
+    assert _opt(cmd, "-smp") == ["2"] and _opt(cmd, "-m") == ["1024M"]
+    assert _opt(cmd, "-kernel") == ["/img/vmlinuz"] and _opt(cmd, "-initrd") == ["/img/initrd.img"]
+    assert _opt(cmd, "-append") == ["root=LABEL=labctl-root console=ttyS0"]
+    assert "-daemonize" in cmd and _opt(cmd, "-pidfile") == ["/lab/vms/b/qemu.pid"]
+    assert _opt(cmd, "-serial") == ["file:/lab/vms/b/console.log"]
+    assert "-nodefaults" in cmd and _opt(cmd, "-display") == ["none"]
+
+
+def test_qemu_command_kvm() -> None:
+    cmd = _cmd("kvm")
+    assert _opt(cmd, "-accel") == ["kvm"] and _opt(cmd, "-cpu") == ["host"]
+
+
+def test_qemu_command_network_only_on_loopback() -> None:
+    (nic,) = _opt(_cmd("tcg"), "-nic")
+    assert nic == "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:40022-:22"
+
+
+def test_qemu_command_disks_and_fw_cfg() -> None:
+    cmd = _cmd("tcg")
+    drives = _opt(cmd, "-drive")
+    assert drives[0].startswith("file=/lab/vms/b/root.qcow2,format=qcow2,")
+    assert drives[1].startswith("file=/lab/vms/b/data.qcow2,format=qcow2,")
+    devices = _opt(cmd, "-device")
+    assert "virtio-blk-pci,drive=data,serial=labctl-data" in devices
+    assert "virtio-rng-pci" in devices
+    assert _opt(cmd, "-fw_cfg") == [
+        "name=opt/labctl/authorized_keys,file=/lab/vms/b/fw_cfg/ak",
+        "name=opt/labctl/lab.env,file=/lab/vms/b/fw_cfg/lab.env",
+    ]
+
+
+def test_qemu_command_doubles_commas_in_paths() -> None:
+    cmd = _cmd("tcg", Path("/a,b"))
+    assert _opt(cmd, "-drive")[0].startswith("file=/a,,b/root.qcow2,format=qcow2")
+
+
+def test_qemu_command_refuses_unknown_accel() -> None:
+    with pytest.raises(ValueError):
+        _cmd("hvf")
+
+
+def test_lab_env_is_shell_quoted() -> None:
+    h = parse_host_option("bookworm:name=b-1,cgroup=v1,docker_fs=xfs,inodes=none")
+    text = lab_env(h, "lab1")
+    env = dict(line.split("=", 1) for line in text.splitlines())
+    assert env["LABCTL_HOSTNAME"] == "b-1" and env["LABCTL_DOCKER_FS"] == "xfs"
+    assert env["LABCTL_DISK_INODES"] == "''" and env["LABCTL_CGROUP"] == "v1"
+    for line in text.splitlines():
+        _key, value = line.split("=", 1)
+        assert len(shlex.split(value)) == 1
+
+
+def test_accel_forced_tcg(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(qemu.ACCEL_ENV, raising=False)
+    acc = qemu.detect_accel(Path("/nope"), Path("/nope"), want="tcg")
+    assert acc.name == "tcg"
+
+
+def test_accel_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(qemu.ACCEL_ENV, "tcg")
+    assert qemu.detect_accel(Path("/nope"), Path("/nope"), want="auto").name == "tcg"
+    monkeypatch.setenv(qemu.ACCEL_ENV, "warp")
+    with pytest.raises(ConfigError):
+        qemu.detect_accel(Path("/nope"), Path("/nope"))
+
+
+def test_accel_auto_without_kvm_is_tcg(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(qemu.ACCEL_ENV, raising=False)
+    monkeypatch.setattr(qemu, "_kvm_usable", lambda: "/dev/kvm: No such file or directory")
+    acc = qemu.detect_accel(Path("/nope"), Path("/nope"))
+    assert acc.name == "tcg" and "no KVM" in acc.reason
+    with pytest.raises(LabError):
+        qemu.detect_accel(Path("/nope"), Path("/nope"), want="kvm")
+
+
+# --- recipes ----------------------------------------------------------------------------------
+
+
+def test_recipe_hash_is_stable_and_tracks_its_inputs() -> None:
+    files = {name: b"x" for name in vmimages.VM_IMAGE_FILES}
+    a = vmimages.vm_recipe_for("bookworm", files=files)
+    assert a.digest == vmimages.vm_recipe_for("bookworm", files=dict(files)).digest
+    assert len(a.short_hash) == 12
+    other_suite = vmimages.vm_recipe_for("bullseye", files=files)
+    changed_file = vmimages.vm_recipe_for("bookworm", files={**files, "labctl-vm-init": b"y"})
+    assert len({a.digest, other_suite.digest, changed_file.digest}) == 3
+    from dataclasses import replace
+
+    assert replace(a, packages=(*a.packages, "vim")).digest != a.digest
+    assert replace(a, version=a.version + 1).digest != a.digest
+
+
+def test_recipe_is_not_the_docker_image_recipe() -> None:
+    from labctl.drivers import images
+
+    assert vmimages.vm_recipe_for("bookworm").short_hash != images.recipe_for("bookworm").short_hash
+
+
+def test_recipes_carry_the_kernel_and_docker_cli_on_trixie() -> None:
+    for suite in vmimages.SUITES:
+        pk = vmimages.vm_recipe_for(suite).packages
+        assert "linux-image-cloud-amd64" in pk and "initramfs-tools" in pk and "apparmor" in pk
+        assert "docker.io" in pk and "openssh-server" in pk and "python3" in pk
+        assert ("docker-cli" in pk) == (suite == "trixie")
+
+
+def test_image_files_exist_and_are_baked() -> None:
+    files = vmimages._read_image_files()
+    assert set(files) == set(vmimages.VM_IMAGE_FILES)
+    assert files["labctl-vm-init"].startswith(b"#!/bin/bash")
+
+
+def test_image_cache_lives_under_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LABCTL_CACHE", str(tmp_path))
+    r = vmimages.vm_recipe_for("bookworm")
+    assert r.directory == tmp_path / "vm" / f"bookworm-{r.short_hash}"
+    assert vmimages.load_image(r) is None
+    r.directory.mkdir(parents=True)
+    for name in ("disk.raw", "vmlinuz", "initrd.img"):
+        (r.directory / name).write_bytes(b"")
+    (r.directory / "image.json").write_text(json.dumps({"recipe": "other"}))
+    assert vmimages.load_image(r) is None, "an image of another recipe is not this one"
+    (r.directory / "image.json").write_text(
+        json.dumps({"recipe": r.digest, "kernel_version": "6.1.0-x-cloud-amd64"})
+    )
+    img = vmimages.load_image(r)
+    assert img is not None and img.kernel_version == "6.1.0-x-cloud-amd64"
+    assert img.disk == r.directory / "disk.raw"
+
+
+@pytest.mark.parametrize(
+    ("version", "drops"), [((1, 47, 0), True), ((1, 46, 2), False), ((), False)]
+)
+def test_mkfs_command_avoids_features_old_kernels_refuse(
+    version: tuple[int, ...], drops: bool
+) -> None:
+    cmd = vmimages.mkfs_command(Path("/t/root"), Path("/t/disk.raw"), 3 * GiB, version)
+    assert cmd[:2] == ["mkfs.ext4", "-q"] and "-d" in cmd and "/t/root" in cmd
+    assert cmd[-2:] == ["/t/disk.raw", f"{3 * GiB // 1024}k"]
+    assert ("^orphan_file,^metadata_csum_seed" in cmd) == drops
+
+
+# --- the driver without VMs -------------------------------------------------------------------
+
+
+def test_status_and_down_of_an_empty_lab(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LABCTL_HOME", str(tmp_path))
+    lab = QemuLab(QemuLabSpec(name="empty"))
+    assert [s.state for s in lab.status()] == ["missing"] * 3
+    rep = lab.down()
+    assert rep.ok and rep.removed_vms == []
+
+
+def test_vm_pid_ignores_a_pid_file_of_another_process(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import os
+
+    monkeypatch.setenv("LABCTL_HOME", str(tmp_path))
+    lab = QemuLab(QemuLabSpec(name="p"))
+    d = lab.vm_dir("bookworm")
+    d.mkdir(parents=True)
+    (d / "qemu.pid").write_text(f"{os.getpid()}\n")  # this pytest, not a QEMU of the lab
+    assert lab.vm_pid("bookworm") is None
+    assert lab.lab_processes() == []
+    rep = lab.down()
+    assert rep.ok and not d.exists()
+    assert os.getpid() > 0  # still alive: down never kills what is not its QEMU
+
+
+def test_cli_picks_the_driver(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from labctl.cli import _lab
+    from labctl.drivers.docker import DockerLab
+
+    monkeypatch.setenv("LABCTL_HOME", str(tmp_path))
+    lab = _lab("c", driver="qemu", hosts=("bullseye:cgroup=v1",), memory="768MiB", cpus=1)
+    assert isinstance(lab, QemuLab)
+    (h,) = lab.spec.hosts
+    assert (h.suite, h.cgroup, h.memory, h.cpus) == ("bullseye", "v1", 768 * MiB, 1)
+    assert isinstance(_lab("c"), DockerLab)
+    with pytest.raises(ConfigError, match="qemu lab options"):
+        _lab("c", cgroup="v1")
+    with pytest.raises(ConfigError, match="pids-limit"):
+        _lab("c", driver="qemu", pids_limit=100)
+    # a lab made by the qemu driver is found again without --driver
+    (tmp_path / "labs" / "d").mkdir(parents=True)
+    (tmp_path / "labs" / "d" / "lab.json").write_text(json.dumps({"driver": "qemu"}))
+    assert isinstance(_lab("d"), QemuLab)
+
+
+def test_up_refuses_a_lab_of_another_driver(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LABCTL_HOME", str(tmp_path))
+    monkeypatch.setattr(QemuLab, "_check_tools", lambda self: None)
+    (tmp_path / "labs" / "d").mkdir(parents=True)
+    (tmp_path / "labs" / "d" / "lab.json").write_text(json.dumps({"driver": "docker"}))
+    with pytest.raises(LabError, match="made by the docker driver"):
+        QemuLab(QemuLabSpec(name="d")).up()
+
+
+def test_cli_reuses_the_recorded_qemu_spec(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from labctl.cli import _lab
+
+    monkeypatch.setenv("LABCTL_HOME", str(tmp_path))
+    spec = QemuLabSpec.from_mapping(
+        {"name": "r", "hosts": ["bullseye", "bullseye:name=b1,cgroup=v1"]}
+    )
+    (tmp_path / "labs" / "r").mkdir(parents=True)
+    (tmp_path / "labs" / "r" / "lab.json").write_text(
+        json.dumps({"driver": "qemu", "spec": spec.to_dict()})
+    )
+    lab = _lab("r")
+    assert isinstance(lab, QemuLab)
+    assert [(h.name, h.cgroup) for h in lab.spec.hosts] == [("bullseye", "v2"), ("b1", "v1")]
+    # options given: they define the lab
+    assert [h.name for h in _lab("r", suites="trixie").spec.hosts] == ["trixie"]
+
+
+def test_host_option_accepts_the_docker_driver_form() -> None:
+    h = parse_host_option("bookworm/driver=devicemapper,fs=xfs,name=dm")
+    assert (h.suite, h.storage_driver, h.docker_fs, h.name) == (
+        "bookworm",
+        "devicemapper",
+        "xfs",
+        "dm",
+    )
+    assert parse_host_option("bullseye:Disk-Size=1GiB").disk_size == GiB
+    assert parse_host_option("trixie").name == "trixie"
