@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labctl.drivers import images
-from labctl.drivers.base import DownReport, HostStatus, LabDriver, LabState
+from labctl.drivers.base import LOOPBACK, DownReport, HostStatus, LabDriver, LabState, write_atomic
 from labctl.errors import ConfigError, LabError
 from labctl.hosts import HostRecord
-from labctl.paths import lab_dir
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -80,7 +79,7 @@ LABEL_DRIVER = "labctl.driver"
 LABEL_SUITE = "labctl.suite"
 LABEL_HOSTSPEC = "labctl.hostspec"
 
-ADDRESS = "127.0.0.1"
+ADDRESS = LOOPBACK
 READY_TIMEOUT = 180.0
 STOP_TIMEOUT = 30
 AGENT_PYTHON = {"bullseye": "/usr/bin/python2.7"}
@@ -478,16 +477,6 @@ class DockerLabSpec:
 # --- small helpers ----------------------------------------------------------------------------
 
 
-def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
 def ensure_key_pair(directory: Path, comment: str) -> tuple[Path, str]:
     """The lab's ed25519 key (made once): (private key path, public key line)."""
     from cryptography.hazmat.primitives import serialization
@@ -509,8 +498,8 @@ def ensure_key_pair(directory: Path, comment: str) -> tuple[Path, str]:
         .decode()
         + f" {comment}"
     )
-    _write_atomic(key, pem, 0o600)
-    _write_atomic(pub, line + "\n", 0o644)
+    write_atomic(key, pem, 0o600)
+    write_atomic(pub, line + "\n", 0o644)
     return key, line
 
 
@@ -585,10 +574,6 @@ class DockerLab(LabDriver):
         return self.spec.name
 
     @property
-    def directory(self) -> Path:
-        return lab_dir(self.spec.name)
-
-    @property
     def network_name(self) -> str:
         return f"labctl-{self.lab}"
 
@@ -601,26 +586,6 @@ class DockerLab(LabDriver):
 
     def bip(self, index: int) -> str:
         return f"10.213.{index + 1}.1/24"
-
-    @property
-    def key_file(self) -> Path:
-        return self.directory / "id_ed25519"
-
-    @property
-    def known_hosts_file(self) -> Path:
-        return self.directory / "known_hosts"
-
-    @property
-    def inventory_file(self) -> Path:
-        return self.directory / "inventory.yml"
-
-    @property
-    def state_file(self) -> Path:
-        return self.directory / "lab.json"
-
-    def _say(self, host: str, message: str) -> None:
-        if self._progress is not None:
-            self._progress(host, message)
 
     # --- the engine ---------------------------------------------------------------------------
 
@@ -676,11 +641,7 @@ class DockerLab(LabDriver):
         return int(result.exit_code if result.exit_code is not None else -1), text
 
     def _read_state(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return self._read_state_file()
 
     # --- up -----------------------------------------------------------------------------------
 
@@ -1031,23 +992,9 @@ class DockerLab(LabDriver):
         return hv
 
     def _write_known_hosts(self, hosts: list[_Host]) -> None:
-        lines = [f"[{ADDRESS}]:{h.port} {h.host_key}" for h in hosts]
-        _write_atomic(self.known_hosts_file, "\n".join(lines) + "\n", 0o600)
-
-    def _write_inventory(self, records: list[HostRecord]) -> None:
-        inventory = {
-            "all": {
-                "children": {
-                    f"labctl_{self.lab}": {"hosts": {r.name: r.vars for r in records}},
-                }
-            }
-        }
-        text = (
-            f"# labctl docker lab {self.lab!r}: written by `labctl lab up`; JSON is valid YAML\n"
-            + json.dumps(inventory, indent=2, sort_keys=False)
-            + "\n"
+        self._write_known_hosts_entries(
+            (h.port, h.host_key) for h in hosts if h.port and h.host_key
         )
-        _write_atomic(self.inventory_file, text, 0o600)
 
     def _write_state(self, hosts: list[_Host], spec: Mapping[str, Any]) -> None:
         state = {
@@ -1078,7 +1025,7 @@ class DockerLab(LabDriver):
                 for h in hosts
             },
         }
-        _write_atomic(self.state_file, json.dumps(state, indent=2) + "\n", 0o600)
+        write_atomic(self.state_file, json.dumps(state, indent=2) + "\n", 0o600)
 
     # --- status -------------------------------------------------------------------------------
 

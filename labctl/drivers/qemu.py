@@ -39,13 +39,13 @@ from pathlib import Path
 from typing import Any
 
 from labctl.drivers import images, vmimages
-from labctl.drivers.base import DownReport, HostStatus, LabDriver, LabState
+from labctl.drivers.base import LOOPBACK, DownReport, HostStatus, LabDriver, LabState, write_atomic
 from labctl.drivers.docker import GiB, MiB, ensure_key_pair, format_size, parse_size
 from labctl.errors import ConfigError, LabctlError, LabError
 from labctl.hosts import HostRecord
 from labctl.paths import lab_dir
 
-ADDRESS = "127.0.0.1"
+ADDRESS = LOOPBACK
 QEMU_BINARY = "qemu-system-x86_64"
 QEMU_IMG = "qemu-img"
 ACCELS = ("auto", "kvm", "tcg")
@@ -507,16 +507,6 @@ def _kvm_trial(kernel: Path, initrd: Path) -> Accel:
 # --- small helpers ----------------------------------------------------------------------------
 
 
-def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((ADDRESS, 0))
@@ -626,10 +616,6 @@ class QemuLab(LabDriver):
         return self.spec.name
 
     @property
-    def directory(self) -> Path:
-        return lab_dir(self.spec.name)
-
-    @property
     def vms_dir(self) -> Path:
         return self.directory / "vms"
 
@@ -639,32 +625,9 @@ class QemuLab(LabDriver):
     def process_name(self, host: str) -> str:
         return f"labctl-{self.lab}-{host}"[:60]
 
-    @property
-    def key_file(self) -> Path:
-        return self.directory / "id_ed25519"
-
-    @property
-    def known_hosts_file(self) -> Path:
-        return self.directory / "known_hosts"
-
-    @property
-    def inventory_file(self) -> Path:
-        return self.directory / "inventory.yml"
-
-    @property
-    def state_file(self) -> Path:
-        return self.directory / "lab.json"
-
-    def _say(self, host: str, message: str) -> None:
-        if self._progress is not None:
-            self._progress(host, message)
-
     def _read_state(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) and data.get("driver") == "qemu" else {}
+        data = self._read_state_file()
+        return data if data.get("driver") == "qemu" else {}
 
     def _mirror(self) -> str:
         return self.spec.mirror.rstrip("/") if self.spec.mirror else images.detect_mirror()
@@ -817,10 +780,10 @@ class QemuLab(LabDriver):
         fw = d / "fw_cfg"
         fw.mkdir(mode=0o700)
         private, vm.host_key = make_host_key(f"labctl-{self.lab}-{vm.name}")
-        _write_atomic(fw / "ssh_host_ed25519_key", private, 0o600)
-        _write_atomic(fw / "ssh_host_ed25519_key.pub", vm.host_key + "\n", 0o600)
-        _write_atomic(fw / "authorized_keys", public_key + "\n", 0o600)
-        _write_atomic(fw / "lab.env", lab_env(vm.spec, self.lab), 0o600)
+        write_atomic(fw / "ssh_host_ed25519_key", private, 0o600)
+        write_atomic(fw / "ssh_host_ed25519_key.pub", vm.host_key + "\n", 0o600)
+        write_atomic(fw / "authorized_keys", public_key + "\n", 0o600)
+        write_atomic(fw / "lab.env", lab_env(vm.spec, self.lab), 0o600)
         root, data = d / "root.qcow2", d / "data.qcow2"
         for cmd in (
             [QEMU_IMG, "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(img.disk), str(root)],
@@ -853,7 +816,7 @@ class QemuLab(LabDriver):
                 console_log=console,
                 qmp_socket=d / "qmp.sock",
             )
-            _write_atomic(d / "qemu.cmdline", shlex.join(cmd) + "\n", 0o600)
+            write_atomic(d / "qemu.cmdline", shlex.join(cmd) + "\n", 0o600)
             self._say(
                 vm.name,
                 f"booting {vm.spec.suite} (kernel {img.kernel_version}, {self.accel.name}, "
@@ -1034,23 +997,9 @@ class QemuLab(LabDriver):
         }
 
     def _write_known_hosts(self, vms: Sequence[_Vm]) -> None:
-        lines = [f"[{ADDRESS}]:{vm.port} {vm.host_key}" for vm in vms if vm.port and vm.host_key]
-        _write_atomic(self.known_hosts_file, "\n".join(lines) + "\n", 0o600)
-
-    def _write_inventory(self, records: list[HostRecord]) -> None:
-        inventory = {
-            "all": {
-                "children": {
-                    f"labctl_{self.lab}": {"hosts": {r.name: r.vars for r in records}},
-                }
-            }
-        }
-        text = (
-            f"# labctl qemu lab {self.lab!r}: written by `labctl lab up`; JSON is valid YAML\n"
-            + json.dumps(inventory, indent=2, sort_keys=False)
-            + "\n"
+        self._write_known_hosts_entries(
+            (vm.port, vm.host_key) for vm in vms if vm.port and vm.host_key
         )
-        _write_atomic(self.inventory_file, text, 0o600)
 
     def _vm_state(self, vm: _Vm) -> dict[str, Any]:
         old = (self._read_state().get("hosts") or {}).get(vm.name) or {}
@@ -1092,7 +1041,7 @@ class QemuLab(LabDriver):
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "hosts": dict(hosts),
         }
-        _write_atomic(self.state_file, json.dumps(state, indent=2) + "\n", 0o600)
+        write_atomic(self.state_file, json.dumps(state, indent=2) + "\n", 0o600)
 
     # --- status -------------------------------------------------------------------------------
 
