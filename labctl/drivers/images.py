@@ -87,15 +87,21 @@ def image_files_dir() -> Path:
 
 
 def _read_image_files() -> dict[str, bytes]:
-    base = image_files_dir()
+    return read_image_files(image_files_dir(), IMAGE_FILES)
+
+
+def read_image_files(
+    base: Path, names: Iterable[str], what: str = "lab host image"
+) -> dict[str, bytes]:
+    """The files baked into an image, by name; a missing one is a LabError."""
     files: dict[str, bytes] = {}
-    for name in IMAGE_FILES:
+    for name in names:
         path = base / name
         try:
             files[name] = path.read_bytes()
         except OSError as exc:
             raise LabError(
-                f"the lab host image file {path} is missing ({exc.strerror})",
+                f"the {what} file {path} is missing ({exc.strerror})",
                 hint="reinstall labctl",
             ) from exc
     return files
@@ -318,7 +324,7 @@ def image_exists(client: Any, tag: str) -> bool:
     return True
 
 
-def _mounts_under(root: Path) -> list[str]:
+def mounts_under(root: Path) -> list[str]:
     """Mount points at or below ``root`` (deepest first)."""
     prefix = str(root.resolve())
     found: list[str] = []
@@ -340,12 +346,12 @@ def remove_tree(path: Path) -> None:
     """Remove a build tree: unmount anything debootstrap left mounted inside, never cross mounts."""
     if not path.exists():
         return
-    for mp in _mounts_under(path):
+    for mp in mounts_under(path):
         subprocess.run(["umount", mp], capture_output=True, check=False)
-    left = _mounts_under(path)
+    left = mounts_under(path)
     for mp in left:
         subprocess.run(["umount", "-l", mp], capture_output=True, check=False)
-    left = _mounts_under(path)
+    left = mounts_under(path)
     if left:
         raise LabError(
             f"cannot remove the build folder {path}: still mounted: {', '.join(left)}",
@@ -560,7 +566,7 @@ def build_image(
                         hint=f"see {log_path}",
                     )
                 # debootstrap unmounts what it mounted; make sure before we tar or remove
-                for mp in _mounts_under(root):
+                for mp in mounts_under(root):
                     subprocess.run(["umount", "-l", mp], capture_output=True, check=False)
                 bad = unwanted_packages(recipe, installed_packages(root))
                 if bad:

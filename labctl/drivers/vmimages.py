@@ -100,17 +100,7 @@ def image_files_dir() -> Path:
 
 
 def _read_image_files() -> dict[str, bytes]:
-    base = image_files_dir()
-    files: dict[str, bytes] = {}
-    for name in VM_IMAGE_FILES:
-        path = base / name
-        try:
-            files[name] = path.read_bytes()
-        except OSError as exc:
-            raise LabError(
-                f"the VM image file {path} is missing ({exc.strerror})", hint="reinstall labctl"
-            ) from exc
-    return files
+    return images.read_image_files(image_files_dir(), VM_IMAGE_FILES, what="VM image")
 
 
 @dataclass(frozen=True)
@@ -403,11 +393,11 @@ def build_vm_image(recipe: VmRecipe, mirror: str, *, progress: Progress | None =
                     if inner.is_file():
                         log.write(b"\n--- debootstrap/debootstrap.log\n" + inner.read_bytes())
                     raise
-                for mp in images._mounts_under(root):
+                for mp in images.mounts_under(root):
                     subprocess.run(["umount", "-l", mp], capture_output=True, check=False)
                 t_boot = time.monotonic() - started
                 version = customize_tree(root, recipe, mirror, log, log_path)
-                for mp in images._mounts_under(root):
+                for mp in images.mounts_under(root):
                     subprocess.run(["umount", "-l", mp], capture_output=True, check=False)
                 shutil.rmtree(out, ignore_errors=True)
                 out.mkdir(parents=True)
