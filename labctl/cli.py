@@ -61,7 +61,8 @@ def _probe_options(
     experiments: str, timeout: float, exhaust: bool = False, limits: tuple[str, ...] = ()
 ) -> Any:
     from .errors import ConfigError
-    from .probe import ProbeOptions, parse_experiments
+    from .experiments import parse_experiments
+    from .probe import ProbeOptions
 
     for item in limits:
         name, sep, value = item.partition("=")
@@ -256,8 +257,8 @@ _experiments_opt = click.option(
     "--experiments",
     default=_DEFAULT_EXPERIMENTS,
     show_default=True,
-    help="Checks to run: all, or some of storage-location, disk, disk-shared, inodes, memory, "
-    "memory-limited, processes, processes-limited (comma separated).",
+    help="Checks to run: all, or some of storage-location, disk, disk-limited, disk-shared, "
+    "inodes, memory, memory-limited, processes, processes-limited (comma separated).",
 )
 _timeout_opt = click.option(
     "--timeout", type=float, default=900, show_default=True, help="Seconds per host."

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, LabctlError, ProbeError, ResultError, TransportError
+from .errors import LabctlError, ProbeError, ResultError, TransportError
+from .experiments import EXPERIMENTS
 from .hosts import HostRecord
 from .paths import agent_path
 from .results import RunDir, utc_now
@@ -29,32 +30,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, str], None]
 REMOTE_RUNS = "/var/tmp/labctl-runs"
 AGENT_WORKDIR = "/var/tmp/labctl"
-#: the study's checks, in the order the agent runs them (Table 2 of the 2015 study)
-EXPERIMENTS = (
-    "storage-location",
-    "disk",
-    "disk-shared",
-    "inodes",
-    "memory",
-    "memory-limited",
-    "processes",
-    "processes-limited",
-)
 DEFAULT_EXPERIMENTS = EXPERIMENTS
-
-
-def parse_experiments(text: str) -> tuple[str, ...]:
-    """``"disk,inodes"`` or ``"all"`` -> names in the agent's order; unknown names are errors."""
-    asked = [e.strip() for e in text.split(",") if e.strip()]
-    if not asked or "all" in asked:
-        return EXPERIMENTS
-    unknown = [e for e in asked if e not in EXPERIMENTS]
-    if unknown:
-        raise ConfigError(
-            f"unknown experiment {', '.join(unknown)}",
-            hint=f"choose from all, {', '.join(EXPERIMENTS)}",
-        )
-    return tuple(e for e in EXPERIMENTS if e in asked)
 _PYTHONS = ("python3", "python2", "python", "/usr/libexec/platform-python")
 
 

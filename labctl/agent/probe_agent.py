@@ -9,8 +9,8 @@ through 3.13 and talks to Docker 1.5 through today.
 Commands::
 
     python probe_agent.py run --run-id ID --host NAME --out PATH
-        [--experiments storage-location|all|disk,disk-shared,inodes,memory,
-         memory-limited,processes,processes-limited] [--workdir /var/tmp/labctl]
+        [--experiments storage-location|all|disk,disk-limited,disk-shared,inodes,
+         memory,memory-limited,processes,processes-limited] [--workdir /var/tmp/labctl]
         [--timeout 300] [--mode bounded|exhaust] [--limit NAME=VALUE ...]
 
 The resource experiments (the study's Table 2) are bounded by default: each stops at a cap
@@ -945,7 +945,7 @@ def docker_facts(docker):
         "logging_driver": None, "git_commit": None, "go_version": None, "os_arch": None,
         "containers": None, "images": None, "mem_total_bytes": None, "ncpu": None,
         "components": {}, "version_format": None, "info_format": None,
-        "error": None, "error_kind": None,
+        "error": None, "error_kind": None, "swap_limit_warning": None,
     }
     if not docker.path:
         kind, msg = classify_docker_error("", None)
@@ -1011,6 +1011,9 @@ def docker_facts(docker):
     for key in ("memory_limit", "swap_limit", "pids_limit"):
         if key in info:
             facts[key] = info[key]
+    if info["storage_driver"] or info["warnings"]:
+        # "WARNING: No swap limit support": --memory-swap is ignored (Ubuntu 14.04's kernel)
+        facts["swap_limit_warning"] = swap_limit_warning(info["warnings"])
     return facts
 
 
@@ -1441,6 +1444,7 @@ class Agent(object):
         self.limit_overrides = dict(limit_overrides or {})
         self.image = None          # ensure_probe_image's answer, once per run
         self.image_reported = False
+        self.last_run_err = ""     # the last `docker run`'s stderr (the engine's warnings)
 
     def probe_image(self, cap=300):
         """The run's one probe image (every tool any experiment needs): built or found on
@@ -1483,6 +1487,7 @@ class Agent(object):
         args += list(extra_args) + [image] + list(command)
         self.containers.append(name)
         res = self.docker_cmd(args, 120)
+        self.last_run_err = res.err or ""
         if not res.ok:
             # the client can die after the start (a container that takes every pid leaves
             # the Go client no thread): the engine's word, over its socket, decides
@@ -1749,9 +1754,10 @@ MIB = 1024 ** 2
 GIB = 1024 ** 3
 
 MODES = ("bounded", "exhaust")
-RESOURCE_EXPERIMENTS = ("disk", "disk-shared", "inodes", "memory", "memory-limited",
-                        "processes", "processes-limited")
-RESOURCE_OF = {"disk": "disk", "disk-shared": "disk", "inodes": "inodes", "memory": "memory",
+RESOURCE_EXPERIMENTS = ("disk", "disk-limited", "disk-shared", "inodes", "memory",
+                        "memory-limited", "processes", "processes-limited")
+RESOURCE_OF = {"disk": "disk", "disk-limited": "disk", "disk-shared": "disk", "inodes": "inodes",
+               "memory": "memory",
                "memory-limited": "memory", "processes": "processes",
                "processes-limited": "processes"}
 STOP_REASONS = ("cap", "floor", "enospc", "eagain", "oom-kill", "container-limit", "timeout",
@@ -1784,6 +1790,7 @@ DEFAULT_LIMITS = {
     "memory_floor_bytes": 512 * MIB,
     "memory_floor_fraction": 0.10,
     "memory_limit_bytes": 64 * MIB,       # -m (and --memory-swap) of memory-limited
+    "disk_limit_bytes": 64 * MIB,         # --storage-opt size= of disk-limited
     "processes_cap": 1000,
     "processes_cap_fraction": 0.25,
     "processes_floor": 2000,              # free pids
@@ -1948,13 +1955,17 @@ def pids_gate(server_version, cgroup_controllers):
 
 
 def resource_run_options(kind, server_version, limits, selinux_enforcing=False,
-                         shared_dir=None):
+                         shared_dir=None, storage_opt_size=None):
     """Extra `docker run` options of one experiment, gated by the server's version.
 
     Returns (args, applied) where applied says which limits were asked for.
+    ``storage_opt_size``: disk-limited's `--storage-opt size=` (only where the engine
+    accepted it when tried).
     """
     vt = version_tuple(server_version) or (0, 0, 0)
     args = []
+    if storage_opt_size:
+        args += ["--storage-opt", "size=%d" % int(storage_opt_size)]
     applied = {"memory_limit_bytes": None, "memory_swap_limit_bytes": None, "pids_limit": None}
     if kind == "memory-limited":
         mem = int(limits["memory_limit_bytes"])
@@ -1970,6 +1981,192 @@ def resource_run_options(kind, server_version, limits, selinux_enforcing=False,
         suffix = ":z" if (selinux_enforcing and vt >= (1, 7)) else ""
         args += ["-v", "%s:/shared%s" % (shared_dir, suffix)]
     return args, applied
+
+
+# -- per-container disk limits (disk-limited; devicemapper's base size) and swap accounting ------
+
+DISK_LIMIT_CAP_FACTOR = 2     # disk-limited writes up to twice its limit: past it if it fails
+STORAGE_OPT_MIN_VERSION = (1, 12)  # `docker run/create --storage-opt` came with Docker 1.12
+HOST_ROOM_MIN_BYTES = 32 * MIB     # less free than this on the host is no "room"
+
+# the engine's (or an old client's) words when it refuses a per-container size, lower case;
+# -> kind: "client" (no such flag), "driver" (the storage driver has no size option),
+# "quota" (its filesystem has no quota), "below-base" (devicemapper: not below the base size)
+_STORAGE_OPT_REFUSALS = (
+    ("flag provided but not defined", "client"),
+    ("unknown flag: --storage-opt", "client"),
+    ("unknown flag: storage-opt", "client"),
+    ("cannot be smaller than", "below-base"),
+    ("storage size cannot be less than", "below-base"),
+    ("storage-opt is supported only for", "driver"),
+    ("storage-opt is not supported", "driver"),
+    ("does not support, or has not enabled quotas", "quota"),
+    ("quota", "quota"),
+    ("storage opt", "driver"),
+    ("storage-opt", "driver"),
+    ("storageopt", "driver"),
+    ("unknown option size", "driver"),
+    ("not supported", "driver"),
+)
+
+
+def engine_message(text):
+    """The engine's own words from docker CLI stderr, on one line: 'docker: Error response
+    from daemon: X.' and "See 'docker run --help'." stripped."""
+    lines = []
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line or line.startswith("See '") or line.startswith("WARNING"):
+            continue
+        if line.lower().startswith("usage:"):
+            break
+        lines.append(line)
+    msg = " ".join(lines)
+    msg = re.sub(r"^(docker: )?(Error response from daemon: )?", "", msg)
+    msg = re.sub(r"^(Error: )", "", msg)
+    msg = re.sub(r"^(failed to create .*?: )", "", msg)
+    return one_line(msg.rstrip(". "), 300)
+
+
+def storage_opt_refusal(text):
+    """The kind of refusal ('client', 'driver', 'quota', 'below-base') when a `docker
+    create --storage-opt size=` failed because of that option; None for any other error."""
+    low = (text or "").lower()
+    for needle, kind in _STORAGE_OPT_REFUSALS:
+        if needle in low:
+            if needle == "not supported" and "size" not in low and "storage" not in low:
+                continue
+            return kind
+    return None
+
+
+def base_device_size(driver, driver_status):
+    """devicemapper's base device size (every container's / is a thin device this big) in
+    bytes, from `docker info` ('Base Device Size: 10.74 GB'); None for other drivers."""
+    if (driver or "").lower() != "devicemapper":
+        return None
+    for key, value in (driver_status or {}).items():
+        if key.strip().lower() == "base device size":
+            return parse_size(value)
+    return None
+
+
+_FS_NAMES = {"extfs": "ext4", "ext2/ext3": "ext4"}
+
+
+def storage_opt_skip_verdict(driver, fstype, kind, message, server_version=None):
+    """Why disk-limited cannot run here, in plain words, quoting the engine."""
+    if kind == "client" or kind == "old-docker":
+        said = (" (docker says: %s)" % message) if message else ""
+        return ("not supported here: Docker %s has no per-container disk size limit "
+                "(`docker run --storage-opt size=` came with Docker 1.12)%s"
+                % (server_version or "(unknown version)", said))
+    fs = _FS_NAMES.get((fstype or "").lower(), fstype or "its filesystem")
+    return ("not supported here: %s on %s has no per-container size limit (the engine says: %s)"
+            % (driver or "this storage driver", fs, message or "no reason given"))
+
+
+def disk_limit_plan(name, driver, server_version, requested, base_size, opt_probe=None,
+                    fstype=None):
+    """How the disk check runs with respect to a per-container disk limit (pure).
+
+    ``opt_probe``: what trying `docker create --storage-opt size=<requested>` gave: None (not
+    tried), ("ok", "") or ("failed", docker's stderr).  Returns a dict: storage_opt (bool:
+    pass the flag), limit (bytes in effect or None), source ('storage-opt',
+    'base-device-size' or None), try_opt (bool: the caller should try the flag first), skip
+    (the record's verdict when it cannot run here, or None), refusal (kind or None), message
+    (the engine's words or None), error (the create failed for another reason: an error)."""
+    plan = {"storage_opt": False, "limit": None, "source": None, "try_opt": False,
+            "skip": None, "refusal": None, "message": None, "error": None}
+    if base_size:  # devicemapper: every container's / is a thin device of this size
+        plan["limit"], plan["source"] = base_size, "base-device-size"
+    if name != "disk-limited":
+        return plan
+    vt = version_tuple(server_version)
+    if vt is not None and vt < STORAGE_OPT_MIN_VERSION:
+        plan["refusal"] = "old-docker"
+        if not base_size:
+            plan["skip"] = storage_opt_skip_verdict(driver, None, "old-docker", None,
+                                                    server_version)
+        return plan
+    if opt_probe is None:
+        plan["try_opt"] = True
+        return plan
+    status, text = opt_probe
+    if status == "ok":
+        plan.update({"storage_opt": True, "limit": int(requested), "source": "storage-opt"})
+        return plan
+    plan["message"] = engine_message(text) or one_line(text) or None
+    plan["refusal"] = storage_opt_refusal(text)
+    if plan["refusal"] is None:
+        plan["error"] = plan["message"] or "docker create failed"
+    elif not base_size:
+        plan["skip"] = storage_opt_skip_verdict(driver, fstype, plan["refusal"],
+                                                plan["message"], server_version)
+    return plan
+
+
+def disk_limited_cap(cap, limit):
+    """The write cap of disk-limited: twice the limit in effect, still under the cap."""
+    if not limit:
+        return cap
+    want = int(limit) * DISK_LIMIT_CAP_FACTOR
+    return want if cap is None else min(int(cap), want)
+
+
+def host_had_room(written, free_min, limit=None):
+    """Did the host's filesystem clearly still have room when the container got ENOSPC?
+    ``free_min``: the least free space seen (root's view).  Room means at least 32 MiB
+    free, and either as much free as was written, or the container wrote up to (80% of)
+    a known per-container limit."""
+    if free_min is None or free_min < HOST_ROOM_MIN_BYTES:
+        return False
+    if limit and written is not None and written >= 0.8 * limit:
+        return True
+    return free_min >= (written or 0)
+
+
+def swap_limit_warning(warnings):
+    """True when `docker info` warns that swap cannot be limited ('No swap limit support',
+    the study's Ubuntu 14.04), False when it does not (or None when nothing was read)."""
+    if warnings is None:
+        return None
+    for w in warnings:
+        low = (w or "").lower()
+        if "no swap limit support" in low or "swap limit capabilities" in low:
+            return True
+    return False
+
+
+def swap_limit_applied(requested, run_stderr, info_warning, cgroup_value, cgroup_version,
+                       inspect_swap=None):
+    """Was --memory-swap applied?  -> (True/False/None, source 'cgroup'|'engine'|
+    'engine-warning'|'assumed').
+
+    ``cgroup_value``: the container cgroup's swap limit as read (v1
+    memory.memsw.limit_in_bytes in bytes, v2 memory.swap.max as text), '' when the file is
+    missing, None when the cgroup could not be read.  ``inspect_swap``: HostConfig.MemorySwap
+    of `docker inspect` (an engine without swap accounting stores -1)."""
+    if not requested:
+        return None, None
+    if cgroup_value is not None:
+        v = TEXT_TYPE(cgroup_value).strip()
+        if v == "":
+            return False, "cgroup"  # no memsw / swap file: the kernel accounts no swap
+        if cgroup_version == 2:
+            return v != "max", "cgroup"
+        n = to_int(v)
+        if n is not None:
+            return n < UNLIMITED_CGROUP and n <= int(requested) + MIB, "cgroup"
+    if inspect_swap is not None and to_int(inspect_swap) == -1:
+        return False, "engine"
+    if "swap limit" in (run_stderr or "").lower() or "without swap" in (run_stderr or "").lower():
+        return False, "engine-warning"
+    if info_warning:
+        return False, "engine-warning"
+    if inspect_swap is not None and (to_int(inspect_swap) or 0) > 0:
+        return True, "engine"  # stored as asked, and no warning about it
+    return True, "assumed"
 
 
 def fmt_bytes(n):
@@ -2653,7 +2850,12 @@ def decide_stop_reason(o):
     agent_stop ('floor'|'timeout'|None), reached_target (bool: it did all it was asked),
     cap_limited_by_floor, container_error (classify_container_error), oom_killed,
     exit_code, killed_by_agent, limit_applied, near_limit (usage at its own limit),
-    host_exhausted (the host's free amount hit 0).
+    host_exhausted (the host's free amount hit 0), host_had_room (disk: the host's
+    filesystem clearly still had room, see host_had_room()).
+
+    disk: ENOSPC while the host's filesystem still had room is the container's own limit
+    (--storage-opt size=, devicemapper's base device size, a quota), not the host's disk;
+    near_limit False (a known limit far from reached) keeps it "enospc".
     """
     if o.get("agent_stop") == "floor":
         return "floor"
@@ -2670,6 +2872,9 @@ def decide_stop_reason(o):
         if o.get("limit_applied") and o.get("near_limit"):
             return "container-limit"
         return "eagain"
+    if err == "enospc" and o.get("resource") == "disk" and o.get("host_had_room") and \
+            not o.get("host_exhausted") and o.get("near_limit") is not False:
+        return "container-limit"
     if err == "enospc" or (o.get("host_exhausted") and not o.get("reached_target")):
         return "enospc"
     if o.get("reached_target"):
@@ -2718,6 +2923,93 @@ def _ratio_text(r):
     return "n/a" if r is None else "%.2f" % r
 
 
+def _disk_limit_words(m):
+    """('its 64 MiB disk limit', '--storage-opt size=') or ("its 10 GiB disk limit",
+    "devicemapper's base device size"); (None, None) when no limit is known."""
+    limit = m.get("disk_limit_bytes")
+    if not limit:
+        return None, None
+    how = {"base-device-size": "devicemapper's base device size",
+           "storage-opt": "--storage-opt size="}.get(m.get("disk_limit_source"))
+    return "its %s disk limit" % fmt_bytes(limit), how
+
+
+def _disk_verdict(name, m, reason, stopped, where):
+    got = fmt_bytes(m.get("written_bytes"))
+    written = m.get("written_bytes") or 0
+    ratio = m.get("landed_on_host_ratio")
+    effect = _host_effect(m, ("host_write", "host_create"))
+    limit = m.get("disk_limit_bytes")
+    limit_words, how = _disk_limit_words(m)
+    refused = ""
+    if name == "disk-limited" and m.get("storage_opt_size") == "refused":
+        refused = " (--storage-opt size=%s was refused, the engine says: %s)" % (
+            fmt_bytes(m.get("disk_limit_requested_bytes")), m.get("storage_opt_error") or "?")
+    if ratio is not None and ratio >= 0.8:
+        landed = ("every byte written landed on the host's %s (free space fell by %s, "
+                  "ratio %s)" % (where, fmt_bytes(m.get("host_free_bytes_delta")),
+                                 _ratio_text(ratio)))
+    elif ratio is not None and ratio >= 0.2:
+        landed = ("part of what was written landed on the host's %s (ratio %s)"
+                  % (where, _ratio_text(ratio)))
+    else:
+        landed = ("what was written did not show up as lost free space on the host's %s "
+                  "(ratio %s)" % (where, _ratio_text(ratio)))
+    if reason == "container-limit":
+        err = {"edquot": "EDQUOT", "enospc": "ENOSPC"}.get(m.get("container_error"),
+                                                          "ENOSPC/EDQUOT")
+        if limit_words:
+            head = "contained: the container stopped at %s (%s%s after %s)" % (
+                limit_words, how + "; " if how else "", err, got)
+        else:
+            head = ("contained: a limit of the container's own stopped it (%s after %s; no "
+                    "per-container limit is known for %s)" % (
+                        err, got, m.get("storage_driver") or "this storage driver"))
+        return "%s%s; the host's filesystem kept %s free and %s" % (
+            head, refused, fmt_bytes(m.get("host_free_bytes_min")), effect)
+    past = bool(limit) and written > 1.05 * limit
+    if reason == "enospc":
+        follows = ("a container can fill the host disk" if not m.get("host_write_ok", True)
+                   or not m.get("host_create_ok", True) else
+                   "the container's disk filled, not the host's")
+        if limit_words:
+            follows += "; %s (%s) did not stop it first" % (limit_words, how or "?")
+        return "%s after %s%s: %s, and %s: %s" % (stopped, got, refused, landed, effect,
+                                                 follows)
+    at_cap = reason == "cap"
+    if limit_words and past:
+        return ("NOT contained: the container wrote %s, past %s (%s), until it was %s; %s; %s: "
+                "the limit did not hold%s" % (got, limit_words, how or "?", stopped, landed,
+                                              effect, refused))
+    if limit_words and reason in ("cap", "floor"):
+        return ("%s after %s, before %s (%s) was reached%s: whether the limit holds was not "
+                "tested (raise disk_cap_bytes above it, or run with --exhaust); %s; %s"
+                % (stopped, got, limit_words, how or "?", refused, landed, effect))
+    follows = ("no container limit applied up to %s: a container can fill the host disk"
+               % got) if ratio is not None and ratio >= 0.8 else (
+        "no container limit applied up to %s, but the host's free space did not follow"
+        % got)
+    if at_cap:
+        return "%s: %s; %s; %s" % (stopped, landed, effect, follows)
+    return "%s after %s: %s; %s; %s" % (stopped, got, landed, effect, follows)
+
+
+def _swap_note(m):
+    """memory-limited: '; swap was NOT limited (...)' when --memory-swap did not apply."""
+    if m.get("memory_swap_limit_applied") is not False:
+        return ""
+    why = ("the engine warns \"No swap limit support\"" if m.get("engine_swap_limit_warning")
+           else "the kernel accounts no swap for the container's cgroup")
+    note = ("; swap was NOT limited: %s, so --memory-swap did not apply (the study's Ubuntu "
+            "14.04 situation) and the container can go past its -m limit into the host's "
+            "swap" % why)
+    if m.get("host_swap_total_bytes") == 0:
+        note += " (this host has no swap, so it made no difference here)"
+    elif m.get("host_swap_total_bytes"):
+        note += " (%s of swap on this host)" % fmt_bytes(m.get("host_swap_total_bytes"))
+    return note
+
+
 def resource_verdict(name, m):
     """A plain sentence: what was observed, and what follows from it."""
     resource = RESOURCE_OF[name]
@@ -2755,34 +3047,7 @@ def resource_verdict(name, m):
     stopped = stop_words.get(reason, "stopped (%s)" % reason)
     at_cap = reason == "cap"
     if resource == "disk":
-        got = fmt_bytes(m.get("written_bytes"))
-        ratio = m.get("landed_on_host_ratio")
-        effect = _host_effect(m, ("host_write", "host_create"))
-        if ratio is not None and ratio >= 0.8:
-            landed = ("every byte written landed on the host's %s (free space fell by %s, "
-                      "ratio %s)" % (where, fmt_bytes(m.get("host_free_bytes_delta")),
-                                     _ratio_text(ratio)))
-        elif ratio is not None and ratio >= 0.2:
-            landed = ("part of what was written landed on the host's %s (ratio %s)"
-                      % (where, _ratio_text(ratio)))
-        else:
-            landed = ("what was written did not show up as lost free space on the host's %s "
-                      "(ratio %s)" % (where, _ratio_text(ratio)))
-        if reason == "enospc":
-            follows = ("a container can fill the host disk" if not m.get("host_write_ok", True)
-                       or not m.get("host_create_ok", True) else
-                       "the container's disk filled, not the host's")
-            return "%s after %s: %s, and %s: %s" % (stopped, got, landed, effect, follows)
-        if reason == "container-limit":
-            return ("contained: the container's own disk limit stopped it after %s; %s; %s"
-                    % (got, landed, effect))
-        follows = ("no container limit applied up to %s: a container can fill the host disk"
-                   % got) if ratio is not None and ratio >= 0.8 else (
-            "no container limit applied up to %s, but the host's free space did not follow"
-            % got)
-        if at_cap:
-            return "%s: %s; %s; %s" % (stopped, landed, effect, follows)
-        return "%s after %s: %s; %s; %s" % (stopped, got, landed, effect, follows)
+        return _disk_verdict(name, m, reason, stopped, where)
     if resource == "inodes":
         got = fmt_count(m.get("files_created"))
         if not m.get("host_inodes_total"):
@@ -2810,9 +3075,11 @@ def resource_verdict(name, m):
         effect = _host_effect(m, ("host_alloc",))
         floor_note = "host MemAvailable stayed above %s" % fmt_bytes(
             m.get("host_mem_available_min"))
+        swap = _swap_note(m)
         if reason == "container-limit":
             return ("contained: the container was OOM-killed at its %s limit (peak %s); %s and "
-                    "%s" % (fmt_bytes(m.get("memory_limit_bytes")), got, floor_note, effect))
+                    "%s%s" % (fmt_bytes(m.get("memory_limit_bytes")), got, floor_note, effect,
+                              swap))
         if reason == "oom-kill":
             victim = m.get("oom_victim")
             who = {"container": "only the container was killed",
@@ -2824,8 +3091,8 @@ def resource_verdict(name, m):
                     "memory limit; %s; %s: a container can exhaust the host's memory"
                     % (got, who, effect))
         if m.get("memory_limit_bytes"):
-            return ("%s with %s resident under a %s limit; %s; %s" % (
-                stopped, got, fmt_bytes(m.get("memory_limit_bytes")), floor_note, effect))
+            return ("%s with %s resident under a %s limit; %s; %s%s" % (
+                stopped, got, fmt_bytes(m.get("memory_limit_bytes")), floor_note, effect, swap))
         return ("%s with %s resident and no memory limit: host MemAvailable fell by %s (ratio "
                 "%s); %s; nothing in the container stopped it: a container can use up the "
                 "host's memory" % (stopped, got, fmt_bytes(m.get("host_mem_available_delta")),
@@ -3014,6 +3281,79 @@ class ResourceRun(object):
         self.root_base = None
         self.sampler = None
         self.cleaned = False
+        self.storage_opt_size = None  # disk-limited: --storage-opt size= (engine took it)
+
+    # -- per-container limits: disk size, swap ------------------------------------
+    def try_storage_opt(self, size):
+        """Ask the engine for a container of the probe image with --storage-opt size=
+        (created, never started, removed at once): ("ok", "") or ("failed", stderr)."""
+        agent = self.agent
+        cname = agent.container_name(self.name + "-sizeopt")
+        args = ["create", "--name", cname]
+        if agent.docker.supports((1, 6)):
+            args += ["--label", "labctl.run=%s" % agent.run_id]
+        args += ["--storage-opt", "size=%d" % int(size), self.m["probe_image"], "/bin/sh", "-c",
+                 "true"]
+        agent.containers.append(cname)
+        try:
+            res = agent.docker_cmd(args, 60)
+        finally:
+            if not agent.remove_container(cname) and cname in agent.containers and \
+                    not inspect_state(agent.docker, cname):
+                agent.containers.remove(cname)  # refused: nothing was made
+        if res.ok:
+            return "ok", ""
+        if res.timed_out or res.missing:
+            return "failed", res.describe()
+        return "failed", (res.err or "") + "\n" + (res.out or "")
+
+    def disk_limit(self, dfacts, server, fstype):
+        """disk, disk-limited: the limit in effect, into the metrics; raises SkipExperiment
+        (disk-limited, where the engine has no per-container size) or ExperimentError."""
+        m, name = self.m, self.name
+        driver = dfacts.get("storage_driver")
+        requested = int(self.limits["disk_limit_bytes"])
+        base = base_device_size(driver, dfacts.get("driver_status"))
+        m["base_device_size_bytes"] = base
+        plan = disk_limit_plan(name, driver, server, requested, base, None, fstype)
+        if plan["try_opt"]:
+            probe = self.try_storage_opt(requested)
+            plan = disk_limit_plan(name, driver, server, requested, base, probe, fstype)
+        if name == "disk-limited":
+            m["disk_limit_requested_bytes"] = requested
+            m["storage_opt_size"] = "supported" if plan["storage_opt"] else (
+                "refused" if plan["refusal"] else ("error" if plan["error"] else "not-tried"))
+            m["storage_opt_refusal"] = plan["refusal"]
+            m["storage_opt_error"] = plan["message"]
+        m["disk_limit_bytes"] = plan["limit"]
+        m["disk_limit_source"] = plan["source"]
+        m["limit_applied"] = bool(plan["limit"])
+        if plan["error"]:
+            raise ExperimentError("docker-create", "could not create a container with "
+                                  "--storage-opt size=%d (%s)" % (requested, plan["error"]))
+        if plan["skip"]:
+            raise SkipExperiment(plan["skip"])
+        self.storage_opt_size = requested if plan["storage_opt"] else None
+
+    def swap_applied(self, insp):
+        """memory-limited: was --memory-swap applied (the container's cgroup, the engine's
+        stored HostConfig, its warnings)?  Into the metrics."""
+        m = self.m
+        requested = m.get("memory_swap_limit_bytes")
+        cg_val = None
+        if requested and self.cg_dir and os.path.isdir(self.cg_dir):
+            fname = "memory.memsw.limit_in_bytes" if self.cg_version == 1 else \
+                "memory.swap.max"
+            path = os.path.join(self.cg_dir, fname)
+            cg_val = (read_text(path, 64) or "").strip() if os.path.exists(path) else ""
+            if not os.path.isdir(self.cg_dir):
+                cg_val = None  # the container (and its cgroup) went meanwhile
+        host_cfg = insp.get("HostConfig") or {}
+        applied, source = swap_limit_applied(requested, self.agent.last_run_err,
+                                             m.get("engine_swap_limit_warning"), cg_val,
+                                             self.cg_version, host_cfg.get("MemorySwap"))
+        m["memory_swap_limit_applied"] = applied
+        m["memory_swap_limit_source"] = source
 
     # -- where ----------------------------------------------------------------
     def same_fs_dir(self, root):
@@ -3148,6 +3488,14 @@ class ResourceRun(object):
                   "host_pids_cgroup_limit": sampler.cg.get("pids_limit"),
                   "host_memory_cgroup_limit_bytes": sampler.cg.get("memory_limit")})
         m.update(agent.probe_image())
+        if name in ("disk", "disk-limited"):
+            # the per-container limit in effect: --storage-opt size= where the engine takes
+            # it (disk-limited, tried first), devicemapper's base device size (both)
+            self.disk_limit(dfacts, server, tm and tm["fstype"])
+        if resource == "memory":
+            m["engine_swap_limit_warning"] = dfacts.get("swap_limit_warning")
+            m["host_swap_total_bytes"] = parse_meminfo(read_text("/proc/meminfo")).get(
+                "SwapTotal")
         if resource in ("disk", "inodes") and agent.mode == "bounded":
             # settle what earlier experiments freed (ext4 returns freed blocks at the journal
             # commit), so the baseline is not moved by our own past
@@ -3167,6 +3515,8 @@ class ResourceRun(object):
                 total = min(total or sampler.cg["memory_limit"], sampler.cg["memory_limit"])
             m["host_mem_available_source"] = sampler.mem_source
         cap, floor = cap_and_floor(resource, agent.mode, agent.limit_overrides, free0, total)
+        if name == "disk-limited":  # past the limit if it does not hold, still bounded
+            cap = disk_limited_cap(cap, m.get("disk_limit_bytes"))
         if resource == "inodes" and not s0["inodes_total"]:
             floor = 0  # no fixed inode count (btrfs): nothing to run out of
         amount, by_floor = cap_within_floor(cap, floor, free0)
@@ -3198,11 +3548,12 @@ class ResourceRun(object):
         dmesg0 = _dmesg() if resource == "memory" else None
         sleep_s = int(lim["experiment_timeout_s"]) + 60
         args, applied = resource_run_options(name, server, lim, selinux_enforcing(),
-                                             self.shared_dir)
+                                             self.shared_dir, self.storage_opt_size)
         for key, value in applied.items():
             if value is not None:
                 m[key] = value
-        m["limit_applied"] = bool(applied["memory_limit_bytes"] or applied["pids_limit"])
+        m["limit_applied"] = bool(applied["memory_limit_bytes"] or applied["pids_limit"]
+                                  or m.get("disk_limit_bytes"))
         soak_s = int(lim["experiment_timeout_s"]) if agent.mode == "exhaust" else 0
         script = container_script(name, amount, sleep_s, soak_s)
         cname, cid = agent.start_container(name, m["probe_image"], ["/bin/sh", "-c", script],
@@ -3222,6 +3573,8 @@ class ResourceRun(object):
             if self.cg_dir and not os.path.isdir(self.cg_dir):
                 self.cg_dir = None
             self.cg_view_path, self.cg_mount_root = cgroup_view(proc_cg, cg_mounts, cg_ctrl)
+        if name == "memory-limited":
+            self.swap_applied(insp)
         cpu0, w0 = self_cpu_seconds(), time.time()
         stop = self.watch(sampler, start, floors, cname)
         cpu1, w1 = self_cpu_seconds(), time.time()
@@ -3242,7 +3595,7 @@ class ResourceRun(object):
             cnt = to_int(read_text(self._cproc(COUNT_FILE) or "", 32))
             if cnt is not None:
                 log["count_live"] = cnt
-            if resource == "disk" and self.name == "disk":
+            if resource == "disk" and self.name in ("disk", "disk-limited"):
                 log["size_live"] = _stat_size(self._cproc("/fill"))
             m["host_check_at"] = "peak"
             m.update(host_checks(resource, fsdir, lim))
@@ -3315,6 +3668,14 @@ class ResourceRun(object):
             peak_p = m.get("container_pids_peak") or 0
             near = peak_p >= lim["pids_limit"] - 2 or \
                 (m.get("processes_started") or 0) + 3 >= lim["pids_limit"]
+        room = None
+        if resource == "disk":
+            # ENOSPC with room left on the host: the container's own limit (near it, or no
+            # limit known); a known limit far from reached: not the limit
+            dl, w = m.get("disk_limit_bytes"), m.get("written_bytes")
+            near = (w >= 0.5 * dl) if (dl and w is not None) else None
+            room = host_had_room(w, self._min("free_bytes_root"), dl)
+            m["host_had_room"] = room
         reached = False
         if amount is not None:
             got = {"disk": m.get("written_bytes"), "inodes": m.get("files_created"),
@@ -3340,7 +3701,7 @@ class ResourceRun(object):
             "cap_limited_by_floor": by_floor, "container_error": m["container_error"],
             "oom_killed": m["oom_killed"], "exit_code": m["container_exit_code"],
             "killed_by_agent": m["killed_by_agent"], "limit_applied": m["limit_applied"],
-            "near_limit": near, "host_exhausted": exhausted})
+            "near_limit": near, "host_exhausted": exhausted, "host_had_room": room})
         # what the host got back once the container, its files and folder are gone
         agent.remove_container(cname)
         self.cleanup()
@@ -3861,8 +4222,9 @@ commands:
       [--workdir DIR] [--timeout SECONDS] [--mode bounded|exhaust]
       [--limit NAME=VALUE ...]
                  gather facts, run the experiments, write the result JSON to PATH;
-                 experiments: all, storage-location (default), disk, disk-shared,
-                 inodes, memory, memory-limited, processes, processes-limited
+                 experiments: all, storage-location (default), disk, disk-limited,
+                 disk-shared, inodes, memory, memory-limited, processes,
+                 processes-limited
   facts          print the host's facts as JSON
   reap [--workdir DIR]
                  remove leftovers (labctl-probe-* containers, run folders) of dead runs

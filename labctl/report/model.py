@@ -15,20 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ResultError
+from ..experiments import EXPERIMENTS
 from ..results import HostResult, RunDir, load_host_file
 from .classify import Verdict, classify
 
 #: the study's checks in the order people read them; other experiments follow, first seen first
-KNOWN_EXPERIMENTS: tuple[str, ...] = (
-    "storage-location",
-    "disk",
-    "disk-shared",
-    "inodes",
-    "memory",
-    "memory-limited",
-    "processes",
-    "processes-limited",
-)
+KNOWN_EXPERIMENTS: tuple[str, ...] = EXPERIMENTS
 _HEX_ID = re.compile(r"[0-9a-f]{12,}")
 
 

@@ -26,8 +26,8 @@ import pytest
 from labctl.drivers.base import LabState
 from labctl.drivers.qemu import QemuHostSpec, QemuLab, QemuLabSpec
 from labctl.errors import UnknownHostKey
+from labctl.experiments import EXPERIMENTS
 from labctl.hosts import HostRecord
-from labctl.probe import EXPERIMENTS
 from labctl.transport import SSHTransport
 
 pytestmark = pytest.mark.lab

@@ -536,8 +536,9 @@ def test_cli_rejects_bad_mode_and_limits(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_experiment_names_and_all() -> None:
-    assert pa.EXPERIMENT_ORDER == ("storage-location", "disk", "disk-shared", "inodes", "memory",
-                                   "memory-limited", "processes", "processes-limited")
+    assert pa.EXPERIMENT_ORDER == ("storage-location", "disk", "disk-limited", "disk-shared",
+                                   "inodes", "memory", "memory-limited", "processes",
+                                   "processes-limited")
     assert set(pa.EXPERIMENTS) == set(pa.EXPERIMENT_ORDER)
     assert pa.DEFAULT_EXPERIMENTS == ("storage-location",)
 
