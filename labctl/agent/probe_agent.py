@@ -1632,6 +1632,17 @@ def storage_verdict(m, ids=()):
     source = m.get("container_root_source") or "unknown"
     if m.get("host_path"):
         where = _display_dir(m["host_path"], ids)
+        if m.get("container_root_is_block_device"):
+            # devicemapper: the thin device is ALSO mounted in the host's tree while the
+            # container runs (the article's CentOS 6.6 finding), unlike CentOS 7.0's
+            access = ("the host can read and change them there" if m.get("host_can_read")
+                      and m.get("host_can_write") else
+                      "the host can read them there" if m.get("host_can_read") else
+                      "the host could not read them there")
+            return ("separate block device mounted in the host's tree: the container's root is "
+                    "%s on %s, which the engine also mounts at %s on the host; %s (the "
+                    "article's CentOS 6.6 device-mapper finding)" % (fstype, source, where,
+                                                                       access))
         if m.get("host_can_read") and m.get("host_can_write") and m.get(
                 "container_sees_host_write"):
             return ("shares host filesystem: the container's files are plain files under %s; "

@@ -909,6 +909,13 @@ def test_storage_verdicts() -> None:
     assert v.startswith("separate block device: the container's root is ext4 on "
                         "/dev/mapper/docker-253:0-1-x, not in the host's file tree")
     assert "CentOS 7.0" in v
+    dm_path = f"/var/lib/docker/devicemapper/mnt/{cid}/rootfs/labctl-probe-1.txt"
+    mounted = dict(dm, host_path=dm_path, host_can_read=True, host_can_write=True)
+    v = pa.storage_verdict(mounted, [cid])
+    assert v == ("separate block device mounted in the host's tree: the container's root is ext4 "
+                 "on /dev/mapper/docker-253:0-1-x, which the engine also mounts at "
+                 "/var/lib/docker/devicemapper/mnt/<id>/rootfs on the host; the host can read "
+                 "and change them there (the article's CentOS 6.6 device-mapper finding)")
     lost = {"host_path": None, "container_root_is_block_device": False,
             "container_root_fstype": "overlay", "container_root_source": "overlay",
             "docker_root_dir": "/var/lib/docker"}
