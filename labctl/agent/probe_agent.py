@@ -1252,7 +1252,27 @@ def ensure_probe_image(docker, work_dir, tools=DEFAULT_PROBE_TOOLS, timeout=120)
         raise ExperimentError("probe-image", "`docker import` of the probe image failed (%s)"
                               % res.describe())
     info["probe_image_built"] = True
+    info["probe_images_removed"] = remove_other_probe_images(docker, image)
     return info
+
+
+def remove_other_probe_images(docker, keep):
+    """Drop probe images of earlier tool sets, so they do not pile up on the host.
+
+    Only when no other agent runs on this host (it may be about to start a container from
+    one); an image a container still uses is refused by the engine and kept anyway.
+    """
+    if len(live_agent_run_ids()) > 1:
+        return 0
+    res = docker.run(["images", "--format", "{{.Repository}}:{{.Tag}}", IMAGE_REPO], 30)
+    if not res.ok:  # Docker < 1.8 has no --format here: leave them, they are small
+        return 0
+    removed = 0
+    for name in res.out.split():
+        if name.startswith(IMAGE_REPO + ":") and name != keep:
+            if docker.run(["rmi", name], 30).ok:
+                removed += 1
+    return removed
 
 
 # ---------------------------------------------------------------------------
