@@ -7,6 +7,7 @@ task and message that failed; the ansible artifacts stay in ``<run>/ansible/``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -73,6 +74,48 @@ def _message(res: dict[str, Any]) -> str:
     return text[:300]
 
 
+_SECRET_KEY = re.compile(r"(pass(word)?|secret|token|vault)", re.IGNORECASE)
+_NOT_SECRET = {"ansible_ssh_private_key_file", "ansible_private_key_file"}
+REDACTED = "********"
+
+
+def secret_values(variables: dict[str, Any]) -> list[str]:
+    """Values of variables whose names say they are secrets (become passwords and the like)."""
+    return [
+        str(v)
+        for k, v in variables.items()
+        if _SECRET_KEY.search(k)
+        and k not in _NOT_SECRET
+        and v not in (None, "")
+        and len(str(v)) >= 3
+    ]
+
+
+def redact_tree(folder: Path, secrets: list[str]) -> int:
+    """Replace every secret value in the files under ``folder``; returns the files changed.
+
+    ansible-runner keeps what it was given (env/extravars) and what ran (artifacts); a run
+    folder is meant to be copied and shared, so secrets must not stay in it.
+    """
+    if not secrets or not folder.exists():
+        return 0
+    changed = 0
+    for path in folder.rglob("*"):
+        if not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        new = text
+        for secret in sorted(set(secrets), key=len, reverse=True):
+            new = new.replace(secret, REDACTED)
+        if new != text:
+            path.write_text(new, encoding="utf-8")
+            changed += 1
+    return changed
+
+
 def provision(
     inventory: Path,
     private_data_dir: Path,
@@ -82,12 +125,22 @@ def provision(
     check: bool = False,
     extravars: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    secrets: list[str] | None = None,
 ) -> ProvisionReport:
     book = playbook or playbooks_dir() / "site.yml"
     if not book.exists():
         raise ProvisionError(f"playbook {book} not found", hint="set LABCTL_PLAYBOOKS")
     report = ProvisionReport()
-    prog = progress or (lambda _h, _m: None)
+    hidden = sorted({*secret_values(extravars or {}), *(secrets or [])}, key=len, reverse=True)
+
+    def hide(text: str) -> str:
+        for secret in hidden:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def prog(host: str, message: str) -> None:
+        if progress is not None:
+            progress(host, hide(message))
 
     def on_event(event: dict[str, Any]) -> None:
         data = event.get("event_data") or {}
@@ -109,15 +162,20 @@ def provision(
             entry.message = _message(data.get("res") or {})
             prog(host, f"{entry.status}: {task}: {entry.message}")
 
-    run = run_playbook(
-        playbook=book,
-        inventory=inventory,
-        private_data_dir=private_data_dir,
-        event_handler=on_event,
-        extravars=extravars,
-        limit=",".join(limit) if limit else None,
-        check=check,
-    )
+    try:
+        run = run_playbook(
+            playbook=book,
+            inventory=inventory,
+            private_data_dir=private_data_dir,
+            event_handler=on_event,
+            extravars=extravars,
+            limit=",".join(limit) if limit else None,
+            check=check,
+        )
+    finally:
+        redact_tree(private_data_dir, hidden)
+    for entry in report.hosts.values():
+        entry.message = hide(entry.message) if entry.message else entry.message
     report.artifact_dir = run.artifact_dir
     report.status = run.status
     for host, n in (run.stats.get("changed") or {}).items():
@@ -196,6 +254,7 @@ def provision_inventory(
             ready.append(host.name)
     if not ready:
         return report
+    hidden = [v for h in inv.hosts for v in secret_values(h.vars)]
     ran = provision(
         inventory,
         private_data_dir,
@@ -203,6 +262,7 @@ def provision_inventory(
         check=check,
         extravars=extravars,
         progress=progress,
+        secrets=[*hidden, *secret_values(extravars or {})],
     )
     ran.hosts = {**report.hosts, **ran.hosts}
     return ran

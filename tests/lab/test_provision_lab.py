@@ -29,9 +29,16 @@ HOSTS = (
 )
 
 
+RESULTS: list[Path] = []  # the module's results folder (ansible artifacts), set by plab
+
+
 @pytest.fixture(scope="module")
-def plab(labctl_home: Path, docker_client: Any) -> Iterator[Any]:
+def plab(
+    labctl_home: Path, docker_client: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     from labctl.drivers.docker import DockerLab, DockerLabSpec
+
+    RESULTS[:] = [tmp_path_factory.mktemp("provision-results")]
 
     spec = DockerLabSpec(name=f"p{os.getpid()}", hosts=HOSTS, disk_size="512MiB")
     driver = DockerLab(spec, client=docker_client)
@@ -54,8 +61,9 @@ def sh(h: HostRecord, command: str, timeout: float = 300) -> str:
 
 
 def provision(lab: Any, limit: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    results = ("--results", str(RESULTS[0]))
     return subprocess.run(
-        [LABCTL, "provision", "-i", str(lab.inventory), "--limit", limit, *extra],
+        [LABCTL, "provision", "-i", str(lab.inventory), "--limit", limit, *results, *extra],
         capture_output=True,
         text=True,
         timeout=900,
@@ -233,3 +241,16 @@ def test_raw_path_on_python27_only_and_python_less_hosts(plab: Any, tmp_path: Pa
     assert "bullseye-py27:" not in "".join(
         ln for ln in probe.stderr.splitlines() if ln.startswith("problem:")
     )
+
+
+def test_secrets_stay_out_of_output_and_run_folders(plab: Any) -> None:
+    secret = "S3cret-become-pw!"
+    proc = provision(plab, "bookworm", "-e", f"ansible_become_password={secret}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert secret not in proc.stdout + proc.stderr
+    leaks = [
+        str(p)
+        for p in RESULTS[0].rglob("*")
+        if p.is_file() and secret in p.read_text(encoding="utf-8", errors="replace")
+    ]
+    assert leaks == []

@@ -75,3 +75,25 @@ def test_extra_vars(tmp_path: Path) -> None:
     f.write_text("docker_storage_opts: [size=1G]\n")
     got = parse_extra_vars(["a=1", "b=true", "c=text", "d=[1, 2]", f"@{f}"])
     assert got == {"a": 1, "b": True, "c": "text", "d": [1, 2], "docker_storage_opts": ["size=1G"]}
+
+
+def test_secret_values_and_redaction(tmp_path: Path) -> None:
+    from labctl.provision import REDACTED, redact_tree, secret_values
+
+    found = secret_values(
+        {
+            "ansible_become_password": "hunter22",
+            "ansible_ssh_pass": "pw1",
+            "ansible_ssh_private_key_file": "/k/id",
+            "api_token": "",
+            "docker_engine_version": "1.5.0",
+        }
+    )
+    assert found == ["hunter22", "pw1"]
+    (tmp_path / "env").mkdir()
+    (tmp_path / "env" / "extravars").write_text('{"ansible_become_password": "hunter22"}')
+    (tmp_path / "other.txt").write_text("nothing here")
+    assert redact_tree(tmp_path, found) == 1
+    assert (
+        tmp_path / "env" / "extravars"
+    ).read_text() == f'{{"ansible_become_password": "{REDACTED}"}}'
