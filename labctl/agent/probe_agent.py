@@ -3876,6 +3876,12 @@ class ResourceRun(object):
                 sync = find_tool("sync")
                 if sync:
                     run_cmd([sync, "-f", self.root_fs], timeout=10)
+                btrfs = find_tool("btrfs")
+                if btrfs and m.get("target_fstype") == "btrfs":
+                    # btrfs frees a removed container's subvolume in the background
+                    run_cmd([btrfs, "subvolume", "sync", self.root_fs],
+                            timeout=max(1.0, min(30.0, wait - elapsed)))
+                    run_cmd([btrfs, "filesystem", "sync", self.root_fs], timeout=10)
             time.sleep(0.2)
         m["recovery_path"] = self.root_fs
         m["recovery_free_bytes_before"] = base.get("free_bytes")
