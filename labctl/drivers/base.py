@@ -10,11 +10,13 @@ from __future__ import annotations
 import abc
 import json
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labctl.errors import ConfigError
 from labctl.hosts import HostRecord
 from labctl.paths import lab_dir
 
@@ -59,6 +61,18 @@ class DownReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+#: lab names: no "-" (a lab's loop disks and containers are matched by name), fit a group name
+_LAB_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
+
+
+def validate_lab_name(name: object) -> None:
+    if not isinstance(name, str) or not _LAB_NAME_RE.match(name):
+        raise ConfigError(
+            f"name: {name!r} is not a valid lab name",
+            hint="use 1-40 lowercase letters, digits or _, starting with a letter or digit",
+        )
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:

@@ -30,7 +30,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labctl.drivers import images
-from labctl.drivers.base import LOOPBACK, DownReport, HostStatus, LabDriver, LabState, write_atomic
+from labctl.drivers.base import (
+    LOOPBACK,
+    DownReport,
+    HostStatus,
+    LabDriver,
+    LabState,
+    validate_lab_name,
+    write_atomic,
+)
 from labctl.errors import ConfigError, LabError
 from labctl.hosts import HostRecord
 
@@ -94,7 +102,6 @@ _UNITS = {
     "g": GiB, "gib": GiB, "gb": 1000**3,
     "t": 1 << 40, "tib": 1 << 40, "tb": 1000**4,
 }  # fmt: skip
-_LAB_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
 #: lab host names are hostnames (and part of container and disk names)
 _HOST_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 
@@ -384,11 +391,7 @@ class DockerLabSpec:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad field."""
-        if not isinstance(self.name, str) or not _LAB_NAME_RE.match(self.name):
-            raise ConfigError(
-                f"name: {self.name!r} is not a valid lab name",
-                hint="use 1-40 lowercase letters, digits or _, starting with a letter or digit",
-            )
+        validate_lab_name(self.name)
         if not self.suites:
             raise ConfigError("suites: at least one suite is needed")
         for suite in self.suites:

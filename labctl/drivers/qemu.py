@@ -39,7 +39,15 @@ from pathlib import Path
 from typing import Any
 
 from labctl.drivers import images, vmimages
-from labctl.drivers.base import LOOPBACK, DownReport, HostStatus, LabDriver, LabState, write_atomic
+from labctl.drivers.base import (
+    LOOPBACK,
+    DownReport,
+    HostStatus,
+    LabDriver,
+    LabState,
+    validate_lab_name,
+    write_atomic,
+)
 from labctl.drivers.docker import GiB, MiB, ensure_key_pair, format_size, parse_size
 from labctl.errors import ConfigError, LabctlError, LabError
 from labctl.hosts import HostRecord
@@ -63,7 +71,6 @@ STOP_TIMEOUT = 10.0
 KVM_TRIAL_TIMEOUT = 15.0
 FW_FILES = ("lab.env", "ssh_host_ed25519_key", "ssh_host_ed25519_key.pub", "authorized_keys")
 _HOST_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
-_LAB_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
 
 Progress = Callable[[str, str], None]
 
@@ -281,11 +288,7 @@ class QemuLabSpec:
         return spec
 
     def validate(self) -> None:
-        if not isinstance(self.name, str) or not _LAB_NAME_RE.match(self.name):
-            raise ConfigError(
-                f"name: {self.name!r} is not a valid lab name",
-                hint="use 1-40 lowercase letters, digits or _, starting with a letter or digit",
-            )
+        validate_lab_name(self.name)
         if not self.hosts:
             raise ConfigError("hosts: at least one VM is needed")
         for h in self.hosts:
