@@ -82,6 +82,14 @@ BUILD_TIMEOUT = 1800.0
 Progress = Callable[[str, str], None]
 
 
+def recipe_digest(spec: dict[str, Any], files: Mapping[str, bytes]) -> str:
+    """sha256 over everything that defines an image: its settings and the files baked in."""
+    h = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
+    for name in sorted(files):
+        h.update(b"\0" + name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    return h.hexdigest()
+
+
 def image_files_dir() -> Path:
     return Path(__file__).resolve().parent / "docker_image"
 
@@ -136,25 +144,19 @@ class Recipe:
 
     @property
     def digest(self) -> str:
-        h = hashlib.sha256()
-        h.update(
-            json.dumps(
-                {
-                    "version": self.version,
-                    "suite": self.suite,
-                    "flavor": self.flavor,
-                    "variant": "minbase",
-                    "packages": sorted(self.packages),
-                    "entrypoint": ENTRYPOINT,
-                    "changes": list(IMAGE_CHANGES),
-                    "files": {k: IMAGE_FILES.get(k, ("", 0)) for k in sorted(self.files)},
-                },
-                sort_keys=True,
-            ).encode()
+        return recipe_digest(
+            {
+                "version": self.version,
+                "suite": self.suite,
+                "flavor": self.flavor,
+                "variant": "minbase",
+                "packages": sorted(self.packages),
+                "entrypoint": ENTRYPOINT,
+                "changes": list(IMAGE_CHANGES),
+                "files": {k: IMAGE_FILES.get(k, ("", 0)) for k in sorted(self.files)},
+            },
+            self.files,
         )
-        for name in sorted(self.files):
-            h.update(b"\0" + name.encode() + b"\0" + hashlib.sha256(self.files[name]).digest())
-        return h.hexdigest()
 
     @property
     def short_hash(self) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -115,27 +114,21 @@ class VmRecipe:
 
     @property
     def digest(self) -> str:
-        h = hashlib.sha256()
-        h.update(
-            json.dumps(
-                {
-                    "kind": "qemu-vm",
-                    "version": self.version,
-                    "suite": self.suite,
-                    "variant": "minbase",
-                    "packages": sorted(self.packages),
-                    "root_size": self.root_size,
-                    "enable": list(ENABLE_UNITS),
-                    "mask": list(MASK_UNITS),
-                    "initramfs": [INITRAMFS_CONF, list(INITRAMFS_MODULES)],
-                    "files": {k: VM_IMAGE_FILES.get(k, ("", 0)) for k in sorted(self.files)},
-                },
-                sort_keys=True,
-            ).encode()
+        return images.recipe_digest(
+            {
+                "kind": "qemu-vm",
+                "version": self.version,
+                "suite": self.suite,
+                "variant": "minbase",
+                "packages": sorted(self.packages),
+                "root_size": self.root_size,
+                "enable": list(ENABLE_UNITS),
+                "mask": list(MASK_UNITS),
+                "initramfs": [INITRAMFS_CONF, list(INITRAMFS_MODULES)],
+                "files": {k: VM_IMAGE_FILES.get(k, ("", 0)) for k in sorted(self.files)},
+            },
+            self.files,
         )
-        for name in sorted(self.files):
-            h.update(b"\0" + name.encode() + b"\0" + hashlib.sha256(self.files[name]).digest())
-        return h.hexdigest()
 
     @property
     def short_hash(self) -> str:
