@@ -1792,7 +1792,7 @@ RESOURCE_OF = {"disk": "disk", "disk-limited": "disk", "disk-shared": "disk", "i
                "memory-limited": "memory", "processes": "processes",
                "processes-limited": "processes"}
 STOP_REASONS = ("cap", "floor", "enospc", "eagain", "oom-kill", "container-limit", "timeout",
-                "error")
+                "stall", "error")
 
 # Bounded mode (the default).  A cap is the most a container is asked to use; a floor is what
 # must stay free on the host: the agent samples the host several times a second and kills the
@@ -2912,8 +2912,10 @@ def decide_stop_reason(o):
         return "floor" if o.get("cap_limited_by_floor") else "cap"
     if o.get("agent_stop") == "timeout":
         return "timeout"
-    if o.get("agent_stop") == "stall" and o.get("limit_applied") and o.get("near_limit"):
-        return "container-limit"
+    if o.get("agent_stop") == "stall":
+        # no progress for stall_s: at its own limit that is the limit; otherwise the container
+        # (or a slow host, e.g. an emulated VM) stopped making progress before any limit
+        return "container-limit" if o.get("limit_applied") and o.get("near_limit") else "stall"
     return "error"
 
 
@@ -3074,6 +3076,8 @@ def resource_verdict(name, m):
         "oom-kill": "OOM-killed",
         "container-limit": "stopped by its own limit",
         "timeout": "stopped at the time limit of %g s" % (m.get("experiment_timeout_s") or 0),
+        "stall": "stopped by the agent when it made no progress for %g s" % (
+            m.get("stall_s") or DEFAULT_LIMITS.get("stall_s") or 0),
     }
     stopped = stop_words.get(reason, "stopped (%s)" % reason)
     at_cap = reason == "cap"

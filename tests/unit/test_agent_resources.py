@@ -890,3 +890,12 @@ def test_fs_free(tmp_path: Path) -> None:
     assert got["free_bytes"] > 0 and got["size_bytes"] >= got["free_bytes"]
     assert set(got) == {"free_bytes", "free_inodes", "size_bytes", "inodes_total"}
     assert pa.fs_free(str(tmp_path / "missing")) == {}
+
+
+def test_a_stall_without_a_limit_is_its_own_stop_reason() -> None:
+    # seen on an emulated (TCG) VM: no new process for stall_s, then the agent stopped it
+    o = {"agent_stop": "stall", "resource": "processes", "exit_code": 137}
+    assert pa.decide_stop_reason(o) == "stall"
+    o.update(limit_applied=True, near_limit=True)
+    assert pa.decide_stop_reason(o) == "container-limit"
+    assert "stall" in pa.STOP_REASONS
