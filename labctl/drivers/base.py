@@ -75,6 +75,28 @@ def validate_lab_name(name: object) -> None:
         )
 
 
+def make_ed25519_key(comment: str) -> tuple[str, str]:
+    """A fresh ed25519 key (the lab's login key, a VM's host key).
+
+    Returns (OpenSSH private key text, public key line ending in ``comment``).
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    ).decode()
+    public = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    return pem, f"{public} {comment}"
+
+
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     """Write a lab file whole or not at all, with its mode set before it appears."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ from labctl.drivers.base import (
     HostStatus,
     LabDriver,
     LabState,
+    make_ed25519_key,
     validate_lab_name,
     write_atomic,
 )
@@ -482,25 +483,11 @@ class DockerLabSpec:
 
 def ensure_key_pair(directory: Path, comment: str) -> tuple[Path, str]:
     """The lab's ed25519 key (made once): (private key path, public key line)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     key = directory / "id_ed25519"
     pub = directory / "id_ed25519.pub"
     if key.exists() and pub.exists():
         return key, pub.read_text().strip()
-    private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption(),
-    ).decode()
-    line = (
-        private.public_key()
-        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-        .decode()
-        + f" {comment}"
-    )
+    pem, line = make_ed25519_key(comment)
     write_atomic(key, pem, 0o600)
     write_atomic(pub, line + "\n", 0o644)
     return key, line

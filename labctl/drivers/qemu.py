@@ -45,6 +45,7 @@ from labctl.drivers.base import (
     HostStatus,
     LabDriver,
     LabState,
+    make_ed25519_key,
     validate_lab_name,
     write_atomic,
 )
@@ -533,25 +534,6 @@ def _ssh_banner(port: int, timeout: float = 3.0) -> bool:
         return False
 
 
-def make_host_key(comment: str) -> tuple[str, str]:
-    """A fresh ed25519 host key: (OpenSSH private key text, public key line)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption(),
-    ).decode()
-    public = (
-        private.public_key()
-        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-        .decode()
-    )
-    return pem, f"{public} {comment}"
-
-
 def _cmdline(pid: int) -> list[str]:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -782,7 +764,7 @@ class QemuLab(LabDriver):
         d.mkdir(parents=True, mode=0o700)
         fw = d / "fw_cfg"
         fw.mkdir(mode=0o700)
-        private, vm.host_key = make_host_key(f"labctl-{self.lab}-{vm.name}")
+        private, vm.host_key = make_ed25519_key(f"labctl-{self.lab}-{vm.name}")
         write_atomic(fw / "ssh_host_ed25519_key", private, 0o600)
         write_atomic(fw / "ssh_host_ed25519_key.pub", vm.host_key + "\n", 0o600)
         write_atomic(fw / "authorized_keys", public_key + "\n", 0o600)
