@@ -82,6 +82,16 @@ BUILD_TIMEOUT = 1800.0
 Progress = Callable[[str, str], None]
 
 
+def drop_apt_downloads(root: Path) -> None:
+    """Remove the package lists and .debs debootstrap left in an image tree (not needed, large)."""
+    for sub in ("var/lib/apt/lists", "var/cache/apt/archives"):
+        d = root / sub
+        if d.is_dir():
+            for entry in d.iterdir():
+                if entry.is_file() and entry.name != "lock":
+                    entry.unlink()
+
+
 def recipe_digest(spec: dict[str, Any], files: Mapping[str, bytes]) -> str:
     """sha256 over everything that defines an image: its settings and the files baked in."""
     h = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
@@ -405,12 +415,7 @@ def _customize(root: Path, recipe: Recipe, mirror: str) -> None:
         )
         + "\n"
     )
-    for sub in ("var/lib/apt/lists", "var/cache/apt/archives"):
-        d = root / sub
-        if d.is_dir():
-            for entry in d.iterdir():
-                if entry.is_file() and entry.name != "lock":
-                    entry.unlink()
+    drop_apt_downloads(root)
     for sub in ("var/log/bootstrap.log",):
         (root / sub).unlink(missing_ok=True)
 

@@ -335,12 +335,7 @@ def customize_tree(root: Path, recipe: VmRecipe, mirror: str, log: Any, log_path
         )
         + "\n"
     )
-    for sub in ("var/lib/apt/lists", "var/cache/apt/archives"):
-        d = root / sub
-        if d.is_dir():
-            for entry in d.iterdir():
-                if entry.is_file() and entry.name != "lock":
-                    entry.unlink()
+    images.drop_apt_downloads(root)
     for sub in (
         "var/log/bootstrap.log",
         "var/cache/apt/pkgcache.bin",
