@@ -24,6 +24,8 @@ from .report.model import HostEntry, dig, experiment_order
 #: drivers that keep a container's files as folders of the host's filesystem (union mounts)
 UNION_DRIVERS = frozenset({"aufs", "overlay", "overlay2"})
 _NUM = re.compile(r"\d+")
+#: engines before this one are "the study's era" (1.5.0 came out in 2015; 1.10 in 2016)
+ERA_END = (1, 10)
 
 
 def version_tuple(version: Any) -> tuple[int, ...]:
@@ -82,9 +84,17 @@ class SameKernelGroup:
     def title(self) -> str:
         return f"kernel {self.kernel}: Docker {self.old_engine} vs {self.new_engine}"
 
+    @property
+    def heading(self) -> str:
+        """'Same kernel, 2015 engine vs today's' when the older engine is of the study's era."""
+        if version_tuple(self.old_engine) < ERA_END:
+            return "Same kernel, 2015 engine vs today's"
+        return "Same kernel, older engine vs newer"
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["title"] = self.title
+        data["heading"] = self.heading
         for h, src in zip(data["hosts"], self.hosts, strict=True):
             h["label"] = src.label
         return data

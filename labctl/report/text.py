@@ -153,7 +153,7 @@ def same_kernel_table(groups: list[SameKernelGroup]) -> RenderableType:
     """Same kernel, 2015 engine vs today's: class per host, what changed, what arrived."""
     parts: list[RenderableType] = []
     for g in groups:
-        parts.append(Text(f"\nSame {g.title}", style="bold"))
+        parts.append(Text(f"\n{g.heading} ({g.title})", style="bold"))
         table = Table(header_style="bold", expand=True, show_lines=True)
         table.add_column("experiment", ratio=2, overflow="fold")
         for h in g.hosts:

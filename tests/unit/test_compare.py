@@ -325,9 +325,32 @@ def test_same_kernel_2015_engine_vs_todays() -> None:
     out = " ".join(res.output.split())
     assert (
         res.exit_code == 0
-        and "Same kernel 5.10.0-33-cloud-amd64: Docker 1.5.0 vs 20.10.5+dfsg1" in out
+        and (
+            "Same kernel, 2015 engine vs today's "
+            "(kernel 5.10.0-33-cloud-amd64: Docker 1.5.0 vs 20.10.5+dfsg1)"
+        )
+        in out
     )
     assert "CentOS 6.6" in out and "CentOS 7.0" in out and "Ubuntu 14.04" in out
+
+
+def test_same_kernel_between_two_newer_engines(tmp_path: Path) -> None:
+    run = _article_run(tmp_path, ("d20",))
+    newer = run / "hosts" / "t26.json"
+    shutil.copy(run / "hosts" / "d20.json", newer)
+
+    def t26(d: dict) -> None:  # type: ignore[type-arg]
+        d["host"] = "t26"
+        d["facts"]["docker"]["server_version"] = "26.1.5+dfsg1"
+
+    _edit(newer, t26)
+    (g,) = compare_to_baseline(load_entries([open_run(run)])).same_kernel
+    assert g.heading == "Same kernel, older engine vs newer"
+    assert (g.old_engine, g.new_engine) == ("20.10.5+dfsg1", "26.1.5+dfsg1")
+    pids = {r.experiment: r for r in g.rows}["processes-limited"]
+    assert not pids.changed and pids.what_changed == "no: contained on every host"
+    # --pids-limit was there before 20.10: nothing arrived, nothing to claim
+    assert not [p for p in pids.protections if p["status"] == "arrived"]
 
 
 def test_same_kernel_across_two_runs(tmp_path: Path) -> None:

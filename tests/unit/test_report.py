@@ -224,7 +224,7 @@ def test_report_on_the_article_preset(tmp_path: Path) -> None:
     assert "## Same kernel, 2015 engine vs today's (kernel 5.10.0-33-cloud-amd64" in md
     assert "| processes-limited | not measured | not measured | not measured | contained |" in md
     html = (run / "report.html").read_text()
-    assert "Same kernel, 2015 engine vs today\u2019s" in html
+    assert "Same kernel, 2015 engine vs today&#39;s" in html
     assert "arrived in Docker 1.11: --pids-limit" in html
     assert "overlay stands in for aufs" in html
 
