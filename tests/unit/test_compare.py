@@ -248,6 +248,24 @@ def test_the_article_preset_pairs_each_system_with_its_stand_in(tmp_path: Path) 
     }
 
 
+def test_the_asked_init_style_stands_in_for_an_unmeasured_namespace(tmp_path: Path) -> None:
+    run = _article_run(tmp_path, ("c66", "c70", "u14", "d20"))
+
+    def unmeasured(d: dict) -> None:  # type: ignore[type-arg]
+        d["facts"]["docker"].pop("mount_namespace")
+        d["experiments"][0]["metrics"].pop("daemon_mount_ns")
+
+    for p in (run / "hosts").glob("*.json"):
+        _edit(p, unmeasured)
+    systems = _systems(compare_to_baseline(load_entries([open_run(run)])))
+    assert [s.host for s in systems.values()] == ["c66", "c70", "u14"]
+    assert "systemd init: daemon expected in a private mount namespace (asked, not measured)" in (
+        systems["centos70"].reason
+    )
+    rows = {r.item: r for r in systems["centos70"].rows}
+    assert rows["daemon's mount namespace"].run == "not measured, init systemd (asked)"
+
+
 def test_a_run_of_todays_engine_only(tmp_path: Path) -> None:
     cmp = compare_to_baseline(load_entries([open_run(_article_run(tmp_path, ("d20",)))]))
     systems = _systems(cmp)
