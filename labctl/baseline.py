@@ -429,7 +429,6 @@ def pair_rows(
 ) -> list[Row]:
     """Fact by fact and finding by finding, the host beside the system it partners."""
     docker = str(base["docker"]["version"])
-    facts = entry.result.facts
     diffs = _setup_diffs(p, system, docker)
     why = "; ".join(diffs) if diffs else "same driver, kernel line and Docker version"
     rows: list[Row] = []
@@ -535,7 +534,6 @@ def pair_rows(
                     NO_BASELINE,
                 )
             )
-    del facts
     return rows
 
 
