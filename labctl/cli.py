@@ -504,6 +504,16 @@ def compare_cmd(
 ) -> None:
     """What changed between two runs, check by check; or a run beside the 2015 study.
 
+    With --baseline article, each of the article's three systems (CentOS 6.6, CentOS 7.0,
+    Ubuntu 14.04) is paired with the closest host of the run (engine version, storage driver
+    or its stand-in, daemon mount namespace / init style, family), with the reasons, or said to
+    have no comparable host; then the storage findings are checked against the article's.
+
+    Whenever hosts share a kernel release but run different engine lines (Docker 1.5.0 and
+    20.10 on one kernel; within one run or across RUN_A and RUN_B), a "same kernel, 2015
+    engine vs today's" table follows: the verdict class on each host per check, what changed,
+    and which protection arrived with the newer engine (--pids-limit, --storage-opt size=, ...).
+
     \b
     Examples:
       labctl compare results/A results/B
