@@ -99,6 +99,16 @@ UNIT
 }
 
 units_changed=0
+# a host switched away from the upstream unit keeps neither its drop-in nor its socket
+drop_upstream_units() {
+  if [ -f /etc/systemd/system/docker.service.d/10-labctl-binary.conf ]; then
+    do_ rm -f /etc/systemd/system/docker.service.d/10-labctl-binary.conf && units_changed=1
+  fi
+  if [ -f /etc/systemd/system/docker.socket ] && upstream_socket | cmp -s - /etc/systemd/system/docker.socket; then
+    do_ systemctl disable --now docker.socket >/dev/null 2>&1
+    do_ rm -f /etc/systemd/system/docker.socket && units_changed=1
+  fi
+}
 # (callers add `&& units_changed=1`: a function at the end of a pipeline runs in a subshell)
 unit_file() { put_file "/etc/systemd/system/$1" 0644; }
 
@@ -117,7 +127,7 @@ write_systemd() {
       "$v" "$bindir" "$daemon" "$daemon_args" | unit_file docker.service.d/10-labctl-binary.conf && units_changed=1
     echo "STYLE: systemd, Docker $v's own docker.service and docker.socket (MountFlags=$(upstream_service | sed -n 's/^MountFlags=//p'))"
   else
-    [ -f /etc/systemd/system/docker.service.d/10-labctl-binary.conf ] && do_ rm -f /etc/systemd/system/docker.service.d/10-labctl-binary.conf && units_changed=1
+    drop_upstream_units
     printf '[Unit]\nDescription=Docker engine %s (installed by labctl)\nAfter=network-online.target\n\n[Service]\nType=simple\nEnvironmentFile=-/etc/sysconfig/docker-storage\nExecStart=%s %s $DOCKER_STORAGE_OPTIONS\nDelegate=yes\nKillMode=process\nLimitNOFILE=1048576\nRestart=on-failure\n\n[Install]\nWantedBy=multi-user.target\n' \
       "$v" "$daemon" "$daemon_args" | unit_file docker.service && units_changed=1
     echo "STYLE: systemd, labctl's unit (no private mount namespace)"
@@ -126,6 +136,7 @@ write_systemd() {
 
 # a docker.service that only runs what another init system would run, on a systemd host
 wrapper_unit() {  # wrapper_unit DESCRIPTION TYPE EXECSTART [EXECSTOP]
+  drop_upstream_units
   {
     printf '# labctl: %s\n[Unit]\nDescription=%s\nAfter=network-online.target\n\n[Service]\nType=%s\n' "$1" "$1" "$2"
     [ "$2" = forking ] && printf 'PIDFile=/var/run/docker.pid\nGuessMainPID=no\n'
