@@ -8,6 +8,7 @@ cached like the lab images: tagged by a hash of its recipe, so a recipe change m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -231,6 +232,20 @@ def ensure_build_image(
                 say("engine", "importing the build image")
                 _import(client, root, recipe, log)
             say("engine", f"built {recipe.tag} in {time.monotonic() - started:.0f} s")
+            prune_stale(client, recipe, progress=progress)
             return recipe.tag
         finally:
             images.remove_tree(tmp)
+
+
+def prune_stale(client: Any, recipe: BuildImageRecipe, *, progress: Progress | None = None) -> None:
+    """Remove build images of older recipes (~850 MB each); one still in use is kept."""
+    import docker.errors
+
+    for image in client.images.list(name=IMAGE_REPOSITORY):
+        for tag in image.tags:
+            if tag != recipe.tag and tag.startswith(f"{IMAGE_REPOSITORY}:{recipe.suite}-"):
+                with contextlib.suppress(docker.errors.APIError):
+                    client.images.remove(tag)
+                    if progress is not None:
+                        progress("engine", f"removed the outdated build image {tag}")

@@ -241,3 +241,53 @@ def test_install_build_replaces_an_older_build_whole(cache: Path) -> None:
     assert (final / "docker").read_bytes() == b"new"
     assert json.loads((final / "manifest.json").read_text())["binary_size"] == 3
     assert [p.name for p in (cache / "engines").iterdir()] == [final.name]
+
+
+def current_inputs() -> dict[str, object]:
+    known = versions.known_version("1.5.0")
+    return build.build_inputs(known, patches.load_patches("1.5.0"), buildimage.build_image_recipe())
+
+
+def test_a_build_with_matching_inputs_is_reused_without_docker(cache: Path) -> None:
+    d = fake_build(store.build_dir("1.5.0", COMMIT))
+    manifest = json.loads((d / "manifest.json").read_text())
+    store.write_manifest(d, {**manifest, "inputs": current_inputs()})
+    said: list[str] = []
+    out = build.build_engine("1.5.0", client=object(), progress=lambda _h, m: said.append(m))
+    assert out.cached and out.build.directory == d
+    assert said and said[0].startswith("cached: ")
+
+
+def test_a_wrong_source_file_is_refused_even_when_a_build_is_cached(
+    cache: Path, tmp_path: Path
+) -> None:
+    d = fake_build(store.build_dir("1.5.0", COMMIT))
+    manifest = json.loads((d / "manifest.json").read_text())
+    store.write_manifest(d, {**manifest, "inputs": current_inputs()})
+    wrong = make_archive(tmp_path / "moby-v1.5.0.tar.gz", "1" * 40)
+    with pytest.raises(ConfigError, match="is commit 1111"):
+        build.build_engine("1.5.0", source=str(wrong), client=object())
+
+
+# -- the CLI (no build: unknown versions, bad sources, the cache) ------------------------------
+
+
+def test_engine_cli_lists_and_refuses_in_one_line(cache: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from labctl.cli import main
+
+    runner = CliRunner()
+    res = runner.invoke(main, ["engine", "list"])
+    assert res.exit_code == 0 and "no engines built yet" in res.output
+    res = runner.invoke(main, ["engine", "build", "1.4.1"])
+    assert res.exit_code == 2 and "cannot build Docker '1.4.1'" in res.output
+    bare = make_archive(tmp_path / "bare.tar.gz", None)
+    res = runner.invoke(main, ["engine", "build", "1.5.0", "--source", str(bare)])
+    assert res.exit_code == 2 and "carries no commit id" in res.output
+    assert "Traceback" not in res.output
+    fake_build(store.build_dir("1.5.0", COMMIT))
+    res = runner.invoke(main, ["engine", "list"])
+    assert res.exit_code == 0 and "a8a31ef" in res.output and "docker-1.5.0-a8a31ef" in res.output
+    res = runner.invoke(main, ["engine", "build", "--help"])
+    assert "labctl engine build 1.5.0 --source" in res.output
