@@ -54,3 +54,40 @@ def lab(labctl_home: Path, docker_client: Any) -> Iterator[Any]:
     finally:
         report = driver.down()
         assert report.ok, report.problems
+
+
+# -- engines built from source ------------------------------------------------------------------
+ENGINE_SOURCE_ENV = "LABCTL_ENGINE_SOURCE"
+ENGINE_SOURCE_NAME = "moby-v1.5.0.tar.gz"
+
+
+def find_engine_source() -> tuple[Path | None, str]:
+    """Docker 1.5.0's source archive for tests (never the network), or None and why not.
+
+    ``$LABCTL_ENGINE_SOURCE``, else ``shared/engines/`` next to the project's checkout (CI puts
+    the clone beside ``shared/``)."""
+    env = os.environ.get(ENGINE_SOURCE_ENV)
+    if env:
+        path = Path(env)
+        return (path, "") if path.is_file() else (None, f"{ENGINE_SOURCE_ENV}={env} is no file")
+    root = Path(__file__).resolve().parent.parent
+    candidates = [root.parent / "shared" / "engines" / ENGINE_SOURCE_NAME,
+                  root / "shared" / "engines" / ENGINE_SOURCE_NAME]  # fmt: skip
+    for path in candidates:
+        if path.is_file():
+            return path, ""
+    return None, (
+        f"no Docker 1.5.0 source archive: set {ENGINE_SOURCE_ENV} or put {ENGINE_SOURCE_NAME}"
+        f" in {candidates[0].parent}"
+    )
+
+
+@pytest.fixture(scope="session")
+def engine_source() -> Path:
+    """The 1.5.0 source archive; missing: the test fails in CI (CI=true) and skips elsewhere."""
+    path, why = find_engine_source()
+    if path is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    return path
