@@ -91,3 +91,33 @@ def engine_source() -> Path:
             pytest.fail(why)
         pytest.skip(why)
     return path
+
+
+def fake_engine_build(directory: Path, payload: bytes = b"\x7fELF fake docker") -> Path:
+    """A cached engine 'build' of 1.5.0 whose binary is a placeholder: for the code that reads
+    the engine cache (manifests, inventory variables), never for anything that runs it."""
+    import hashlib
+
+    from labctl.engines import store, versions
+
+    directory.mkdir(parents=True)
+    (directory / store.BINARY).write_bytes(payload)
+    store.write_manifest(
+        directory,
+        {
+            "version": "1.5.0",
+            "commit": versions.KNOWN_VERSIONS["1.5.0"].commit,
+            "binary_sha256": hashlib.sha256(payload).hexdigest(),
+            "binary_size": len(payload),
+            "go": "go version go1.19.8 linux/amd64",
+            "built_at": "2026-11-30T10:00:00Z",
+        },
+    )
+    return directory
+
+
+@pytest.fixture()
+def engine_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty LABCTL_CACHE of the test's own."""
+    monkeypatch.setenv("LABCTL_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"

@@ -16,6 +16,7 @@
 # Prints CHANGED:/NOTE:/STYLE: lines for Ansible; --check only says what it would do.
 set -u
 service=systemd unit=auto version="" bindir=/usr/local/bin daemon_args="" restart=0 check=0
+print_unit=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --service) service=$2; shift ;;
@@ -24,6 +25,7 @@ while [ $# -gt 0 ]; do
     --bindir) bindir=$2; shift ;;
     --daemon-args) daemon_args=$2; shift ;;
     --restart) restart=1 ;;
+    --print-upstream) print_unit=$2; shift ;;  # with --version: the unit as Docker shipped it
     --check) check=1 ;;
     *) echo "ERROR: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -43,16 +45,6 @@ put_file() {  # put_file PATH MODE < content: write when different; 0 when it wr
   changed "wrote $1"
   return 0
 }
-
-[ -x "$bindir/docker" ] || [ -x "$bindir/dockerd" ] || die "no docker binary in $bindir"
-v=${version:-$("$bindir/docker" -v 2>/dev/null | sed -n 's/.*version \([0-9][0-9]*\.[0-9][0-9]*\.[0-9][0-9]*\).*/\1/p')}
-major=${v%%.*}; rest=${v#*.}; minor=${rest%%.*}
-if [ "${major:-0}" -le 1 ] && [ "${minor:-0}" -lt 8 ]; then daemon="$bindir/docker -d"
-elif [ "${major:-0}" -le 1 ] && [ "${minor:-0}" -lt 12 ]; then daemon="$bindir/docker daemon"
-else daemon="$bindir/dockerd"; fi
-pid1_systemd=0; [ -d /run/systemd/system ] && pid1_systemd=1
-has_upstart=0
-command -v initctl >/dev/null 2>&1 && initctl version 2>/dev/null | grep -q upstart && has_upstart=1
 
 # --- the units Docker shipped itself, verbatim (contrib/init/systemd at the version's tag) -------
 upstream_service() {
@@ -97,6 +89,26 @@ UNIT
     *) return 1 ;;
   esac
 }
+
+if [ -n "$print_unit" ]; then
+  v=$version
+  case "$print_unit" in
+    docker.service) upstream_service ;;
+    docker.socket) upstream_socket ;;
+    *) false ;;
+  esac || die "labctl carries no upstream $print_unit for Docker ${v:-?}"
+  exit 0
+fi
+
+[ -x "$bindir/docker" ] || [ -x "$bindir/dockerd" ] || die "no docker binary in $bindir"
+v=${version:-$("$bindir/docker" -v 2>/dev/null | sed -n 's/.*version \([0-9][0-9]*\.[0-9][0-9]*\.[0-9][0-9]*\).*/\1/p')}
+major=${v%%.*}; rest=${v#*.}; minor=${rest%%.*}
+if [ "${major:-0}" -le 1 ] && [ "${minor:-0}" -lt 8 ]; then daemon="$bindir/docker -d"
+elif [ "${major:-0}" -le 1 ] && [ "${minor:-0}" -lt 12 ]; then daemon="$bindir/docker daemon"
+else daemon="$bindir/dockerd"; fi
+pid1_systemd=0; [ -d /run/systemd/system ] && pid1_systemd=1
+has_upstart=0
+command -v initctl >/dev/null 2>&1 && initctl version 2>/dev/null | grep -q upstart && has_upstart=1
 
 units_changed=0
 # a host switched away from the upstream unit keeps neither its drop-in nor its socket
