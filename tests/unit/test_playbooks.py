@@ -99,12 +99,12 @@ def test_secret_values_and_redaction(tmp_path: Path) -> None:
     ).read_text() == f'{{"ansible_become_password": "{REDACTED}"}}'
 
 
-SERVICE_SCRIPT = ROOT / "playbooks" / "roles" / "docker_engine" / "files" / "docker_service.sh"
+SERVICE_SCRIPT = ROOT / "playbooks" / "roles" / "docker_engine" / "files" / "docker_engine.sh"
 
 
 @pytest.mark.parametrize("unit", ["docker.service", "docker.socket"])
 def test_the_1_5_0_units_are_the_ones_docker_shipped(engine_source: Path, unit: str) -> None:
-    """docker_service.sh carries Docker 1.5.0's own systemd units verbatim (MountFlags=slave is
+    """docker_engine.sh carries Docker 1.5.0's own systemd units verbatim (MountFlags=slave is
     the article's CentOS 7.0 finding): compare them with contrib/init/systemd in the source."""
     import tarfile
 
