@@ -68,12 +68,6 @@ DISTRO_ENGINE = "distro"
 INIT_STYLES = ("systemd", "sysvinit", "upstart")
 #: storage drivers of Docker 1.5.0 on a Debian kernel (no aufs there: overlay stands in for it)
 OLD_ENGINE_DRIVERS = ("devicemapper", "overlay", "vfs")
-#: what each init style stands for in the article (shown in lab output)
-INIT_STANDS_FOR = {
-    "sysvinit": "CentOS 6.6's SysV script",
-    "systemd": "CentOS 7.0's systemd with Docker 1.5.0's own unit",
-    "upstart": "Ubuntu 14.04's upstart job",
-}
 STANDS_FOR = ("centos66", "centos70", "ubuntu1404")
 #: Docker removed devicemapper in 25.0; trixie ships 26.1
 NO_DEVICEMAPPER = {"trixie": "Docker 26.1"}
