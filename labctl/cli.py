@@ -212,7 +212,9 @@ def lab() -> None:
     metavar="SUITE[:k=v,...]",
     help="One host, repeatable. docker: keys driver (overlay2|vfs|btrfs), fs (ext4|xfs|btrfs),"
     " docker (yes|no), python (3|2.7|none), name; e.g. bookworm/driver=vfs."
-    " qemu: e.g. bullseye:name=bullseye-v1,cgroup=v1.",
+    " qemu: e.g. bullseye:name=bullseye-v1,cgroup=v1; Docker 1.5.0 (after `labctl engine"
+    " build 1.5.0`): bullseye:name=c70,cgroup=v1,engine=1.5.0,driver=devicemapper,init=systemd"
+    " (init: systemd|sysvinit|upstart).",
 )
 @click.option("--cpus", type=int, help="qemu: CPUs of each VM [2].")
 @click.option("--cgroup", type=click.Choice(["v1", "v2"]), help="qemu: cgroup version [v2].")
