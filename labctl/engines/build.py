@@ -206,19 +206,24 @@ def build_engine(
     recipe = buildimage.build_image_recipe()
     inputs = build_inputs(known, patches, recipe)
     final = store.build_dir(known.version, known.commit)
-    checked: Source | None = None
-    if source is not None and not is_url(source):
-        checked = resolve_source(source, known)  # a wrong file is an error even when cached
+    origin = source or known.url
+    if not is_url(origin):
+        # a wrong file is an error even when a build is cached (its content: when building)
+        resolve_source(origin, known, content=False)
     with file_lock(store.engines_dir() / f".lock-docker-{known.version}"):
         if not force:
             cached = store.load_build(final)
             if cached is not None and cached.manifest.get("inputs") == inputs:
                 say(who, f"cached: {cached.binary} (sha256 {cached.sha256[:12]}; --force rebuilds)")
                 return BuildOutcome(cached, True, time.monotonic() - started)
-        if checked is None:
-            say(who, f"downloading {source or known.url}")
-            checked = resolve_source(source, known)
-        say(who, f"source {checked.origin}: commit {checked.commit[:12]}, the v{known.version} tag")
+        if is_url(origin):
+            say(who, f"downloading {origin}")
+        checked = resolve_source(origin, known)
+        say(
+            who,
+            f"source {checked.origin}: commit {checked.commit[:12]} (v{known.version}),"
+            f" files match its tree {checked.tree[:12]}",
+        )
         docker_client = client if client is not None else _docker_client()
         image = buildimage.ensure_build_image(
             docker_client, recipe, mirror=mirror or images.detect_mirror, progress=progress
@@ -271,7 +276,12 @@ def make_manifest(
         "version": known.version,
         "commit": known.commit,
         "version_line": line,
-        "source": {"origin": source.origin, "sha256": source.sha256, "commit": source.commit},
+        "source": {
+            "origin": source.origin,
+            "sha256": source.sha256,
+            "commit": source.commit,
+            "tree": source.tree,
+        },
         "binary_sha256": sha256_file(binary),
         "binary_size": binary.stat().st_size,
         "static": True,

@@ -1,8 +1,9 @@
-"""The source archive of an engine: fetched (file or URL), then checked by its commit id.
+"""The source archive of an engine: fetched (file or URL), then checked against its commit.
 
 ``git archive`` (and GitHub's tag archives, made by it) writes the commit id into the tar's pax
-global header; that id, compared with the version's known tag commit, is what makes an archive
-trusted. The archive's sha256 is recorded too, so a manifest names the exact bytes built.
+global header; that id must be the version's tag commit, and the files must hash to the tree of
+that commit (gittree.py). The archive's sha256 is recorded too, so a manifest names the exact
+bytes built.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from labctl.engines.gittree import archive_tree_id
 from labctl.engines.versions import KnownVersion
 from labctl.errors import ConfigError
 from labctl.paths import cache_dir
@@ -32,6 +34,8 @@ class Source:
     origin: str
     sha256: str
     commit: str
+    #: the git tree id the files hash to ("" when only the commit id was checked)
+    tree: str = ""
 
 
 def sha256_file(path: Path) -> str:
@@ -89,8 +93,9 @@ def download(url: str, *, timeout: float = DOWNLOAD_TIMEOUT) -> Path:
     return target
 
 
-def resolve_source(spec: str | None, known: KnownVersion) -> Source:
-    """The archive to build ``known`` from, checked: its commit id must be the tag's."""
+def resolve_source(spec: str | None, known: KnownVersion, *, content: bool = True) -> Source:
+    """The archive to build ``known`` from, checked: its commit id must be the tag's and (with
+    ``content``, ~1 s) its files must hash to that commit's tree."""
     origin = spec or known.url
     if is_url(origin):
         path = download(origin)
@@ -102,14 +107,14 @@ def resolve_source(spec: str | None, known: KnownVersion) -> Source:
                 hint=f"pass --source FILE or URL (e.g. {known.url})",
             )
     try:
-        return _checked(path, origin, known)
+        return _checked(path, origin, known, content=content)
     except ConfigError:
         if is_url(origin):  # a bad download must not be reused as the cache next time
             path.unlink(missing_ok=True)
         raise
 
 
-def _checked(path: Path, origin: str, known: KnownVersion) -> Source:
+def _checked(path: Path, origin: str, known: KnownVersion, *, content: bool) -> Source:
     commit = read_commit_id(path)
     if commit is None:
         raise ConfigError(
@@ -121,4 +126,15 @@ def _checked(path: Path, origin: str, known: KnownVersion) -> Source:
             f"{origin} is commit {commit}, not Docker {known.version} ({known.commit})",
             hint=f"use the tag archive {known.url}",
         )
-    return Source(path=path.resolve(), origin=origin, sha256=sha256_file(path), commit=commit)
+    tree = ""
+    if content:
+        tree = archive_tree_id(path)
+        if tree != known.tree:
+            raise ConfigError(
+                f"{origin} says commit {commit[:7]} but its files are not that commit's"
+                f" (tree {tree[:12]}, not {known.tree[:12]}): it was altered",
+                hint=f"use the tag archive {known.url}",
+            )
+    return Source(
+        path=path.resolve(), origin=origin, sha256=sha256_file(path), commit=commit, tree=tree
+    )

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
+import shutil
 import struct
+import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from labctl.engines import build, buildimage, elf, patches, source, store, versions
+from labctl.engines import build, buildimage, elf, gittree, patches, source, store, versions
 from labctl.errors import ConfigError
 
 COMMIT = versions.KNOWN_VERSIONS["1.5.0"].commit
@@ -44,12 +47,60 @@ def test_commit_id_is_read_from_the_pax_global_header(tmp_path: Path, gz: bool) 
     assert source.read_commit_id(archive) == COMMIT
 
 
-def test_an_archive_with_the_tag_commit_is_accepted(tmp_path: Path) -> None:
+def test_the_tag_commit_id_on_other_files_is_refused_as_altered(tmp_path: Path) -> None:
     archive = make_archive(tmp_path / "moby.tar.gz", COMMIT)
-    got = source.resolve_source(str(archive), versions.known_version("1.5.0"))
-    assert got.commit == COMMIT
+    known = versions.known_version("1.5.0")
+    with pytest.raises(ConfigError) as err:
+        source.resolve_source(str(archive), known)
+    assert "its files are not that commit's" in err.value.line()
+    # the cheap check alone (used while a build is cached) accepts it
+    got = source.resolve_source(str(archive), known, content=False)
+    assert got.commit == COMMIT and got.tree == ""
     assert got.sha256 == hashlib.sha256(archive.read_bytes()).hexdigest()
     assert got.path == archive.resolve()
+
+
+def test_the_known_commit_object_hashes_to_the_commit() -> None:
+    known = versions.known_version("1.5.0")
+    assert gittree.git_object_id("commit", known.commit_object) == COMMIT
+    assert known.tree == "7ac817b0deb0030794a4f3b47567de171895933a"
+    forged = dataclasses.replace(known, commit_object=known.commit_object.replace(b"7ac8", b"0000"))
+    with pytest.raises(ValueError, match="is not a8a31eff"):
+        _ = forged.tree
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_commit_and_tree_ids_match_what_git_says(tmp_path: Path) -> None:
+    """A real `git archive` of a small repository: our ids are git's."""
+    repo = tmp_path / "repo"
+    (repo / "sub" / "deep").mkdir(parents=True)
+    (repo / "a.b").write_text("dot sorts before slash\n")
+    (repo / "a").mkdir()
+    (repo / "a" / "x").write_text("x\n")
+    (repo / "sub" / "deep" / "f").write_bytes(bytes(range(256)))
+    (repo / "run.sh").write_text("#!/bin/sh\n")
+    (repo / "run.sh").chmod(0o755)
+    (repo / "link").symlink_to("sub/deep/f")
+    (repo / "empty").write_bytes(b"")
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=repo, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "test")
+    archive = tmp_path / "repo.tar"
+    git("archive", "--prefix=repo-1/", "-o", str(archive), "HEAD")
+    assert source.read_commit_id(archive) == git("rev-parse", "HEAD")
+    assert gittree.archive_tree_id(archive) == git("rev-parse", "HEAD^{tree}")
+    raw = subprocess.run(
+        ["git", "cat-file", "commit", "HEAD"], cwd=repo, capture_output=True, check=True
+    ).stdout
+    assert gittree.git_object_id("commit", raw) == git("rev-parse", "HEAD")
+    assert gittree.commit_tree(raw) == git("rev-parse", "HEAD^{tree}")
 
 
 def test_an_archive_without_a_commit_id_is_refused_in_one_line(tmp_path: Path) -> None:
