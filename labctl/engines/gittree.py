@@ -67,7 +67,10 @@ def archive_tree_id(path: Path) -> str:
                         hint="use an archive made by `git archive`",
                     )
     except (OSError, tarfile.TarError, EOFError) as exc:
-        raise ConfigError(f"{path} is not a readable tar archive ({exc})") from exc
+        raise ConfigError(
+            f"{path} is not a readable tar archive ({exc})",
+            hint="download it again (a `git archive` of the release tag)",
+        ) from exc
     return _tree_digest(root).hex()
 
 

@@ -9,12 +9,11 @@ bytes built.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
-import shutil
 import tarfile
 import tempfile
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,8 @@ from labctl.errors import ConfigError
 from labctl.paths import cache_dir
 
 DOWNLOAD_TIMEOUT = 120.0
+#: Docker 1.5.0's archive is 6 MB; anything this large is not what we asked for
+MAX_DOWNLOAD_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,17 @@ def download(url: str, *, timeout: float = DOWNLOAD_TIMEOUT) -> Path:
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            shutil.copyfileobj(resp, out)
+            size = 0
+            for block in iter(lambda: resp.read(1 << 20), b""):
+                size += len(block)
+                if size > MAX_DOWNLOAD_BYTES:
+                    raise ConfigError(
+                        f"{url} is over {MAX_DOWNLOAD_BYTES >> 20} MiB: not a source archive",
+                        hint="check the URL, or pass --source FILE",
+                    )
+                out.write(block)
         os.replace(tmp, target)
-    except (OSError, urllib.error.URLError) as exc:
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError is an OSError
         raise ConfigError(
             f"cannot download {url} ({getattr(exc, 'reason', exc)})",
             hint="download it elsewhere and pass --source FILE",

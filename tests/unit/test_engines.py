@@ -10,6 +10,7 @@ import shutil
 import struct
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -342,3 +343,50 @@ def test_engine_cli_lists_and_refuses_in_one_line(cache: Path, tmp_path: Path) -
     assert res.exit_code == 0 and "a8a31ef" in res.output and "docker-1.5.0-a8a31ef" in res.output
     res = runner.invoke(main, ["engine", "build", "--help"])
     assert "labctl engine build 1.5.0 --source" in res.output
+
+
+# -- downloads (a real HTTP server on 127.0.0.1, no internet) -----------------------------------
+
+
+@pytest.fixture()
+def http_dir(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    served = tmp_path / "served"
+    served.mkdir()
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=served))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_a_url_is_downloaded_once_checked_and_a_bad_download_is_not_kept(
+    cache: Path, http_dir: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)  # 127.0.0.1 directly, whatever the CI's proxy
+    served, base = http_dir
+    known = versions.known_version("1.5.0")
+    make_archive(served / "good.tar.gz", COMMIT)
+    got = source.resolve_source(f"{base}/good.tar.gz", known, content=False)
+    assert got.path.parent == source.downloads_dir() and got.origin == f"{base}/good.tar.gz"
+    (served / "good.tar.gz").unlink()  # the second time comes from the cache
+    assert source.resolve_source(f"{base}/good.tar.gz", known, content=False).path == got.path
+    make_archive(served / "other.tar.gz", "2" * 40)
+    with pytest.raises(ConfigError, match="is commit 2222"):
+        source.resolve_source(f"{base}/other.tar.gz", known)
+    assert sorted(p.name for p in source.downloads_dir().iterdir()) == [got.path.name]
+    with pytest.raises(ConfigError, match=r"cannot download .*/missing\.tar\.gz"):
+        source.resolve_source(f"{base}/missing.tar.gz", known)
