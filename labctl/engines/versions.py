@@ -22,7 +22,8 @@ class KnownVersion:
     commit: str
     #: where a user with internet gets the tag's source (a ``git archive`` made by GitHub)
     url: str
-    #: Go build tags of the era's static binary bundle (btrfs: see the patches' series)
+    #: Go build tags of the era's static binary bundle, plus exclude_graphdriver_btrfs: its
+    #: btrfs driver does not compile against today's btrfs headers (`args.name` undefined)
     build_tags: tuple[str, ...]
     #: the raw commit object (`git cat-file commit <commit>`): its sha1 is the commit id, and
     #: it names the tree every source archive's content must hash to
