@@ -674,7 +674,10 @@ def engine() -> None:
 )
 @click.option("--force", is_flag=True, help="Rebuild even when a matching build is cached.")
 def engine_build(version: str, source: str | None, force: bool) -> None:
-    """Build a static docker binary from source (checked by its commit id), or reuse the cache.
+    """Build a static docker binary from checked source (or reuse it).
+
+    The source must be a `git archive` of the version's tag: its commit id and its files are
+    checked against the tag's commit, whatever the file or URL is called.
 
     \b
     Examples:
@@ -692,7 +695,7 @@ def engine_build(version: str, source: str | None, force: bool) -> None:
 
 @engine.command("list")
 def engine_list() -> None:
-    """List the engines built so far: version, commit, binary sha256, size, Go, path.
+    """List built engines: version, commit, sha256, size, Go, path.
 
     \b
     Example:

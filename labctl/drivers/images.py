@@ -435,7 +435,12 @@ def _import(client: Any, root: Path, recipe: Recipe, log: Any) -> None:
         f"LABEL labctl.recipe={recipe.short_hash} labctl.suite={recipe.suite}"
         f" labctl.flavor={recipe.flavor or 'default'}",
     ]
-    repo, tag = recipe.tag.split(":", 1)
+    import_tree(client, root, recipe.tag, changes, log)
+
+
+def import_tree(client: Any, root: Path, image_tag: str, changes: list[str], log: Any) -> None:
+    """``tar`` of an image tree into ``docker import`` (no registry); RuntimeError on failure."""
+    repo, tag = image_tag.split(":", 1)
     cmd = [
         "tar", "--numeric-owner", "--one-file-system", "-C", str(root), "-cf", "-",
         "--exclude=./proc/*", "--exclude=./sys/*", "--exclude=./dev/*", "--exclude=./run/*",

@@ -116,38 +116,44 @@ def _run_container(
     patches: list[Patch], log_path: Path,
 ) -> None:  # fmt: skip
     import docker.errors
+    import requests
 
     inputs = _stage_inputs(staging, known, patches)
     out = staging / "out"
     out.mkdir()
     flags = build_flags(known)
-    container = client.containers.create(
-        image,
-        command=["/bin/sh", f"/in/{BUILD_SCRIPT}"],
-        name=f"labctl-engine-build-{known.version}-{os.getpid()}",
-        network_mode="none",
-        volumes={
-            str(inputs): {"bind": "/in", "mode": "ro"},
-            str(source.path): {"bind": "/in/source.tar", "mode": "ro"},
-            str(out): {"bind": "/out", "mode": "rw"},
-        },
-        environment={
-            "GO_BUILDFLAGS": " ".join(flags["flags"]),
-            "BUILDTAGS": " ".join(flags["tags"]),
-            "GO_LDFLAGS": " ".join(flags["ldflags"]),
-            "OWNER": f"{os.getuid()}:{os.getgid()}",
-        },
-        labels={"labctl.kind": "engine-build"},
-    )
+    try:
+        container = client.containers.create(
+            image,
+            command=["/bin/sh", f"/in/{BUILD_SCRIPT}"],
+            name=f"labctl-engine-build-{known.version}-{os.getpid()}",
+            network_mode="none",
+            volumes={
+                str(inputs): {"bind": "/in", "mode": "ro"},
+                str(source.path): {"bind": "/in/source.tar", "mode": "ro"},
+                str(out): {"bind": "/out", "mode": "rw"},
+            },
+            environment={
+                "GO_BUILDFLAGS": " ".join(flags["flags"]),
+                "BUILDTAGS": " ".join(flags["tags"]),
+                "GO_LDFLAGS": " ".join(flags["ldflags"]),
+                "OWNER": f"{os.getuid()}:{os.getgid()}",
+            },
+            labels={"labctl.kind": "engine-build"},
+        )
+    except docker.errors.APIError as exc:
+        raise LabError(f"cannot create the build container: {exc.explanation or exc}") from exc
     code = -1
     try:
         container.start()
-        try:
-            code = int(container.wait(timeout=CONTAINER_TIMEOUT).get("StatusCode", -1))
-        except Exception:  # requests' read timeout: the build hung
-            code = -1
-        log_path.write_bytes(container.logs(stdout=True, stderr=True))
+        code = int(container.wait(timeout=CONTAINER_TIMEOUT).get("StatusCode", -1))
+    except docker.errors.APIError as exc:
+        raise LabError(f"the build container failed: {exc.explanation or exc}") from exc
+    except requests.exceptions.RequestException:  # the wait's read timeout: the build hung
+        code = -1
     finally:
+        with contextlib.suppress(docker.errors.APIError, OSError):
+            log_path.write_bytes(container.logs(stdout=True, stderr=True))
         with contextlib.suppress(docker.errors.APIError):
             container.remove(force=True)
     if code != 0:
@@ -206,19 +212,26 @@ def build_engine(
     recipe = buildimage.build_image_recipe()
     inputs = build_inputs(known, patches, recipe)
     final = store.build_dir(known.version, known.commit)
-    checked: Source | None = None
-    if source is not None and not is_url(source):
-        checked = resolve_source(source, known)  # a wrong file is an error even when cached
+    origin = source or known.url
+    if not is_url(origin):
+        # a wrong file is an error even when a build is cached (its content: when building)
+        resolve_source(origin, known, content=False)
     with file_lock(store.engines_dir() / f".lock-docker-{known.version}"):
         if not force:
             cached = store.load_build(final)
             if cached is not None and cached.manifest.get("inputs") == inputs:
                 say(who, f"cached: {cached.binary} (sha256 {cached.sha256[:12]}; --force rebuilds)")
                 return BuildOutcome(cached, True, time.monotonic() - started)
-        if checked is None:
-            say(who, f"downloading {source or known.url}")
-            checked = resolve_source(source, known)
-        say(who, f"source {checked.origin}: commit {checked.commit[:12]}, the v{known.version} tag")
+            if cached is not None:
+                say(who, "the cached build is outdated (patches, flags or build image changed)")
+        if is_url(origin):
+            say(who, f"downloading {origin}")
+        checked = resolve_source(origin, known)
+        say(
+            who,
+            f"source {checked.origin}: commit {checked.commit[:12]} (v{known.version}),"
+            f" files match its tree {checked.tree[:12]}",
+        )
         docker_client = client if client is not None else _docker_client()
         image = buildimage.ensure_build_image(
             docker_client, recipe, mirror=mirror or images.detect_mirror, progress=progress
@@ -271,7 +284,12 @@ def make_manifest(
         "version": known.version,
         "commit": known.commit,
         "version_line": line,
-        "source": {"origin": source.origin, "sha256": source.sha256, "commit": source.commit},
+        "source": {
+            "origin": source.origin if is_url(source.origin) else str(source.path),
+            "sha256": source.sha256,
+            "commit": source.commit,
+            "tree": source.tree,
+        },
         "binary_sha256": sha256_file(binary),
         "binary_size": binary.stat().st_size,
         "static": True,

@@ -153,35 +153,6 @@ def _finish(root: Path, recipe: BuildImageRecipe, mirror: str) -> None:
         (root / sub).unlink(missing_ok=True)
 
 
-def _import(client: Any, root: Path, recipe: BuildImageRecipe, log: IO[bytes]) -> None:
-    repo, tag = recipe.tag.split(":", 1)
-    changes = [*CHANGES, f"LABEL labctl.recipe={recipe.short_hash} labctl.kind=engine-build"]
-    cmd = [
-        "tar", "--numeric-owner", "--one-file-system", "-C", str(root), "-cf", "-",
-        "--exclude=./proc/*", "--exclude=./sys/*", "--exclude=./dev/*", "--exclude=./run/*",
-        "--exclude=./tmp/*", "--exclude=./debootstrap", ".",
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log)
-    assert proc.stdout is not None
-    try:
-        result = client.api.import_image_from_stream(
-            proc.stdout, repository=repo, tag=tag, changes=changes
-        )
-    except BaseException:
-        proc.kill()
-        raise
-    finally:
-        proc.stdout.close()
-        rc = proc.wait()
-    text = result if isinstance(result, str) else json.dumps(result)
-    log.write(f"\n--- docker import: {text.strip()}\n".encode())
-    if rc != 0 or "errorDetail" in text or '"error"' in text:
-        raise LabError(
-            f"importing the engine build image failed (tar exit {rc}): {text.strip()[:200]}",
-            hint=f"see {recipe.log_path}",
-        )
-
-
 def ensure_build_image(
     client: Any,
     recipe: BuildImageRecipe,
@@ -230,7 +201,17 @@ def ensure_build_image(
                 )  # fmt: skip
                 _finish(root, recipe, url)
                 say("engine", "importing the build image")
-                _import(client, root, recipe, log)
+                changes = [
+                    *CHANGES,
+                    f"LABEL labctl.recipe={recipe.short_hash} labctl.kind=engine-build",
+                ]
+                try:
+                    images.import_tree(client, root, recipe.tag, changes, log)
+                except Exception as exc:
+                    why = getattr(exc, "explanation", None) or exc
+                    raise LabError(
+                        f"importing the engine build image failed: {why}", hint=f"see {log_path}"
+                    ) from exc
             say("engine", f"built {recipe.tag} in {time.monotonic() - started:.0f} s")
             prune_stale(client, recipe, progress=progress)
             return recipe.tag

@@ -1,28 +1,31 @@
-"""The source archive of an engine: fetched (file or URL), then checked by its commit id.
+"""The source archive of an engine: fetched (file or URL), then checked against its commit.
 
 ``git archive`` (and GitHub's tag archives, made by it) writes the commit id into the tar's pax
-global header; that id, compared with the version's known tag commit, is what makes an archive
-trusted. The archive's sha256 is recorded too, so a manifest names the exact bytes built.
+global header; that id must be the version's tag commit, and the files must hash to the tree of
+that commit (gittree.py). The archive's sha256 is recorded too, so a manifest names the exact
+bytes built.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
-import shutil
 import tarfile
 import tempfile
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from labctl.engines.gittree import archive_tree_id
 from labctl.engines.versions import KnownVersion
 from labctl.errors import ConfigError
 from labctl.paths import cache_dir
 
 DOWNLOAD_TIMEOUT = 120.0
+#: Docker 1.5.0's archive is 6 MB; anything this large is not what we asked for
+MAX_DOWNLOAD_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class Source:
     origin: str
     sha256: str
     commit: str
+    #: the git tree id the files hash to ("" when only the commit id was checked)
+    tree: str = ""
 
 
 def sha256_file(path: Path) -> str:
@@ -77,9 +82,17 @@ def download(url: str, *, timeout: float = DOWNLOAD_TIMEOUT) -> Path:
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            shutil.copyfileobj(resp, out)
+            size = 0
+            for block in iter(lambda: resp.read(1 << 20), b""):
+                size += len(block)
+                if size > MAX_DOWNLOAD_BYTES:
+                    raise ConfigError(
+                        f"{url} is over {MAX_DOWNLOAD_BYTES >> 20} MiB: not a source archive",
+                        hint="check the URL, or pass --source FILE",
+                    )
+                out.write(block)
         os.replace(tmp, target)
-    except (OSError, urllib.error.URLError) as exc:
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError is an OSError
         raise ConfigError(
             f"cannot download {url} ({getattr(exc, 'reason', exc)})",
             hint="download it elsewhere and pass --source FILE",
@@ -89,8 +102,9 @@ def download(url: str, *, timeout: float = DOWNLOAD_TIMEOUT) -> Path:
     return target
 
 
-def resolve_source(spec: str | None, known: KnownVersion) -> Source:
-    """The archive to build ``known`` from, checked: its commit id must be the tag's."""
+def resolve_source(spec: str | None, known: KnownVersion, *, content: bool = True) -> Source:
+    """The archive to build ``known`` from, checked: its commit id must be the tag's and (with
+    ``content``, ~1 s) its files must hash to that commit's tree."""
     origin = spec or known.url
     if is_url(origin):
         path = download(origin)
@@ -102,14 +116,14 @@ def resolve_source(spec: str | None, known: KnownVersion) -> Source:
                 hint=f"pass --source FILE or URL (e.g. {known.url})",
             )
     try:
-        return _checked(path, origin, known)
+        return _checked(path, origin, known, content=content)
     except ConfigError:
         if is_url(origin):  # a bad download must not be reused as the cache next time
             path.unlink(missing_ok=True)
         raise
 
 
-def _checked(path: Path, origin: str, known: KnownVersion) -> Source:
+def _checked(path: Path, origin: str, known: KnownVersion, *, content: bool) -> Source:
     commit = read_commit_id(path)
     if commit is None:
         raise ConfigError(
@@ -121,4 +135,15 @@ def _checked(path: Path, origin: str, known: KnownVersion) -> Source:
             f"{origin} is commit {commit}, not Docker {known.version} ({known.commit})",
             hint=f"use the tag archive {known.url}",
         )
-    return Source(path=path.resolve(), origin=origin, sha256=sha256_file(path), commit=commit)
+    tree = ""
+    if content:
+        tree = archive_tree_id(path)
+        if tree != known.tree:
+            raise ConfigError(
+                f"{origin} says commit {commit[:7]} but its files are not that commit's"
+                f" (tree {tree[:12]}, not {known.tree[:12]}): it was altered",
+                hint=f"use the tag archive {known.url}",
+            )
+    return Source(
+        path=path.resolve(), origin=origin, sha256=sha256_file(path), commit=commit, tree=tree
+    )

@@ -25,6 +25,8 @@ BINARY = "docker"
 
 @dataclass(frozen=True)
 class EngineBuild:
+    """A built engine: install ``binary`` (check ``sha256``); ``manifest`` says how it was made."""
+
     version: str
     commit: str
     binary: Path

@@ -79,6 +79,7 @@ def test_docker_1_5_0_builds_static_reproducible_and_cached(engine_source: Path)
     assert not forced.cached
     assert forced.build.sha256 == b.sha256
     assert forced.build.manifest["built_at"] >= b.manifest["built_at"]
+    assert forced.build.manifest["source"]["tree"] == known.tree  # the files were the commit's
 
     # the CLI lists it
     listed = subprocess.run(

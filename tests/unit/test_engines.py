@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
+import shutil
 import struct
+import subprocess
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from labctl.engines import build, buildimage, elf, patches, source, store, versions
+from labctl.engines import build, buildimage, elf, gittree, patches, source, store, versions
 from labctl.errors import ConfigError
 
 COMMIT = versions.KNOWN_VERSIONS["1.5.0"].commit
@@ -44,12 +48,60 @@ def test_commit_id_is_read_from_the_pax_global_header(tmp_path: Path, gz: bool) 
     assert source.read_commit_id(archive) == COMMIT
 
 
-def test_an_archive_with_the_tag_commit_is_accepted(tmp_path: Path) -> None:
+def test_the_tag_commit_id_on_other_files_is_refused_as_altered(tmp_path: Path) -> None:
     archive = make_archive(tmp_path / "moby.tar.gz", COMMIT)
-    got = source.resolve_source(str(archive), versions.known_version("1.5.0"))
-    assert got.commit == COMMIT
+    known = versions.known_version("1.5.0")
+    with pytest.raises(ConfigError) as err:
+        source.resolve_source(str(archive), known)
+    assert "its files are not that commit's" in err.value.line()
+    # the cheap check alone (used while a build is cached) accepts it
+    got = source.resolve_source(str(archive), known, content=False)
+    assert got.commit == COMMIT and got.tree == ""
     assert got.sha256 == hashlib.sha256(archive.read_bytes()).hexdigest()
     assert got.path == archive.resolve()
+
+
+def test_the_known_commit_object_hashes_to_the_commit() -> None:
+    known = versions.known_version("1.5.0")
+    assert gittree.git_object_id("commit", known.commit_object) == COMMIT
+    assert known.tree == "7ac817b0deb0030794a4f3b47567de171895933a"
+    forged = dataclasses.replace(known, commit_object=known.commit_object.replace(b"7ac8", b"0000"))
+    with pytest.raises(ValueError, match="is not a8a31eff"):
+        _ = forged.tree
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_commit_and_tree_ids_match_what_git_says(tmp_path: Path) -> None:
+    """A real `git archive` of a small repository: our ids are git's."""
+    repo = tmp_path / "repo"
+    (repo / "sub" / "deep").mkdir(parents=True)
+    (repo / "a.b").write_text("dot sorts before slash\n")
+    (repo / "a").mkdir()
+    (repo / "a" / "x").write_text("x\n")
+    (repo / "sub" / "deep" / "f").write_bytes(bytes(range(256)))
+    (repo / "run.sh").write_text("#!/bin/sh\n")
+    (repo / "run.sh").chmod(0o755)
+    (repo / "link").symlink_to("sub/deep/f")
+    (repo / "empty").write_bytes(b"")
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=repo, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "test")
+    archive = tmp_path / "repo.tar"
+    git("archive", "--prefix=repo-1/", "-o", str(archive), "HEAD")
+    assert source.read_commit_id(archive) == git("rev-parse", "HEAD")
+    assert gittree.archive_tree_id(archive) == git("rev-parse", "HEAD^{tree}")
+    raw = subprocess.run(
+        ["git", "cat-file", "commit", "HEAD"], cwd=repo, capture_output=True, check=True
+    ).stdout
+    assert gittree.git_object_id("commit", raw) == git("rev-parse", "HEAD")
+    assert gittree.commit_tree(raw) == git("rev-parse", "HEAD^{tree}")
 
 
 def test_an_archive_without_a_commit_id_is_refused_in_one_line(tmp_path: Path) -> None:
@@ -291,3 +343,50 @@ def test_engine_cli_lists_and_refuses_in_one_line(cache: Path, tmp_path: Path) -
     assert res.exit_code == 0 and "a8a31ef" in res.output and "docker-1.5.0-a8a31ef" in res.output
     res = runner.invoke(main, ["engine", "build", "--help"])
     assert "labctl engine build 1.5.0 --source" in res.output
+
+
+# -- downloads (a real HTTP server on 127.0.0.1, no internet) -----------------------------------
+
+
+@pytest.fixture()
+def http_dir(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    served = tmp_path / "served"
+    served.mkdir()
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=served))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_a_url_is_downloaded_once_checked_and_a_bad_download_is_not_kept(
+    cache: Path, http_dir: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)  # 127.0.0.1 directly, whatever the CI's proxy
+    served, base = http_dir
+    known = versions.known_version("1.5.0")
+    make_archive(served / "good.tar.gz", COMMIT)
+    got = source.resolve_source(f"{base}/good.tar.gz", known, content=False)
+    assert got.path.parent == source.downloads_dir() and got.origin == f"{base}/good.tar.gz"
+    (served / "good.tar.gz").unlink()  # the second time comes from the cache
+    assert source.resolve_source(f"{base}/good.tar.gz", known, content=False).path == got.path
+    make_archive(served / "other.tar.gz", "2" * 40)
+    with pytest.raises(ConfigError, match="is commit 2222"):
+        source.resolve_source(f"{base}/other.tar.gz", known)
+    assert sorted(p.name for p in source.downloads_dir().iterdir()) == [got.path.name]
+    with pytest.raises(ConfigError, match=r"cannot download .*/missing\.tar\.gz"):
+        source.resolve_source(f"{base}/missing.tar.gz", known)
