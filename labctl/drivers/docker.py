@@ -582,19 +582,10 @@ class DockerLab(LabDriver):
     def _client(self) -> Any:
         if self._client_obj is not None:
             return self._client_obj
-        import docker
-        import docker.errors
+        from labctl.dockerclient import connect
 
-        try:
-            client = docker.from_env()
-            client.ping()
-        except Exception as exc:  # DockerException, requests errors, socket errors
-            raise LabError(
-                f"cannot reach the Docker engine ({exc})",
-                hint="start it (e.g. `dockerd`) or set DOCKER_HOST",
-            ) from exc
-        self._client_obj = client
-        return client
+        self._client_obj = connect()
+        return self._client_obj
 
     @contextlib.contextmanager
     def _engine(self, what: str, host: str | None = None) -> Iterator[None]:

@@ -15,8 +15,6 @@ Runs never write to an image: each VM boots from its own qcow2 overlay.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import re
@@ -24,13 +22,14 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from labctl.drivers import images
 from labctl.errors import ConfigError, LabError
+from labctl.locks import file_lock
 from labctl.paths import cache_dir
 
 #: bump when the build steps change in a way the package list and files do not show
@@ -205,19 +204,6 @@ def load_image(recipe: VmRecipe) -> VmImage | None:
     return img
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock between labctl processes (two `lab up` building the same image)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
 def check_vm_build_prerequisites() -> None:
     images.check_build_prerequisites()
     if shutil.which("mkfs.ext4") is None:
@@ -357,7 +343,7 @@ def customize_tree(root: Path, recipe: VmRecipe, mirror: str, log: Any, log_path
 def build_vm_image(recipe: VmRecipe, mirror: str, *, progress: Progress | None = None) -> VmImage:
     """Build one suite's VM image into the cache (under a lock); the temp tree always goes."""
     say = progress or (lambda _h, _m: None)
-    with _file_lock(vm_cache_dir() / f".lock-{recipe.suite}"):
+    with file_lock(vm_cache_dir() / f".lock-{recipe.suite}"):
         found = load_image(recipe)
         if found is not None:
             return found

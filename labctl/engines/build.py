@@ -21,11 +21,11 @@ from typing import Any
 from labctl.drivers import images
 from labctl.engines import buildimage, store
 from labctl.engines.elf import is_static_elf
-from labctl.engines.locks import file_lock
 from labctl.engines.patches import Patch, load_patches, patches_dir
 from labctl.engines.source import Source, is_url, resolve_source, sha256_file
 from labctl.engines.versions import DOCKER_PKG, KnownVersion, known_version
 from labctl.errors import LabError
+from labctl.locks import file_lock
 from labctl.paths import cache_dir
 
 BUILD_SCRIPT = "build-docker.sh"
@@ -166,17 +166,9 @@ def _run_container(
 
 
 def _docker_client() -> Any:
-    import docker
+    from labctl.dockerclient import connect
 
-    try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:  # DockerException, requests errors, socket errors
-        raise LabError(
-            f"cannot reach the Docker engine ({exc}); engines are built in a container",
-            hint="start it (e.g. `dockerd`) or set DOCKER_HOST",
-        ) from exc
-    return client
+    return connect("engines are built in a container")
 
 
 def _check_binary(binary: Path, known: KnownVersion, log_path: Path) -> str:

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from labctl.drivers import images
-from labctl.engines.locks import file_lock
 from labctl.errors import LabError
+from labctl.locks import file_lock
 from labctl.paths import cache_dir
 
 IMAGE_REPOSITORY = "labctl-engine-build"

@@ -17,6 +17,7 @@ import pytest
 
 from labctl.engines import build, buildimage, elf, gittree, patches, source, store, versions
 from labctl.errors import ConfigError
+from tests.conftest import fake_engine_build
 
 COMMIT = versions.KNOWN_VERSIONS["1.5.0"].commit
 
@@ -31,12 +32,6 @@ def make_archive(path: Path, comment: str | None, *, gz: bool = True) -> Path:
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     return path
-
-
-@pytest.fixture()
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LABCTL_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
 
 
 # -- source archives ---------------------------------------------------------------------------
@@ -235,24 +230,7 @@ def test_static_elf_detection(tmp_path: Path) -> None:
 # -- the cache ---------------------------------------------------------------------------------
 
 
-def fake_build(directory: Path, payload: bytes = b"\x7fELF fake docker") -> Path:
-    directory.mkdir(parents=True)
-    (directory / store.BINARY).write_bytes(payload)
-    store.write_manifest(
-        directory,
-        {
-            "version": "1.5.0",
-            "commit": COMMIT,
-            "binary_sha256": hashlib.sha256(payload).hexdigest(),
-            "binary_size": len(payload),
-            "go": "go version go1.19.8 linux/amd64",
-            "built_at": "2026-11-30T10:00:00Z",
-        },
-    )
-    return directory
-
-
-def test_no_build_means_require_engine_says_how_to_build(cache: Path) -> None:
+def test_no_build_means_require_engine_says_how_to_build(engine_cache: Path) -> None:
     assert store.find_engine("1.5.0") is None
     assert store.list_engines() == []
     with pytest.raises(ConfigError) as err:
@@ -262,9 +240,9 @@ def test_no_build_means_require_engine_says_how_to_build(cache: Path) -> None:
     )
 
 
-def test_a_cached_build_is_found_and_listed(cache: Path) -> None:
-    d = fake_build(store.build_dir("1.5.0", COMMIT))
-    assert d == cache / "engines" / "docker-1.5.0-a8a31ef"
+def test_a_cached_build_is_found_and_listed(engine_cache: Path) -> None:
+    d = fake_engine_build(store.build_dir("1.5.0", COMMIT))
+    assert d == engine_cache / "engines" / "docker-1.5.0-a8a31ef"
     found = store.require_engine("1.5.0")
     assert found.binary == d / "docker" and found.directory == d
     assert found.sha256 == hashlib.sha256(b"\x7fELF fake docker").hexdigest()
@@ -276,23 +254,23 @@ def test_a_cached_build_is_found_and_listed(cache: Path) -> None:
     assert table[1].endswith(str(found.binary)) and "go1.19.8" in table[1]
 
 
-def test_an_altered_binary_or_manifest_is_not_a_build(cache: Path) -> None:
-    d = fake_build(store.build_dir("1.5.0", COMMIT))
+def test_an_altered_binary_or_manifest_is_not_a_build(engine_cache: Path) -> None:
+    d = fake_engine_build(store.build_dir("1.5.0", COMMIT))
     (d / "docker").write_bytes(b"changed")
     assert store.find_engine("1.5.0") is None
     (d / "manifest.json").write_text("{not json")
     assert store.load_build(d) is None
 
 
-def test_install_build_replaces_an_older_build_whole(cache: Path) -> None:
+def test_install_build_replaces_an_older_build_whole(engine_cache: Path) -> None:
     final = store.build_dir("1.5.0", COMMIT)
-    fake_build(final, b"old")
-    staging = fake_build(cache / "engines" / ".staging", b"new")
+    fake_engine_build(final, b"old")
+    staging = fake_engine_build(engine_cache / "engines" / ".staging", b"new")
     store.install_build(staging, final)
     assert not staging.exists()
     assert (final / "docker").read_bytes() == b"new"
     assert json.loads((final / "manifest.json").read_text())["binary_size"] == 3
-    assert [p.name for p in (cache / "engines").iterdir()] == [final.name]
+    assert [p.name for p in (engine_cache / "engines").iterdir()] == [final.name]
 
 
 def current_inputs() -> dict[str, object]:
@@ -300,8 +278,8 @@ def current_inputs() -> dict[str, object]:
     return build.build_inputs(known, patches.load_patches("1.5.0"), buildimage.build_image_recipe())
 
 
-def test_a_build_with_matching_inputs_is_reused_without_docker(cache: Path) -> None:
-    d = fake_build(store.build_dir("1.5.0", COMMIT))
+def test_a_build_with_matching_inputs_is_reused_without_docker(engine_cache: Path) -> None:
+    d = fake_engine_build(store.build_dir("1.5.0", COMMIT))
     manifest = json.loads((d / "manifest.json").read_text())
     store.write_manifest(d, {**manifest, "inputs": current_inputs()})
     said: list[str] = []
@@ -311,9 +289,9 @@ def test_a_build_with_matching_inputs_is_reused_without_docker(cache: Path) -> N
 
 
 def test_a_wrong_source_file_is_refused_even_when_a_build_is_cached(
-    cache: Path, tmp_path: Path
+    engine_cache: Path, tmp_path: Path
 ) -> None:
-    d = fake_build(store.build_dir("1.5.0", COMMIT))
+    d = fake_engine_build(store.build_dir("1.5.0", COMMIT))
     manifest = json.loads((d / "manifest.json").read_text())
     store.write_manifest(d, {**manifest, "inputs": current_inputs()})
     wrong = make_archive(tmp_path / "moby-v1.5.0.tar.gz", "1" * 40)
@@ -324,7 +302,7 @@ def test_a_wrong_source_file_is_refused_even_when_a_build_is_cached(
 # -- the CLI (no build: unknown versions, bad sources, the cache) ------------------------------
 
 
-def test_engine_cli_lists_and_refuses_in_one_line(cache: Path, tmp_path: Path) -> None:
+def test_engine_cli_lists_and_refuses_in_one_line(engine_cache: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from labctl.cli import main
@@ -338,7 +316,7 @@ def test_engine_cli_lists_and_refuses_in_one_line(cache: Path, tmp_path: Path) -
     res = runner.invoke(main, ["engine", "build", "1.5.0", "--source", str(bare)])
     assert res.exit_code == 2 and "carries no commit id" in res.output
     assert "Traceback" not in res.output
-    fake_build(store.build_dir("1.5.0", COMMIT))
+    fake_engine_build(store.build_dir("1.5.0", COMMIT))
     res = runner.invoke(main, ["engine", "list"])
     assert res.exit_code == 0 and "a8a31ef" in res.output and "docker-1.5.0-a8a31ef" in res.output
     res = runner.invoke(main, ["engine", "build", "--help"])
@@ -373,7 +351,7 @@ def http_dir(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 
 
 def test_a_url_is_downloaded_once_checked_and_a_bad_download_is_not_kept(
-    cache: Path, http_dir: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+    engine_cache: Path, http_dir: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)  # 127.0.0.1 directly, whatever the CI's proxy

@@ -1,4 +1,4 @@
-"""An exclusive lock between labctl processes (two builds of one engine or image at once)."""
+"""An exclusive lock between labctl processes (two builds of one image or engine at once)."""
 
 from __future__ import annotations
 
