@@ -1530,6 +1530,7 @@ class Agent(object):
         self.image = None          # ensure_probe_image's answer, once per run
         self.image_reported = False
         self.last_run_err = ""     # the last `docker run`'s stderr (the engine's warnings)
+        self.start_retries = []    # `docker run` errors retried in the current experiment
 
     def probe_image(self, cap=300):
         """The run's one probe image (every tool any experiment needs): built or found on
@@ -1572,6 +1573,16 @@ class Agent(object):
         args += list(extra_args) + [image] + list(command)
         self.containers.append(name)
         res = self.docker_cmd(args, 120)
+        for delay in (1, 3):
+            # Docker 1.5.0's static binary has no udev sync: on devicemapper a start can fail
+            # with "Error mounting '/dev/mapper/...'" while udev still makes the node (seen on
+            # the 1st and the 6th container of a run); the same start a moment later works
+            if res.ok or "error mounting '/dev/mapper/" not in (res.err + res.out).lower():
+                break
+            self.start_retries.append(one_line(res.err or res.out, 300))
+            self.docker.remove_container(name)
+            time.sleep(delay)
+            res = self.docker_cmd(args, 120)
         self.last_run_err = res.err or ""
         if not res.ok:
             # the client can die after the start (a container that takes every pid leaves
@@ -4259,6 +4270,9 @@ def run_experiment(agent, name, records=None):
         series = record["metrics"].pop("__series__", None)
         if series is not None:
             record["series"] = series
+        if agent.start_retries:
+            record["metrics"]["container_start_retries"] = list(agent.start_retries)
+            del agent.start_retries[:]
         end = time.time()
         record["finished"] = iso_utc(end)
         record["duration_s"] = round(end - start, 3)

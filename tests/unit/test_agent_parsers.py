@@ -1102,3 +1102,31 @@ def test_docker_facts_daemon_down_on_docker_15(tmp_path: Path) -> None:
     assert f["error_kind"] == "docker-daemon-down"
     assert f["client_version"] == "1.5.0" and f["server_version"] is None
     assert docker.server_version is None
+
+
+def test_a_start_that_loses_the_udev_race_is_tried_again(tmp_path: Path) -> None:
+    """Docker 1.5.0 on devicemapper (no udev sync): "Error mounting '/dev/mapper/...'" on
+    `docker run` is retried; the run's record keeps what was retried. Any other error is not."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "docker"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {calls}\n'
+        'case "$1" in\n'
+        f'  run) n=$(grep -c "^run" {calls})\n'
+        '       if [ "$n" -lt 2 ]; then echo "Error response from daemon: Cannot start container'
+        " x: Error mounting '/dev/mapper/docker-1-x' on '/var/lib/docker/devicemapper/mnt/x':"
+        ' no such file or directory" >&2; exit 1; fi\n'
+        "       echo cid123 ;;\n"
+        "  *) exit 0 ;;\n"
+        "esac\n"
+    )
+    fake.chmod(0o755)
+    agent = pa.Agent("r1", "h", str(tmp_path), 60, docker=pa.Docker(str(fake)))
+    assert agent.start_container("s", "img", ["/bin/true"]) == ("labctl-probe-r1-s", "cid123")
+    assert len(agent.start_retries) == 1 and "Error mounting" in agent.start_retries[0]
+    assert [line.split()[0] for line in calls.read_text().splitlines()] == ["run", "rm", "run"]
+    fake.write_text('#!/bin/sh\necho "Error response from daemon: no such image" >&2; exit 1\n')
+    with pytest.raises(pa.ExperimentError):
+        agent.start_container("t", "img", ["/bin/true"])
+    assert len(agent.start_retries) == 1
