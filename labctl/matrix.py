@@ -47,6 +47,7 @@ FACT_ROWS: list[tuple[str, tuple[str, ...]]] = [
     ("docker.backing_filesystem", ("docker", "backing_filesystem")),
     ("docker.root_dir", ("docker", "root_dir")),
     ("docker.cgroup_driver", ("docker", "cgroup_driver")),
+    ("docker.mount_namespace", ("docker", "mount_namespace")),
     ("docker.warnings", ("docker", "warnings")),
     ("limits.pid_max", ("limits", "pid_max")),
     ("limits.threads_max", ("limits", "threads_max")),
