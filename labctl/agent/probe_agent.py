@@ -3273,7 +3273,8 @@ def _disk_verdict(name, m, reason, stopped, where):
             fmt_bytes(m.get("disk_limit_requested_bytes")), m.get("storage_opt_error") or "?")
     if ratio is not None and ratio >= 0.8:
         landed = ("every byte written landed on the host's %s (free space fell by %s, "
-                  "ratio %s)" % (where, fmt_bytes(m.get("host_free_bytes_delta")),
+                  "ratio %s)" % (where, fmt_bytes(m.get("ratio_numerator",
+                                                        m.get("host_free_bytes_delta"))),
                                  _ratio_text(ratio)))
     elif ratio is not None and ratio >= 0.2:
         landed = ("part of what was written landed on the host's %s (ratio %s)"
@@ -3307,7 +3308,7 @@ def _disk_verdict(name, m, reason, stopped, where):
         return ("NOT contained: the container wrote %s, past %s (%s), until it was %s; %s; %s: "
                 "the limit did not hold%s" % (got, limit_words, how or "?", stopped, landed,
                                               effect, refused))
-    if limit_words and reason in ("cap", "floor") and \
+    if limit_words and reason in ("cap", "floor", "timeout", "stall") and not past and \
             m.get("disk_limit_source") == "base-device-size" and m.get("thin_pool_overcommitted"):
         return ("%s after %s, far below %s (%s, a per-container limit that exists), which cannot "
                 "be reached on this host: %s; %s; %s: a container can fill the host disk"
@@ -3397,7 +3398,10 @@ def resource_verdict(name, m):
         "eagain": "stopped at EAGAIN (fork failed)",
         "oom-kill": "OOM-killed",
         "container-limit": "stopped by its own limit",
-        "timeout": "stopped at the time limit of %g s" % (m.get("experiment_timeout_s") or 0),
+        "timeout": ("stopped at the agent's own time limit (--timeout: %g s left for this "
+                    "experiment)" % m["timeout_s_effective"])
+        if m.get("timeout_source") == "agent-deadline" else
+        "stopped at the time limit of %g s" % (m.get("experiment_timeout_s") or 0),
         "stall": ("stopped by the agent: the writer stalled (%s)" % m["stall_detail"])
         if m.get("stall_detail") else "stopped by the agent when it made no progress for "
         "%g s" % (m.get("stall_s") or DEFAULT_LIMITS.get("stall_s") or 0),
@@ -4211,7 +4215,10 @@ class ResourceRun(object):
         interval = float(lim["sample_interval_s"])
         horizon = 2 * interval + 0.3  # the next sample, and the time a kill takes
         deadline = start + float(lim["experiment_timeout_s"])
-        deadline = min(deadline, self.agent.deadline.end - 15)
+        if self.agent.deadline.end - 15 < deadline:  # the agent's --timeout comes first
+            deadline = self.agent.deadline.end - 15
+            self.m["timeout_source"] = "agent-deadline"
+            self.m["timeout_s_effective"] = round(max(0.0, deadline - start), 1)
         stall_s = float(lim["stall_s"])
         last_change = time.time()
         last_value = None
@@ -4497,8 +4504,8 @@ class ResourceRun(object):
             m["pool_file_growth_bytes"] = (high - b0) if high is not None else None
             m["pool_file_allocated_after_bytes"] = back.get("pool_bytes") if back else None
             g = m["pool_file_growth_bytes"]
-            m["pool_growth_ratio"] = round(float(g) / used, 3) if (used and g is not None) \
-                else None
+            m["pool_growth_ratio"] = round(float(g) / used, 3) if (
+                used and g is not None and self.resource == "disk") else None
         u0, u1 = m.get("pool_data_space_used_before_bytes"), \
             m.get("pool_data_space_used_at_peak_bytes")
         if u0 is not None and u1 is not None:
