@@ -2239,12 +2239,15 @@ def is_daemon_cmdline(argv):
                                                                  if w in client]
 
 
-def docker_daemon_argv():
-    """The running docker daemon's command line (list), or None."""
+def docker_daemon_argv(daemon_pid=None):
+    """The running docker daemon's command line (list), or None; ``daemon_pid`` (the facts'
+    daemon_pid, where known) is looked at first."""
     try:
         pids = [p for p in os.listdir("/proc") if p.isdigit()]
     except OSError:
         return None
+    if daemon_pid:
+        pids.insert(0, str(daemon_pid))
     for pid in pids:
         comm = (read_text("/proc/%s/comm" % pid, 64) or "").strip()
         if comm not in ("docker", "dockerd"):
@@ -2274,7 +2277,7 @@ def dm_base_size(driver, driver_status, daemon_argv=None):
     return DM_DEFAULT_BASE_SIZE, "engine-default"
 
 
-def dm_pool_file(driver, driver_status):
+def dm_pool_file(driver, driver_status, sys_root="/sys"):
     """The sparse loop file that holds devicemapper's thin pool data (loop-lvm): 'Data loop
     file' (20.10: 'Data file' is then /dev/loopN), else 'Data file' when it is not a device
     (Docker 1.5.0 prints the loop file itself there on some setups); None (direct-lvm: the
@@ -2287,7 +2290,21 @@ def dm_pool_file(driver, driver_status):
         path = status.get(key)
         if path and path.startswith("/") and not path.startswith("/dev/"):
             return path
+    # only the loop device named ("Data file: /dev/loop0"): the file the kernel backs it with
+    dev = status.get("data file") or ""
+    if re.match(r"^/dev/loop\d+$", dev):
+        return loop_backing_file(dev, sys_root)
     return None
+
+
+def loop_backing_file(dev, sys_root="/sys"):
+    """/dev/loop0 -> the file behind it (/sys/block/loop0/loop/backing_file), or None."""
+    text = read_text(os.path.join(sys_root, "block", os.path.basename(dev), "loop",
+                                  "backing_file"), 4096)
+    path = (text or "").strip()
+    if path.endswith(" (deleted)"):
+        path = path[:-len(" (deleted)")]
+    return path or None
 
 
 def dm_pool_space(driver_status):
@@ -3690,8 +3707,8 @@ class ResourceRun(object):
         driver = dfacts.get("storage_driver")
         requested = int(self.limits["disk_limit_bytes"])
         status = dfacts.get("driver_status")
-        argv = docker_daemon_argv() if (driver == "devicemapper" and
-                                         not base_device_size(driver, status)) else None
+        argv = docker_daemon_argv(dfacts.get("daemon_pid")) if (
+            driver == "devicemapper" and not base_device_size(driver, status)) else None
         base, m["base_device_size_source"] = dm_base_size(driver, status, argv)
         m["base_device_size_bytes"] = base
         plan = disk_limit_plan(name, driver, server, requested, base, None, fstype)

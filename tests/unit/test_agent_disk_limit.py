@@ -509,7 +509,7 @@ def test_devicemapper_base_size_of_docker_150_is_the_engine_default_or_its_optio
     assert not pa.is_daemon_cmdline([])
 
 
-def test_devicemapper_pool_file_and_space() -> None:
+def test_devicemapper_pool_file_and_space(tmp_path: Path) -> None:
     status = pa.parse_docker_info(INFO_150_LOOP_LVM)["driver_status"]
     loop = "/var/lib/docker/devicemapper/devicemapper/data"
     assert pa.dm_pool_file("devicemapper", status) == loop
@@ -518,6 +518,12 @@ def test_devicemapper_pool_file_and_space() -> None:
     # direct-lvm: the pool is a block device, nothing grows on a filesystem
     assert pa.dm_pool_file("devicemapper", {"Data file": "/dev/mapper/vg-thinpool"}) is None
     assert pa.dm_pool_file("overlay2", status) is None
+    # only the loop device named: the kernel's backing file (a sysfs tree made here)
+    sysfs = tmp_path / "sys"
+    (sysfs / "block" / "loop3" / "loop").mkdir(parents=True)
+    (sysfs / "block" / "loop3" / "loop" / "backing_file").write_text(loop + "\n")
+    assert pa.dm_pool_file("devicemapper", {"Data file": "/dev/loop3"}, str(sysfs)) == loop
+    assert pa.dm_pool_file("devicemapper", {"Data file": "/dev/loop4"}, str(sysfs)) is None
     assert pa.dm_pool_space(status) == (306_600_000, 107_400_000_000, None)
     assert pa.dm_pool_space({"Data Space Used": "190.3MB", "Data Space Total": "107.4GB",
                              "Data Space Available": "1.234GB"}) == (
