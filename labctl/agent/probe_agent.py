@@ -2277,7 +2277,7 @@ def dm_base_size(driver, driver_status, daemon_argv=None):
     return DM_DEFAULT_BASE_SIZE, "engine-default"
 
 
-def dm_pool_file(driver, driver_status, sys_root="/sys"):
+def dm_pool_file(driver, driver_status, sys_root="/sys", root_dir=None):
     """The sparse loop file that holds devicemapper's thin pool data (loop-lvm): 'Data loop
     file' (20.10: 'Data file' is then /dev/loopN), else 'Data file' when it is not a device
     (Docker 1.5.0 prints the loop file itself there on some setups); None (direct-lvm: the
@@ -2294,6 +2294,19 @@ def dm_pool_file(driver, driver_status, sys_root="/sys"):
     dev = status.get("data file") or ""
     if re.match(r"^/dev/loop\d+$", dev):
         return loop_backing_file(dev, sys_root)
+    if dev:
+        return None  # a block device: direct-lvm
+    # nothing named (Docker 1.5.0 restarted on an existing pool prints "Data file: "): the
+    # loop device the kernel backs with the loop-lvm file under the docker root
+    want = os.path.join(root_dir or "/var/lib/docker", "devicemapper", "devicemapper", "data")
+    try:
+        loops = sorted(d for d in os.listdir(os.path.join(sys_root, "block"))
+                       if d.startswith("loop"))
+    except OSError:
+        return None
+    for d in loops:
+        if loop_backing_file(d, sys_root) == want:
+            return want
     return None
 
 
@@ -2419,6 +2432,14 @@ def find_child(ppid, name):
         if f and f[0] == name and f[2] == ppid:
             return pid
     return None
+
+
+def own_cgroup(path, container_id):
+    """Is this cgroup the container's own (its id in the path: /docker/<id>,
+    /system.slice/docker-<id>.scope)?  Docker 1.5.0 makes no pids cgroup, so a container's
+    pids path is its daemon's (e.g. /user.slice/.../session-3.scope)."""
+    cid = (container_id or "")[:12]
+    return not cid or cid in (path or "")
 
 
 def process_ratio(host_procs_before, host_procs_at_peak, container_pids):
@@ -3255,9 +3276,9 @@ def _dm_disk_words(m, overcommit=True):
         return None
     size = m.get("container_fs_size_bytes") or m.get("base_device_size_bytes")
     if not pool:
-        text = ("devicemapper: the container wrote into its own %s thin device; the pool is "
-                "a block device (direct-lvm), not a file on the host's filesystem"
-                % fmt_bytes(size))
+        text = ("devicemapper: the container wrote into its own %s thin device; the pool's "
+                "data file was not found (direct-lvm: a block device, not a file on the host's "
+                "filesystem)" % fmt_bytes(size))
     else:
         text = ("devicemapper: the container wrote into its own %s thin device, which lives "
                 "in the sparse pool file %s on the host's filesystem" % (fmt_bytes(size), pool))
@@ -3763,7 +3784,8 @@ class ResourceRun(object):
         """devicemapper loop-lvm: sample the thin pool's sparse data file (its allocated
         bytes) and the filesystem that holds it; the pool's own data space (engine)."""
         m = self.m
-        pool = dm_pool_file(dfacts.get("storage_driver"), dfacts.get("driver_status"))
+        pool = dm_pool_file(dfacts.get("storage_driver"), dfacts.get("driver_status"),
+                            root_dir=dfacts.get("root_dir"))
         if dfacts.get("storage_driver") == "devicemapper":
             m["pool_data_file"] = pool
         if not pool or not os.path.exists(pool):
@@ -4067,8 +4089,20 @@ class ResourceRun(object):
                                   or m.get("disk_limit_bytes"))
         soak_s = int(lim["experiment_timeout_s"]) if agent.mode == "exhaust" else 0
         script = container_script(name, amount, sleep_s, soak_s)
-        cname, cid = agent.start_container(name, m["probe_image"], ["/bin/sh", "-c", script],
-                                           args)
+        try:
+            cname, cid = agent.start_container(name, m["probe_image"],
+                                               ["/bin/sh", "-c", script], args)
+        except ExperimentError as exc:
+            # Docker 1.5.0's static binary has no udev sync: the first container after a
+            # daemon restart can fail with "Error mounting '/dev/mapper/...'"; once more
+            if "error mounting" not in exc.msg.lower() or \
+                    dfacts.get("storage_driver") != "devicemapper":
+                raise
+            m["container_start_retry"] = one_line(exc.msg, 300)
+            agent.remove_container(agent.container_name(name))
+            time.sleep(1)
+            cname, cid = agent.start_container(name, m["probe_image"],
+                                               ["/bin/sh", "-c", script], args)
         m["container_started"] = True
         m["container_name"] = cname
         run_start = time.time()
@@ -4084,6 +4118,12 @@ class ResourceRun(object):
             if self.cg_dir and not os.path.isdir(self.cg_dir):
                 self.cg_dir = None
             self.cg_view_path, self.cg_mount_root = cgroup_view(proc_cg, cg_mounts, cg_ctrl)
+            if self.cg_dir and not own_cgroup(self.cg_dir, m["container_id"]):
+                # Docker 1.5.0 makes no pids cgroup: the container sits in the daemon's (with
+                # the agent's ssh session, say); its count would not be the container's
+                m["container_%s_cgroup_own" % cg_ctrl] = False
+                m["container_%s_cgroup" % cg_ctrl] = self.cg_view_path
+                self.cg_dir = None
         if name == "memory-limited":
             self.swap_applied(insp)
         if resource in ("disk", "inodes") and self.pid:

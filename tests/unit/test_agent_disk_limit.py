@@ -524,6 +524,10 @@ def test_devicemapper_pool_file_and_space(tmp_path: Path) -> None:
     (sysfs / "block" / "loop3" / "loop" / "backing_file").write_text(loop + "\n")
     assert pa.dm_pool_file("devicemapper", {"Data file": "/dev/loop3"}, str(sysfs)) == loop
     assert pa.dm_pool_file("devicemapper", {"Data file": "/dev/loop4"}, str(sysfs)) is None
+    # Docker 1.5.0 restarted on its existing pool prints "Data file: " (nothing)
+    empty = {"Data file": "", "Metadata file": ""}
+    assert pa.dm_pool_file("devicemapper", empty, str(sysfs)) == loop
+    assert pa.dm_pool_file("devicemapper", empty, str(sysfs), root_dir="/srv/docker") is None
     assert pa.dm_pool_space(status) == (306_600_000, 107_400_000_000, None)
     assert pa.dm_pool_space({"Data Space Used": "190.3MB", "Data Space Total": "107.4GB",
                              "Data Space Available": "1.234GB"}) == (

@@ -1000,3 +1000,13 @@ def test_processes_limited_before_docker_111_is_a_finding() -> None:
     rec = {"status": "ok", "verdict": v, "metrics": {"stop_reason": "not-available",
                                                      "limit_available": False}}
     assert classify(rec).cls == AFFECTED
+
+
+def test_own_cgroup_tells_the_container_s_from_the_daemon_s() -> None:
+    cid = "3f1c2a9b8d7e6f5a4b3c2d1e0f"
+    assert pa.own_cgroup("/sys/fs/cgroup/pids/docker/" + cid, cid)
+    assert pa.own_cgroup(f"/sys/fs/cgroup/system.slice/docker-{cid}.scope", cid)
+    # Docker 1.5.0 started from an ssh session: no pids cgroup of the container's own
+    assert not pa.own_cgroup("/sys/fs/cgroup/pids/user.slice/user-0.slice/session-3.scope",
+                             cid)
+    assert pa.own_cgroup("/sys/fs/cgroup/pids/whatever", None)  # no id known: trusted
