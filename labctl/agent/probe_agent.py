@@ -3027,6 +3027,20 @@ def kernel_oom_lines(before_text, after_text):
             if "Killed process" in ln or "oom-kill:" in ln or "out of memory" in ln.lower()]
 
 
+def thin_pool_kernel_lines(before_text, after_text):
+    """devicemapper thin-pool lines (out of data space, read-only mode, I/O errors) that
+    appeared in the kernel log between two `dmesg` outputs."""
+    before = (before_text or "").splitlines()
+    after = (after_text or "").splitlines()
+    start = 0
+    if before:
+        for i in range(len(after) - 1, -1, -1):
+            if after[i] == before[-1]:
+                start = i + 1
+                break
+    return [ln.strip() for ln in after[start:] if "device-mapper: thin" in ln]
+
+
 def oom_line_rss(lines):
     """Resident bytes (anon + file) of the last process the OOM killer named, or None."""
     for line in reversed(lines or []):
@@ -3295,6 +3309,10 @@ def _dm_disk_words(m, overcommit=True):
     oc = _overcommit_words(m) if overcommit else None
     if oc:
         text += "; " + oc
+    if m.get("thin_pool_read_only"):
+        text += ("; the kernel switched the thin pool to read-only (%s): every container of "
+                 "this engine lost its writable disk until the pool is repaired"
+                 % (m.get("thin_pool_kernel_line") or "?"))
     return text
 
 
@@ -4078,7 +4096,7 @@ class ResourceRun(object):
             return resource_verdict(name, m)
         # memory: baseline for OOM attribution
         vm0 = parse_vmstat(read_text("/proc/vmstat")).get("oom_kill")
-        dmesg0 = _dmesg() if resource == "memory" else None
+        dmesg0 = _dmesg() if (resource == "memory" or m.get("pool_data_file")) else None
         sleep_s = int(lim["experiment_timeout_s"]) + 60
         args, applied = resource_run_options(name, server, lim, selinux_enforcing(),
                                              self.shared_dir, self.storage_opt_size)
@@ -4216,6 +4234,13 @@ class ResourceRun(object):
             m.update(attribute_oom(m["oom_killed"], m["container_exit_code"],
                                    m["killed_by_agent"], m["vmstat_oom_kill_delta"], lines,
                                    insp.get("Id"), scope))
+        if resource in ("disk", "inodes") and dmesg0 is not None:
+            # devicemapper: what the kernel said about the thin pool (out of space, read-only)
+            lines = thin_pool_kernel_lines(dmesg0, _dmesg())
+            m["thin_pool_kernel_lines"] = len(lines)
+            m["thin_pool_kernel_line"] = one_line(lines[-1], 300) if lines else None
+            m["thin_pool_read_only"] = bool([ln for ln in lines if "read-only" in ln.lower()
+                                             or "read_only" in ln.lower()])
         # the container's own limit reached?
         near = False
         if name == "memory-limited" and m.get("resident_bytes"):
@@ -4244,7 +4269,11 @@ class ResourceRun(object):
                 reached = got >= want
         exhausted = False
         if resource == "disk":
-            exhausted = (self._min("free_bytes_root") or 0) < 8 * MIB
+            # ext4 keeps a few MiB even from root (seen: 16 MiB "free" while root's own write
+            # failed): the host's write failing with ENOSPC at the peak is the proof
+            exhausted = (self._min("free_bytes_root") or 0) < 8 * MIB or (
+                m.get("host_write_ok") is False and
+                "ENOSPC" in (m.get("host_write_error") or ""))
         elif resource == "inodes":
             # out of inodes, or out of the blocks new directory entries need
             exhausted = (s0["inodes_total"] and (self._min("free_inodes") or 0) < 16) or \

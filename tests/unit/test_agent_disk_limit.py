@@ -627,3 +627,42 @@ def test_verdict_inodes_on_own_thin_device() -> None:
             "655,360 inodes, on its own devicemapper thin device) whose free inodes fell by "
             "2,003;") in v
     assert v.endswith("the container's inodes are separate from the host's")
+
+
+# the kernel's words when the loop file's filesystem filled under Docker 1.5.0 (bullseye VM)
+DMESG_BEFORE = "[ 1084.152255] EXT4-fs (dm-2): mounted filesystem with ordered data mode.\n"
+DMESG_AFTER = DMESG_BEFORE + (
+    "[ 1494.711259] device-mapper: thin: 253:0: metadata operation 'dm_pool_commit_metadata' "
+    "failed: error = -5\n") + """\
+[ 1494.711807] device-mapper: thin: 253:0: aborting current metadata transaction
+[ 1494.722503] device-mapper: thin: 253:0: switching pool to read-only mode
+[ 1499.540669] Aborting journal on device dm-2-8.
+[ 1499.720790] EXT4-fs (dm-2): Remounting filesystem read-only
+"""
+
+
+def test_thin_pool_kernel_lines_and_the_exhausted_host_verdict() -> None:
+    lines = pa.thin_pool_kernel_lines(DMESG_BEFORE, DMESG_AFTER)
+    assert len(lines) == 3 and lines[-1].endswith("switching pool to read-only mode")
+    assert pa.thin_pool_kernel_lines(DMESG_AFTER, DMESG_AFTER) == []
+    # the exhaust run: the host's disk filled (root's own write failed), no container output
+    # (1.5.0 keeps the container's log on the full filesystem)
+    assert pa.decide_stop_reason({"resource": "disk", "exit_code": 137,
+                                  "killed_by_agent": True, "limit_applied": True,
+                                  "near_limit": False, "host_exhausted": True,
+                                  "host_had_room": False}) == "enospc"
+    m = dict(DM_150_CAP, stop_reason="enospc", written_bytes=2882 * MIB,
+             landed_on_host_ratio=0.94, ratio_numerator=2715 * MIB,
+             pool_file_growth_bytes=2708 * MIB, pool_growth_ratio=0.94,
+             host_write_ok=False, host_write_error="ENOSPC: No space left on device",
+             thin_pool_read_only=True,
+             thin_pool_kernel_line=lines[-1])
+    v = pa.resource_verdict("disk", m)
+    assert v.startswith("stopped at ENOSPC after 2.8 GiB:")
+    assert "the host could NOT write a 1 MiB file (ENOSPC: No space left on device)" in v
+    assert "a container can fill the host disk; its 10 GiB disk limit " \
+        "(devicemapper's base device size) did not stop it first" in v
+    assert v.endswith("the kernel switched the thin pool to read-only ([ 1494.722503] "
+                      "device-mapper: thin: 253:0: switching pool to read-only mode): every "
+                      "container of this engine lost its writable disk until the pool is "
+                      "repaired")
