@@ -1829,7 +1829,7 @@ DEFAULT_LIMITS = {
     "pids_limit": 64,                     # --pids-limit of processes-limited
     "experiment_timeout_s": 120.0,        # each experiment, in both modes
     "sample_interval_s": 0.1,             # host sampling period
-    "stall_s": 3.0,                       # no progress this long = the container's peak
+    "stall_s": 3.0,                       # least no-progress window (see stall_window)
     "host_write_bytes": 1 * MIB,          # the host's own check at the peak
     "host_alloc_bytes": 16 * MIB,
     "result_reserve_bytes": 4 * MIB,      # space kept for the result file
