@@ -431,6 +431,18 @@ out = {
         "landed_on_host_ratio": 1.0}),
     "swap": [pa.swap_limit_warning(["No swap limit support"]),
              list(pa.swap_limit_applied(32 * MIB, "", True, "", 1))],
+    "base150": list(pa.dm_base_size("devicemapper", {"Data file": "/dev/loop0"},
+                                    ["/usr/local/bin/docker", "-d", "--storage-opt",
+                                     "dm.basesize=2G"])),
+    "stall": [pa.stall_window(3.0, 2.0), pa.stall_decision(12.0, 12.0, 10.0, None)[0]],
+    "ratio": list(pa.process_ratio(79, 381, 301)),
+    "pids": pa.pids_unavailable_verdict("1.5.0", "x", {"host_pid_max": 32768}),
+    "dmwords": pa.resource_verdict("disk", {
+        "stop_reason": "cap", "written_bytes": 256 * MIB, "cap_effective": 256 * MIB,
+        "storage_driver": "devicemapper", "pool_data_file": "/p", "disk_limit_bytes": 10 * GIB,
+        "disk_limit_source": "base-device-size", "pool_file_growth_bytes": 257 * MIB,
+        "thin_pool_overcommitted": True, "thin_pool_room_bytes": 2 * GIB,
+        "landed_on_host_ratio": 1.0}),
 }
 print(json.dumps(out))
 """
@@ -457,6 +469,11 @@ def test_disk_limit_logic_runs_under_python27(tmp_path: Path) -> None:
     assert out["verdict"].startswith("contained: the container stopped at its 64 MiB disk "
                                      "limit (--storage-opt size=; EDQUOT after 62 MiB)")
     assert out["swap"] == [True, [False, "cgroup"]]
+    assert out["base150"] == [2 * GIB, "daemon-option"]
+    assert out["stall"] == [10.0, True]
+    assert out["ratio"] == [1.003, 302, 301]
+    assert out["pids"].startswith("not available: --pids-limit arrived in Docker 1.11")
+    assert "the thin pool over-commits" in out["dmwords"]
 
 
 # -- devicemapper on Docker 1.5.0: the base size it does not print, the pool file it grows ------
