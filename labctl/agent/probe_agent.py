@@ -4138,9 +4138,11 @@ class ResourceRun(object):
             self.cg_view_path, self.cg_mount_root = cgroup_view(proc_cg, cg_mounts, cg_ctrl)
             if self.cg_dir and not own_cgroup(self.cg_dir, m["container_id"]):
                 # Docker 1.5.0 makes no pids cgroup: the container sits in the daemon's (with
-                # the agent's ssh session, say); its count would not be the container's
-                m["container_%s_cgroup_own" % cg_ctrl] = False
-                m["container_%s_cgroup" % cg_ctrl] = self.cg_view_path
+                # the agent's ssh session, say); its count is not the container's, and it
+                # never empties (wait_gone would wait its full time)
+                if resource in ("memory", "processes"):
+                    m["container_%s_cgroup_own" % cg_ctrl] = False
+                    m["container_%s_cgroup" % cg_ctrl] = self.cg_view_path
                 self.cg_dir = None
         if name == "memory-limited":
             self.swap_applied(insp)
