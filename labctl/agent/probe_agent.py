@@ -1937,7 +1937,7 @@ RESOURCE_OF = {"disk": "disk", "disk-limited": "disk", "disk-shared": "disk", "i
                "memory-limited": "memory", "processes": "processes",
                "processes-limited": "processes"}
 STOP_REASONS = ("cap", "floor", "enospc", "eagain", "oom-kill", "container-limit", "timeout",
-                "stall", "error")
+                "stall", "error", "not-available")
 
 # Bounded mode (the default).  A cap is the most a container is asked to use; a floor is what
 # must stay free on the host: the agent samples the host several times a second and kills the
@@ -1974,7 +1974,7 @@ DEFAULT_LIMITS = {
     "pids_limit": 64,                     # --pids-limit of processes-limited
     "experiment_timeout_s": 120.0,        # each experiment, in both modes
     "sample_interval_s": 0.1,             # host sampling period
-    "stall_s": 3.0,                       # no progress this long = the container's peak
+    "stall_s": 3.0,                       # least no-progress window (see stall_window)
     "host_write_bytes": 1 * MIB,          # the host's own check at the peak
     "host_alloc_bytes": 16 * MIB,
     "result_reserve_bytes": 4 * MIB,      # space kept for the result file
@@ -2345,6 +2345,273 @@ def swap_limit_applied(requested, run_stderr, info_warning, cgroup_value, cgroup
     return True, "assumed"
 
 
+DM_DEFAULT_BASE_SIZE = 10 * GIB  # DefaultBaseFsSize of Docker 1.x (devmapper/deviceset.go)
+# `docker info` shows "Base Device Size" only since Docker 1.8; before, the base size is
+# dm.basesize of the daemon's command line, else the engine's default above
+
+
+def daemon_storage_opts(argv):
+    """The daemon's `--storage-opt k=v` options (every era's spelling) -> {k: v}."""
+    opts = {}
+    argv = list(argv or [])
+    for i, arg in enumerate(argv):
+        value = None
+        if arg in ("--storage-opt", "-storage-opt") and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith("--storage-opt=") or arg.startswith("-storage-opt="):
+            value = arg.split("=", 1)[1]
+        if value and "=" in value:
+            k, v = value.split("=", 1)
+            opts[k.strip().lower()] = v.strip()
+    return opts
+
+
+def is_daemon_cmdline(argv):
+    """True for a docker daemon's command line: dockerd, `docker daemon`, `docker -d`."""
+    if not argv:
+        return False
+    prog = os.path.basename(argv[0])
+    if prog == "dockerd":
+        return True
+    if prog != "docker":
+        return False
+    words = [a for a in argv[1:] if not a.startswith("-")]
+    if words[:1] == ["daemon"]:
+        return True
+    # Docker 1.x: `docker -d` (global flags first); `docker run -d` is a client
+    client = ("run", "create", "start", "exec", "attach", "restart")
+    return ("-d" in argv[1:] or "--daemon" in argv[1:]) and not [w for w in words
+                                                                 if w in client]
+
+
+def docker_daemon_argv(daemon_pid=None):
+    """The running docker daemon's command line (list), or None; ``daemon_pid`` (the facts'
+    daemon_pid, where known) is looked at first."""
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return None
+    if daemon_pid:
+        pids.insert(0, str(daemon_pid))
+    for pid in pids:
+        comm = (read_text("/proc/%s/comm" % pid, 64) or "").strip()
+        if comm not in ("docker", "dockerd"):
+            continue
+        raw = read_text("/proc/%s/cmdline" % pid, 8192) or ""
+        argv = [a for a in raw.split("\0") if a]
+        if is_daemon_cmdline(argv):
+            return argv
+    return None
+
+
+def dm_base_size(driver, driver_status, daemon_argv=None):
+    """devicemapper's per-container size (every container's / is its own thin device of this
+    size) -> (bytes, source): 'docker-info' (Docker 1.8+ shows it), 'daemon-option'
+    (--storage-opt dm.basesize=), 'engine-default' (10 GiB, Docker 1.x before 1.8 shows
+    nothing); (None, None) for other drivers."""
+    if (driver or "").lower() != "devicemapper":
+        return None, None
+    size = base_device_size(driver, driver_status)
+    if size:
+        return size, "docker-info"
+    opt = daemon_storage_opts(daemon_argv).get("dm.basesize")
+    # docker's units.RAMInBytes: binary units, an optional b ("10G", "512m", "2gb")
+    mt = re.match(r"^(\d+)([kmgtp])?b?$", (opt or "").strip().lower())
+    if mt:
+        return int(mt.group(1)) * 1024 ** " kmgtp".index(mt.group(2) or " "), "daemon-option"
+    return DM_DEFAULT_BASE_SIZE, "engine-default"
+
+
+def dm_pool_file(driver, driver_status, sys_root="/sys", root_dir=None):
+    """The sparse loop file that holds devicemapper's thin pool data (loop-lvm): 'Data loop
+    file' (20.10: 'Data file' is then /dev/loopN), else 'Data file' when it is not a device
+    (Docker 1.5.0 prints the loop file itself there on some setups); None (direct-lvm: the
+    pool is a block device, nothing grows on a filesystem)."""
+    if (driver or "").lower() != "devicemapper":
+        return None
+    status = dict((k.strip().lower(), (v or "").strip())
+                  for k, v in (driver_status or {}).items())
+    for key in ("data loop file", "data file"):
+        path = status.get(key)
+        if path and path.startswith("/") and not path.startswith("/dev/"):
+            return path
+    # only the loop device named ("Data file: /dev/loop0"): the file the kernel backs it with
+    dev = status.get("data file") or ""
+    if re.match(r"^/dev/loop\d+$", dev):
+        return loop_backing_file(dev, sys_root)
+    if dev:
+        return None  # a block device: direct-lvm
+    # nothing named (Docker 1.5.0 restarted on an existing pool prints "Data file: "): the
+    # loop device the kernel backs with the loop-lvm file under the docker root
+    want = os.path.join(root_dir or "/var/lib/docker", "devicemapper", "devicemapper", "data")
+    try:
+        loops = sorted(d for d in os.listdir(os.path.join(sys_root, "block"))
+                       if d.startswith("loop"))
+    except OSError:
+        return None
+    for d in loops:
+        if loop_backing_file(d, sys_root) == want:
+            return want
+    return None
+
+
+def loop_backing_file(dev, sys_root="/sys"):
+    """/dev/loop0 -> the file behind it (/sys/block/loop0/loop/backing_file), or None."""
+    text = read_text(os.path.join(sys_root, "block", os.path.basename(dev), "loop",
+                                  "backing_file"), 4096)
+    path = (text or "").strip()
+    if path.endswith(" (deleted)"):
+        path = path[:-len(" (deleted)")]
+    return path or None
+
+
+def dm_pool_space(driver_status):
+    """(used, total, available) bytes of the thin pool's data from `docker info`'s
+    DriverStatus (None where not shown; 'Data Space Available' came with Docker 1.8)."""
+    status = dict((k.strip().lower(), (v or "").strip())
+                  for k, v in (driver_status or {}).items())
+    return tuple([parse_size(status[k]) if status.get(k) else None
+                  for k in ("data space used", "data space total", "data space available")])
+
+
+def allocated_bytes(path):
+    """What a (sparse) file really takes on its filesystem: st_blocks * 512; None if unknown."""
+    try:
+        st = os.stat(path)
+    except (OSError, TypeError):
+        return None
+    blocks = getattr(st, "st_blocks", None)
+    return blocks * 512 if blocks is not None else None
+
+
+def thin_pool_overcommit(base_size, host_free, pool_available=None):
+    """Can one container's own limit (the thin device's size) be reached before the host runs
+    out?  -> (over_committed bool or None, the room the host really has): the room is the
+    host filesystem's free space under the pool file, and the pool's own free data space
+    when smaller."""
+    rooms = [r for r in (host_free, pool_available) if r is not None]
+    if not base_size or not rooms:
+        return None, (min(rooms) if rooms else None)
+    room = min(rooms)
+    return room < base_size, room
+
+
+# -- a stall must mean the writer really stalled -----------------------------------------------
+
+STALL_WINDOW_FACTOR = 5     # the window: this many times the slowest step seen so far
+STALL_WINDOW_MAX_S = 60.0   # ... at most this (and never past the experiment's deadline)
+STALL_BLOCKED_FACTOR = 3    # a writer blocked in I/O (state D) gets this many windows
+
+
+def stall_window(stall_s, slowest_step_s, cap_s=STALL_WINDOW_MAX_S):
+    """How long nothing may change before the writer counts as stalled: at least stall_s,
+    and STALL_WINDOW_FACTOR times the longest time one step of progress took so far (an
+    emulated or busy machine writes in bursts, seconds apart), at most cap_s."""
+    window = max(float(stall_s), STALL_WINDOW_FACTOR * float(slowest_step_s or 0.0))
+    return min(window, max(float(stall_s), float(cap_s)))
+
+
+def stall_decision(progress_idle_s, host_idle_s, window_s, writer):
+    """Has the writer really stalled?  -> (False, None) to keep waiting, or (True, detail).
+
+    ``progress_idle_s``: seconds since the container's progress last moved (its file, its
+    count, the writer's own write counter); ``host_idle_s``: since anything moved on the host
+    (free space, the pool file, dirty/writeback pages); ``writer``: {'pid', 'name', 'state'}
+    of the writing process, or None when it is gone.  Stalled: nothing moved in the
+    container nor on the host for the window, and the writer is alive and not blocked in
+    I/O; a writer in state D (waiting for the disk) gets STALL_BLOCKED_FACTOR windows."""
+    idle = min(progress_idle_s, host_idle_s)
+    if idle <= window_s:
+        return False, None
+    if writer is None:
+        return True, ("the writer is gone and nothing moved in the container or on the host "
+                      "for %.1f s" % idle)
+    what = "%s (pid %s) is alive in state %s" % (writer.get("name") or "the writer",
+                                                 writer.get("pid"), writer.get("state") or "?")
+    if writer.get("state") == "D":
+        if idle <= STALL_BLOCKED_FACTOR * window_s:
+            return False, None
+        return True, ("%s (blocked in I/O) and nothing moved in the container or on the host "
+                      "for %.1f s (%d windows of %.1f s)" % (what, idle, STALL_BLOCKED_FACTOR,
+                                                             window_s))
+    return True, ("%s and nothing moved in the container (its progress, its own write "
+                  "counter) or on the host (free space, pool file, dirty pages) for %.1f s "
+                  "(window %.1f s)" % (what, idle, window_s))
+
+
+def parse_proc_io(text):
+    """/proc/PID/io -> {'rchar', 'wchar', 'write_bytes', ...} (ints)."""
+    out = {}
+    for line in (text or "").splitlines():
+        k, sep, v = line.partition(":")
+        if sep:
+            n = to_int(v.strip())
+            if n is not None:
+                out[k.strip()] = n
+    return out
+
+
+def parse_proc_stat_fields(text):
+    """/proc/PID/stat -> (name, state, ppid) or None."""
+    if not text or ")" not in text:
+        return None
+    name = text[text.find("(") + 1:text.rfind(")")]
+    rest = text.rsplit(")", 1)[1].split()
+    if len(rest) < 2:
+        return None
+    return name, rest[0], to_int(rest[1])
+
+
+def find_child(ppid, name):
+    """The pid of a child process of ``ppid`` called ``name`` (e.g. dd under the container's
+    shell), or None: /proc/PPID/task/PPID/children where the kernel has it, else a scan."""
+    text = read_text("/proc/%d/task/%d/children" % (ppid, ppid), 4096)
+    cands = [to_int(p) for p in (text or "").split()] if text is not None else None
+    if cands is None:
+        try:
+            cands = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+        except OSError:
+            return None
+    for pid in cands:
+        f = parse_proc_stat_fields(read_text("/proc/%d/stat" % pid, 512)) if pid else None
+        if f and f[0] == name and f[2] == ppid:
+            return pid
+    return None
+
+
+def own_cgroup(path, container_id):
+    """Is this cgroup the container's own (its id in the path: /docker/<id>,
+    /system.slice/docker-<id>.scope)?  Docker 1.5.0 makes no pids cgroup, so a container's
+    pids path is its daemon's (e.g. /user.slice/.../session-3.scope)."""
+    cid = (container_id or "")[:12]
+    return not cid or cid in (path or "")
+
+
+def process_ratio(host_procs_before, host_procs_at_peak, container_pids):
+    """The processes check's ratio, explained: (host-visible processes at the container's
+    peak - before) / the container's own process count.  -> (ratio, numerator,
+    denominator); ratio None when a part is unknown."""
+    if host_procs_before is None or host_procs_at_peak is None or not container_pids:
+        return None, None, container_pids
+    num = host_procs_at_peak - host_procs_before
+    return round(float(num) / container_pids, 3), num, container_pids
+
+
+RATIO_DEFINITIONS = {
+    "disk": "the largest fall of the host filesystem's free space (root's view) while the "
+            "container held its data / the bytes the container wrote",
+    "disk-dm": "the largest fall of the host filesystem's free space (root's view, the "
+               "filesystem that holds the thin pool's loop file) / the bytes the container "
+               "wrote into its own thin device",
+    "inodes": "the fall of the host filesystem's free inodes at the container's peak / the "
+              "files and folders the container created",
+    "memory": "the largest fall of the host's MemAvailable / the container's peak memory use",
+    "processes": "the rise of the processes this host sees in /proc (its pid namespace) at "
+                 "the container's peak / the container's own processes at the peak (its "
+                 "pids cgroup, else the children it started + its shell)",
+}
+
+
 def fmt_bytes(n):
     """1536 -> '1.5 KiB', 33554432 -> '32 MiB'."""
     if n is None:
@@ -2583,6 +2850,8 @@ class HostSampler(object):
         except Exception:
             self.cg = {"memory_limit": None, "pids_limit": None}
         self.mem_source = None
+        self.pool_file = None     # devicemapper loop-lvm: the thin pool's sparse data file
+        self.pool_fs = None       # its filesystem, when it is not the sampled one
 
     def pids_total(self):
         values = [v for v in (self.pid_max, self.threads_max, self.cg.get("pids_limit"))
@@ -2611,6 +2880,12 @@ class HostSampler(object):
                 avail = min(avail, max(0, self.cg["memory_limit"] - usage))
         s["mem_available"] = avail
         s["swap_free"] = meminfo.get("SwapFree")
+        if meminfo.get("Dirty") is not None:  # data on its way to a disk: not stalled
+            s["dirty_bytes"] = meminfo["Dirty"] + meminfo.get("Writeback", 0)
+        if self.pool_file:
+            s["pool_bytes"] = allocated_bytes(self.pool_file)
+            if self.pool_fs:
+                s["pool_fs_free_bytes"] = fs_free(self.pool_fs).get("free_bytes")
         s["procs"] = count_processes()
         s["threads"] = parse_loadavg_threads(read_text("/proc/loadavg"))
         free = []
@@ -2897,6 +3172,20 @@ def kernel_oom_lines(before_text, after_text):
             if "Killed process" in ln or "oom-kill:" in ln or "out of memory" in ln.lower()]
 
 
+def thin_pool_kernel_lines(before_text, after_text):
+    """devicemapper thin-pool lines (out of data space, read-only mode, I/O errors) that
+    appeared in the kernel log between two `dmesg` outputs."""
+    before = (before_text or "").splitlines()
+    after = (after_text or "").splitlines()
+    start = 0
+    if before:
+        for i in range(len(after) - 1, -1, -1):
+            if after[i] == before[-1]:
+                start = i + 1
+                break
+    return [ln.strip() for ln in after[start:] if "device-mapper: thin" in ln]
+
+
 def oom_line_rss(lines):
     """Resident bytes (anon + file) of the last process the OOM killer named, or None."""
     for line in reversed(lines or []):
@@ -3112,6 +3401,66 @@ def _disk_limit_words(m):
     return "its %s disk limit" % fmt_bytes(limit), how
 
 
+def _own_fs_words(m):
+    """'the container's / is a filesystem of its own (9.8 GiB, 655,360 inodes, on its own
+    devicemapper thin device) whose free inodes fell by 2,002', or None."""
+    if not m.get("container_fs_own"):
+        return None
+    text = "the container's / is a filesystem of its own (%s, %s inodes%s)" % (
+        fmt_bytes(m.get("container_fs_size_bytes")), fmt_count(m.get("container_fs_inodes_total")),
+        ", on its own devicemapper thin device" if m.get("storage_driver") == "devicemapper"
+        else "")
+    if m.get("container_fs_free_inodes_delta") is not None:
+        text += " whose free inodes fell by %s" % fmt_count(m["container_fs_free_inodes_delta"])
+    return text
+
+
+def _overcommit_words(m):
+    size = fmt_bytes(m.get("disk_limit_bytes") or m.get("container_fs_size_bytes"))
+    room = fmt_bytes(m.get("thin_pool_room_bytes"))
+    if m.get("thin_pool_overcommitted"):
+        return ("the thin pool over-commits: each container may fill its %s device, but the "
+                "pool has only %s to grow into on this host, so the host runs out before a "
+                "container reaches its own limit" % (size, room))
+    if m.get("thin_pool_overcommitted") is False:
+        return ("the pool has %s to grow into on this host, more than one container's %s "
+                "device" % (room, size))
+    return None
+
+
+def _dm_disk_words(m, overcommit=True):
+    """devicemapper loop-lvm: where the container's bytes went, in plain words; None else."""
+    pool = m.get("pool_data_file")
+    if m.get("storage_driver") != "devicemapper" or "pool_data_file" not in m:
+        return None
+    size = m.get("container_fs_size_bytes") or m.get("base_device_size_bytes")
+    if not pool:
+        text = ("devicemapper: the container wrote into its own %s thin device; the pool's "
+                "data file was not found (direct-lvm: a block device, not a file on the host's "
+                "filesystem)" % fmt_bytes(size))
+    else:
+        text = ("devicemapper: the container wrote into its own %s thin device, which lives "
+                "in the sparse pool file %s on the host's filesystem" % (fmt_bytes(size), pool))
+        if m.get("pool_file_growth_bytes") is not None:
+            text += ("; the pool file grew by %s (allocated blocks, ratio %s) and the host's "
+                     "free space fell by %s (ratio %s)"
+                     % (fmt_bytes(m["pool_file_growth_bytes"]),
+                        _ratio_text(m.get("pool_growth_ratio")),
+                        fmt_bytes(m.get("ratio_numerator")),
+                        _ratio_text(m.get("landed_on_host_ratio"))))
+    if m.get("pool_data_space_growth_bytes") is not None:
+        text += "; the pool's Data Space Used rose by %s" % fmt_bytes(
+            m["pool_data_space_growth_bytes"])
+    oc = _overcommit_words(m) if overcommit else None
+    if oc:
+        text += "; " + oc
+    if m.get("thin_pool_read_only"):
+        text += ("; the kernel switched the thin pool to read-only (%s): every container of "
+                 "this engine lost its writable disk until the pool is repaired"
+                 % (m.get("thin_pool_kernel_line") or "?"))
+    return text
+
+
 def _disk_verdict(name, m, reason, stopped, where):
     got = fmt_bytes(m.get("written_bytes"))
     written = m.get("written_bytes") or 0
@@ -3125,7 +3474,8 @@ def _disk_verdict(name, m, reason, stopped, where):
             fmt_bytes(m.get("disk_limit_requested_bytes")), m.get("storage_opt_error") or "?")
     if ratio is not None and ratio >= 0.8:
         landed = ("every byte written landed on the host's %s (free space fell by %s, "
-                  "ratio %s)" % (where, fmt_bytes(m.get("host_free_bytes_delta")),
+                  "ratio %s)" % (where, fmt_bytes(m.get("ratio_numerator",
+                                                        m.get("host_free_bytes_delta"))),
                                  _ratio_text(ratio)))
     elif ratio is not None and ratio >= 0.2:
         landed = ("part of what was written landed on the host's %s (ratio %s)"
@@ -3159,6 +3509,11 @@ def _disk_verdict(name, m, reason, stopped, where):
         return ("NOT contained: the container wrote %s, past %s (%s), until it was %s; %s; %s: "
                 "the limit did not hold%s" % (got, limit_words, how or "?", stopped, landed,
                                               effect, refused))
+    if limit_words and reason in ("cap", "floor", "timeout", "stall") and not past and \
+            m.get("disk_limit_source") == "base-device-size" and m.get("thin_pool_overcommitted"):
+        return ("%s after %s, far below %s (%s, a per-container limit that exists), which cannot "
+                "be reached on this host: %s; %s; %s: a container can fill the host disk"
+                % (stopped, got, limit_words, how or "?", _overcommit_words(m), landed, effect))
     if limit_words and reason in ("cap", "floor"):
         return ("%s after %s, before %s (%s) was reached%s: whether the limit holds was not "
                 "tested (raise disk_cap_bytes above it, or run with --exhaust); %s; %s"
@@ -3174,10 +3529,19 @@ def _disk_verdict(name, m, reason, stopped, where):
 
 def _swap_note(m):
     """memory-limited: '; swap was NOT limited (...)' when --memory-swap did not apply."""
+    if m.get("memory_swap_limit_applied") is True:
+        return ("; swap was limited too (--memory-swap applied: %s; no swap warning from the "
+                "engine)" % {"cgroup": "the container's cgroup has its swap limit",
+                             "engine": "the engine stored it"}.get(
+                    m.get("memory_swap_limit_source"), "assumed"))
     if m.get("memory_swap_limit_applied") is not False:
         return ""
-    why = ("the engine warns \"No swap limit support\"" if m.get("engine_swap_limit_warning")
-           else "the kernel accounts no swap for the container's cgroup")
+    if m.get("engine_run_warning") and "swap" in m["engine_run_warning"].lower():
+        why = "docker run warned \"%s\"" % m["engine_run_warning"]
+    elif m.get("engine_swap_limit_warning"):
+        why = "the engine warns \"No swap limit support\""
+    else:
+        why = "the kernel accounts no swap for the container's cgroup"
     note = ("; swap was NOT limited: %s, so --memory-swap did not apply (the study's Ubuntu "
             "14.04 situation) and the container can go past its -m limit into the host's "
             "swap" % why)
@@ -3186,6 +3550,21 @@ def _swap_note(m):
     elif m.get("host_swap_total_bytes"):
         note += " (%s of swap on this host)" % fmt_bytes(m.get("host_swap_total_bytes"))
     return note
+
+
+def pids_unavailable_verdict(server_version, why, m):
+    """processes-limited where no per-container process limit exists: the finding."""
+    vt = version_tuple(server_version)
+    if vt is None or vt < (1, 11):
+        head = ("not available: --pids-limit arrived in Docker 1.11; Docker %s has no "
+                "per-container process limit" % (server_version or "(unknown version)"))
+    else:
+        head = ("not available: this kernel has no pids cgroup (Linux 4.3+), so Docker %s "
+                "cannot limit a container's processes" % server_version)
+    return ("%s, so nothing but the host's own limits (pid_max %s, threads-max %s) stops a "
+            "container's processes: see the processes check for how far one gets (%s)"
+            % (head, fmt_count(m.get("host_pid_max")), fmt_count(m.get("host_threads_max")),
+               why))
 
 
 def resource_verdict(name, m):
@@ -3220,14 +3599,20 @@ def resource_verdict(name, m):
         "eagain": "stopped at EAGAIN (fork failed)",
         "oom-kill": "OOM-killed",
         "container-limit": "stopped by its own limit",
-        "timeout": "stopped at the time limit of %g s" % (m.get("experiment_timeout_s") or 0),
-        "stall": "stopped by the agent when it made no progress for %g s" % (
-            m.get("stall_s") or DEFAULT_LIMITS.get("stall_s") or 0),
+        "timeout": ("stopped at the agent's own time limit (--timeout: %g s left for this "
+                    "experiment)" % m["timeout_s_effective"])
+        if m.get("timeout_source") == "agent-deadline" else
+        "stopped at the time limit of %g s" % (m.get("experiment_timeout_s") or 0),
+        "stall": ("stopped by the agent: the writer stalled (%s)" % m["stall_detail"])
+        if m.get("stall_detail") else "stopped by the agent when it made no progress for "
+        "%g s" % (m.get("stall_s") or DEFAULT_LIMITS.get("stall_s") or 0),
     }
     stopped = stop_words.get(reason, "stopped (%s)" % reason)
     at_cap = reason == "cap"
     if resource == "disk":
-        return _disk_verdict(name, m, reason, stopped, where)
+        text = _disk_verdict(name, m, reason, stopped, where)
+        dm = _dm_disk_words(m, "over-commits" not in text)
+        return ("%s; %s" % (text, dm)) if dm else text
     if resource == "inodes":
         got = fmt_count(m.get("files_created"))
         if not m.get("host_inodes_total"):
@@ -3245,6 +3630,9 @@ def resource_verdict(name, m):
             landed = ("the files did not show up as used inodes on the host's %s (ratio %s)"
                       % (where, _ratio_text(ratio)))
             follows = "the container's inodes are separate from the host's"
+            own = _own_fs_words(m)
+            if own:
+                landed += "; %s" % own
         if reason == "enospc":
             return "%s after %s files: %s, and %s: %s" % (stopped, got, landed, effect, follows)
         return ("%s%s: %s; %s; no container limit applied: %s"
@@ -3285,8 +3673,16 @@ def resource_verdict(name, m):
                 "children, %s pids in the container); %s" % (
                     fmt_count(m.get("pids_limit")), got,
                     fmt_count(m.get("container_pids_peak")), effect))
-    rose = ("the host's thread count rose by %s (ratio %s)"
-            % (fmt_count(m.get("host_threads_delta")), _ratio_text(m.get("landed_on_host_ratio"))))
+    if m.get("host_procs_delta") is not None:
+        rose = ("the host saw %s more processes at the container's peak for %s in the "
+                "container (ratio %s; kernel-wide threads rose by %s)"
+                % (fmt_count(m.get("host_procs_delta")), fmt_count(m.get("ratio_denominator")),
+                   _ratio_text(m.get("landed_on_host_ratio")),
+                   fmt_count(m.get("host_threads_delta"))))
+    else:
+        rose = ("the host's thread count rose by %s (ratio %s)"
+                % (fmt_count(m.get("host_threads_delta")),
+                   _ratio_text(m.get("landed_on_host_ratio"))))
     if reason == "eagain":
         return ("%s after %s children: the host's process limit was reached (%s free pids at "
                 "the peak); %s; %s: a container can exhaust the host's processes"
@@ -3462,6 +3858,7 @@ class ResourceRun(object):
         self.sampler = None
         self.cleaned = False
         self.storage_opt_size = None  # disk-limited: --storage-opt size= (engine took it)
+        self.writer = None        # disk: dd's pid (the writer whose own counter is read)
 
     # -- per-container limits: disk size, swap ------------------------------------
     def try_storage_opt(self, size):
@@ -3493,7 +3890,10 @@ class ResourceRun(object):
         m, name = self.m, self.name
         driver = dfacts.get("storage_driver")
         requested = int(self.limits["disk_limit_bytes"])
-        base = base_device_size(driver, dfacts.get("driver_status"))
+        status = dfacts.get("driver_status")
+        argv = docker_daemon_argv(dfacts.get("daemon_pid")) if (
+            driver == "devicemapper" and not base_device_size(driver, status)) else None
+        base, m["base_device_size_source"] = dm_base_size(driver, status, argv)
         m["base_device_size_bytes"] = base
         plan = disk_limit_plan(name, driver, server, requested, base, None, fstype)
         if plan["try_opt"]:
@@ -3529,11 +3929,91 @@ class ResourceRun(object):
             if not os.path.isdir(self.cg_dir):
                 cg_val = None  # the container (and its cgroup) went meanwhile
         host_cfg = insp.get("HostConfig") or {}
+        stored = host_cfg.get("MemorySwap")
+        if stored is None:  # Docker before 1.6 keeps Memory and MemorySwap in Config
+            stored = (insp.get("Config") or {}).get("MemorySwap")
+        m["engine_memory_swap_stored"] = stored
+        m["engine_run_warning"] = one_line(" ".join(
+            [ln.strip() for ln in (self.agent.last_run_err or "").splitlines()
+             if "warning" in ln.lower() or "limitation discarded" in ln.lower()]), 300) or None
         applied, source = swap_limit_applied(requested, self.agent.last_run_err,
                                              m.get("engine_swap_limit_warning"), cg_val,
-                                             self.cg_version, host_cfg.get("MemorySwap"))
+                                             self.cg_version, stored)
         m["memory_swap_limit_applied"] = applied
         m["memory_swap_limit_source"] = source
+
+    # -- devicemapper: the container's own thin device, the pool file on the host ---------
+    def thin_pool_setup(self, dfacts, target, mounts):
+        """devicemapper loop-lvm: sample the thin pool's sparse data file (its allocated
+        bytes) and the filesystem that holds it; the pool's own data space (engine)."""
+        m = self.m
+        pool = dm_pool_file(dfacts.get("storage_driver"), dfacts.get("driver_status"),
+                            root_dir=dfacts.get("root_dir"))
+        if dfacts.get("storage_driver") == "devicemapper":
+            m["pool_data_file"] = pool
+        if not pool or not os.path.exists(pool):
+            return
+        self.sampler.pool_file = pool
+        try:
+            same = os.stat(pool).st_dev == os.stat(target).st_dev
+        except (OSError, TypeError):
+            same = None
+        if same is False:
+            self.sampler.pool_fs = os.path.dirname(pool)
+        pm = find_mount(mounts, os.path.realpath(pool))
+        m.update({"pool_file_on_target_fs": same, "pool_file_fstype": pm and pm["fstype"],
+                  "pool_file_size_bytes": _stat_size(pool)})
+        self.pool_space("before")
+
+    def pool_space(self, when):
+        """The thin pool's data space as the engine reports it (GET /info over its socket: no
+        fork); into pool_data_space_used_<when> etc."""
+        if not self.m.get("pool_data_file") and \
+                self.m.get("storage_driver") != "devicemapper":
+            return
+        try:
+            status, body = engine_request("GET", "/info", 10)
+            info = json.loads(body) if status == 200 else {}
+        except (socket.error, OSError, ValueError):
+            info = {}
+        pairs = info.get("DriverStatus") if isinstance(info, dict) else None
+        ds = dict((p[0], p[1]) for p in (pairs or []) if isinstance(p, list) and len(p) == 2)
+        used, total, avail = dm_pool_space(ds)
+        self.m["pool_data_space_used_%s_bytes" % when] = used
+        if when == "before":
+            self.m["pool_data_space_total_bytes"] = total
+            self.m["pool_data_space_available_before_bytes"] = avail
+
+    def container_fs(self, when, s0=None):
+        """The container's own / as the host sees it (/proc/PID/root): its size and inodes;
+        on devicemapper its own ext4 on its thin device, not the host's filesystem."""
+        m = self.m
+        try:
+            st = os.statvfs(self._cproc("/"))
+        except (OSError, TypeError, AttributeError):
+            return
+        frsize = st.f_frsize or st.f_bsize
+        m["container_fs_free_bytes_%s" % when] = st.f_bfree * frsize
+        m["container_fs_free_inodes_%s" % when] = st.f_ffree
+        if when != "start":
+            return
+        m["container_fs_size_bytes"] = st.f_blocks * frsize
+        m["container_fs_inodes_total"] = st.f_files
+        if s0 is not None and s0.get("size_bytes") is not None:
+            m["container_fs_own"] = (st.f_blocks * frsize, st.f_files) != (
+                s0["size_bytes"], s0["inodes_total"])
+        base = m.get("base_device_size_bytes")
+        if m.get("pool_data_file") or base:
+            free = s0.get("pool_fs_free_bytes") if s0 and s0.get("pool_fs_free_bytes") \
+                is not None else (s0 or {}).get("free_bytes_root")
+            avail = m.get("pool_data_space_available_before_bytes")
+            if avail is None and m.get("pool_data_space_total_bytes") and \
+                    m.get("pool_data_space_used_before_bytes") is not None:
+                avail = m["pool_data_space_total_bytes"] - m["pool_data_space_used_before_bytes"]
+            over, room = thin_pool_overcommit(base or m["container_fs_size_bytes"], free, avail)
+            m["thin_pool_overcommitted"] = over
+            m["thin_pool_room_bytes"] = room
+            m["thin_pool_host_free_bytes"] = free
 
     # -- where ----------------------------------------------------------------
     def same_fs_dir(self, root):
@@ -3604,6 +4084,34 @@ class ResourceRun(object):
                 return v
         return to_int(read_text(self._cproc(COUNT_FILE) or "", 32))
 
+    def writer_info(self):
+        """The writing process: dd under the container's shell (disk), else the container's
+        first process -> {'pid', 'name', 'state'}, or None when it is gone."""
+        pid = self.writer_pid()
+        f = parse_proc_stat_fields(read_text("/proc/%d/stat" % pid, 512)) if pid else None
+        if not f or f[1] in ("Z", "X"):
+            return None
+        return {"pid": pid, "name": f[0], "state": f[1]}
+
+    def writer_pid(self):
+        if not self.pid:
+            return None
+        if self.resource != "disk":
+            return self.pid
+        if self.writer is None or not _container_alive(self.writer):
+            self.writer = find_child(self.pid, "dd")
+        return self.writer
+
+    def writer_counter(self):
+        """disk: the bytes dd handed to write() (/proc/PID/io wchar), its own progress
+        counter, which moves even while the file's size waits for the page cache."""
+        if self.resource != "disk" or not self.pid:
+            return None
+        pid = self.writer_pid()
+        if not pid:
+            return None
+        return parse_proc_io(read_text("/proc/%d/io" % pid, 1024)).get("wchar")
+
     def take_sample(self, sampler, start):
         s = sampler.sample()
         s["container"] = self.container_progress()
@@ -3630,9 +4138,15 @@ class ResourceRun(object):
         if name == "processes-limited":
             ok, why = pids_gate(server, (facts.get("cgroup") or {}).get("controllers"))
             if not ok:
+                # a finding, not a skip: this engine (or kernel) has no per-container process
+                # limit, so only the host's own limits stop a container's processes
                 m.update({"mode": agent.mode, "pids_limit": lim["pids_limit"],
-                          "limit_applied": False, "docker_server_version": server})
-                raise SkipExperiment(why)
+                          "limit_applied": False, "limit_available": False,
+                          "limit_unavailable_reason": why, "docker_server_version": server,
+                          "stop_reason": "not-available", "container_started": False,
+                          "host_pid_max": _read_int("/proc/sys/kernel/pid_max"),
+                          "host_threads_max": _read_int("/proc/sys/kernel/threads-max")})
+                return pids_unavailable_verdict(server, why, m)
         if not os.path.isdir(agent.run_dir):
             os.makedirs(agent.run_dir)
         fsdir, on_root = self.same_fs_dir(root)
@@ -3667,6 +4181,8 @@ class ResourceRun(object):
         m.update({"host_pid_max": sampler.pid_max, "host_threads_max": sampler.threads_max,
                   "host_pids_cgroup_limit": sampler.cg.get("pids_limit"),
                   "host_memory_cgroup_limit_bytes": sampler.cg.get("memory_limit")})
+        if resource in ("disk", "inodes"):
+            self.thin_pool_setup(dfacts, target, mounts)
         m.update(agent.probe_image())
         if name in ("disk", "disk-limited"):
             # the per-container limit in effect: --storage-opt size= where the engine takes
@@ -3725,7 +4241,7 @@ class ResourceRun(object):
             return resource_verdict(name, m)
         # memory: baseline for OOM attribution
         vm0 = parse_vmstat(read_text("/proc/vmstat")).get("oom_kill")
-        dmesg0 = _dmesg() if resource == "memory" else None
+        dmesg0 = _dmesg() if (resource == "memory" or m.get("pool_data_file")) else None
         sleep_s = int(lim["experiment_timeout_s"]) + 60
         args, applied = resource_run_options(name, server, lim, selinux_enforcing(),
                                              self.shared_dir, self.storage_opt_size)
@@ -3736,8 +4252,20 @@ class ResourceRun(object):
                                   or m.get("disk_limit_bytes"))
         soak_s = int(lim["experiment_timeout_s"]) if agent.mode == "exhaust" else 0
         script = container_script(name, amount, sleep_s, soak_s)
-        cname, cid = agent.start_container(name, m["probe_image"], ["/bin/sh", "-c", script],
-                                           args)
+        try:
+            cname, cid = agent.start_container(name, m["probe_image"],
+                                               ["/bin/sh", "-c", script], args)
+        except ExperimentError as exc:
+            # Docker 1.5.0's static binary has no udev sync: the first container after a
+            # daemon restart can fail with "Error mounting '/dev/mapper/...'"; once more
+            if "error mounting" not in exc.msg.lower() or \
+                    dfacts.get("storage_driver") != "devicemapper":
+                raise
+            m["container_start_retry"] = one_line(exc.msg, 300)
+            agent.remove_container(agent.container_name(name))
+            time.sleep(1)
+            cname, cid = agent.start_container(name, m["probe_image"],
+                                               ["/bin/sh", "-c", script], args)
         m["container_started"] = True
         m["container_name"] = cname
         run_start = time.time()
@@ -3753,8 +4281,18 @@ class ResourceRun(object):
             if self.cg_dir and not os.path.isdir(self.cg_dir):
                 self.cg_dir = None
             self.cg_view_path, self.cg_mount_root = cgroup_view(proc_cg, cg_mounts, cg_ctrl)
+            if self.cg_dir and not own_cgroup(self.cg_dir, m["container_id"]):
+                # Docker 1.5.0 makes no pids cgroup: the container sits in the daemon's (with
+                # the agent's ssh session, say); its count is not the container's, and it
+                # never empties (wait_gone would wait its full time)
+                if resource in ("memory", "processes"):
+                    m["container_%s_cgroup_own" % cg_ctrl] = False
+                    m["container_%s_cgroup" % cg_ctrl] = self.cg_view_path
+                self.cg_dir = None
         if name == "memory-limited":
             self.swap_applied(insp)
+        if resource in ("disk", "inodes") and self.pid:
+            self.container_fs("start", s0)
         cpu0, w0 = self_cpu_seconds(), time.time()
         stop = self.watch(sampler, start, floors, cname)
         cpu1, w1 = self_cpu_seconds(), time.time()
@@ -3778,6 +4316,9 @@ class ResourceRun(object):
             if resource == "disk" and self.name in ("disk", "disk-limited"):
                 log["size_live"] = _stat_size(self._cproc("/fill"))
             m["host_check_at"] = "peak"
+            if resource in ("disk", "inodes"):
+                self.container_fs("at_peak")
+                self.pool_space("at_peak")
             m.update(host_checks(resource, fsdir, lim))
             # the host has (almost) no pids left: the engine would have to fork runc to stop
             # the container, so the agent signals the container's first process itself
@@ -3840,6 +4381,13 @@ class ResourceRun(object):
             m.update(attribute_oom(m["oom_killed"], m["container_exit_code"],
                                    m["killed_by_agent"], m["vmstat_oom_kill_delta"], lines,
                                    insp.get("Id"), scope))
+        if resource in ("disk", "inodes") and dmesg0 is not None:
+            # devicemapper: what the kernel said about the thin pool (out of space, read-only)
+            lines = thin_pool_kernel_lines(dmesg0, _dmesg())
+            m["thin_pool_kernel_lines"] = len(lines)
+            m["thin_pool_kernel_line"] = one_line(lines[-1], 300) if lines else None
+            m["thin_pool_read_only"] = bool([ln for ln in lines if "read-only" in ln.lower()
+                                             or "read_only" in ln.lower()])
         # the container's own limit reached?
         near = False
         if name == "memory-limited" and m.get("resident_bytes"):
@@ -3868,7 +4416,11 @@ class ResourceRun(object):
                 reached = got >= want
         exhausted = False
         if resource == "disk":
-            exhausted = (self._min("free_bytes_root") or 0) < 8 * MIB
+            # ext4 keeps a few MiB even from root (seen: 16 MiB "free" while root's own write
+            # failed): the host's write failing with ENOSPC at the peak is the proof
+            exhausted = (self._min("free_bytes_root") or 0) < 8 * MIB or (
+                m.get("host_write_ok") is False and
+                "ENOSPC" in (m.get("host_write_error") or ""))
         elif resource == "inodes":
             # out of inodes, or out of the blocks new directory entries need
             exhausted = (s0["inodes_total"] and (self._min("free_inodes") or 0) < 16) or \
@@ -3896,10 +4448,15 @@ class ResourceRun(object):
         interval = float(lim["sample_interval_s"])
         horizon = 2 * interval + 0.3  # the next sample, and the time a kill takes
         deadline = start + float(lim["experiment_timeout_s"])
-        deadline = min(deadline, self.agent.deadline.end - 15)
+        if self.agent.deadline.end - 15 < deadline:  # the agent's --timeout comes first
+            deadline = self.agent.deadline.end - 15
+            self.m["timeout_source"] = "agent-deadline"
+            self.m["timeout_s_effective"] = round(max(0.0, deadline - start), 1)
         stall_s = float(lim["stall_s"])
         last_change = time.time()
         last_value = None
+        host_change, host_sig = last_change, None
+        slowest = 0.0   # the longest one step of progress took (bursts on a slow machine)
         next_note = time.time() + 5
         while True:
             s = self.take_sample(sampler, start)
@@ -3917,11 +4474,26 @@ class ResourceRun(object):
             state = (read_text(self._cproc(STATE_FILE) or "", 32) or "").strip()
             if state in ("done", "held"):
                 return "done"
-            if s["container"] != last_value:
-                last_value = s["container"]
+            value = (s["container"], self.writer_counter())
+            if value != last_value:
+                if last_value is not None and last_value[0]:
+                    slowest = max(slowest, now - last_change)
+                last_value = value
                 last_change = now
-            elif now - last_change > stall_s and last_value:
-                return "stall"
+            sig = (s.get("free_bytes_root"), s.get("free_inodes"), s.get("pool_bytes"),
+                   s.get("pool_fs_free_bytes"), s.get("dirty_bytes"))
+            if sig != host_sig:
+                host_sig, host_change = sig, now
+            if last_value[0] and now - last_change > stall_s:
+                window = stall_window(stall_s, slowest)
+                if min(now - last_change, now - host_change) > window:
+                    stalled, detail = stall_decision(now - last_change, now - host_change,
+                                                     window, self.writer_info())
+                    if stalled:
+                        self.m.update({"stall_detail": detail, "stall_window_s":
+                                       round(window, 2), "stall_slowest_step_s":
+                                       round(slowest, 2)})
+                        return "stall"
             if now >= deadline:
                 return "timeout"
             if now >= next_note:
@@ -4146,6 +4718,39 @@ class ResourceRun(object):
             m["processes_started"] = max(counts) if counts else None
             m["container_pids_peak"] = self.peak_container if self.cg_dir else None
 
+    def _ratio_parts(self, numerator, denominator, kind):
+        """Every ratio explainable: its numerator, denominator and definition."""
+        self.m["ratio_numerator"] = numerator
+        self.m["ratio_denominator"] = denominator
+        self.m["ratio_definition"] = RATIO_DEFINITIONS.get(kind)
+
+    def _pool_metrics(self, used, back):
+        """devicemapper: how much of what the container wrote grew the pool's loop file
+        (allocated bytes, st_blocks) and the pool's data space, and whether the container's
+        own filesystem (not the host's) took its inodes."""
+        m = self.m
+        if self.samples and self.samples[0].get("pool_bytes") is not None:
+            b0 = self.samples[0]["pool_bytes"]
+            high = self._max("pool_bytes")
+            m["pool_file_allocated_before_bytes"] = b0
+            m["pool_file_allocated_max_bytes"] = high
+            m["pool_file_growth_bytes"] = (high - b0) if high is not None else None
+            m["pool_file_allocated_after_bytes"] = back.get("pool_bytes") if back else None
+            g = m["pool_file_growth_bytes"]
+            m["pool_growth_ratio"] = round(float(g) / used, 3) if (
+                used and g is not None and self.resource == "disk") else None
+        u0, u1 = m.get("pool_data_space_used_before_bytes"), \
+            m.get("pool_data_space_used_at_peak_bytes")
+        if u0 is not None and u1 is not None:
+            m["pool_data_space_growth_bytes"] = u1 - u0
+        f0, f1 = m.get("container_fs_free_inodes_start"), \
+            m.get("container_fs_free_inodes_at_peak")
+        if f0 is not None and f1 is not None:
+            m["container_fs_free_inodes_delta"] = f0 - f1
+        b0, b1 = m.get("container_fs_free_bytes_start"), m.get("container_fs_free_bytes_at_peak")
+        if b0 is not None and b1 is not None:
+            m["container_fs_free_bytes_delta"] = b0 - b1
+
     def finish(self, after, start, back=None):
         """Host-side numbers (before/min/delta/after), the ratio, rates, the series."""
         m, r = self.m, self.resource
@@ -4177,6 +4782,14 @@ class ResourceRun(object):
                 delta = m[pre + "_delta"]
             m["landed_on_host_ratio"] = round(float(delta) / used, 3) if (
                 used and delta is not None) else None
+            self._ratio_parts(delta, used, "disk-dm" if (
+                r == "disk" and m.get("pool_data_file")) else r)
+            self._pool_metrics(used, back)
+            if r == "disk" and m.get("thin_pool_overcommitted") and \
+                    (m["landed_on_host_ratio"] or 0) >= 0.8:
+                # a per-container limit exists, but the host runs out before it: the host's
+                # disk is what the container fills (the classification's word)
+                m["host_affected"] = True
         elif r == "memory":
             before = m.get("host_mem_available_before")
             low = self._min("mem_available")
@@ -4189,6 +4802,7 @@ class ResourceRun(object):
             d = m["host_mem_available_delta"]
             m["landed_on_host_ratio"] = round(float(d) / res, 3) if (res and d is not None) \
                 else None
+            self._ratio_parts(d, res, r)
         else:
             before = m.get("host_threads_before")
             high = self._max("threads")
@@ -4198,10 +4812,21 @@ class ResourceRun(object):
             m["host_procs_max_seen"] = self._max("procs")
             m["host_free_pids_min"] = self._min("free_pids")
             m["host_threads_after"] = back["threads"] if back else None
+            # kernel-wide threads (/proc/loadavg) count every lab host on a shared kernel and
+            # every thread: kept for reference, not the ratio.  The ratio: the processes
+            # this host sees (its pid namespace) at the container's peak, per process the
+            # container held (its pids cgroup, else its children + its shell)
+            m["host_threads_scope"] = "kernel"
+            m["host_procs_at_peak"] = self._at_peak("procs")
             started = m.get("processes_started")
-            d = m["host_threads_delta"]
-            m["landed_on_host_ratio"] = round(float(d) / started, 3) if (
-                started and d is not None) else None
+            own = m.get("container_pids_peak") or ((started + 1) if started else None)
+            m["container_procs_source"] = "pids-cgroup" if m.get("container_pids_peak") \
+                else "script-count+1"
+            ratio, num, den = process_ratio(m.get("host_procs_before"),
+                                            m["host_procs_at_peak"], own)
+            m["host_procs_delta"] = num
+            m["landed_on_host_ratio"] = ratio
+            self._ratio_parts(num, den, r)
         run_s = m.get("watch_s") or m.get("run_s")
         got = {"disk": m.get("written_bytes"), "inodes": m.get("files_created"),
                "memory": m.get("resident_bytes"), "processes": m.get("processes_started")}[r]

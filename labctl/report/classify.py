@@ -6,15 +6,16 @@ Every experiment record on every host falls in one class, shown as a colour in t
     what the container did reached the host: the host could not do the same thing any more
     (a ``host_*_ok`` check failed), or what the container used showed up one-for-one on the
     host (``landed_on_host_ratio`` >= 0.2), or it ended in a host-wide shortage (``stop_reason``
-    ``oom-kill`` without a limit, ``eagain``: the host's process limit), or (storage checks) the
-    host can read or change the container's files.
+    ``oom-kill`` without a limit, ``eagain``: the host's process limit), or the engine has no
+    such limit at all (``stop_reason`` ``not-available``: no ``--pids-limit`` before Docker
+    1.11), or (storage checks) the host can read or change the container's files.
 ``contained``
     the container's own limit stopped it (``stop_reason`` ``container-limit``), a limit was
     applied and held (``limit_applied`` with a cap or floor stop), its use did not show up on
     the host (ratio < 0.2), or (storage checks) the container's files are out of the host's
     reach.
 ``not-measured``
-    skipped (e.g. no ``--pids-limit`` before Docker 1.11), not run (the safety floor was already
+    skipped, not run (the safety floor was already
     reached before the start), or not asked for on that host.
 ``error``
     the experiment or the whole host failed.
@@ -52,7 +53,8 @@ RULES: tuple[str, ...] = (
     "a host_*_ok metric is false (the host could not write, create, allocate, fork) "
     "-> host affected",
     "stop_reason: floor before the container started -> not measured; error -> error; "
-    "container-limit -> contained; oom-kill or eagain -> host affected",
+    "container-limit -> contained; oom-kill or eagain -> host affected; not-available (the "
+    "engine has no such limit, e.g. --pids-limit before Docker 1.11) -> host affected",
     "limit_applied and it stopped at its cap or floor -> contained",
     f"landed_on_host_ratio >= {LANDED_RATIO} -> host affected, below -> contained",
     "host_can_read or host_can_write true -> host affected (its files are in the host's "
@@ -105,6 +107,8 @@ def classify(record: dict[str, Any] | None, host_failed: bool = False) -> Verdic
         return Verdict(ERROR, "stop_reason error")
     if reason == "container-limit":
         return Verdict(CONTAINED, "stopped by its own limit")
+    if reason == "not-available":
+        return Verdict(AFFECTED, "no such limit in this engine (a finding)")
     if reason in ("oom-kill", "eagain"):
         return Verdict(AFFECTED, f"stop_reason {reason}")
     if m.get("limit_applied") is True and reason in ("cap", "floor"):

@@ -347,7 +347,19 @@ def test_verdict_memory_limited_says_swap_was_not_limited() -> None:
     assert pa.resource_verdict("memory-limited", m).endswith(
         "(this host has no swap, so it made no difference here)")
     m["memory_swap_limit_applied"] = True
+    m["memory_swap_limit_source"] = "cgroup"
+    assert pa.resource_verdict("memory-limited", m).endswith(
+        "; swap was limited too (--memory-swap applied: the container's cgroup has its swap "
+        "limit; no swap warning from the engine)")
+    m.pop("memory_swap_limit_applied")
     assert "swap" not in pa.resource_verdict("memory-limited", m)
+    # Docker 1.5.0's own words when the kernel has no swap accounting (daemon/create.go)
+    m.update({"memory_swap_limit_applied": False, "engine_swap_limit_warning": False,
+              "engine_run_warning": "Your kernel does not support swap limit capabilities. "
+                                    "Limitation discarded."})
+    assert "; swap was NOT limited: docker run warned \"Your kernel does not support swap " \
+        "limit capabilities. Limitation discarded.\", so --memory-swap did not apply" in \
+        pa.resource_verdict("memory-limited", m)
 
 
 def test_docker_facts_record_the_swap_warning() -> None:
@@ -419,6 +431,18 @@ out = {
         "landed_on_host_ratio": 1.0}),
     "swap": [pa.swap_limit_warning(["No swap limit support"]),
              list(pa.swap_limit_applied(32 * MIB, "", True, "", 1))],
+    "base150": list(pa.dm_base_size("devicemapper", {"Data file": "/dev/loop0"},
+                                    ["/usr/local/bin/docker", "-d", "--storage-opt",
+                                     "dm.basesize=2G"])),
+    "stall": [pa.stall_window(3.0, 2.0), pa.stall_decision(12.0, 12.0, 10.0, None)[0]],
+    "ratio": list(pa.process_ratio(79, 381, 301)),
+    "pids": pa.pids_unavailable_verdict("1.5.0", "x", {"host_pid_max": 32768}),
+    "dmwords": pa.resource_verdict("disk", {
+        "stop_reason": "cap", "written_bytes": 256 * MIB, "cap_effective": 256 * MIB,
+        "storage_driver": "devicemapper", "pool_data_file": "/p", "disk_limit_bytes": 10 * GIB,
+        "disk_limit_source": "base-device-size", "pool_file_growth_bytes": 257 * MIB,
+        "thin_pool_overcommitted": True, "thin_pool_room_bytes": 2 * GIB,
+        "landed_on_host_ratio": 1.0}),
 }
 print(json.dumps(out))
 """
@@ -445,3 +469,217 @@ def test_disk_limit_logic_runs_under_python27(tmp_path: Path) -> None:
     assert out["verdict"].startswith("contained: the container stopped at its 64 MiB disk "
                                      "limit (--storage-opt size=; EDQUOT after 62 MiB)")
     assert out["swap"] == [True, [False, "cgroup"]]
+    assert out["base150"] == [2 * GIB, "daemon-option"]
+    assert out["stall"] == [10.0, True]
+    assert out["ratio"] == [1.003, 302, 301]
+    assert out["pids"].startswith("not available: --pids-limit arrived in Docker 1.11")
+    assert "the thin pool over-commits" in out["dmwords"]
+
+
+# -- devicemapper on Docker 1.5.0: the base size it does not print, the pool file it grows ------
+
+# `docker info` of Docker 1.5.0 on loop-lvm, in the order daemon/graphdriver/devmapper/driver.go
+# of v1.5.0 prints it: no "Base Device Size", no "Data Space Available"
+INFO_150_LOOP_LVM = """\
+Containers: 0
+Images: 1
+Storage Driver: devicemapper
+ Pool Name: docker-254:1-131074-pool
+ Pool Blocksize: 65.54 kB
+ Backing Filesystem: extfs
+ Data file: /dev/loop0
+ Metadata file: /dev/loop1
+ Data Space Used: 306.6 MB
+ Data Space Total: 107.4 GB
+ Metadata Space Used: 720.9 kB
+ Metadata Space Total: 2.147 GB
+ Udev Sync Supported: false
+ Data loop file: /var/lib/docker/devicemapper/devicemapper/data
+ Metadata loop file: /var/lib/docker/devicemapper/devicemapper/metadata
+ Library Version: 1.02.175 (2021-01-08)
+Execution Driver: native-0.2
+Kernel Version: 5.10.0-28-amd64
+Operating System: Debian GNU/Linux 11 (bullseye)
+CPUs: 2
+Total Memory: 987.5 MiB
+Name: bullseye
+ID: 2YQH:5JRC:ZJ3Q:3CDQ:4K7S:7E3E:MZ3R:Q5TI:K7WH:QDDQ:5GBZ:U4RM
+"""
+
+
+def test_devicemapper_base_size_of_docker_150_is_the_engine_default_or_its_option() -> None:
+    info = pa.parse_docker_info(INFO_150_LOOP_LVM)
+    status = info["driver_status"]
+    assert pa.base_device_size("devicemapper", status) is None  # 1.5.0 does not print it
+    assert pa.dm_base_size("devicemapper", status) == (10 * GIB, "engine-default")
+    argv = ["/usr/local/bin/docker", "-d", "-s", "devicemapper", "--storage-opt",
+            "dm.basesize=2G", "--storage-opt=dm.loopdatasize=4G"]
+    assert pa.daemon_storage_opts(argv) == {"dm.basesize": "2G", "dm.loopdatasize": "4G"}
+    assert pa.dm_base_size("devicemapper", status, argv) == (2 * GIB, "daemon-option")
+    assert pa.dm_base_size("devicemapper", {"Base Device Size": "10.74GB"}, argv) == (
+        10_740_000_000, "docker-info")
+    assert pa.dm_base_size("overlay2", status, argv) == (None, None)
+    assert pa.is_daemon_cmdline(["/usr/local/bin/docker", "-d", "-s", "devicemapper"])
+    assert pa.is_daemon_cmdline(["/usr/bin/docker", "daemon"])
+    assert pa.is_daemon_cmdline(["/usr/sbin/dockerd", "-H", "fd://"])
+    assert not pa.is_daemon_cmdline(["/usr/bin/docker", "run", "-d", "x"])
+    assert not pa.is_daemon_cmdline([])
+
+
+def test_devicemapper_pool_file_and_space(tmp_path: Path) -> None:
+    status = pa.parse_docker_info(INFO_150_LOOP_LVM)["driver_status"]
+    loop = "/var/lib/docker/devicemapper/devicemapper/data"
+    assert pa.dm_pool_file("devicemapper", status) == loop
+    # an engine that names the loop file itself as its data file
+    assert pa.dm_pool_file("devicemapper", {"Data file": loop}) == loop
+    # direct-lvm: the pool is a block device, nothing grows on a filesystem
+    assert pa.dm_pool_file("devicemapper", {"Data file": "/dev/mapper/vg-thinpool"}) is None
+    assert pa.dm_pool_file("overlay2", status) is None
+    # only the loop device named: the kernel's backing file (a sysfs tree made here)
+    sysfs = tmp_path / "sys"
+    (sysfs / "block" / "loop3" / "loop").mkdir(parents=True)
+    (sysfs / "block" / "loop3" / "loop" / "backing_file").write_text(loop + "\n")
+    assert pa.dm_pool_file("devicemapper", {"Data file": "/dev/loop3"}, str(sysfs)) == loop
+    assert pa.dm_pool_file("devicemapper", {"Data file": "/dev/loop4"}, str(sysfs)) is None
+    # Docker 1.5.0 restarted on its existing pool prints "Data file: " (nothing)
+    empty = {"Data file": "", "Metadata file": ""}
+    assert pa.dm_pool_file("devicemapper", empty, str(sysfs)) == loop
+    assert pa.dm_pool_file("devicemapper", empty, str(sysfs), root_dir="/srv/docker") is None
+    assert pa.dm_pool_space(status) == (306_600_000, 107_400_000_000, None)
+    assert pa.dm_pool_space({"Data Space Used": "190.3MB", "Data Space Total": "107.4GB",
+                             "Data Space Available": "1.234GB"}) == (
+        190_300_000, 107_400_000_000, 1_234_000_000)
+
+
+def test_thin_pool_overcommit() -> None:
+    # a 3 GiB lab disk holds the pool file: one container's 10 GiB device cannot fill
+    assert pa.thin_pool_overcommit(10 * GIB, 2 * GIB, None) == (True, 2 * GIB)
+    # the pool's own free data space is smaller still
+    assert pa.thin_pool_overcommit(10 * GIB, 50 * GIB, 1 * GIB) == (True, 1 * GIB)
+    assert pa.thin_pool_overcommit(10 * GIB, 50 * GIB, 40 * GIB) == (False, 40 * GIB)
+    assert pa.thin_pool_overcommit(None, 50 * GIB) == (None, 50 * GIB)
+    assert pa.thin_pool_overcommit(10 * GIB, None) == (None, None)
+
+
+def test_allocated_bytes_of_a_sparse_file(tmp_path: Path) -> None:
+    f = tmp_path / "data"
+    with open(f, "wb") as fh:
+        fh.truncate(64 * MIB)  # 64 MiB long, nothing allocated
+    assert os.path.getsize(f) == 64 * MIB
+    assert (pa.allocated_bytes(str(f)) or 0) < MIB
+    with open(f, "r+b") as fh:
+        fh.seek(8 * MIB)
+        fh.write(b"x" * MIB)
+        fh.flush()
+        os.fsync(fh.fileno())
+    assert MIB <= (pa.allocated_bytes(str(f)) or 0) < 4 * MIB
+    assert pa.allocated_bytes(str(tmp_path / "nope")) is None
+
+
+def test_disk_limited_on_docker_150_devicemapper_runs_with_the_base_size() -> None:
+    plan = pa.disk_limit_plan("disk-limited", "devicemapper", "1.5.0", 64 * MIB, 10 * GIB)
+    assert plan["skip"] is None and plan["try_opt"] is False
+    assert (plan["limit"], plan["source"]) == (10 * GIB, "base-device-size")
+    assert pa.disk_limited_cap(256 * MIB, plan["limit"]) == 256 * MIB  # bounded: far below
+
+
+DM_150_CAP = {
+    "stop_reason": "cap", "written_bytes": 256 * MIB, "cap_effective": 256 * MIB,
+    "disk_limit_bytes": 10 * GIB, "disk_limit_source": "base-device-size",
+    "base_device_size_source": "engine-default", "storage_driver": "devicemapper",
+    "target_path": "/var/lib/docker", "target_fstype": "ext4",
+    "landed_on_host_ratio": 1.0, "host_free_bytes_delta": 256 * MIB,
+    "ratio_numerator": 256 * MIB, "ratio_denominator": 256 * MIB,
+    "pool_data_file": "/var/lib/docker/devicemapper/devicemapper/data",
+    "pool_file_growth_bytes": 258 * MIB, "pool_growth_ratio": 1.008,
+    "container_fs_size_bytes": 9 * GIB + 800 * MIB, "container_fs_own": True,
+    "thin_pool_overcommitted": True, "thin_pool_room_bytes": 2 * GIB,
+    "host_write_ok": True, "host_create_ok": True, "host_write_bytes": MIB,
+}
+
+
+def test_verdict_disk_limited_devicemapper_overcommitted_host_runs_out_first() -> None:
+    v = pa.resource_verdict("disk-limited", dict(DM_150_CAP))
+    assert v.startswith(
+        "stopped at the cap of 256 MiB after 256 MiB, far below its 10 GiB disk limit "
+        "(devicemapper's base device size, a per-container limit that exists), which cannot be "
+        "reached on this host: the thin pool over-commits: each container may fill its 10 GiB "
+        "device, but the pool has only 2 GiB to grow into on this host, so the host runs out "
+        "before a container reaches its own limit;")
+    assert v.endswith(
+        "a container can fill the host disk; devicemapper: the container wrote into its own "
+        "9.8 GiB thin device, which lives in the sparse pool file "
+        "/var/lib/docker/devicemapper/devicemapper/data on the host's filesystem; the pool file "
+        "grew by 258 MiB (allocated blocks, ratio 1.01) and the host's free space fell by "
+        "256 MiB (ratio 1.00)")
+    assert v.count("over-commits") == 1
+
+
+def test_verdict_disk_devicemapper_room_for_the_limit() -> None:
+    m = dict(DM_150_CAP, thin_pool_overcommitted=False, thin_pool_room_bytes=40 * GIB)
+    v = pa.resource_verdict("disk-limited", m)
+    assert "whether the limit holds was not tested" in v
+    assert v.endswith("; the pool has 40 GiB to grow into on this host, more than one "
+                      "container's 10 GiB device")
+    # plain disk: the same words about the pool
+    v = pa.resource_verdict("disk", dict(DM_150_CAP))
+    assert "the pool file grew by 258 MiB" in v and "over-commits" in v
+    # metrics of an older agent (no pool fields): no devicemapper words at all
+    old = dict(DM_150_CAP)
+    del old["pool_data_file"]
+    assert "devicemapper:" not in pa.resource_verdict("disk", old)
+
+
+def test_verdict_inodes_on_own_thin_device() -> None:
+    m = {"stop_reason": "cap", "files_created": 2000, "cap_effective": 2000,
+         "host_inodes_total": 196608, "landed_on_host_ratio": 0.0,
+         "host_free_inodes_delta": 0, "target_path": "/var/lib/docker", "target_fstype": "ext4",
+         "storage_driver": "devicemapper", "container_fs_own": True,
+         "container_fs_size_bytes": 9 * GIB + 800 * MIB, "container_fs_inodes_total": 655360,
+         "container_fs_free_inodes_delta": 2003, "host_create_ok": True, "host_write_ok": True,
+         "host_write_bytes": MIB}
+    v = pa.resource_verdict("inodes", m)
+    assert ("the files did not show up as used inodes on the host's /var/lib/docker filesystem "
+            "(ext4) (ratio 0.00); the container's / is a filesystem of its own (9.8 GiB, "
+            "655,360 inodes, on its own devicemapper thin device) whose free inodes fell by "
+            "2,003;") in v
+    assert v.endswith("the container's inodes are separate from the host's")
+
+
+# the kernel's words when the loop file's filesystem filled under Docker 1.5.0 (bullseye VM)
+DMESG_BEFORE = "[ 1084.152255] EXT4-fs (dm-2): mounted filesystem with ordered data mode.\n"
+DMESG_AFTER = DMESG_BEFORE + (
+    "[ 1494.711259] device-mapper: thin: 253:0: metadata operation 'dm_pool_commit_metadata' "
+    "failed: error = -5\n") + """\
+[ 1494.711807] device-mapper: thin: 253:0: aborting current metadata transaction
+[ 1494.722503] device-mapper: thin: 253:0: switching pool to read-only mode
+[ 1499.540669] Aborting journal on device dm-2-8.
+[ 1499.720790] EXT4-fs (dm-2): Remounting filesystem read-only
+"""
+
+
+def test_thin_pool_kernel_lines_and_the_exhausted_host_verdict() -> None:
+    lines = pa.thin_pool_kernel_lines(DMESG_BEFORE, DMESG_AFTER)
+    assert len(lines) == 3 and lines[-1].endswith("switching pool to read-only mode")
+    assert pa.thin_pool_kernel_lines(DMESG_AFTER, DMESG_AFTER) == []
+    # the exhaust run: the host's disk filled (root's own write failed), no container output
+    # (1.5.0 keeps the container's log on the full filesystem)
+    assert pa.decide_stop_reason({"resource": "disk", "exit_code": 137,
+                                  "killed_by_agent": True, "limit_applied": True,
+                                  "near_limit": False, "host_exhausted": True,
+                                  "host_had_room": False}) == "enospc"
+    m = dict(DM_150_CAP, stop_reason="enospc", written_bytes=2882 * MIB,
+             landed_on_host_ratio=0.94, ratio_numerator=2715 * MIB,
+             pool_file_growth_bytes=2708 * MIB, pool_growth_ratio=0.94,
+             host_write_ok=False, host_write_error="ENOSPC: No space left on device",
+             thin_pool_read_only=True,
+             thin_pool_kernel_line=lines[-1])
+    v = pa.resource_verdict("disk", m)
+    assert v.startswith("stopped at ENOSPC after 2.8 GiB:")
+    assert "the host could NOT write a 1 MiB file (ENOSPC: No space left on device)" in v
+    assert "a container can fill the host disk; its 10 GiB disk limit " \
+        "(devicemapper's base device size) did not stop it first" in v
+    assert v.endswith("the kernel switched the thin pool to read-only ([ 1494.722503] "
+                      "device-mapper: thin: 253:0: switching pool to read-only mode): every "
+                      "container of this engine lost its writable disk until the pool is "
+                      "repaired")

@@ -899,3 +899,114 @@ def test_a_stall_without_a_limit_is_its_own_stop_reason() -> None:
     o.update(limit_applied=True, near_limit=True)
     assert pa.decide_stop_reason(o) == "container-limit"
     assert "stall" in pa.STOP_REASONS
+
+
+# -- a stall must mean the writer really stalled (issue 9) ---------------------------------------
+
+def test_stall_window_scales_with_the_slowest_step() -> None:
+    assert pa.stall_window(3.0, 0.0) == 3.0          # a fast machine: the configured 3 s
+    assert pa.stall_window(3.0, 0.4) == 3.0
+    assert pa.stall_window(3.0, 2.0) == 10.0         # TCG: 2 s between bursts -> 10 s
+    assert pa.stall_window(3.0, 40.0) == pa.STALL_WINDOW_MAX_S
+    assert pa.stall_window(90.0, 1.0) == 90.0        # never below stall_s, even above the max
+
+
+def test_stall_decision() -> None:
+    sleeping = {"pid": 4242, "name": "dd", "state": "S"}
+    blocked = {"pid": 4242, "name": "dd", "state": "D"}
+    # the host still moves (writeback, the pool file grows): not a stall, whatever the writer
+    assert pa.stall_decision(30.0, 0.5, 10.0, sleeping) == (False, None)
+    # the container's own counter still moves: not a stall
+    assert pa.stall_decision(0.2, 30.0, 10.0, sleeping) == (False, None)
+    stalled, why = pa.stall_decision(12.5, 11.0, 10.0, sleeping)
+    assert stalled and why == (
+        "dd (pid 4242) is alive in state S and nothing moved in the container (its progress, its "
+        "own write counter) or on the host (free space, pool file, dirty pages) for 11.0 s "
+        "(window 10.0 s)")
+    # blocked in I/O: three windows before it counts
+    assert pa.stall_decision(25.0, 25.0, 10.0, blocked) == (False, None)
+    stalled, why = pa.stall_decision(31.0, 31.0, 10.0, blocked)
+    assert stalled and why.startswith("dd (pid 4242) is alive in state D (blocked in I/O) and "
+                                      "nothing moved")
+    stalled, why = pa.stall_decision(11.0, 11.0, 10.0, None)
+    assert stalled and why.startswith("the writer is gone")
+
+
+def test_proc_io_and_stat_parsers() -> None:
+    io = "rchar: 10485760\nwchar: 219152384\nsyscr: 201\nsyscw: 209\nread_bytes: 0\n" \
+         "write_bytes: 216006656\ncancelled_write_bytes: 0\n"
+    assert pa.parse_proc_io(io)["wchar"] == 219152384
+    assert pa.parse_proc_io(None) == {}
+    stat = "4242 (dd) D 4200 4200 4200 0 -1 4194560 150 0 0 0 3 120 0 0 20 0 1 0 9876 ..."
+    assert pa.parse_proc_stat_fields(stat) == ("dd", "D", 4200)
+    assert pa.parse_proc_stat_fields("77 (my (odd) name) S 1 77") == ("my (odd) name", "S", 1)
+    assert pa.parse_proc_stat_fields("") is None
+
+
+def test_writer_counter_of_a_real_child(tmp_path: Path) -> None:
+    """find_child and /proc/PID/io on a real child process of this test (no Docker)."""
+    proc = subprocess.Popen(["sh", "-c", "dd if=/dev/zero of=%s bs=64k count=16 2>/dev/null; "
+                             "exec sleep 30" % (tmp_path / "f")])
+    try:
+        deadline = time.time() + 10
+        while (tmp_path / "f").exists() is False or \
+                os.path.getsize(tmp_path / "f") < 16 * 65536:
+            assert time.time() < deadline
+            time.sleep(0.05)
+        # the dd child is gone now; the shell exec'd sleep: no dd under it
+        assert pa.find_child(proc.pid, "dd") is None
+        info = pa.parse_proc_stat_fields(pa.read_text(f"/proc/{proc.pid}/stat"))
+        assert info is not None and info[0] == "sleep" and info[2] == os.getpid()
+        assert pa.find_child(os.getpid(), "sleep") == proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+# -- the processes ratio, explained (issue 9: 0.0 to 2.4 between hosts of one run) --------------
+
+def test_process_ratio_is_host_visible_processes_per_container_process() -> None:
+    assert pa.process_ratio(120, 1121, 1001) == (1.0, 1001, 1001)
+    # kernel-wide threads would also count another lab host's fork bomb; /proc of this host
+    # (its pid namespace) does not
+    assert pa.process_ratio(120, 120, 1001) == (0.0, 0, 1001)
+    assert pa.process_ratio(None, 1121, 1001) == (None, None, 1001)
+    assert pa.process_ratio(120, 1121, 0) == (None, None, 0)
+    assert "pid namespace" in pa.RATIO_DEFINITIONS["processes"]
+
+
+def test_verdict_processes_names_numerator_and_denominator() -> None:
+    m = {"stop_reason": "cap", "processes_started": 1000, "cap_effective": 1000,
+         "host_procs_delta": 1001, "ratio_denominator": 1001, "landed_on_host_ratio": 1.0,
+         "host_threads_delta": 2403, "host_fork_ok": True, "host_pid_max": 4194304,
+         "host_threads_max": 7612}
+    v = pa.resource_verdict("processes", m)
+    assert ("the host saw 1,001 more processes at the container's peak for 1,001 in the "
+            "container (ratio 1.00; kernel-wide threads rose by 2,403)") in v
+
+
+def test_processes_limited_before_docker_111_is_a_finding() -> None:
+    _ok, why = pa.pids_gate("1.5.0", ["cpu", "memory"])
+    m = {"host_pid_max": 32768, "host_threads_max": 7612}
+    v = pa.pids_unavailable_verdict("1.5.0", why, m)
+    assert v.startswith("not available: --pids-limit arrived in Docker 1.11; Docker 1.5.0 has "
+                        "no per-container process limit, so nothing but the host's own limits "
+                        "(pid_max 32,768, threads-max 7,612) stops a container's processes")
+    _ok, why = pa.pids_gate("20.10.5", ["cpu", "memory"])
+    assert pa.pids_unavailable_verdict("20.10.5", why, m).startswith(
+        "not available: this kernel has no pids cgroup (Linux 4.3+)")
+    assert "not-available" in pa.STOP_REASONS
+    from labctl.report.classify import AFFECTED, classify
+    rec = {"status": "ok", "verdict": v, "metrics": {"stop_reason": "not-available",
+                                                     "limit_available": False}}
+    assert classify(rec).cls == AFFECTED
+
+
+def test_own_cgroup_tells_the_container_s_from_the_daemon_s() -> None:
+    cid = "3f1c2a9b8d7e6f5a4b3c2d1e0f"
+    assert pa.own_cgroup("/sys/fs/cgroup/pids/docker/" + cid, cid)
+    assert pa.own_cgroup(f"/sys/fs/cgroup/system.slice/docker-{cid}.scope", cid)
+    # Docker 1.5.0 started from an ssh session: no pids cgroup of the container's own
+    assert not pa.own_cgroup("/sys/fs/cgroup/pids/user.slice/user-0.slice/session-3.scope",
+                             cid)
+    assert pa.own_cgroup("/sys/fs/cgroup/pids/whatever", None)  # no id known: trusted
