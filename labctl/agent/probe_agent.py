@@ -4252,20 +4252,8 @@ class ResourceRun(object):
                                   or m.get("disk_limit_bytes"))
         soak_s = int(lim["experiment_timeout_s"]) if agent.mode == "exhaust" else 0
         script = container_script(name, amount, sleep_s, soak_s)
-        try:
-            cname, cid = agent.start_container(name, m["probe_image"],
-                                               ["/bin/sh", "-c", script], args)
-        except ExperimentError as exc:
-            # Docker 1.5.0's static binary has no udev sync: the first container after a
-            # daemon restart can fail with "Error mounting '/dev/mapper/...'"; once more
-            if "error mounting" not in exc.msg.lower() or \
-                    dfacts.get("storage_driver") != "devicemapper":
-                raise
-            m["container_start_retry"] = one_line(exc.msg, 300)
-            agent.remove_container(agent.container_name(name))
-            time.sleep(1)
-            cname, cid = agent.start_container(name, m["probe_image"],
-                                               ["/bin/sh", "-c", script], args)
+        cname, cid = agent.start_container(name, m["probe_image"],
+                                           ["/bin/sh", "-c", script], args)
         m["container_started"] = True
         m["container_name"] = cname
         run_start = time.time()
