@@ -26,7 +26,7 @@ import pytest
 from labctl.drivers.base import LabState
 from labctl.drivers.qemu import QemuHostSpec, QemuLab, QemuLabSpec
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.engine, pytest.mark.timeout(2700)]
 
 LABCTL = str(Path(sys.executable).with_name("labctl"))
 HOSTS = {"c66": "sysvinit", "c70": "systemd"}
