@@ -943,7 +943,7 @@ _CLIENT_COMMANDS = frozenset(
     "start stats stop tag top unpause version wait".split())
 
 
-def _is_daemon_cmdline(args):
+def is_daemon_cmdline(args):
     """dockerd, or the single binary of 1.x run as a daemon (`docker -d`, `docker daemon`):
     -d counts only before a client command (`docker run -d` is not a daemon)."""
     if not args or not args[0]:
@@ -965,14 +965,14 @@ def find_daemon_pid():
     """The engine daemon's pid: its pid file, else the first daemon found in /proc."""
     for path in DAEMON_PID_FILES:
         pid = to_int(read_text(path))
-        if pid and _is_daemon_cmdline((read_text("/proc/%d/cmdline" % pid) or "").split("\0")):
+        if pid and is_daemon_cmdline((read_text("/proc/%d/cmdline" % pid) or "").split("\0")):
             return pid
     try:
         entries = sorted(int(e) for e in os.listdir("/proc") if e.isdigit())
     except OSError:
         return None
     for pid in entries:
-        if _is_daemon_cmdline((read_text("/proc/%d/cmdline" % pid) or "").split("\0")):
+        if is_daemon_cmdline((read_text("/proc/%d/cmdline" % pid) or "").split("\0")):
             return pid
     return None
 
@@ -2366,42 +2366,14 @@ def daemon_storage_opts(argv):
     return opts
 
 
-def is_daemon_cmdline(argv):
-    """True for a docker daemon's command line: dockerd, `docker daemon`, `docker -d`."""
-    if not argv:
-        return False
-    prog = os.path.basename(argv[0])
-    if prog == "dockerd":
-        return True
-    if prog != "docker":
-        return False
-    words = [a for a in argv[1:] if not a.startswith("-")]
-    if words[:1] == ["daemon"]:
-        return True
-    # Docker 1.x: `docker -d` (global flags first); `docker run -d` is a client
-    client = ("run", "create", "start", "exec", "attach", "restart")
-    return ("-d" in argv[1:] or "--daemon" in argv[1:]) and not [w for w in words
-                                                                 if w in client]
-
-
 def docker_daemon_argv(daemon_pid=None):
     """The running docker daemon's command line (list), or None; ``daemon_pid`` (the facts'
-    daemon_pid, where known) is looked at first."""
-    try:
-        pids = [p for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
+    daemon_pid, where known) saves the look through /proc."""
+    pid = daemon_pid or find_daemon_pid()
+    if not pid:
         return None
-    if daemon_pid:
-        pids.insert(0, str(daemon_pid))
-    for pid in pids:
-        comm = (read_text("/proc/%s/comm" % pid, 64) or "").strip()
-        if comm not in ("docker", "dockerd"):
-            continue
-        raw = read_text("/proc/%s/cmdline" % pid, 8192) or ""
-        argv = [a for a in raw.split("\0") if a]
-        if is_daemon_cmdline(argv):
-            return argv
-    return None
+    argv = [a for a in (read_text("/proc/%s/cmdline" % pid, 8192) or "").split("\0") if a]
+    return argv if is_daemon_cmdline(argv) else None
 
 
 def dm_base_size(driver, driver_status, daemon_argv=None):

@@ -958,7 +958,7 @@ def test_storage_verdict_private_daemon_namespace() -> None:
     ],
 )
 def test_daemon_cmdline(cmdline: list[str], daemon: bool) -> None:
-    assert pa._is_daemon_cmdline(cmdline) is daemon
+    assert pa.is_daemon_cmdline(cmdline) is daemon
 
 
 def test_daemon_mount_namespace_of_this_process() -> None:
