@@ -91,3 +91,10 @@ class LabError(LabctlError):
 
     exit_code = 7
     kind = "lab"
+
+
+class Interrupted(LabctlError):
+    """Ctrl-C or SIGTERM: the controller stopped following; agents run on, `collect` later."""
+
+    exit_code = 130
+    kind = "interrupted"

@@ -33,7 +33,8 @@ def two_runs(tmp_path: Path) -> tuple[Path, Path]:
     b = tmp_path / "B"
     shutil.copytree(RESOURCES, a)
     shutil.copytree(RESOURCES, b)
-    _edit(b / "run.json", lambda d: d.update(run_id="20261129-100000-beef"))
+    for f in [b / "run.json", *(b / "hosts").glob("*.json")]:  # each file names its run
+        _edit(f, lambda d: d.update(run_id="20261129-100000-beef"))
 
     def centos7(d: dict) -> None:  # type: ignore[type-arg]
         d["facts"]["docker"]["server_version"] = "1.6.2"
