@@ -6,13 +6,14 @@ on one host never stops the other hosts; the exit code says whether anything fai
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
-from .errors import Interrupted, LabctlError
+from .errors import Interrupted, LabctlError, ResultError
 from .hosts import HostRecord
 from .inventory import Inventory, load_inventory
 from .matrix import Report
@@ -65,15 +66,21 @@ def run_pipeline(
     summary.run = run
     opts = options or ProbeOptions()
     t0 = time.monotonic()
-    run.write_run(
-        labctl_version=__version__,
-        started=utc_now(),
-        inventory=str(inventory_path.resolve()),
-        asked=asked or {},
-        experiments=list(opts.experiments),
-        hosts=[host_summary(h) for h in inv.hosts],
-        inventory_problems=[p.line() for p in inv.problems],
-    )
+    try:
+        run.write_run(
+            labctl_version=__version__,
+            started=utc_now(),
+            inventory=str(inventory_path.resolve()),
+            asked=asked or {},
+            experiments=list(opts.experiments),
+            hosts=[host_summary(h) for h in inv.hosts],
+            inventory_problems=[p.line() for p in inv.problems],
+        )
+    except LabctlError as err:  # nothing started yet: no half run folder to `collect`
+        shutil.rmtree(run.path, ignore_errors=True)
+        raise ResultError(
+            err.message, hint="free space or fix permissions, then run again"
+        ) from err
     try:
         _probe_stages(run, inv, inventory_path, summary, opts, prog, do_provision,
                       accept_new_host_keys, t0)  # fmt: skip

@@ -241,7 +241,7 @@ class FaultLab:
         """Everything of a finished run still on a host (call when no agent should run)."""
         script = r"""
 docker ps -aq --filter name=labctl-probe- | sed 's/^/container /'
-pgrep -f 'probe_agent.py run' | sed 's/^/agent process /'
+pgrep -f '[p]robe_agent.py run' | sed 's/^/agent process /'
 ls -A /var/tmp/labctl/runs 2>/dev/null | sed 's/^/agent run folder /'
 for d in /var/tmp/labctl-runs/*; do
   [ -d "$d" ] || continue
@@ -389,15 +389,16 @@ def run_trial(
     if kind == "two-probes":
         return _two_probes(lab, trial, rng, work, experiments, sets)
     target = rng.choice(lab.hosts)
-    trial.at = round(rng.uniform(1.5, 12.0), 1)
+    trial.at = round(rng.uniform(1.5, 10.0), 1)
+    trial.detail = "not injected: the run ended first"
     proc = lab.start(*lab.probe_args(results, experiments, sets))
     t0 = time.monotonic()
     signalled: list[float] = []
 
     def inject() -> None:
         if proc.poll() is not None:
-            trial.detail += " (run already over)"
             return
+        trial.detail = ""
         if kind in ("ctrl-c", "kill-controller"):
             sig = (
                 signal.SIGKILL
@@ -408,8 +409,10 @@ def run_trial(
             signalled.append(time.monotonic())
             proc.send_signal(sig)
         elif kind == "kill-sshd":
-            lab.exec(target, "pkill -KILL -f '^sshd: root@'; echo killed")
-            trial.detail = f"{target}: sshd sessions"
+            _rc, out = lab.exec(
+                target, "pgrep -c -f '^sshd: [r]oot@'; pkill -KILL -f '^sshd: [r]oot@'; true"
+            )
+            trial.detail = f"{target}: {out.strip() or '0'} sshd sessions killed"
         elif kind == "restart-host":
             subprocess.run(["docker", "restart", "-t", "1", lab.container(target)],
                            capture_output=True, check=False)  # fmt: skip
@@ -421,7 +424,7 @@ def run_trial(
             subprocess.run(["docker", "unpause", lab.container(target)], capture_output=True)
             trial.detail = f"{target} paused {pause} s"
         elif kind == "kill-agent":
-            _rc, out = lab.exec(target, "pkill -KILL -f 'probe_agent.py run' && echo killed")
+            _rc, out = lab.exec(target, "pkill -KILL -f '[p]robe_agent.py run' && echo killed")
             trial.detail = f"{target}: agent {'killed' if 'killed' in out else 'not running'}"
         else:
             raise ValueError(kind)
