@@ -194,8 +194,10 @@ class _HostProbe:
             return int(fields[0])
         except (ValueError, IndexError):
             raise ProbeError(
-                f"could not start the agent ({res.stderr.strip() or res.stdout.strip()})",
+                f"could not start the agent (exit {res.exit_status}: "
+                f"{res.stderr.strip() or res.stdout.strip() or 'no output'})",
                 host=self.host.name,
+                hint="re-run the probe; see /var/tmp/labctl-runs on the host",
             ) from None
 
     def follow(self, t: SSHTransport, pid: int) -> tuple[dict[str, Any], SSHTransport]:

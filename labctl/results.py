@@ -185,8 +185,9 @@ class RunDir:
             raise ResultError(
                 f"{self.path} has no run.json", hint="is this a labctl results folder?"
             ) from exc
-        except (OSError, ValueError) as exc:
-            raise ResultError(f"{self.run_file} is unreadable ({exc})") from exc
+        except (OSError, ValueError, RecursionError) as exc:
+            why = "nested too deep" if isinstance(exc, RecursionError) else exc
+            raise ResultError(f"{self.run_file} is unreadable ({why})") from exc
         if not isinstance(data, dict):
             raise ResultError(f"{self.run_file} does not hold a JSON object")
         return data

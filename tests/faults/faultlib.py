@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -305,13 +305,6 @@ def collect_until_done(lab: FaultLab, run: Path, trial: Trial, bound: float = 15
         time.sleep(3)
 
 
-def _later(at: float, fn: Callable[[], None]) -> threading.Timer:
-    timer = threading.Timer(at, fn)
-    timer.daemon = True
-    timer.start()
-    return timer
-
-
 @contextlib.contextmanager
 def small_tmpfs(size: str = "16m") -> Iterator[Path]:
     """A small tmpfs of our own, unmounted on every path."""
@@ -389,55 +382,65 @@ def run_trial(
     if kind == "two-probes":
         return _two_probes(lab, trial, rng, work, experiments, sets)
     target = rng.choice(lab.hosts)
-    trial.at = round(rng.uniform(1.5, 10.0), 1)
+    # most faults land while the agents run (a random moment after the run folder appears);
+    # one in five in the controller's first seconds (imports, inventory, connecting)
+    early = rng.random() < 0.2
+    delay = rng.uniform(0.5, 3.0) if early else rng.uniform(0.0, 8.0)
     trial.detail = "not injected: the run ended first"
     proc = lab.start(*lab.probe_args(results, experiments, sets))
     t0 = time.monotonic()
     signalled: list[float] = []
+    cancel = threading.Event()
 
     def inject() -> None:
-        if proc.poll() is not None:
+        if not early:
+            end = time.monotonic() + 60
+            while not run_dirs(results) and proc.poll() is None and time.monotonic() < end:
+                time.sleep(0.05)
+        if cancel.wait(delay) or proc.poll() is not None:
             return
-        trial.detail = ""
+        trial.at = round(time.monotonic() - t0, 1)
+        trial.detail = "early: " if early else ""
         if kind in ("ctrl-c", "kill-controller"):
             sig = (
                 signal.SIGKILL
                 if kind == "kill-controller"
                 else rng.choice((signal.SIGINT, signal.SIGTERM))
             )
-            trial.detail = signal.Signals(sig).name
+            trial.detail += signal.Signals(sig).name
             signalled.append(time.monotonic())
             proc.send_signal(sig)
         elif kind == "kill-sshd":
             _rc, out = lab.exec(
                 target, "pgrep -c -f '^sshd: [r]oot@'; pkill -KILL -f '^sshd: [r]oot@'; true"
             )
-            trial.detail = f"{target}: {out.strip() or '0'} sshd sessions killed"
+            trial.detail += f"{target}: {out.strip() or '0'} sshd sessions killed"
         elif kind == "restart-host":
             subprocess.run(["docker", "restart", "-t", "1", lab.container(target)],
                            capture_output=True, check=False)  # fmt: skip
-            trial.detail = f"{target} restarted"
+            trial.detail += f"{target} restarted"
         elif kind == "pause-host":
             pause = round(rng.uniform(3, 25), 1)
             subprocess.run(["docker", "pause", lab.container(target)], capture_output=True)
             time.sleep(pause)
             subprocess.run(["docker", "unpause", lab.container(target)], capture_output=True)
-            trial.detail = f"{target} paused {pause} s"
+            trial.detail += f"{target} paused {pause} s"
         elif kind == "kill-agent":
             _rc, out = lab.exec(target, "pkill -KILL -f '[p]robe_agent.py run' && echo killed")
-            trial.detail = f"{target}: agent {'killed' if 'killed' in out else 'not running'}"
+            trial.detail += f"{target}: agent {'killed' if 'killed' in out else 'not running'}"
         else:
             raise ValueError(kind)
 
-    timer = _later(trial.at, inject)
+    injector = threading.Thread(target=inject, daemon=True)
+    injector.start()
     try:
         out, err = proc.communicate(timeout=PROBE_TIMEOUT + 120)
     finally:
-        timer.cancel()
+        cancel.set()
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    timer.join(60)
+    injector.join(60)
     call = Call(["probe"], proc.returncode, out, err, time.monotonic() - t0)
     if signalled:
         call.after_signal = t0 + call.seconds - signalled[0]
@@ -447,7 +450,7 @@ def run_trial(
         lab.wait_ready(target)
     runs = run_dirs(results)
     if not runs:
-        if call.rc in (130, -9) and call.seconds < 6:
+        if call.rc in (130, -9) and trial.detail.startswith("early"):
             trial.detail += " (stopped before a run folder existed)"
             return _expect(trial, kind)
         trial.failures.append(f"no run folder (exit {call.rc}): {call.err.strip()[-300:]}")
