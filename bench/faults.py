@@ -53,11 +53,14 @@ def table(trials: list[Trial]) -> str:
         ts = by_kind.get(kind, [])
         if not ts:
             continue
-        codes = collections.Counter(c for t in ts for c in t.exit_codes[:1])
-        recovered = collections.Counter(c for t in ts for c in t.exit_codes[1:])
-        code_text = ", ".join(f"{c} x{n}" for c, n in sorted(codes.items()))
-        if recovered:
-            code_text += "; then " + ", ".join(f"{c} x{n}" for c, n in sorted(recovered.items()))
+        by_cmd: dict[str, collections.Counter[int]] = {}
+        for t in ts:
+            for c in t.calls:
+                by_cmd.setdefault(c.args[0], collections.Counter())[c.rc] += 1
+        code_text = "; ".join(
+            f"{cmd} " + ", ".join(f"{rc} x{n}" for rc, n in sorted(counts.items()))
+            for cmd, counts in by_cmd.items()
+        )
         named = sum(len(t.named) for t in ts)
         tb = sum(t.tracebacks for t in ts)
         failed = sum(1 for t in ts if t.failures)

@@ -270,6 +270,17 @@ class _HostProbe:
         fields = raw.decode("ascii", "replace").rsplit(")", 1)[-1].split()
         return len(fields) > 19 and fields[19] == self.start_time
 
+    def connect(self) -> SSHTransport:
+        """A connection to the host; when it fails, the host's lab is asked where it is now."""
+        try:
+            return SSHTransport(self.host).connect()
+        except TransportError:
+            before = self.host
+            self._reread_from_lab()
+            if self.host == before:
+                raise
+            return SSHTransport(self.host).connect()
+
     def _reread_from_lab(self) -> None:
         """A lab host that came back (restart) may have a new address or port: ask its lab."""
         moved = reread_from_lab(self.host)
@@ -369,7 +380,7 @@ def probe_host(
             ),
         )
     try:
-        with SSHTransport(host) as t:
+        with hp.connect() as t:
             progress(host.name, "connected")
             pid = hp.start(t)
             progress(host.name, f"agent running (pid {pid})")
@@ -399,14 +410,7 @@ def collect_host(run: RunDir, host: HostRecord, progress: Progress) -> HostOutco
     """Fetch a finished result left on the host (after a dropped connection or a killed run)."""
     hp = _HostProbe(run, host, ProbeOptions(), progress)
     try:
-        try:
-            t = SSHTransport(host).connect()
-        except TransportError:
-            hp._reread_from_lab()
-            if hp.host == host:
-                raise
-            t = SSHTransport(hp.host).connect()
-        with t:
+        with hp.connect() as t:
             raw = t.read(hp.result_path)
             if raw is None:
                 if hp.agent_state(t) == "running":
