@@ -19,6 +19,7 @@ import argparse
 import collections
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -100,6 +101,8 @@ def main() -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="labctl-faults-"))
     say(f"fault campaign: seed {seed}, {len(plan)} trials, work {work}")
     say(f"load at start: {uptime()}")
+    # SIGTERM ends the campaign like Ctrl-C: through `finally`, so the lab is removed
+    signal.signal(signal.SIGTERM, lambda _s, _f: (_ for _ in ()).throw(KeyboardInterrupt()))
     lab = FaultLab(f"fb{os.getpid()}", work / "home")
     trials: list[Trial] = []
     t0 = time.monotonic()

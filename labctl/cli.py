@@ -126,11 +126,27 @@ def _lab(
     cgroup: str | None = None,
     docker_fs: str | None = None,
     accel: str | None = None,
+    preset: str | None = None,
 ) -> Any:
     from .drivers.docker import DockerLab, DockerLabSpec
-    from .drivers.qemu import QemuLab, QemuLabSpec, lab_driver_of, recorded_spec
+    from .drivers.qemu import PRESETS, QemuLab, QemuLabSpec, lab_driver_of, recorded_spec
     from .errors import ConfigError
 
+    if preset:
+        others = {"--driver": driver not in (None, "qemu"), "--host": hosts, "--suites": suites,
+                  "--disk-size": disk_size, "--disk-inodes": disk_inodes, "--memory": memory,
+                  "--storage-driver": storage_driver, "--cpus": cpus, "--cgroup": cgroup,
+                  "--docker-fs": docker_fs, "--pids-limit": pids_limit}  # fmt: skip
+        given = [opt for opt, value in others.items() if value]
+        if given:
+            raise ConfigError(
+                f"--preset {preset} brings its own qemu hosts: "
+                f"{', '.join(given)} cannot change them",
+                hint="drop those options, or drop --preset and give --host SUITE:key=value,...",
+            )
+        pspec = QemuLabSpec(name=name, hosts=PRESETS[preset](), accel=accel or "auto")
+        pspec.validate()
+        return QemuLab(pspec, progress=_progress)
     driver = driver or lab_driver_of(name) or "docker"
     vm_only = {"--cpus": cpus, "--cgroup": cgroup, "--docker-fs": docker_fs,
                "--accel": accel}  # fmt: skip
@@ -172,6 +188,18 @@ def _lab(
 
 
 _lab_name = click.option("--name", default="local", show_default=True, help="Lab name.")
+_preset_opt = click.option(
+    "--preset",
+    type=click.Choice(["article"]),
+    help="article: the study's three systems as Docker 1.5.0 VMs on one kernel (CentOS 6.6-like:"
+    " devicemapper + SysV; CentOS 7.0-like: devicemapper + 1.5.0's systemd unit; Ubuntu"
+    " 14.04-like: overlay for aufs + upstart options) and that kernel with Debian's 20.10;"
+    " the lab is named after the preset unless --name says otherwise.",
+)
+
+
+def _preset_lab_name(name: str | None, preset: str | None) -> str:
+    return name or preset or "local"
 _driver_opt = click.option(
     "--driver",
     type=click.Choice(["docker", "qemu"]),
@@ -185,7 +213,8 @@ def lab() -> None:
 
 
 @lab.command("up")
-@_lab_name
+@click.option("--name", help="Lab name [local, or the preset's name].")
+@_preset_opt
 @click.option("--suites", help="Debian suites, comma separated [bullseye,bookworm,trixie].")
 @click.option("--disk-size", help="Size of each host's /var/lib/docker disk [1GiB].")
 @click.option("--disk-inodes", type=int, help="Inodes of that disk [20000].")
@@ -210,14 +239,15 @@ def lab() -> None:
 @click.option(
     "--accel", type=click.Choice(["auto", "kvm", "tcg"]), help="qemu: accelerator [auto]."
 )
-def lab_up(name: str, **kw: Any) -> None:
+def lab_up(name: str | None, preset: str | None, **kw: Any) -> None:
     """Build (when needed) and start the lab; print its inventory.
 
     \b
-    Example:
+    Examples:
       labctl lab up --suites bookworm --disk-size 512MiB
+      labctl lab up --preset article      # needs `labctl engine build 1.5.0` first
     """
-    state = _guard(lambda: _lab(name, **kw).up())
+    state = _guard(lambda: _lab(_preset_lab_name(name, preset), preset=preset, **kw).up())
     for h in state.hosts:
         out_console.print(f"{h.name:<10} ssh -p {h.port} {h.user}@{h.address}", soft_wrap=True)
     out_console.print(f"inventory: {state.inventory}", soft_wrap=True)
@@ -491,6 +521,16 @@ def compare_cmd(
 ) -> None:
     """What changed between two runs, check by check; or a run beside the 2015 study.
 
+    With --baseline article, each of the article's three systems (CentOS 6.6, CentOS 7.0,
+    Ubuntu 14.04) is paired with the closest host of the run (engine version, storage driver
+    or its stand-in, daemon mount namespace / init style, family), with the reasons, or said to
+    have no comparable host; then the storage findings are checked against the article's.
+
+    Whenever hosts share a kernel release but run different engine lines (Docker 1.5.0 and
+    20.10 on one kernel; within one run or across RUN_A and RUN_B), a "same kernel, 2015
+    engine vs today's" table follows: the verdict class on each host per check, what changed,
+    and which protection arrived with the newer engine (--pids-limit, --storage-opt size=, ...).
+
     \b
     Examples:
       labctl compare results/A results/B
@@ -585,7 +625,8 @@ def collect_cmd(run_dir: Path, inventory: Path | None) -> None:
 @_limits_opt
 @_accept_opt
 @click.option("--no-provision", is_flag=True, help="Skip the ansible stage.")
-@click.option("--lab", "lab_name", default="local", show_default=True, help="Lab used without -i.")
+@click.option("--lab", "lab_name", help="Lab used without -i [local, or the preset's name].")
+@_preset_opt
 @_driver_opt
 def run_cmd(
     inventory: Path | None,
@@ -597,7 +638,8 @@ def run_cmd(
     limits: tuple[str, ...],
     accept_new_host_keys: bool,
     no_provision: bool,
-    lab_name: str,
+    lab_name: str | None,
+    preset: str | None,
     driver: str | None,
 ) -> None:
     """Provision, probe and report; with no -i, on the local lab (brought up when needed).
@@ -606,8 +648,11 @@ def run_cmd(
     Examples:
       labctl run
       labctl run -i inventories/article.ini --limit centos66
+      labctl run --preset article         # the study with its engine, on one kernel
     """
     from .pipeline import run_pipeline
+
+    lab_name = _preset_lab_name(lab_name, preset)
 
     def go() -> Any:
         inv = inventory
@@ -622,7 +667,7 @@ def run_cmd(
             "limits": list(limits),
         }
         if inv is None:
-            inv = _lab(lab_name, driver=driver).up().inventory
+            inv = _lab(lab_name, driver=driver, preset=preset).up().inventory
         return run_pipeline(
             inv,
             results,
@@ -635,6 +680,56 @@ def run_cmd(
         )
 
     _finish(_guard(go))
+
+
+# -- engine ---------------------------------------------------------------------------------
+@main.group()
+def engine() -> None:
+    """Docker engines built from source (the study's 1.5.0), cached with a manifest."""
+
+
+@engine.command("build")
+@click.argument("version")
+@click.option(
+    "--source",
+    metavar="FILE|URL",
+    help="Source archive (a `git archive` of the tag) [the upstream tag archive].",
+)
+@click.option("--force", is_flag=True, help="Rebuild even when a matching build is cached.")
+def engine_build(version: str, source: str | None, force: bool) -> None:
+    """Build a static docker binary from source (checked by its commit id), or reuse the cache.
+
+    \b
+    Examples:
+      labctl engine build 1.5.0 --source ../shared/engines/moby-v1.5.0.tar.gz
+      labctl engine build 1.5.0        # downloads the v1.5.0 tag archive from GitHub
+    """
+    from .engines import build_engine
+
+    out = _guard(lambda: build_engine(version, source=source, force=force, progress=_progress))
+    b = out.build
+    out_console.print(f"binary:   {b.binary}", soft_wrap=True)
+    out_console.print(f"sha256:   {b.sha256}", soft_wrap=True)
+    out_console.print(f"manifest: {b.directory / 'manifest.json'}", soft_wrap=True)
+
+
+@engine.command("list")
+def engine_list() -> None:
+    """List the engines built so far: version, commit, binary sha256, size, Go, path.
+
+    \b
+    Example:
+      labctl engine list
+    """
+    from .engines import list_engines
+    from .engines.store import engines_dir, engines_table
+
+    builds = _guard(list_engines)
+    if not builds:
+        out_console.print(f"no engines built yet in {engines_dir()}", soft_wrap=True)
+        out_console.print("build one: labctl engine build 1.5.0 --source FILE", soft_wrap=True)
+        return
+    out_console.print(engines_table(builds), soft_wrap=True, markup=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,10 @@ then by an identical set of labels. For each matched pair: facts that changed (t
 rows), experiment metrics that changed (numbers within a relative tolerance are equal; long hex
 ids in text are ignored), statuses and verdicts that changed (the class first, then the words).
 Timing-like metrics that differ on every run are left out unless asked for (``volatile``).
+
+When hosts of the two runs share a kernel release but run engines of different release lines
+(Docker 1.5.0 in one run, 20.10 in the other), the comparison also holds the "same kernel,
+2015 engine vs today's" table (:mod:`labctl.samekernel`).
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ from __future__ import annotations
 import fnmatch
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .matrix import FACT_ROWS, format_value
 from .report.model import HostEntry, dig, load_entries, open_run, redact_ids
+from .samekernel import SameKernelGroup, same_kernel_groups
 
 #: metrics that differ on every run by nature; skipped unless ``include_volatile``
 VOLATILE: tuple[str, ...] = (
@@ -60,6 +65,8 @@ class Comparison:
     only_b: list[str] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     checked: int = 0
+    #: same kernel, different engine lines, across both runs
+    same_kernel: list[SameKernelGroup] = field(default_factory=list)
     #: one line per host whose result file could not be used (it is left out of the pairs)
     problems: list[str] = field(default_factory=list)
 
@@ -94,6 +101,7 @@ class Comparison:
             "changed": self.changed,
             "summary": self.summary(),
             "changes": [asdict(c) for c in self.changes],
+            "same_kernel": [g.to_dict() for g in self.same_kernel],
             "problems": self.problems,
         }
 
@@ -248,4 +256,14 @@ def compare_runs(
         out.checked += checked
     out.only_a = sorted(e.host for e in only_a)
     out.only_b = sorted(e.host for e in only_b)
+    out.same_kernel = _same_kernel(a, b)
     return out
+
+
+def _same_kernel(a: list[HostEntry], b: list[HostEntry]) -> list[SameKernelGroup]:
+    """The same-kernel table over both runs (a host name in both: ``host@run``)."""
+    from .baseline import load_baseline
+
+    both = {e.host for e in a} & {e.host for e in b}
+    named = [replace(e, name=f"{e.host}@{e.run_id}") if e.host in both else e for e in a + b]
+    return same_kernel_groups(named, load_baseline().get("engine_changes", []))

@@ -9,9 +9,13 @@ Three CSVs, each in a stable order so they diff cleanly between runs:
 - ``matrix.csv``: wide, rows are metrics, columns are hosts (sorted by name);
 - ``results.csv``: long and tidy, one row per run x host x experiment x metric, with a unit
   (facts have an empty experiment);
-- ``verdicts.csv``: one row per experiment x host, the verdict and its class
+- ``verdicts.csv``: one row per experiment x host (with its engine), the verdict and its class
   (see :mod:`labctl.report.classify`); a failed host or an experiment a host did not run still
   has its row.
+
+Column labels and verdicts.csv's ``engine`` name the engine that answered (``facts.docker``:
+``docker 1.5.0 | devicemapper``). An inventory label that asks for an engine or a driver is the
+row ``lab.<label> (asked)``, and ``docker.as_asked`` says whether the engine is what was asked.
 """
 
 from __future__ import annotations
@@ -57,6 +61,45 @@ FACT_ROWS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
+#: inventory labels that ask for something the engine itself reports: label -> fact path.
+#: Their rows read ``lab.<label> (asked)`` and ``docker.as_asked`` says where they disagree.
+ASKED_LABELS: dict[str, tuple[str, ...]] = {
+    "storage_driver": ("docker", "storage_driver"),
+    "engine": ("docker", "server_version"),
+    "docker_version": ("docker", "server_version"),
+}
+#: label values that ask for no particular version
+_ANY_VERSION = ("", "distro", "any", "latest")
+
+
+def label_row(key: str) -> str:
+    """``lab.suite``; ``lab.storage_driver (asked)`` for a label the engine reports too."""
+    return f"lab.{key} (asked)" if key in ASKED_LABELS else f"lab.{key}"
+
+
+def _version_matches(asked: str, running: str) -> bool:
+    """'1.5.0' asks for 1.5.0; '20.10' for any 20.10.x (a whole dotted part, not '20.1')."""
+    return running == asked or running.startswith((f"{asked}.", f"{asked}+", f"{asked}-"))
+
+
+def asked_mismatches(result: HostResult) -> list[str]:
+    """Where the engine that answered differs from what the inventory asked for (plain words)."""
+    if not result.facts:
+        return []
+    out = []
+    for key, path in ASKED_LABELS.items():
+        asked = str(result.labels.get(key) or "")
+        running = _dig(result.facts, path)
+        if not running or asked.lower() in _ANY_VERSION:
+            continue
+        running = str(running)
+        same = asked == running if key == "storage_driver" else _version_matches(asked, running)
+        if not same:
+            what = "storage driver" if key == "storage_driver" else "Docker"
+            out.append(f"{what} {asked} asked, the engine runs {running}")
+    return out
+
+
 @dataclass(frozen=True)
 class Cell:
     host: str
@@ -96,10 +139,12 @@ def host_cells(result: HostResult) -> Iterator[Cell]:
     if result.error:
         yield Cell(h, "error_kind", result.error.get("kind", ""))
     for key, value in sorted(result.labels.items()):
-        yield Cell(h, f"lab.{key}", format_value(value))
+        yield Cell(h, label_row(key), format_value(value))
     facts = result.facts
     for metric, path in FACT_ROWS:
         yield Cell(h, metric, format_value(_dig(facts, path)))
+    if facts and any(k in result.labels for k in ASKED_LABELS):
+        yield Cell(h, "docker.as_asked", _as_asked(result))
     for exp in result.experiments:
         name = str(exp.get("name", "experiment"))
         yield Cell(h, f"{name}.status", format_value(exp.get("status")))
@@ -113,9 +158,29 @@ def host_cells(result: HostResult) -> Iterator[Cell]:
                 yield Cell(h, f"{name}.{key}", format_value(metrics[key]))
 
 
+def _as_asked(result: HostResult) -> str:
+    bad = asked_mismatches(result)
+    return "no: " + "; ".join(bad) if bad else "yes"
+
+
 def long_table(results: Iterable[HostResult]) -> pd.DataFrame:
     rows = [(c.host, c.metric, c.value) for r in results for c in host_cells(r)]
     return pd.DataFrame(rows, columns=["host", "metric", "value"])
+
+
+def engine_label(result: HostResult) -> str:
+    """``docker 1.5.0 | devicemapper``: the engine that answered (facts); an inventory label
+    stands in only where the engine never said, marked ``asked``."""
+    facts = result.facts
+    version = _dig(facts, ("docker", "server_version"))
+    driver = _dig(facts, ("docker", "storage_driver"))
+    asked_version = result.labels.get("engine") or result.labels.get("docker_version")
+    if not version and asked_version and str(asked_version).lower() not in _ANY_VERSION:
+        version = f"{asked_version} asked"
+    if not driver and result.labels.get("storage_driver"):
+        driver = f"{result.labels['storage_driver']} asked"
+    parts = [f"docker {version}" if version else None, str(driver) if driver else None]
+    return " | ".join(p for p in parts if p)
 
 
 def column_label(result: HostResult) -> str:
@@ -126,8 +191,7 @@ def column_label(result: HostResult) -> str:
     parts = [
         _dig(facts, ("distribution", "pretty")) or result.labels.get("suite"),
         facts.get("kernel"),
-        f"docker {v}" if (v := _dig(facts, ("docker", "server_version"))) else None,
-        _dig(facts, ("docker", "storage_driver")) or result.labels.get("storage_driver"),
+        engine_label(result),
     ]
     known = [str(p) for p in parts if p]
     return f"{result.host} ({' | '.join(known)})" if known else result.host
@@ -192,7 +256,9 @@ def build_verdicts(
             else:
                 row = _verdict_row(name, r, run_id, "", "not run on this host", cls)
             rows.append(row)
-    frame = pd.DataFrame(rows, columns=["experiment", "host", "status", "verdict", "class", "run"])
+    frame = pd.DataFrame(
+        rows, columns=["experiment", "host", "engine", "status", "verdict", "class", "run"]
+    )
     return frame.sort_values(["experiment", "host"], kind="stable").reset_index(drop=True)
 
 
@@ -202,6 +268,7 @@ def _verdict_row(
     return {
         "experiment": name,
         "host": r.host,
+        "engine": engine_label(r),
         "status": status,
         "verdict": format_value(verdict),
         "class": cls,
@@ -221,12 +288,14 @@ def result_rows(result: HostResult, run_id: str = "") -> Iterator[tuple[str, ...
         yield (run_id, h, "", "error", result.error["message"], "")
         yield (run_id, h, "", "error_kind", result.error.get("kind", ""), "")
     for key, value in sorted(result.labels.items()):
-        yield (run_id, h, "", f"lab.{key}", format_value(value), "")
+        yield (run_id, h, "", label_row(key), format_value(value), "")
     facts = result.facts
     for metric, path in FACT_ROWS:
         value = _dig(facts, path)
         if value is not None:
             yield (run_id, h, "", metric, format_value(value), unit_of(metric, value))
+    if facts and any(k in result.labels for k in ASKED_LABELS):
+        yield (run_id, h, "", "docker.as_asked", _as_asked(result), "")
     for exp in result.experiments:
         name = str(exp.get("name", "experiment"))
         yield (run_id, h, name, "status", format_value(exp.get("status")), "")

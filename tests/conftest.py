@@ -54,3 +54,70 @@ def lab(labctl_home: Path, docker_client: Any) -> Iterator[Any]:
     finally:
         report = driver.down()
         assert report.ok, report.problems
+
+
+# -- engines built from source ------------------------------------------------------------------
+ENGINE_SOURCE_ENV = "LABCTL_ENGINE_SOURCE"
+ENGINE_SOURCE_NAME = "moby-v1.5.0.tar.gz"
+
+
+def find_engine_source() -> tuple[Path | None, str]:
+    """Docker 1.5.0's source archive for tests (never the network), or None and why not.
+
+    ``$LABCTL_ENGINE_SOURCE``, else ``shared/engines/`` next to the project's checkout (CI puts
+    the clone beside ``shared/``)."""
+    env = os.environ.get(ENGINE_SOURCE_ENV)
+    if env:
+        path = Path(env)
+        return (path, "") if path.is_file() else (None, f"{ENGINE_SOURCE_ENV}={env} is no file")
+    root = Path(__file__).resolve().parent.parent
+    candidates = [root.parent / "shared" / "engines" / ENGINE_SOURCE_NAME,
+                  root / "shared" / "engines" / ENGINE_SOURCE_NAME]  # fmt: skip
+    for path in candidates:
+        if path.is_file():
+            return path, ""
+    return None, (
+        f"no Docker 1.5.0 source archive: set {ENGINE_SOURCE_ENV} or put {ENGINE_SOURCE_NAME}"
+        f" in {candidates[0].parent}"
+    )
+
+
+@pytest.fixture(scope="session")
+def engine_source() -> Path:
+    """The 1.5.0 source archive; missing: the test fails in CI (CI=true) and skips elsewhere."""
+    path, why = find_engine_source()
+    if path is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    return path
+
+
+def fake_engine_build(directory: Path, payload: bytes = b"\x7fELF fake docker") -> Path:
+    """A cached engine 'build' of 1.5.0 whose binary is a placeholder: for the code that reads
+    the engine cache (manifests, inventory variables), never for anything that runs it."""
+    import hashlib
+
+    from labctl.engines import store, versions
+
+    directory.mkdir(parents=True)
+    (directory / store.BINARY).write_bytes(payload)
+    store.write_manifest(
+        directory,
+        {
+            "version": "1.5.0",
+            "commit": versions.KNOWN_VERSIONS["1.5.0"].commit,
+            "binary_sha256": hashlib.sha256(payload).hexdigest(),
+            "binary_size": len(payload),
+            "go": "go version go1.19.8 linux/amd64",
+            "built_at": "2026-11-30T10:00:00Z",
+        },
+    )
+    return directory
+
+
+@pytest.fixture()
+def engine_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty LABCTL_CACHE of the test's own."""
+    monkeypatch.setenv("LABCTL_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"

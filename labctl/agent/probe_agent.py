@@ -934,6 +934,68 @@ class Docker(object):
         return res.ok
 
 
+DAEMON_PID_FILES = ("/var/run/docker.pid", "/run/docker.pid")
+
+
+_CLIENT_COMMANDS = frozenset(
+    "attach build commit cp create diff events exec export history images import info inspect "
+    "kill load login logout logs pause port ps pull push rename restart rm rmi run save search "
+    "start stats stop tag top unpause version wait".split())
+
+
+def _is_daemon_cmdline(args):
+    """dockerd, or the single binary of 1.x run as a daemon (`docker -d`, `docker daemon`):
+    -d counts only before a client command (`docker run -d` is not a daemon)."""
+    if not args or not args[0]:
+        return False
+    name = os.path.basename(args[0])
+    if name == "dockerd":
+        return True
+    if name != "docker":
+        return False
+    for arg in args[1:]:
+        if arg in ("-d", "--daemon", "--daemon=true", "daemon"):
+            return True
+        if arg in _CLIENT_COMMANDS:
+            return False
+    return False
+
+
+def find_daemon_pid():
+    """The engine daemon's pid: its pid file, else the first daemon found in /proc."""
+    for path in DAEMON_PID_FILES:
+        pid = to_int(read_text(path))
+        if pid and _is_daemon_cmdline((read_text("/proc/%d/cmdline" % pid) or "").split("\0")):
+            return pid
+    try:
+        entries = sorted(int(e) for e in os.listdir("/proc") if e.isdigit())
+    except OSError:
+        return None
+    for pid in entries:
+        if _is_daemon_cmdline((read_text("/proc/%d/cmdline" % pid) or "").split("\0")):
+            return pid
+    return None
+
+
+def mount_ns(pid):
+    """The mount namespace of a process ('mnt:[4026531840]'), or None."""
+    try:
+        return os.readlink("/proc/%s/ns/mnt" % pid)
+    except (OSError, AttributeError):
+        return None
+
+
+def daemon_mount_namespace(pid):
+    """'host' when the daemon shares init's mount namespace, 'private' when it has its own
+    (a unit with MountFlags=slave: the article's CentOS 7.0), None when it cannot be told."""
+    if not pid:
+        return None
+    init_ns, daemon_ns = mount_ns(1), mount_ns(pid)
+    if not init_ns or not daemon_ns:
+        return None
+    return "host" if init_ns == daemon_ns else "private"
+
+
 def docker_facts(docker):
     """Facts about the docker client and engine; never raises."""
     facts = {
@@ -946,7 +1008,10 @@ def docker_facts(docker):
         "containers": None, "images": None, "mem_total_bytes": None, "ncpu": None,
         "components": {}, "version_format": None, "info_format": None,
         "error": None, "error_kind": None, "swap_limit_warning": None,
+        "daemon_pid": None, "mount_namespace": None,
     }
+    facts["daemon_pid"] = find_daemon_pid()
+    facts["mount_namespace"] = daemon_mount_namespace(facts["daemon_pid"])
     if not docker.path:
         kind, msg = classify_docker_error("", None)
         facts["error"], facts["error_kind"] = msg, kind
@@ -1736,9 +1801,11 @@ def storage_verdict(m, ids=()):
                       and m.get("host_can_write") else
                       "the host can read them there" if m.get("host_can_read") else
                       "the host could not read them there")
+            ns = (", the daemon sharing the host's mount namespace"
+                  if m.get("daemon_mount_ns") == "host" else "")
             return ("separate block device mounted in the host's tree: the container's root is "
-                    "%s on %s, which the engine also mounts at %s on the host; %s (the "
-                    "article's CentOS 6.6 device-mapper finding)" % (fstype, source, where,
+                    "%s on %s, which the engine also mounts at %s on the host%s; %s (the "
+                    "article's CentOS 6.6 device-mapper finding)" % (fstype, source, where, ns,
                                                                        access))
         if m.get("host_can_read") and m.get("host_can_write") and m.get(
                 "container_sees_host_write"):
@@ -1754,12 +1821,62 @@ def storage_verdict(m, ids=()):
                     "are under %s; the host can read but not change them" % where)
         return ("found on the host but not readable: the container's file is at %s; the host "
                 "could not read it" % where)
+    if m.get("container_root_is_block_device") and m.get("daemon_mount_ns") == "private":
+        if m.get("daemon_ns_path"):
+            via = ("the host reaches them only through /proc/<dockerd>/root, where it %s" % (
+                "can read and change them" if m.get("host_can_read_via_daemon_ns")
+                and m.get("host_can_write_via_daemon_ns") else
+                "can read but not change them" if m.get("host_can_read_via_daemon_ns") else
+                "cannot read them"))
+        else:
+            via = "the host did not find them through /proc/<dockerd>/root either"
+        return ("separate block device, mounted only in the daemon's private mount namespace: "
+                "the container's root is %s on %s, which the engine mounts in its own mount "
+                "namespace (a unit with MountFlags=slave), not in the host's file tree; %s "
+                "(the article's CentOS 7.0 device-mapper finding)" % (fstype, source, via))
     if m.get("container_root_is_block_device"):
         return ("separate block device: the container's root is %s on %s, not in the host's "
                 "file tree (the article's CentOS 7.0 device-mapper finding)" % (fstype, source))
     return ("not found on the host: the container's file was not found under %s (the "
             "container's root is %s on %s)" % (m.get("docker_root_dir") or "the docker root",
                                                  fstype, source))
+
+
+def _device_mounted(mountinfo_path, source):
+    """Is ``source`` (a block device) mounted in the namespace of that mountinfo? None when
+    the file cannot be read."""
+    text = read_text(mountinfo_path)
+    if text is None:
+        return None
+    real = os.path.realpath(source)
+    for m in parse_mountinfo(text):
+        if m["source"] in (source, real) or os.path.realpath(m["source"]) == real:
+            return True
+    return False
+
+
+def _read_and_change(agent, name, path, cfile, token):
+    """From the host: read the container's file at ``path``, write a new token into it, and
+    ask the container whether it sees the change -> (can_read, can_write, container_sees)."""
+    content = read_text(path)
+    can_read = content is not None and content.strip() == token
+    new_token = "host-" + random_token()
+    try:
+        f = open(path, "w")
+        try:
+            f.write(new_token + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        finally:
+            f.close()
+        can_write = True
+    except (IOError, OSError):
+        can_write = False
+    sees = None
+    if can_write:
+        res = agent.docker_cmd(["exec", name, "/bin/cat", cfile], 30)
+        sees = res.ok and res.out.strip() == new_token
+    return can_read, can_write, sees
 
 
 def experiment_storage_location(agent, metrics):
@@ -1775,6 +1892,11 @@ def experiment_storage_location(agent, metrics):
         "container_root_is_block_device": False,
         "storage_driver": dfacts.get("storage_driver"), "docker_root_dir": root,
         "graph_driver": None, "find_timed_out": None, "agent_is_root": os.getuid() == 0,
+        "daemon_pid": dfacts.get("daemon_pid"), "daemon_mount_ns": dfacts.get("mount_namespace"),
+        "in_host_tree": None, "container_root_mounted_in_host_ns": None,
+        "container_root_mounted_in_daemon_ns": None, "daemon_ns_path": None,
+        "host_can_read_via_daemon_ns": None, "host_can_write_via_daemon_ns": None,
+        "container_sees_daemon_ns_write": None,
     })
     if not os.path.isdir(agent.run_dir):
         os.makedirs(agent.run_dir)
@@ -1820,6 +1942,15 @@ def experiment_storage_location(agent, metrics):
             if matches:
                 host_path, metrics["found_by"] = matches[0], "find"
         metrics["host_path"] = host_path
+        metrics["in_host_tree"] = host_path is not None
+        if rm and metrics["container_root_is_block_device"]:
+            # is the container's device mounted where the host (init) sees it, or only in the
+            # daemon's own mount namespace (MountFlags=slave: the article's CentOS 7.0)?
+            metrics["container_root_mounted_in_host_ns"] = _device_mounted(
+                "/proc/1/mountinfo", rm["source"])
+            if metrics["daemon_pid"]:
+                metrics["container_root_mounted_in_daemon_ns"] = _device_mounted(
+                    "/proc/%d/mountinfo" % metrics["daemon_pid"], rm["source"])
         if host_path:
             metrics["host_path_under_docker_root"] = _under(host_path, root)
             hmounts = parse_mountinfo(read_text("/proc/self/mountinfo"))
@@ -1830,23 +1961,26 @@ def experiment_storage_location(agent, metrics):
                     os.stat(host_path).st_dev == os.stat(root).st_dev)
             except (OSError, TypeError):
                 pass
-            content = read_text(host_path)
-            metrics["host_can_read"] = content is not None and content.strip() == token
-            new_token = "host-" + random_token()
-            try:
-                f = open(host_path, "w")
-                try:
-                    f.write(new_token + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                finally:
-                    f.close()
-                metrics["host_can_write"] = True
-            except (IOError, OSError):
-                metrics["host_can_write"] = False
-            if metrics["host_can_write"]:
-                res = agent.docker_cmd(["exec", name, "/bin/cat", cfile], 30)
-                metrics["container_sees_host_write"] = res.ok and res.out.strip() == new_token
+            (metrics["host_can_read"], metrics["host_can_write"],
+             metrics["container_sees_host_write"]) = _read_and_change(agent, name, host_path,
+                                                                     cfile, token)
+            metrics["container_id"] = (insp.get("Id") or cid)[:12]
+        elif metrics["daemon_mount_ns"] == "private" and metrics["daemon_pid"]:
+            # not in the host's tree: the host reaches it only through the daemon's namespace
+            via = "/proc/%d/root" % metrics["daemon_pid"]
+            for cand in storage_candidates(insp, root, metrics["storage_driver"]):
+                p = via + cand.rstrip("/") + cfile
+                if os.path.isfile(p):
+                    metrics["daemon_ns_path"] = p
+                    break
+            if metrics["daemon_ns_path"]:
+                (metrics["host_can_read_via_daemon_ns"], metrics["host_can_write_via_daemon_ns"],
+                 metrics["container_sees_daemon_ns_write"]) = _read_and_change(
+                    agent, name, metrics["daemon_ns_path"], cfile, token)
+            if metrics["container_root_mounted_in_host_ns"] is False:
+                # from its own tree the host can neither read nor change them (the article's
+                # "cannot operate on the container's files directly")
+                metrics["host_can_read"] = metrics["host_can_write"] = False
             metrics["container_id"] = (insp.get("Id") or cid)[:12]
         return storage_verdict(metrics, ids)
     finally:

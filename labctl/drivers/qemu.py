@@ -61,6 +61,20 @@ ACCELS = ("auto", "kvm", "tcg")
 CGROUPS = ("v1", "v2")
 DOCKER_FS = ("ext4", "xfs")
 STORAGE_DRIVERS = ("overlay2", "devicemapper", "vfs")
+#: the distribution's engine, or a version built from source (`labctl engine build`)
+DISTRO_ENGINE = "distro"
+#: how a built engine is started: systemd with the unit it shipped (Docker 1.5.0's has
+#: MountFlags=slave), a SysV script (CentOS 6), an upstart job's line (Ubuntu 14.04)
+INIT_STYLES = ("systemd", "sysvinit", "upstart")
+#: storage drivers of Docker 1.5.0 on a Debian kernel (no aufs there: overlay stands in for it)
+OLD_ENGINE_DRIVERS = ("devicemapper", "overlay", "vfs")
+#: what each init style stands for in the article (shown in lab output)
+INIT_STANDS_FOR = {
+    "sysvinit": "CentOS 6.6's SysV script",
+    "systemd": "CentOS 7.0's systemd with Docker 1.5.0's own unit",
+    "upstart": "Ubuntu 14.04's upstart job",
+}
+STANDS_FOR = ("centos66", "centos70", "ubuntu1404")
 #: Docker removed devicemapper in 25.0; trixie ships 26.1
 NO_DEVICEMAPPER = {"trixie": "Docker 26.1"}
 MIN_MEMORY = 256 * MiB
@@ -103,13 +117,27 @@ class QemuHostSpec:
     #: inodes of that disk when it is ext4 (XFS allocates inodes dynamically)
     disk_inodes: int | None = 20000
     cgroup: str = "v2"
-    storage_driver: str = "overlay2"
+    #: "" = the engine's default: overlay2 for the distribution's, devicemapper (as on CentOS)
+    #: for Docker 1.5.0
+    storage_driver: str = ""
     #: filesystem of /var/lib/docker: ext4, or xfs mounted with prjquota (--storage-opt size=)
     docker_fs: str = "ext4"
+    #: "distro" (Debian's docker.io) or a version built from source, e.g. "1.5.0"
+    engine: str = DISTRO_ENGINE
+    #: how a built engine starts: systemd | sysvinit | upstart ("" = systemd)
+    init: str = ""
+    #: which of the article's systems this host stands in for (a label only)
+    stands_for: str = ""
 
     def __post_init__(self) -> None:
         if not self.name:
             self.name = str(self.suite)
+        self.engine = str(self.engine or DISTRO_ENGINE).strip().lower()
+        self.init = str(self.init or "").strip().lower()
+        if self.engine != DISTRO_ENGINE and not self.init:
+            self.init = "systemd"
+        if not self.storage_driver:
+            self.storage_driver = "overlay2" if self.engine == DISTRO_ENGINE else "devicemapper"
         v: Any = self.memory
         self.memory = parse_size(v, what=f"{self.name}: memory")
         v = self.disk_size
@@ -159,6 +187,18 @@ class QemuHostSpec:
                 )
         if self.cgroup not in CGROUPS:
             raise ConfigError(f"{n}: cgroup must be v1 or v2, got {self.cgroup!r}")
+        if self.stands_for and self.stands_for not in STANDS_FOR:
+            raise ConfigError(
+                f"{n}: stands_for must be one of {', '.join(STANDS_FOR)}, got {self.stands_for!r}"
+            )
+        if self.engine != DISTRO_ENGINE:
+            self._validate_built_engine()
+            return
+        if self.init:
+            raise ConfigError(
+                f"{n}: init={self.init} is for an engine built from source (engine=1.5.0); the "
+                "distribution's engine starts with its own systemd unit"
+            )
         if self.storage_driver not in STORAGE_DRIVERS:
             raise ConfigError(
                 f"{n}: storage_driver {self.storage_driver!r} is not supported by the qemu driver",
@@ -175,12 +215,87 @@ class QemuHostSpec:
                 f"{n}: docker_fs must be one of {', '.join(DOCKER_FS)}, got {self.docker_fs!r}"
             )
 
+    def _validate_built_engine(self) -> None:
+        from labctl.engines import known_versions
+
+        n = self.name
+        if self.engine not in known_versions():
+            raise ConfigError(
+                f"{n}: engine {self.engine!r} is not one labctl can build",
+                hint=f"use engine=distro or one of {', '.join(known_versions())}",
+            )
+        if self.cgroup != "v1":
+            raise ConfigError(
+                f"{n}: Docker {self.engine} cannot start containers on cgroup v2 (each fails with "
+                "'failed to find the cgroup root')",
+                hint="add cgroup=v1 to the host",
+            )
+        if self.init not in INIT_STYLES:
+            raise ConfigError(
+                f"{n}: init must be one of {', '.join(INIT_STYLES)}, got {self.init!r}"
+            )
+        if self.storage_driver not in OLD_ENGINE_DRIVERS:
+            raise ConfigError(
+                f"{n}: Docker {self.engine} has no {self.storage_driver!r} storage driver here",
+                hint=f"choose from {', '.join(OLD_ENGINE_DRIVERS)} (overlay stands in for aufs, "
+                "which Debian kernels no longer carry)",
+            )
+        if self.docker_fs != "ext4":
+            raise ConfigError(f"{n}: Docker {self.engine} hosts keep /var/lib/docker on ext4")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def default_hosts() -> tuple[QemuHostSpec, ...]:
     return tuple(QemuHostSpec(suite=s) for s in ("bullseye", "bookworm", "trixie"))
+
+
+def article_hosts() -> tuple[QemuHostSpec, ...]:
+    """The article's three systems as stand-ins on ONE kernel (bullseye's 5.10 with cgroup v1,
+    where Docker 1.5.0 runs), told apart by what made them differ in 2015: the storage driver
+    and how init started the daemon; plus the same kernel with Debian's Docker 20.10."""
+
+    def host(name: str, **kw: Any) -> QemuHostSpec:
+        return QemuHostSpec(suite="bullseye", cgroup="v1", name=name, **kw)
+
+    return (
+        host("c66", engine="1.5.0", storage_driver="devicemapper", init="sysvinit",
+             stands_for="centos66"),
+        host("c70", engine="1.5.0", storage_driver="devicemapper", init="systemd",
+             stands_for="centos70"),
+        host("u1404", engine="1.5.0", storage_driver="overlay", init="upstart",
+             stands_for="ubuntu1404"),
+        host("deb2010", storage_driver="overlay2", docker_fs="xfs"),
+    )  # fmt: skip
+
+
+#: `labctl lab up --preset NAME`: the hosts, and the lab's name unless --name says otherwise
+PRESETS: dict[str, Callable[[], tuple[QemuHostSpec, ...]]] = {"article": article_hosts}
+
+
+def engine_vars(spec: QemuHostSpec) -> dict[str, Any]:
+    """Inventory variables that make provisioning install a host's engine: for one built from
+    source, the docker_engine role's binary method with the cached build (sha256 checked on the
+    host) and the init style; docker_storage then sets the driver that style's way."""
+    out: dict[str, Any] = {"labctl_engine": spec.engine}
+    if spec.stands_for:
+        out["labctl_stands_for"] = spec.stands_for
+    if spec.engine == DISTRO_ENGINE:
+        return out
+    from labctl.engines import require_engine
+
+    build = require_engine(spec.engine)
+    return {
+        **out,
+        "labctl_engine_init": spec.init,
+        "docker_engine_method": "binary",
+        "docker_engine_version": build.version,
+        "docker_engine_binary_src": str(build.binary),
+        "docker_engine_binary_sha256": build.sha256,
+        "docker_engine_service_manager": spec.init,
+        "docker_storage_driver": spec.storage_driver,
+    }
 
 
 _HOST_KEYS = {f.name for f in fields(QemuHostSpec)}
@@ -412,6 +527,7 @@ def lab_env(host: QemuHostSpec, lab: str) -> str:
         "LABCTL_DOCKER_FS": host.docker_fs,
         "LABCTL_DISK_INODES": "" if host.disk_inodes is None else str(host.disk_inodes),
         "LABCTL_CGROUP": host.cgroup,
+        "LABCTL_ENGINE": host.engine,
     }
     return "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items())
 
@@ -656,6 +772,8 @@ class QemuLab(LabDriver):
                 "--name",
             )
         started = time.monotonic()
+        for h in self.spec.hosts:  # before any boot: an engine that is not built stops here
+            engine_vars(h)
         self.directory.mkdir(parents=True, exist_ok=True)
         os.chmod(self.directory, 0o700)
         key_file, public_key = ensure_key_pair(self.directory, f"labctl-{self.lab}")
@@ -885,23 +1003,24 @@ class QemuLab(LabDriver):
                             host=vm.name,
                             hint=f"see {console}",
                         )
-                    waiting_for = "the Docker engine"
-                    res = t.run("docker info --format '{{.ServerVersion}} {{.Driver}}'", timeout=60)
-                    if not res.ok or len(res.stdout.split()) != 2:
-                        last_error = (res.stderr or res.stdout).strip()[-200:]
-                        st = t.run("systemctl is-failed docker.service", timeout=30)
-                        if st.stdout.strip() == "failed":
-                            log = t.run("journalctl -b -u docker -o cat | tail -4", timeout=30)
-                            raise LabError(
-                                f"dockerd failed to start ({vm.spec.storage_driver} on "
-                                f"{vm.spec.docker_fs}): "
-                                + " | ".join(log.stdout.strip().splitlines()),
-                                host=vm.name,
-                                hint="the VM's kernel or engine refuses this storage setup",
-                            )
-                        time.sleep(2.0)
-                        continue
-                    vm.docker_version, vm.storage_driver = res.stdout.split()
+                    if vm.spec.engine != DISTRO_ENGINE:  # provisioning installs the engine
+                        res = t.run("systemctl is-active labctl-vm-init.service", timeout=30)
+                        if res.stdout.strip() != "active":
+                            time.sleep(1.0)
+                            continue
+                        vm.docker_version = f"{vm.spec.engine} (installed by provisioning)"
+                        vm.storage_driver = vm.spec.storage_driver
+                    else:
+                        waiting_for = "the Docker engine"
+                        res = t.run(
+                            "docker info --format '{{.ServerVersion}} {{.Driver}}'", timeout=60
+                        )
+                        if not res.ok or len(res.stdout.split()) != 2:
+                            last_error = (res.stderr or res.stdout).strip()[-200:]
+                            self._raise_if_engine_failed(t, vm)
+                            time.sleep(2.0)
+                            continue
+                        vm.docker_version, vm.storage_driver = res.stdout.split()
                     facts = t.run(
                         "uname -r; stat -fc %T /sys/fs/cgroup; "
                         "findmnt -no FSTYPE /var/lib/docker; cat /proc/cmdline",
@@ -935,6 +1054,17 @@ class QemuLab(LabDriver):
             + (f", {vm.boot_to_docker:.1f} s after boot" if vm.boot_to_docker else ""),
         )
 
+    def _raise_if_engine_failed(self, t: Any, vm: _Vm) -> None:
+        st = t.run("systemctl is-failed docker.service", timeout=30)
+        if st.stdout.strip() == "failed":
+            log = t.run("journalctl -b -u docker -o cat | tail -4", timeout=30)
+            raise LabError(
+                f"dockerd failed to start ({vm.spec.storage_driver} on {vm.spec.docker_fs}): "
+                + " | ".join(log.stdout.strip().splitlines()),
+                host=vm.name,
+                hint="the VM's kernel or engine refuses this storage setup",
+            )
+
     # --- files --------------------------------------------------------------------------------
 
     def _record(self, vm: _Vm) -> HostRecord:
@@ -944,7 +1074,10 @@ class QemuLab(LabDriver):
             "lab": self.lab,
             "suite": vm.spec.suite,
             "storage_driver": vm.spec.storage_driver,
+            "engine": vm.spec.engine,
         }
+        if vm.spec.engine != DISTRO_ENGINE:
+            labels["engine_init"] = vm.spec.init
         return HostRecord(
             name=vm.name,
             address=ADDRESS,
@@ -979,6 +1112,7 @@ class QemuLab(LabDriver):
             "labctl_accel": vm.accel,
             "labctl_vm_cpus": vm.spec.cpus,
             "labctl_vm_memory": format_size(vm.spec.memory),
+            **engine_vars(vm.spec),
         }
 
     def _write_known_hosts(self, vms: Sequence[_Vm]) -> None:

@@ -73,6 +73,9 @@ VM_IMAGE_FILES: dict[str, tuple[str, int]] = {
 }
 #: units enabled / masked in the image (part of the recipe)
 ENABLE_UNITS: tuple[str, ...] = ("labctl-vm-init.service", "systemd-networkd.service")
+#: the distribution's engine is started by labctl-vm-init, and only on hosts that keep it: a host
+#: that runs an engine built from source (Docker 1.5.0) must not have 20.10 start on its disk first
+DISABLE_UNITS: tuple[str, ...] = ("docker.service", "docker.socket", "containerd.service")
 MASK_UNITS: tuple[str, ...] = (
     "systemd-networkd-wait-online.service",
     "apt-daily.timer",
@@ -123,6 +126,7 @@ class VmRecipe:
                 "packages": sorted(self.packages),
                 "root_size": self.root_size,
                 "enable": list(ENABLE_UNITS),
+                "disable": list(DISABLE_UNITS),
                 "mask": list(MASK_UNITS),
                 "initramfs": [INITRAMFS_CONF, list(INITRAMFS_MODULES)],
                 "files": {k: VM_IMAGE_FILES.get(k, ("", 0)) for k in sorted(self.files)},
@@ -313,6 +317,10 @@ def customize_tree(root: Path, recipe: VmRecipe, mirror: str, log: Any, log_path
     _run(
         ["chroot", str(root), "systemctl", "enable", *ENABLE_UNITS],
         log, env=env, what="systemctl enable", suite=recipe.suite, log_path=log_path,
+    )  # fmt: skip
+    _run(
+        ["chroot", str(root), "systemctl", "disable", *DISABLE_UNITS],
+        log, env=env, what="systemctl disable", suite=recipe.suite, log_path=log_path,
     )  # fmt: skip
     for unit in MASK_UNITS:
         link = root / "etc" / "systemd" / "system" / unit

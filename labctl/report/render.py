@@ -82,7 +82,13 @@ def _host_rows(entries: Iterable[HostEntry]) -> list[dict[str, str]]:
     return rows
 
 
-def _storage_rows(entries: Iterable[HostEntry]) -> list[dict[str, str]]:
+def _storage_rows(
+    entries: Iterable[HostEntry], notes: dict[str, str] | None = None
+) -> list[dict[str, str]]:
+    """The study's Table 3 for this lab; ``notes``: host -> a word on its driver (stand-in)."""
+    from ..baseline import files_in_tree, mount_namespace
+    from ..matrix import asked_mismatches
+
     rows = []
     for e in entries:
         f = e.result.facts
@@ -93,6 +99,8 @@ def _storage_rows(entries: Iterable[HostEntry]) -> list[dict[str, str]]:
         m: dict[str, Any] = raw if isinstance(raw, dict) else {}
         if m.get("host_path"):
             where = redact_ids(str(m["host_path"]))
+        elif m.get("daemon_ns_path"):
+            where = "only in the daemon's mount namespace: " + redact_ids(str(m["daemon_ns_path"]))
         elif m:
             where = f"{m.get('container_root_source') or '?'} ({m.get('container_root_fstype')})"
             where = redact_ids(where)
@@ -110,8 +118,12 @@ def _storage_rows(entries: Iterable[HostEntry]) -> list[dict[str, str]]:
                 ),
                 "root_free": human(root_fs.get("free_bytes"), "bytes"),
                 "where": where,
+                "in_tree": human(files_in_tree(m)) if m else "",
                 "read": human(m.get("host_can_read")) if m else "",
                 "write": human(m.get("host_can_write")) if m else "",
+                "mount_ns": human(mount_namespace(e)),
+                "asked": "; ".join(asked_mismatches(e.result)),
+                "note": (notes or {}).get(e.name, ""),
             }
         )
     return rows
@@ -207,6 +219,12 @@ def view(data: ReportData) -> dict[str, Any]:
     ]
     plot_groups = list({g["experiment"]: g for g in plot_groups}.values())
     baseline = compare_to_baseline(data.entries)
+    driver_notes = {
+        p.host: r.why
+        for p in baseline.systems
+        for r in p.rows
+        if p.host and r.item == "storage driver" and r.agrees == "partial" and r.why
+    }
     title_runs = ", ".join(r.run_id for r in data.runs)
     return {
         "title": f"labctl report: {title_runs}",
@@ -226,7 +244,7 @@ def view(data: ReportData) -> dict[str, Any]:
         "merged": len(data.runs) > 1,
         "generated": data.generated,
         "hosts": _host_rows(data.entries),
-        "storage": _storage_rows(data.entries),
+        "storage": _storage_rows(data.entries, driver_notes),
         "experiments": exps,
         "matrix": matrix,
         "columns": [column_label(e.result) for e in data.entries],

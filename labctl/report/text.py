@@ -18,6 +18,7 @@ from .classify import LABELS
 if TYPE_CHECKING:
     from ..baseline import BaselineComparison
     from ..compare import Comparison
+    from ..samekernel import SameKernelGroup
     from .build import Progress, ReportOutcome
     from .runs import RunRow
 
@@ -94,6 +95,8 @@ def compare_table(cmp: Comparison) -> RenderableType:
         parts.append(Text(f"{h}: only in A ({cmp.run_a})", style="yellow"))
     for h in cmp.only_b:
         parts.append(Text(f"{h}: only in B ({cmp.run_b})", style="yellow"))
+    if cmp.same_kernel:
+        parts.append(same_kernel_table(cmp.same_kernel))
     parts.append(Text(cmp.summary()))
     return Group(*parts)
 
@@ -102,12 +105,23 @@ def baseline_table(cmp: BaselineComparison) -> RenderableType:
     parts: list[RenderableType] = [
         Text(f"{cmp.title}; Docker {cmp.docker}", style="bold"),
     ]
-    for h in cmp.hosts:
-        head = Text(f"\n{h.host}", style="bold")
-        head.append(f"  {'-> ' + h.system_name if h.system_name else 'not comparable'}")
-        head.append(f"  ({h.reason})", style="dim")
+    for s in cmp.systems:
+        head = Text(f"\n{s.system_name}", style="bold")
+        head.append(f" ({s.setup})", style="dim")
+        if s.host:
+            head.append(f"  <-> {s.host}", style="bold green")
+            head.append(f"  score {s.score}/{s.max_score}", style="dim")
         parts.append(head)
-        if not h.rows:
+        parts.append(Text(f"  {s.reason}", style="" if s.host else "yellow"))
+        others = [c for c in s.candidates if c["host"] != s.host and c["eligible"]]
+        if others:
+            words = ", ".join(
+                f"{c['host']} {c['score']}"
+                + (f" (paired with {c['paired_with']})" if c["paired_with"] else "")
+                for c in others
+            )
+            parts.append(Text(f"  also considered: {words}", style="dim"))
+        if not s.rows:
             continue
         table = Table(header_style="bold", expand=True)
         table.add_column("check", ratio=2, overflow="fold")
@@ -115,7 +129,7 @@ def baseline_table(cmp: BaselineComparison) -> RenderableType:
         table.add_column("this run", ratio=4, overflow="fold")
         table.add_column("agrees", min_width=11, no_wrap=True)
         table.add_column("why", ratio=3, overflow="fold")
-        for r in h.rows:
+        for r in s.rows:
             table.add_row(
                 r.item,
                 r.article,
@@ -124,7 +138,40 @@ def baseline_table(cmp: BaselineComparison) -> RenderableType:
                 r.why,
             )
         parts.append(table)
+    unpaired = [h for h in cmp.hosts if not h.comparable]
+    if unpaired:
+        parts.append(Text("\nHosts without a system", style="bold"))
+        for h in unpaired:
+            parts.append(Text(f"  {h.host}: {h.reason}", style="dim"))
+    if cmp.same_kernel:
+        parts.append(same_kernel_table(cmp.same_kernel))
     parts.append(Text("\n" + cmp.summary(), style="bold"))
+    return Group(*parts)
+
+
+def same_kernel_table(groups: list[SameKernelGroup]) -> RenderableType:
+    """Same kernel, 2015 engine vs today's: class per host, what changed, what arrived."""
+    parts: list[RenderableType] = []
+    for g in groups:
+        parts.append(Text(f"\n{g.heading} ({g.title})", style="bold"))
+        table = Table(header_style="bold", expand=True, show_lines=True)
+        table.add_column("experiment", ratio=2, overflow="fold")
+        for h in g.hosts:
+            table.add_column(h.label, ratio=2, overflow="fold")
+        table.add_column("what changed", ratio=4, overflow="fold")
+        table.add_column(
+            "engine features (protection arrived / already there / changed)",
+            ratio=6,
+            overflow="fold",
+        )
+        for r in g.rows:
+            cells: list[RenderableType] = [Text(r.experiment, style="bold" if r.changed else "")]
+            for h in g.hosts:
+                cells.append(Text(r.classes[h.name], style=CLASS_STYLE.get(r.cls[h.name], "")))
+            cells.append(Text(r.what_changed, style="bold" if r.changed else "dim"))
+            cells.append(Text("\n".join(f"- {p['text']}" for p in r.protections)))
+            table.add_row(*cells)
+        parts.append(table)
     return Group(*parts)
 
 

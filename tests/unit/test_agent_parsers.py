@@ -922,6 +922,67 @@ def test_storage_verdicts() -> None:
     assert pa.storage_verdict(lost).startswith("not found on the host")
 
 
+def test_storage_verdict_private_daemon_namespace() -> None:
+    """The CentOS 7.0 finding: the device is mounted only where the daemon (MountFlags=slave)
+    sees it; the host reaches the files through /proc/<dockerd>/root, or not at all."""
+    dm = {"host_path": None, "container_root_is_block_device": True,
+          "container_root_fstype": "ext4", "container_root_source": "/dev/mapper/docker-1-x",
+          "daemon_mount_ns": "private", "daemon_ns_path": "/proc/77/root/var/lib/docker/f",
+          "host_can_read_via_daemon_ns": True, "host_can_write_via_daemon_ns": True}
+    v = pa.storage_verdict(dm)
+    assert v.startswith("separate block device, mounted only in the daemon's private mount "
+                        "namespace: the container's root is ext4 on /dev/mapper/docker-1-x")
+    assert "only through /proc/<dockerd>/root, where it can read and change them" in v
+    assert v.endswith("(the article's CentOS 7.0 device-mapper finding)")
+    unreachable = dict(dm, daemon_ns_path=None)
+    assert "did not find them through /proc/<dockerd>/root" in pa.storage_verdict(unreachable)
+    shared_ns = dict(dm, daemon_mount_ns="host", host_path="/var/lib/docker/devicemapper/mnt/"
+                     + "c" * 64 + "/rootfs/f", host_can_read=True, host_can_write=True)
+    v = pa.storage_verdict(shared_ns, ["c" * 64])
+    assert "on the host, the daemon sharing the host's mount namespace; the host can read" in v
+    assert "CentOS 6.6" in v
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "daemon"),
+    [
+        (["/usr/bin/dockerd", "-H", "fd://"], True),
+        (["/usr/local/bin/docker", "-d", "-H", "fd://"], True),  # 1.5.0's unit
+        (["/usr/local/bin/docker", "-p", "/var/run/docker.pid", "-d"], True),
+        (["/usr/bin/containerd"], False),
+        (["/usr/local/bin/docker", "-d", "-p", "/var/run/docker.pid"], True),  # SysV script
+        (["docker", "daemon", "-s", "overlay"], True),  # 1.8-1.11
+        (["docker", "run", "-d", "busybox"], False),
+        (["docker", "ps"], False),
+        ([""], False),
+    ],
+)
+def test_daemon_cmdline(cmdline: list[str], daemon: bool) -> None:
+    assert pa._is_daemon_cmdline(cmdline) is daemon
+
+
+def test_daemon_mount_namespace_of_this_process() -> None:
+    """This test runs in init's namespace or not; either way a live pid gives an answer and a
+    missing pid gives None."""
+    assert pa.daemon_mount_namespace(None) is None
+    assert pa.daemon_mount_namespace(2**22 + 7) is None  # no such process
+    here = pa.daemon_mount_namespace(os.getpid())
+    if pa.mount_ns(1) is None:  # not allowed to read init's namespace (not root)
+        assert here is None
+    else:
+        assert here == ("host" if pa.mount_ns(1) == pa.mount_ns(os.getpid()) else "private")
+
+
+def test_device_mounted(tmp_path: Path) -> None:
+    mi = tmp_path / "mountinfo"
+    mi.write_text("36 35 253:1 / /var/lib/docker/devicemapper/mnt/abc rw,relatime shared:1 - "
+                  "ext4 /dev/mapper/docker-253:1-99-abc rw\n"
+                  "22 1 8:1 / / rw - ext4 /dev/vda1 rw\n")
+    assert pa._device_mounted(str(mi), "/dev/mapper/docker-253:1-99-abc") is True
+    assert pa._device_mounted(str(mi), "/dev/mapper/docker-253:1-99-other") is False
+    assert pa._device_mounted(str(tmp_path / "missing"), "/dev/vda1") is None
+
+
 # --- result writing ------------------------------------------------------------------------------
 
 def test_write_json_atomic_uses_tmp_and_rename(tmp_path: Path,

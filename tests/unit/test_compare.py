@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from labctl.baseline import compare_to_baseline, kernel_line, load_baseline
+from labctl.baseline import (
+    BaselineComparison,
+    SystemPairing,
+    compare_to_baseline,
+    kernel_line,
+    load_baseline,
+)
 from labctl.cli import main
 from labctl.compare import compare_runs, same_value
 from labctl.errors import ConfigError
@@ -19,6 +25,7 @@ from labctl.report.runs import list_runs
 DATA = Path(__file__).resolve().parent.parent / "data"
 SAMPLE = DATA / "run-sample"
 RESOURCES = DATA / "run-resources"
+ARTICLE = DATA / "run-article-1.5.0"
 
 
 def _edit(path: Path, fn: object) -> None:
@@ -127,26 +134,38 @@ def test_baseline_holds_the_article() -> None:
         load_baseline("nope")
 
 
+def _systems(cmp: BaselineComparison) -> dict[str, SystemPairing]:
+    return {s.system: s for s in cmp.systems}
+
+
 def test_compare_with_the_article() -> None:
     cmp = compare_to_baseline(load_entries([open_run(RESOURCES)]))
-    hosts = {h.host: h for h in cmp.hosts}
-    c7 = hosts["centos7"]
-    assert (c7.system, c7.level) == ("centos70", "driver+family")
+    systems = _systems(cmp)
+    assert list(systems) == ["centos66", "centos70", "ubuntu1404"]  # all three, every time
+    c7 = systems["centos70"]
+    assert c7.host == "centos7" and c7.score > 0
+    assert "centos7: Docker 1.5.0, devicemapper, Red Hat family" in c7.reason
+    assert "daemon mount namespace not measured" in c7.reason  # an old result file
     rows = {r.item: r for r in c7.rows}
     assert rows["kernel"].agrees == "match" and rows["Docker version"].agrees == "match"
     assert rows["files in the host's tree"].agrees == "match"
     assert rows["host can change container files"].run == "no"
+    assert rows["daemon's mount namespace"].agrees == "not measured"
     assert rows["disk (no result in the article)"].agrees == "no baseline"
-    u = hosts["ubuntu1404"]
-    assert (u.system, u.level) == ("ubuntu1404", "driver+family")
+    u = systems["ubuntu1404"]
+    assert u.host == "ubuntu1404"
     assert {r.item: r.agrees for r in u.rows}["host can read container files"] == "match"
-    b = hosts["bookworm"]
-    assert (b.system, b.level) == ("ubuntu1404", "family")
-    brows = {r.item: r for r in b.rows}
-    assert brows["storage driver"].agrees == "differs"
-    assert "storage driver overlay2 (article aufs)" in brows["host can change container files"].why
-    assert hosts["centos66"].level == "none" and not hosts["centos66"].rows
-    assert cmp.comparable and "3 of 4 hosts comparable" in cmp.summary()
+    # CentOS 6.6's host failed; CentOS 7's host is not taken twice
+    c6 = systems["centos66"]
+    assert c6.host is None and not c6.rows
+    assert c6.reason.startswith("no comparable host in this run")
+    assert "centos7" in c6.reason and "failed before they were probed: centos66" in c6.reason
+    notes = {h.host: h for h in cmp.hosts}
+    assert (
+        notes["bookworm"].system is None and "closest to Ubuntu 14.04" in notes["bookworm"].reason
+    )
+    assert "failed" in notes["centos66"].reason
+    assert cmp.comparable and cmp.summary().startswith("2 of 3 systems paired")
 
 
 def test_a_difference_from_the_article_says_why(tmp_path: Path) -> None:
@@ -161,10 +180,210 @@ def test_a_difference_from_the_article_says_why(tmp_path: Path) -> None:
 
     _edit(run / "hosts" / "centos7.json", newer)
     cmp = compare_to_baseline(load_entries([open_run(run)]))
-    rows = {r.item: r for r in next(h for h in cmp.hosts if h.host == "centos7").rows}
+    c7 = _systems(cmp)["centos70"]
+    assert c7.host == "centos7" and "Docker 1.13.1, not 1.5.0" in c7.reason
+    rows = {r.item: r for r in c7.rows}
     assert rows["kernel"].agrees == "partial"  # same 3.10 line
     read = rows["host can read container files"]
     assert read.agrees == "differs" and read.why == "Docker 1.13.1 (article 1.5.0)"
+
+
+def _article_run(tmp_path: Path, keep: tuple[str, ...], rename: bool = False) -> Path:
+    """A copy of the article preset's run with only ``keep``; ``rename``: hosts renamed and
+    the stands_for hints dropped (pairing must not depend on either)."""
+    run = tmp_path / "article"
+    shutil.copytree(ARTICLE, run)
+    for i, p in enumerate(sorted((run / "hosts").glob("*.json"))):
+        if p.stem not in keep:
+            p.unlink()
+        elif rename:
+            new = f"host{i}-{'x' * i}"
+
+            def anon(d: dict, new: str = new) -> None:  # type: ignore[type-arg]
+                d["host"] = new
+                d["labels"].pop("stands_for", None)
+
+            _edit(p, anon)
+            p.rename(p.with_name(f"{new}.json"))
+    return run
+
+
+def test_the_article_preset_pairs_each_system_with_its_stand_in(tmp_path: Path) -> None:
+    cmp = compare_to_baseline(load_entries([open_run(ARTICLE)]))
+    systems = _systems(cmp)
+    assert {k: s.host for k, s in systems.items()} == {
+        "centos66": "c66",
+        "centos70": "c70",
+        "ubuntu1404": "u14",
+    }
+    c70 = systems["centos70"]
+    assert c70.reason.startswith(
+        "c70: Docker 1.5.0, devicemapper, daemon in a private mount namespace "
+        "(the 1.5.0 systemd unit's MountFlags=slave); Debian, not Red Hat"
+    )
+    assert {c.name: c.verdict for c in c70.criteria}["daemon mount namespace"] == "match"
+    assert "daemon in the host's mount namespace" in systems["centos66"].reason
+    u14 = systems["ubuntu1404"]
+    assert "overlay stands in for aufs, which Debian kernels no longer carry" in u14.reason
+    u_rows = {r.item: r for r in u14.rows}
+    assert u_rows["storage driver"].agrees == "partial"
+    assert "overlay stands in for aufs" in u_rows["storage driver"].why
+    # the storage findings, checked against the article's
+    c66_rows = {r.item: r for r in systems["centos66"].rows}
+    c70_rows = {r.item: r for r in c70.rows}
+    for item in ("files in the host's tree", "host can change container files"):
+        assert (c66_rows[item].run, c66_rows[item].agrees) == ("yes", "match")
+        assert (c70_rows[item].run, c70_rows[item].agrees) == ("no", "match")
+    assert c70_rows["host reaches them through /proc/<dockerd>/root"].run == "read yes, change yes"
+    assert "only in the daemon's mount namespace" in c70_rows["where container files live"].run
+    notes = {h.host: h for h in cmp.hosts}
+    assert notes["d20"].system is None and "paired with u14" in notes["d20"].reason
+    # not by names or hints: the same pairs with anonymous hosts
+    anon = compare_to_baseline(
+        load_entries([open_run(_article_run(tmp_path, ("c66", "c70", "u14", "d20"), rename=True))])
+    )
+    assert {k: s.host for k, s in _systems(anon).items()} == {
+        "centos66": "host0-",
+        "centos70": "host1-x",
+        "ubuntu1404": "host3-xxx",
+    }
+
+
+def test_the_asked_init_style_stands_in_for_an_unmeasured_namespace(tmp_path: Path) -> None:
+    run = _article_run(tmp_path, ("c66", "c70", "u14", "d20"))
+
+    def unmeasured(d: dict) -> None:  # type: ignore[type-arg]
+        d["facts"]["docker"].pop("mount_namespace")
+        d["experiments"][0]["metrics"].pop("daemon_mount_ns")
+
+    for p in (run / "hosts").glob("*.json"):
+        _edit(p, unmeasured)
+    systems = _systems(compare_to_baseline(load_entries([open_run(run)])))
+    assert [s.host for s in systems.values()] == ["c66", "c70", "u14"]
+    assert "systemd init: daemon expected in a private mount namespace (asked, not measured)" in (
+        systems["centos70"].reason
+    )
+    rows = {r.item: r for r in systems["centos70"].rows}
+    assert rows["daemon's mount namespace"].run == "not measured, init systemd (asked)"
+
+
+def test_a_run_of_todays_engine_only(tmp_path: Path) -> None:
+    cmp = compare_to_baseline(load_entries([open_run(_article_run(tmp_path, ("d20",)))]))
+    systems = _systems(cmp)
+    assert len(systems) == 3
+    assert systems["ubuntu1404"].host == "d20"
+    assert "Docker 20.10.5+dfsg1, not 1.5.0" in systems["ubuntu1404"].reason
+    assert "overlay2 stands in for aufs" in systems["ubuntu1404"].reason
+    for sid in ("centos66", "centos70"):
+        assert systems[sid].host is None
+        assert (
+            systems[sid].reason
+            == "no comparable host in this run: no probed host runs devicemapper"
+        )
+    assert not cmp.same_kernel  # one engine line
+
+
+def test_only_the_sysv_devicemapper_host(tmp_path: Path) -> None:
+    cmp = compare_to_baseline(load_entries([open_run(_article_run(tmp_path, ("c66",)))]))
+    systems = _systems(cmp)
+    assert systems["centos66"].host == "c66"
+    c70 = systems["centos70"]
+    assert c70.host is None
+    assert c70.reason.startswith("no comparable host in this run: the closest, c66")
+    assert "partners CentOS 6.6" in c70.reason
+    ranked = c70.candidates[0]
+    assert ranked["host"] == "c66" and ranked["paired_with"] == "CentOS 6.6"
+    assert "not a private mount namespace" in ranked["reason"]
+    assert systems["ubuntu1404"].reason.startswith("no comparable host in this run")
+
+
+def test_same_kernel_2015_engine_vs_todays() -> None:
+    cmp = compare_to_baseline(load_entries([open_run(ARTICLE)]))
+    (g,) = cmp.same_kernel
+    assert (g.kernel, g.old_engine, g.new_engine) == (
+        "5.10.0-33-cloud-amd64",
+        "1.5.0",
+        "20.10.5+dfsg1",
+    )
+    assert [(h.name, h.side) for h in g.hosts] == [
+        ("c66", "old"),
+        ("c70", "old"),
+        ("u14", "old"),
+        ("d20", "new"),
+    ]
+    rows = {r.experiment: r for r in g.rows}
+    pids = rows["processes-limited"]
+    assert (
+        pids.changed
+        and pids.classes["c66"] == "not measured"
+        and pids.classes["d20"] == "contained"
+    )
+    assert any(
+        p["status"] == "arrived" and "--pids-limit" in p["what"] and p["since"] == "1.11"
+        for p in pids.protections
+    )
+    storage = rows["storage-location"]
+    assert storage.changed and "c70 contained -> d20 host affected" in storage.what_changed
+    assert "daemon mount namespace private -> host" in storage.what_changed
+    assert any(
+        "MountFlags=slave" in p["text"] and p["effect"] == "exposes" for p in storage.protections
+    )
+    disk = rows["disk-limited"]
+    texts = [p["text"] for p in disk.protections]
+    assert any(
+        t.startswith("already in Docker 1.5.0: devicemapper's base device size") for t in texts
+    )
+    assert any(
+        "arrived in Docker 1.13" in t and "d20's /var/lib/docker is extfs" in t for t in texts
+    )
+    assert rows["processes"].what_changed == "no: host affected on every host"
+    assert any(
+        p["status"] == "note" and "swap" in p["text"] for p in rows["memory-limited"].protections
+    )
+    res = CliRunner().invoke(main, ["compare", str(ARTICLE), "--baseline", "article"])
+    out = " ".join(res.output.split())
+    assert (
+        res.exit_code == 0
+        and (
+            "Same kernel, 2015 engine vs today's "
+            "(kernel 5.10.0-33-cloud-amd64: Docker 1.5.0 vs 20.10.5+dfsg1)"
+        )
+        in out
+    )
+    assert "CentOS 6.6" in out and "CentOS 7.0" in out and "Ubuntu 14.04" in out
+
+
+def test_same_kernel_between_two_newer_engines(tmp_path: Path) -> None:
+    run = _article_run(tmp_path, ("d20",))
+    newer = run / "hosts" / "t26.json"
+    shutil.copy(run / "hosts" / "d20.json", newer)
+
+    def t26(d: dict) -> None:  # type: ignore[type-arg]
+        d["host"] = "t26"
+        d["facts"]["docker"]["server_version"] = "26.1.5+dfsg1"
+
+    _edit(newer, t26)
+    (g,) = compare_to_baseline(load_entries([open_run(run)])).same_kernel
+    assert g.heading == "Same kernel, older engine vs newer"
+    assert (g.old_engine, g.new_engine) == ("20.10.5+dfsg1", "26.1.5+dfsg1")
+    pids = {r.experiment: r for r in g.rows}["processes-limited"]
+    assert not pids.changed and pids.what_changed == "no: contained on every host"
+    # --pids-limit was there before 20.10: nothing arrived, nothing to claim
+    assert not [p for p in pids.protections if p["status"] == "arrived"]
+
+
+def test_same_kernel_across_two_runs(tmp_path: Path) -> None:
+    old = _article_run(tmp_path / "a", ("c66", "c70", "u14"))
+    new = _article_run(tmp_path / "b", ("d20",))
+    for f in [new / "run.json", *(new / "hosts").glob("*.json")]:  # each file names its run
+        _edit(f, lambda d: d.update(run_id="20261201-100000-b020"))
+    cmp = compare_runs(old, new)
+    (g,) = cmp.same_kernel
+    assert [h.name for h in g.hosts] == ["c66", "c70", "u14", "d20"]
+    res = CliRunner().invoke(main, ["compare", str(old), str(new), "--json"])
+    doc = json.loads(res.stdout)
+    assert doc["same_kernel"][0]["new_engine"] == "20.10.5+dfsg1"
+    assert not compare_runs(RESOURCES, RESOURCES).same_kernel
 
 
 def test_nothing_comparable_is_said_plainly(tmp_path: Path) -> None:
@@ -194,6 +413,18 @@ def test_cli_compare_baseline_json() -> None:
     doc = json.loads(res.stdout)
     assert doc["baseline"] == "article" and doc["comparable"] is True
     assert {h["host"]: h["system"] for h in doc["hosts"]}["centos7"] == "centos70"
+    assert [(s["system"], s["host"], s["paired"]) for s in doc["systems"]] == [
+        ("centos66", None, False),
+        ("centos70", "centos7", True),
+        ("ubuntu1404", "ubuntu1404", True),
+    ]
+    crit = {c["name"]: c for c in doc["systems"][1]["criteria"]}
+    assert crit["storage driver"]["verdict"] == "match" and crit["storage driver"]["points"] == 4
+    assert doc["same_kernel"] == []
+    res = CliRunner().invoke(main, ["compare", str(ARTICLE), "--baseline", "article", "--json"])
+    doc = json.loads(res.stdout)
+    assert [s["host"] for s in doc["systems"]] == ["c66", "c70", "u14"]
+    assert doc["same_kernel"][0]["rows"][0]["experiment"] == "storage-location"
 
 
 # -- labctl runs ----------------------------------------------------------------------------

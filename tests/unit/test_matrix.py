@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from labctl.matrix import build_matrix, build_verdicts, format_value, write_report
-from labctl.results import RunDir
+from labctl.matrix import (
+    asked_mismatches,
+    build_matrix,
+    build_verdicts,
+    engine_label,
+    format_value,
+    write_report,
+)
+from labctl.results import HostResult, RunDir
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "run-sample"
+ARTICLE = SAMPLE.parent / "run-article-1.5.0"
 
 
 @pytest.fixture
@@ -94,3 +103,40 @@ def test_empty_run_gives_an_empty_matrix(tmp_path: Path) -> None:
     rep = write_report(run)
     assert rep.hosts == 0
     assert rep.matrix_csv.read_text().strip() == "metric"
+
+
+def test_columns_and_verdicts_name_the_engine_that_answered(tmp_path: Path) -> None:
+    dst = tmp_path / "article"
+    shutil.copytree(ARTICLE, dst)
+    c70 = dst / "hosts" / "c70.json"
+    data = json.loads(c70.read_text())
+    data["labels"]["storage_driver"] = "overlay2"  # asked for, not what answered
+    c70.write_text(json.dumps(data))
+    rep = write_report(RunDir(dst))
+    rows = _rows(rep.matrix_csv)
+    cols = [c for c in rows["status"] if c != "metric"]
+    col = next(c for c in cols if c.startswith("c70"))
+    assert col.endswith("| 5.10.0-33-cloud-amd64 | docker 1.5.0 | devicemapper)")
+    assert next(c for c in cols if c.startswith("u14")).endswith("docker 1.5.0 | overlay)")
+    assert "lab.storage_driver" not in rows  # the ask is named as one
+    assert rows["lab.storage_driver (asked)"][col] == "overlay2"
+    assert rows["docker.storage_driver"][col] == "devicemapper"
+    assert rows["docker.as_asked"][col] == (
+        "no: storage driver overlay2 asked, the engine runs devicemapper"
+    )
+    c66 = next(c for c in cols if c.startswith("c66"))
+    assert rows["docker.as_asked"][c66] == "yes"
+    assert rows["lab.engine (asked)"][c66] == "1.5.0"
+    with rep.verdicts_csv.open(newline="") as fh:
+        verdicts = list(csv.DictReader(fh))
+    engines = {r["host"]: r["engine"] for r in verdicts}
+    assert engines["c70"] == "docker 1.5.0 | devicemapper"
+    assert engines["d20"] == "docker 20.10.5+dfsg1 | overlay2"
+
+
+def test_a_label_stands_in_only_where_the_engine_never_said() -> None:
+    facts = {"kernel": "5.10.0-33-cloud-amd64", "docker": {"error": "no engine"}}
+    labels = {"engine": "1.5.0", "storage_driver": "devicemapper"}
+    r = HostResult("c70", Path("c70.json"), data={"facts": facts, "labels": labels})
+    assert engine_label(r) == "docker 1.5.0 asked | devicemapper asked"
+    assert asked_mismatches(r) == []

@@ -97,3 +97,32 @@ def test_secret_values_and_redaction(tmp_path: Path) -> None:
     assert (
         tmp_path / "env" / "extravars"
     ).read_text() == f'{{"ansible_become_password": "{REDACTED}"}}'
+
+
+SERVICE_SCRIPT = ROOT / "playbooks" / "roles" / "docker_engine" / "files" / "docker_service.sh"
+
+
+@pytest.mark.parametrize("unit", ["docker.service", "docker.socket"])
+def test_the_1_5_0_units_are_the_ones_docker_shipped(engine_source: Path, unit: str) -> None:
+    """docker_service.sh carries Docker 1.5.0's own systemd units verbatim (MountFlags=slave is
+    the article's CentOS 7.0 finding): compare them with contrib/init/systemd in the source."""
+    import tarfile
+
+    with tarfile.open(engine_source) as tar:
+        member = tar.extractfile(f"moby-1.5.0/contrib/init/systemd/{unit}")
+        assert member is not None
+        shipped = member.read().decode()
+    proc = subprocess.run(
+        ["sh", str(SERVICE_SCRIPT), "--print-upstream", unit, "--version", "1.5.0"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == shipped
+    if unit == "docker.service":
+        assert "MountFlags=slave" in proc.stdout
+
+
+def test_service_scripts_are_posix_sh() -> None:
+    for script in (ROOT / "playbooks" / "roles").glob("*/files/*.sh"):
+        proc = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True)
+        assert proc.returncode == 0, (script, proc.stderr)

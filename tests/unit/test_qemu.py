@@ -411,3 +411,78 @@ def test_host_option_accepts_the_docker_driver_form() -> None:
     )
     assert parse_host_option("bullseye:Disk-Size=1GiB").disk_size == GiB
     assert parse_host_option("trixie").name == "trixie"
+
+
+# --- hosts with an engine built from source -----------------------------------------------------
+
+
+def test_engine_host_defaults_to_devicemapper_and_its_own_systemd_unit() -> None:
+    h = parse_host_option("bullseye:name=c70,cgroup=v1,engine=1.5.0")
+    assert (h.engine, h.init, h.storage_driver) == ("1.5.0", "systemd", "devicemapper")
+    assert QemuHostSpec(suite="bookworm").storage_driver == "overlay2"  # the distro engine's
+    assert "LABCTL_ENGINE=1.5.0" in lab_env(h, "lab1").splitlines()
+    assert "LABCTL_ENGINE=distro" in lab_env(QemuHostSpec(suite="bookworm"), "l").splitlines()
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("bullseye:engine=1.5.0", "cannot start containers on cgroup v2"),
+        ("bullseye:engine=1.5.0,cgroup=v1,driver=overlay2", "no 'overlay2' storage driver"),
+        ("bullseye:engine=1.5.0,cgroup=v1,init=openrc", "init must be one of"),
+        ("bullseye:engine=0.9,cgroup=v1", "not one labctl can build"),
+        ("bullseye:init=sysvinit", "for an engine built from source"),
+        ("bullseye:engine=1.5.0,cgroup=v1,fs=xfs", "keep /var/lib/docker on ext4"),
+        ("bullseye:stands_for=centos5", "stands_for must be one of"),
+    ],
+)
+def test_engine_host_refusals_are_one_line(text: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_host_option(text)
+    assert needle in err.value.line() and "\n" not in err.value.line()
+
+
+def test_article_preset_is_three_stand_ins_and_todays_engine_on_one_kernel() -> None:
+    hosts = qemu.PRESETS["article"]()
+    QemuLabSpec(name="article", hosts=hosts).validate()
+    by_name = {h.name: h for h in hosts}
+    assert {h.suite for h in hosts} == {"bullseye"} and {h.cgroup for h in hosts} == {"v1"}
+    assert [(h.engine, h.storage_driver, h.init, h.stands_for) for h in hosts] == [
+        ("1.5.0", "devicemapper", "sysvinit", "centos66"),
+        ("1.5.0", "devicemapper", "systemd", "centos70"),
+        ("1.5.0", "overlay", "upstart", "ubuntu1404"),
+        ("distro", "overlay2", "", ""),
+    ]
+    assert by_name["deb2010"].docker_fs == "xfs"
+
+
+def test_engine_vars_point_provisioning_at_the_cached_build(engine_cache: Path) -> None:
+    from labctl.engines import store
+    from tests.conftest import fake_engine_build
+
+    h = parse_host_option("bullseye:name=c66,cgroup=v1,engine=1.5.0,init=sysvinit")
+    with pytest.raises(ConfigError) as err:  # not built: one line that says how
+        qemu.engine_vars(h)
+    assert "labctl engine build 1.5.0" in err.value.line()
+    build = fake_engine_build(store.build_dir("1.5.0", "a8a31eff10544860d2188dddabdee4d727545796"))
+    got = qemu.engine_vars(h)
+    assert got["docker_engine_method"] == "binary"
+    assert got["docker_engine_binary_src"] == str(build / store.BINARY)
+    assert len(got["docker_engine_binary_sha256"]) == 64
+    assert got["docker_engine_service_manager"] == "sysvinit"
+    assert got["docker_storage_driver"] == "devicemapper"
+    assert (got["labctl_engine"], got["labctl_engine_init"]) == ("1.5.0", "sysvinit")
+    assert qemu.engine_vars(QemuHostSpec(suite="bookworm")) == {"labctl_engine": "distro"}
+
+
+def test_preset_refuses_options_that_would_change_its_hosts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from labctl.cli import main
+
+    monkeypatch.setenv("LABCTL_HOME", str(tmp_path))
+    res = CliRunner().invoke(main, ["lab", "up", "--preset", "article", "--memory", "2GiB"])
+    assert res.exit_code == 2
+    assert "--preset article brings its own qemu hosts: --memory cannot change them" in res.output

@@ -18,6 +18,7 @@ from labctl.report.classify import classify, series_unit, short_verdict, unit_of
 DATA = Path(__file__).resolve().parent.parent / "data"
 SAMPLE = DATA / "run-sample"
 RESOURCES = DATA / "run-resources"
+ARTICLE = DATA / "run-article-1.5.0"
 
 
 @pytest.fixture
@@ -198,12 +199,34 @@ def test_markdown_report(full: tuple[Path, ReportOutcome]) -> None:
     assert "| centos7 | 🟢 contained: separate block device |" in md
     assert "| ubuntu1404 | aufs | extfs |" in md
     assert "/var/lib/docker/aufs/diff/\\<id\\>/" in md  # < > escaped for Markdown
-    assert "### centos7 ↔ CentOS 7.0" in md
+    assert "### CentOS 7.0 ↔ centos7 (score" in md
+    assert "### CentOS 6.6: no comparable host" in md
     assert "## How verdict classes are decided" in md
     plots = sorted(p.name for p in (run / "plots").iterdir())
     assert "centos7--disk.png" in plots and len(plots) == len(out.data.plots) == 14
     assert "(plots/centos7--disk.png)" in md
     assert (run / "plots" / "centos7--disk.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_on_the_article_preset(tmp_path: Path) -> None:
+    """The 2015 engine's hosts: pairs, stand-ins, the same-kernel table, asked vs answered."""
+    run = tmp_path / "article"
+    shutil.copytree(ARTICLE, run)
+    c70 = run / "hosts" / "c70.json"
+    data = json.loads(c70.read_text())
+    data["labels"]["storage_driver"] = "overlay2"  # the inventory asked for another driver
+    c70.write_text(json.dumps(data))
+    make_report([run], formats=("md", "html"), plots=False)
+    md = (run / "report.md").read_text()
+    assert "### CentOS 7.0 ↔ c70 (score" in md and "### Ubuntu 14.04 ↔ u14 (score" in md
+    assert "| u14 | overlay (overlay stands in for aufs, which Debian kernels no longer carry" in md
+    assert "⚠ **c70**: storage driver overlay2 asked, the engine runs devicemapper" in md
+    assert "## Same kernel, 2015 engine vs today's (kernel 5.10.0-33-cloud-amd64" in md
+    assert "| processes-limited | not measured | not measured | not measured | contained |" in md
+    html = (run / "report.html").read_text()
+    assert "Same kernel, 2015 engine vs today&#39;s" in html
+    assert "arrived in Docker 1.11: --pids-limit" in html
+    assert "overlay stands in for aufs" in html
 
 
 def test_html_report_is_self_contained(full: tuple[Path, ReportOutcome]) -> None:

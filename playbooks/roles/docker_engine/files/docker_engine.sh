@@ -1,11 +1,12 @@
 #!/bin/sh
-# Install, start and check a Docker engine without Python on the host (Ansible `script` path).
+# Install and start a Docker engine without Python on the host (Ansible `script` path). A binary
+# engine is only installed here: docker_service.sh writes its init files and starts it.
 # Plain POSIX sh: runs on CentOS 6.6, CentOS 7, Ubuntu 14.04 and today's distributions.
 # Prints "CHANGED: ..." for every change (Ansible's changed_when reads it); with --check it
 # only says what it would do.
 set -u
 method=distro version="" service=sysvinit debpkg=docker.io rhpkg=docker rhurl="" url="" file=""
-sha="" bindir=/usr/local/bin daemon_args="" check=0
+sha="" bindir=/usr/local/bin check=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --method) method=$2; shift ;;
@@ -18,7 +19,6 @@ while [ $# -gt 0 ]; do
     --file) file=$2; shift ;;
     --sha256) sha=$2; shift ;;
     --bindir) bindir=$2; shift ;;
-    --daemon-args) daemon_args=$2; shift ;;
     --check) check=1 ;;
     *) echo "ERROR: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -110,47 +110,7 @@ install_binary() {
     *)
       if ! cmp -s "$art" "$bindir/docker"; then do_ install -m 0755 "$art" "$bindir/docker" && changed "installed $bindir/docker"; restart=1; fi ;;
   esac
-  v=$("$bindir/docker" -v 2>/dev/null | sed -n 's/.*version \([0-9][0-9]*\.[0-9][0-9]*\.[0-9][0-9]*\).*/\1/p')
-  major=${v%%.*}; rest=${v#*.}; minor=${rest%%.*}
-  if [ "${major:-0}" -le 1 ] && [ "${minor:-0}" -lt 8 ]; then daemon="$bindir/docker -d"
-  elif [ "${major:-0}" -le 1 ] && [ "${minor:-0}" -lt 12 ]; then daemon="$bindir/docker daemon"
-  else daemon="$bindir/dockerd"; fi
-  case "$service" in
-    systemd)
-      printf '[Unit]\nDescription=Docker engine %s (installed by labctl)\nAfter=network-online.target\n\n[Service]\nType=simple\nExecStart=%s %s\nDelegate=yes\nKillMode=process\nLimitNOFILE=1048576\nRestart=on-failure\n\n[Install]\nWantedBy=multi-user.target\n' \
-        "$v" "$daemon" "$daemon_args" | put_file /etc/systemd/system/docker.service 0644 && { do_ systemctl daemon-reload; restart=1; } ;;
-    sysvinit)
-      cat <<INIT | put_file /etc/init.d/docker 0755 && restart=1
-#!/bin/sh
-# chkconfig: 2345 95 95
-# description: Docker engine $v (installed by labctl)
-### BEGIN INIT INFO
-# Provides: docker
-# Required-Start: \$network \$remote_fs
-# Required-Stop: \$network \$remote_fs
-# Default-Start: 2 3 4 5
-# Default-Stop: 0 1 6
-### END INIT INFO
-pidfile=/var/run/docker.pid
-[ -r /etc/sysconfig/docker ] && . /etc/sysconfig/docker
-[ -r /etc/default/docker ] && . /etc/default/docker
-running() { [ -f "\$pidfile" ] && kill -0 "\$(cat "\$pidfile")" 2>/dev/null; }
-case "\$1" in
-  start) running && exit 0; $daemon -p "\$pidfile" $daemon_args \$other_args \$DOCKER_OPTS >>/var/log/docker.log 2>&1 &
-         i=0; while [ \$i -lt 30 ] && ! running; do sleep 1; i=\$((i+1)); done; running ;;
-  stop) running || exit 0; kill "\$(cat "\$pidfile")"; i=0; while [ \$i -lt 30 ] && running; do sleep 1; i=\$((i+1)); done; ! running ;;
-  restart) "\$0" stop; "\$0" start ;;
-  status) if running; then echo running; else echo stopped; exit 3; fi ;;
-  *) echo "usage: \$0 {start|stop|restart|status}"; exit 2 ;;
-esac
-INIT
-      ;;
-    upstart)
-      printf 'description "Docker engine %s (installed by labctl)"\nstart on (local-filesystems and net-device-up IFACE!=lo)\nstop on runlevel [!2345]\nrespawn\nscript\n  DOCKER_OPTS=\n  if [ -f /etc/default/docker ]; then . /etc/default/docker; fi\n  exec %s %s $DOCKER_OPTS\nend script\n' \
-        "$v" "$daemon" "$daemon_args" | put_file /etc/init/docker.conf 0644 && restart=1 ;;
-    labctl) : ;;
-    *) die "unknown service manager $service" ;;
-  esac
+  # the init files and the start are docker_service.sh's job (the module path runs it too)
 }
 
 answers() { docker version 2>/dev/null | grep -qiE '^Server|^ *Engine'; }
@@ -176,7 +136,8 @@ start_engine() {
 
 case "$method" in
   distro) install_distro ;;
-  binary) [ -n "$sha" ] || die "the binary method needs docker_engine_binary_sha256"; install_binary ;;
+  binary) [ -n "$sha" ] || die "the binary method needs docker_engine_binary_sha256"
+          install_binary; exit 0 ;;
   *) die "docker_engine_method must be distro or binary, not $method" ;;
 esac
 start_engine

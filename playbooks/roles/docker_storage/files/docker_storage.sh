@@ -98,14 +98,16 @@ write_config() {
   esac
 }
 
-engine() {  # engine start|stop
-  case "$service" in
-    labctl) /usr/local/sbin/labctl-dockerd "$1" >/dev/null ;;
-    systemd) systemctl "$1" docker ;;
-    upstart) "$1" docker >/dev/null 2>&1 || [ "$1" = stop ] ;;
-    *) if [ -x /usr/local/sbin/labctl-dockerd ]; then /usr/local/sbin/labctl-dockerd "$1" >/dev/null
-       else service docker "$1"; fi ;;
-  esac
+engine() {  # engine start|stop, through whatever starts it on this host
+  if [ "$service" = labctl ] || { [ "$service" = auto ] && [ -x /usr/local/sbin/labctl-dockerd ]; }; then
+    /usr/local/sbin/labctl-dockerd "$1" >/dev/null
+  elif [ -d /run/systemd/system ]; then
+    systemctl "$1" docker  # also the wrappers of a SysV script or an upstart job line
+  elif [ "$service" = upstart ]; then
+    "$1" docker >/dev/null 2>&1 || [ "$1" = stop ]
+  else
+    service docker "$1"
+  fi
 }
 
 wait_engine() {
