@@ -83,6 +83,10 @@ def table(trials: list[Trial]) -> str:
     return "\n".join(lines)
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=None, help="default: LABCTL_FAULTS_SEED or new")
@@ -102,7 +106,7 @@ def main() -> int:
     say(f"fault campaign: seed {seed}, {len(plan)} trials, work {work}")
     say(f"load at start: {uptime()}")
     # SIGTERM ends the campaign like Ctrl-C: through `finally`, so the lab is removed
-    signal.signal(signal.SIGTERM, lambda _s, _f: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _stop)
     lab = FaultLab(f"fb{os.getpid()}", work / "home")
     trials: list[Trial] = []
     t0 = time.monotonic()
