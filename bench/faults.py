@@ -37,6 +37,7 @@ from tests.faults.faultlib import (  # noqa: E402
     next_run,
     run_dirs,
     run_trial,
+    save_calls,
     say,
 )
 
@@ -125,6 +126,7 @@ def main() -> int:
             except Exception as exc:  # the harness's own failure is a failed trial, not an end
                 trial = Trial(kind, tseed)
                 trial.failures.append(f"harness: {exc!r}")
+            save_calls(trial, tdir)
             if kind != "damaged-file":
                 after = next_run(lab, tdir)
                 if after.rc != 0 or after.traceback:

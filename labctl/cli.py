@@ -109,6 +109,8 @@ def main(debug: bool) -> None:
     State.debug = debug
     signal.signal(signal.SIGTERM, _sigterm)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
+    if not debug:  # paramiko logs a dropped handshake with its traceback: ours is one line
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
 # -- lab ------------------------------------------------------------------------------------

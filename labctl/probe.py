@@ -318,18 +318,23 @@ class _HostProbe:
 
     def agent_state(self, t: SSHTransport) -> str:
         """'running' when an agent of this run lives on the host (pid + start time from the
-        launch's or the agent's own pid file), else 'gone'."""
+        launch's or the agent's own pid file); 'gone' when one was started and is dead;
+        'never' when none was started (the controller stopped first)."""
         files = " ".join(
             shlex.quote(f)
             for f in (f"{self.rdir}/agent.pid", f"{AGENT_WORKDIR}/runs/{self.run.run_id}/agent.pid")
         )
         script = (
-            f'for f in {files}; do read p s < "$f" 2>/dev/null || continue; '
+            f'seen=; for f in {files}; do [ -e "$f" ] && seen=1; '
+            'read p s < "$f" 2>/dev/null || continue; '
             f'[ -n "$p" ] && [ -n "$s" ] && [ "$({_START_TIME})" = "$s" ] '
-            "&& { echo running; exit 0; }; done; echo gone"
+            "&& { echo running; exit 0; }; done; "
+            f'if [ -n "$seen" ] || [ -e {shlex.quote(self.rdir + "/agent.log")} ]; '
+            "then echo gone; else echo never; fi"
         )
         res = t.run(script, timeout=30)
-        return "running" if res.stdout.strip() == "running" else "gone"
+        state = res.stdout.strip()
+        return state if state in ("running", "never") else "gone"
 
     def store(self, t: SSHTransport, data: dict[str, Any]) -> Path:
         path = self.run.write_host(self.host.name, _decorate(data, self.host))
@@ -413,7 +418,15 @@ def collect_host(run: RunDir, host: HostRecord, progress: Progress) -> HostOutco
         with hp.connect() as t:
             raw = t.read(hp.result_path)
             if raw is None:
-                if hp.agent_state(t) == "running":
+                state = hp.agent_state(t)
+                if state == "never":
+                    raise ProbeError(
+                        f"no result for run {run.run_id}: its agent never started on this host "
+                        "(the controller stopped before launching it)",
+                        host=host.name,
+                        hint="re-run the probe for this host",
+                    )
+                if state == "running":
                     raise ProbeError(
                         f"no result for run {run.run_id} yet: its agent is still running",
                         host=host.name,

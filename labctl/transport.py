@@ -223,6 +223,15 @@ class SSHTransport:
                     )
                 else:
                     time.sleep(0.01)
+            # the exit status may come before the last output: read on until EOF (bounded)
+            tail_end = time.monotonic() + 5.0
+            while not chan.eof_received and time.monotonic() < tail_end:
+                if chan.recv_ready():
+                    out += chan.recv(65536)
+                elif chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                else:
+                    time.sleep(0.01)
             while chan.recv_ready():
                 out += chan.recv(65536)
             while chan.recv_stderr_ready():

@@ -272,6 +272,14 @@ def run_dirs(results: Path) -> list[Path]:
     return sorted(p for p in results.iterdir() if p.is_dir() and (p / "hosts").is_dir())
 
 
+def save_calls(trial: Trial, work: Path) -> None:
+    """Each call's output into the trial's folder (to read after a failed trial)."""
+    work.mkdir(parents=True, exist_ok=True)
+    for i, c in enumerate(trial.calls):
+        text = f"$ labctl {' '.join(c.args)}\nexit {c.rc} after {c.seconds:.1f} s\n"
+        (work / f"call-{i}-{c.args[0]}.log").write_text(text + c.out + "\n--- stderr\n" + c.err)
+
+
 def check_results(trial: Trial, lab: FaultLab, run: Path, calls: Sequence[Call]) -> None:
     """Every host: a valid agent result on the controller, or a line naming it (else lost)."""
     lines = [line for c in calls for line in c.problem_lines()]
@@ -281,12 +289,14 @@ def check_results(trial: Trial, lab: FaultLab, run: Path, calls: Sequence[Call])
     for host in lab.hosts:
         res = load_host_file(run / "hosts" / f"{host}.json", str(meta.get("run_id") or run.name))
         valid = res.ok and bool(res.data.get("agent_version"))
-        named = any(re.search(rf"\b{re.escape(host)}: ", line) for line in lines)
+        mine = [line for line in lines if re.search(rf"\b{re.escape(host)}: ", line)]
         if valid:
             continue
-        if named:
+        if mine:
             trial.named.append(host)
-        if trial.kind in MUST_KEEP or not named:
+        # stopped before its agent started: nothing was measured, so nothing can be lost
+        never = any("never started" in line for line in mine)
+        if (trial.kind in MUST_KEEP and not never) or not mine:
             trial.lost.append(
                 f"{host} ({res.error['message'] if res.error else 'no agent result'})"
             )
@@ -549,8 +559,8 @@ def _full_disk(
         run = runs[0]
         calls = [call]
         if call.rc != 0:
-            if "labctl collect" not in call.err:
-                trial.failures.append("no `labctl collect` hint on a full disk")
+            if "labctl collect" not in call.err and "labctl report" not in call.err:
+                trial.failures.append("no `labctl collect` or `labctl report` hint on a full disk")
             col = collect_until_done(lab, run, trial)
             calls.append(col)
             trial.exit_codes.append(col.rc)
