@@ -51,6 +51,10 @@ class HostUnreachable(TransportError):
     kind = "unreachable"
 
 
+class HostNotAnswering(HostUnreachable):
+    """The port answered but SSH did not (a paused, swapping or restarting host): try again."""
+
+
 class AuthenticationFailed(TransportError):
     kind = "auth"
 

@@ -19,7 +19,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import Interrupted, LabctlError, ProbeError, ResultError, TransportError
+from .errors import (
+    HostNotAnswering,
+    HostUnreachable,
+    Interrupted,
+    LabctlError,
+    ProbeError,
+    ResultError,
+    TransportError,
+)
 from .experiments import EXPERIMENTS
 from .hosts import HostRecord
 from .paths import agent_path
@@ -38,6 +46,8 @@ STOP = threading.Event()
 #: field 22 of /proc/PID/stat (start time in ticks): with the pid, it names one process for good
 _START_TIME = "sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -d' ' -f20"
 _LAB_LOCK = threading.Lock()
+#: how long a host that does not answer (paused, restarting) is tried again before a probe
+CONNECT_PATIENCE = 60.0
 
 
 @dataclass
@@ -271,15 +281,26 @@ class _HostProbe:
         return len(fields) > 19 and fields[19] == self.start_time
 
     def connect(self) -> SSHTransport:
-        """A connection to the host; when it fails, the host's lab is asked where it is now."""
-        try:
-            return SSHTransport(self.host).connect()
-        except TransportError:
-            before = self.host
-            self._reread_from_lab()
-            if self.host == before:
-                raise
-            return SSHTransport(self.host).connect()
+        """A connection to the host. When it fails, the host's lab is asked where it is now; a
+        host whose port answers but not its SSH (paused, busy), or a lab host that is
+        restarting, is tried again for up to CONNECT_PATIENCE seconds."""
+        deadline = time.monotonic() + CONNECT_PATIENCE
+        waited = False
+        while True:
+            try:
+                return SSHTransport(self.host).connect()
+            except HostUnreachable as err:
+                before = self.host
+                self._reread_from_lab()
+                if self.host != before:
+                    continue
+                patient = isinstance(err, HostNotAnswering) or "lab" in self.host.labels
+                if not patient or time.monotonic() > deadline or STOP.is_set():
+                    raise
+                if not waited:
+                    self.progress(self.host.name, f"{err.message}; trying again")
+                waited = True
+                STOP.wait(2.0)
 
     def _reread_from_lab(self) -> None:
         """A lab host that came back (restart) may have a new address or port: ask its lab."""

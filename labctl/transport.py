@@ -21,6 +21,7 @@ from .errors import (
     AuthenticationFailed,
     CommandTimeout,
     HostKeyMismatch,
+    HostNotAnswering,
     HostUnreachable,
     TransportError,
     UnknownHostKey,
@@ -146,7 +147,7 @@ class SSHTransport:
                     host=host.name,
                     hint="add it (ssh-keyscan) or pass --accept-new-host-keys to trust it",
                 ) from exc
-            raise HostUnreachable(
+            raise HostNotAnswering(
                 f"SSH handshake with {host.address}:{host.port} failed ({exc})",
                 host=host.name,
                 hint="check that sshd runs there",

@@ -1410,8 +1410,10 @@ def live_agent_run_ids():
 
 #: the controller's folder on a host: one <run-id>/ per run (agent copy, log, result)
 CONTROLLER_RUNS = "/var/tmp/labctl-runs"
-#: a controller run folder without a pid file newer than this may be an upload in progress
-STARTING_GRACE_S = 30
+#: a controller run folder without a pid file that changed this recently may be a run being
+#: started (between its mkdir, upload and launch); an upload in progress is also seen by the
+#: file it holds open, so the grace can be short
+STARTING_GRACE_S = 10
 #: a dead run's result that no controller fetched is kept this long for `labctl collect`
 UNCOLLECTED_KEEP_S = 7 * 24 * 3600
 _UNCOLLECTED_KEEP = ("result.json", "agent.log")
@@ -1434,13 +1436,32 @@ def _listdir(path):
         return []
 
 
+def _open_under(parent):
+    """Run folders under ``parent`` in which some process holds a file open (an upload)."""
+    held = set()
+    prefix = parent.rstrip("/") + "/"
+    for pid in _listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        fd_dir = "/proc/%s/fd" % pid
+        for fd in _listdir(fd_dir):
+            try:
+                target = os.readlink(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if target.startswith(prefix):
+                held.add(target[len(prefix):].split("/", 1)[0])
+    return held
+
+
 def reap_controller_runs(parent, live, removed, now=None):
     """The controller's run folders of dead runs in ``parent`` (/var/tmp/labctl-runs): gone,
     except an uncollected result (kept with its log for `labctl collect`, for a week).
     A folder is live when an agent of its run lives (pid + start time in its agent.pid, or
-    seen in /proc), or when it has no agent.pid yet and changed in the last seconds (an
-    upload in progress)."""
+    seen in /proc), or when it has no agent.pid yet and either changed in the last seconds or
+    holds a file some process has open (an upload in progress)."""
     now = now or time.time()
+    held = None
     for name in _listdir(parent):
         path = os.path.join(parent, name)
         if not RUN_ID_RE.match(name) or os.path.islink(path) or not os.path.isdir(path):
@@ -1450,8 +1471,13 @@ def reap_controller_runs(parent, live, removed, now=None):
             live.add(name)
             continue
         age = now - _newest_mtime(path)
-        if pid is None and age < STARTING_GRACE_S:
-            continue
+        if pid is None:
+            if age < STARTING_GRACE_S:
+                continue
+            if held is None:
+                held = _open_under(parent)
+            if name in held:
+                continue
         if os.path.isfile(os.path.join(path, "result.json")) and age < UNCOLLECTED_KEEP_S:
             for entry in _listdir(path):
                 if entry in _UNCOLLECTED_KEEP:

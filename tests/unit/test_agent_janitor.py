@@ -39,15 +39,18 @@ def test_dead_runs_go_uncollected_results_stay_live_and_starting_runs_stay(
         live = _run_dir(runs, "r-live", {"agent.pid": me, "probe_agent.py": "x"})
         upload = _run_dir(runs, "r-upload", {"probe_agent.py.part": "x"}, age_s=1)
         cut = _run_dir(runs, "r-cut", {"probe_agent.py.part": "x"})
+        slow = _run_dir(runs, "r-slow-upload", {"probe_agent.py.part": "x"})
+        uploading = (slow / "probe_agent.py.part").open("a")  # as sftp-server holds it
         stray = _run_dir(runs, "not a run id", {"x": "x"})
         removed: dict[str, list[str]] = {"workdirs": [], "errors": []}
         pa.reap_controller_runs(str(runs), set(), removed)
+        uploading.close()
     finally:
         sleeper.kill()
         sleeper.wait()
     assert not killed.exists() and not reused.exists() and not cut.exists()
     assert sorted(p.name for p in finished.iterdir()) == ["agent.log", "result.json"]
-    assert live.exists() and upload.exists() and stray.exists()
+    assert live.exists() and upload.exists() and slow.exists() and stray.exists()
     assert removed["errors"] == []
 
 
