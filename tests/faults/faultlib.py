@@ -206,6 +206,9 @@ class FaultLab:
             text=True,
             env=self.env(),
             cwd=str(self.home),
+            # Ctrl-C must reach labctl as at a terminal, even when this harness was started in
+            # the background (which ignores SIGINT, and children inherit that)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
 
     def labctl(self, *args: str, timeout: float = 300, in_process: bool = False) -> Call:
@@ -470,6 +473,8 @@ def run_trial(
         trial.failures.append(f"no run folder (exit {call.rc}): {call.err.strip()[-300:]}")
         return trial
     run = runs[0]
+    if kind == "ctrl-c" and signalled and call.rc == 0 and call.seconds - trial.at > 1.0:
+        trial.failures.append(f"exit 0 {call.seconds - trial.at:.1f} s after the signal")
     if kind == "ctrl-c" and call.rc == 130:
         if call.after_signal is not None and call.after_signal > 2.0:
             trial.failures.append(f"took {call.after_signal:.1f} s to stop after the signal")
