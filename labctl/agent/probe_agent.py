@@ -1458,8 +1458,8 @@ def reap_controller_runs(parent, live, removed, now=None):
     """The controller's run folders of dead runs in ``parent`` (/var/tmp/labctl-runs): gone,
     except an uncollected result (kept with its log for `labctl collect`, for a week).
     A folder is live when an agent of its run lives (pid + start time in its agent.pid, or
-    seen in /proc), or when it has no agent.pid yet and either changed in the last seconds or
-    holds a file some process has open (an upload in progress)."""
+    seen in /proc), or when it has no agent.pid yet and either holds a file some process has
+    open (an upload in progress) or changed in the last seconds without a cut upload in it."""
     now = now or time.time()
     held = None
     for name in _listdir(parent):
@@ -1472,12 +1472,14 @@ def reap_controller_runs(parent, live, removed, now=None):
             continue
         age = now - _newest_mtime(path)
         if pid is None:
-            if age < STARTING_GRACE_S:
-                continue
             if held is None:
                 held = _open_under(parent)
             if name in held:
-                continue
+                continue  # an upload in progress
+            cut = [e for e in _listdir(path) if e.endswith(".part")]
+            if age < STARTING_GRACE_S and not cut:
+                continue  # between mkdir and upload, or upload and launch
+
         if os.path.isfile(os.path.join(path, "result.json")) and age < UNCOLLECTED_KEEP_S:
             for entry in _listdir(path):
                 if entry in _UNCOLLECTED_KEEP:

@@ -37,8 +37,8 @@ def test_dead_runs_go_uncollected_results_stay_live_and_starting_runs_stay(
         done_files["probe_agent.py"] = "x"
         finished = _run_dir(runs, "r-done", done_files)
         live = _run_dir(runs, "r-live", {"agent.pid": me, "probe_agent.py": "x"})
-        upload = _run_dir(runs, "r-upload", {"probe_agent.py.part": "x"}, age_s=1)
-        cut = _run_dir(runs, "r-cut", {"probe_agent.py.part": "x"})
+        starting = _run_dir(runs, "r-starting", {"probe_agent.py": "x"}, age_s=1)
+        cut = _run_dir(runs, "r-cut", {"probe_agent.py.part": "x"}, age_s=1)
         slow = _run_dir(runs, "r-slow-upload", {"probe_agent.py.part": "x"})
         uploading = (slow / "probe_agent.py.part").open("a")  # as sftp-server holds it
         stray = _run_dir(runs, "not a run id", {"x": "x"})
@@ -50,7 +50,7 @@ def test_dead_runs_go_uncollected_results_stay_live_and_starting_runs_stay(
         sleeper.wait()
     assert not killed.exists() and not reused.exists() and not cut.exists()
     assert sorted(p.name for p in finished.iterdir()) == ["agent.log", "result.json"]
-    assert live.exists() and upload.exists() and slow.exists() and stray.exists()
+    assert live.exists() and starting.exists() and slow.exists() and stray.exists()
     assert removed["errors"] == []
 
 
