@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -78,7 +79,22 @@ def _probe_options(
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """Ctrl-C anywhere in a command (even while it imports) is exit 130, never "Aborted!"."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            err_console.print("interrupted", style="red")
+            sys.exit(130)
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops like Ctrl-C: run record closed, agents left running
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="labctl")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 def main(debug: bool) -> None:
@@ -91,7 +107,10 @@ def main(debug: bool) -> None:
       labctl run -i inventories/article.ini
     """
     State.debug = debug
+    signal.signal(signal.SIGTERM, _sigterm)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
+    if not debug:  # paramiko logs a dropped handshake with its traceback: ours is one line
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
 # -- lab ------------------------------------------------------------------------------------
@@ -523,7 +542,10 @@ def compare_cmd(
     """
     import json
 
-    from .errors import ConfigError
+    from .compare import unusable_files
+    from .errors import ConfigError, ResultError
+
+    problems: list[str] = []
 
     def go() -> tuple[Any, Any]:
         if (run_b is None) == (baseline is None):
@@ -536,7 +558,9 @@ def compare_cmd(
             from .report.model import load_entries, open_run
             from .report.text import baseline_table
 
-            cmp = compare_to_baseline(load_entries([open_run(run_a)]), baseline)
+            entries = load_entries([open_run(run_a)])
+            cmp = compare_to_baseline(entries, baseline)
+            problems.extend(unusable_files(entries, "A"))
             return cmp, baseline_table(cmp)
         from .compare import compare_runs
         from .report.text import compare_table
@@ -545,6 +569,7 @@ def compare_cmd(
         diff = compare_runs(
             run_a, run_b, rtol=rtol, include_volatile=include_volatile, ignore=ignore
         )
+        problems.extend(diff.problems)
         return diff, compare_table(diff)
 
     result, table = _guard(go)
@@ -552,8 +577,10 @@ def compare_cmd(
         click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     else:
         out_console.print(table, soft_wrap=False)
+    for line in problems:  # a damaged host file is never compared silently
+        err_console.print(f"[red]problem:[/] {line}", markup=True, soft_wrap=True, highlight=False)
     changed = getattr(result, "changed", False)
-    sys.exit(1 if exit_code and changed else 0)
+    sys.exit(ResultError.exit_code if problems else 1 if exit_code and changed else 0)
 
 
 @main.command("runs")

@@ -67,6 +67,8 @@ class Comparison:
     checked: int = 0
     #: same kernel, different engine lines, across both runs
     same_kernel: list[SameKernelGroup] = field(default_factory=list)
+    #: one line per host whose result file could not be used (it is left out of the pairs)
+    problems: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -100,6 +102,7 @@ class Comparison:
             "summary": self.summary(),
             "changes": [asdict(c) for c in self.changes],
             "same_kernel": [g.to_dict() for g in self.same_kernel],
+            "problems": self.problems,
         }
 
 
@@ -222,6 +225,15 @@ def compare_entries(
     return changes, checked
 
 
+def unusable_files(entries: Sequence[HostEntry], side: str) -> list[str]:
+    """One line per host whose result file is damaged (kind ``result``), naming the run side."""
+    return [
+        f"{e.host} ({side}): {e.result.error['message']}"
+        for e in entries
+        if e.result.error is not None and e.result.error.get("kind") == "result"
+    ]
+
+
 def compare_runs(
     path_a: Path,
     path_b: Path,
@@ -233,9 +245,10 @@ def compare_runs(
     run_a, run_b = open_run(path_a), open_run(path_b)
     a = load_entries([run_a])
     b = load_entries([run_b])
+    problems = unusable_files(a, "A") + unusable_files(b, "B")
     pairs, only_a, only_b = match_hosts(a, b)
     patterns = [*([] if include_volatile else VOLATILE), *ignore]
-    out = Comparison(run_a.run_id, run_b.run_id)
+    out = Comparison(run_a.run_id, run_b.run_id, problems=problems)
     for ea, eb, how in sorted(pairs, key=lambda p: p[0].host):
         out.pairs.append((ea.host, eb.host, how))
         changes, checked = compare_entries(ea, eb, rtol=rtol, ignore=patterns)

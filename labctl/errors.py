@@ -51,6 +51,10 @@ class HostUnreachable(TransportError):
     kind = "unreachable"
 
 
+class HostNotAnswering(HostUnreachable):
+    """The port answered but SSH did not (a paused, swapping or restarting host): try again."""
+
+
 class AuthenticationFailed(TransportError):
     kind = "auth"
 
@@ -91,3 +95,10 @@ class LabError(LabctlError):
 
     exit_code = 7
     kind = "lab"
+
+
+class Interrupted(LabctlError):
+    """Ctrl-C or SIGTERM: the controller stopped following; agents run on, `collect` later."""
+
+    exit_code = 130
+    kind = "interrupted"

@@ -6,13 +6,14 @@ on one host never stops the other hosts; the exit code says whether anything fai
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
-from .errors import LabctlError
+from .errors import Interrupted, LabctlError, ResultError
 from .hosts import HostRecord
 from .inventory import Inventory, load_inventory
 from .matrix import Report
@@ -65,19 +66,68 @@ def run_pipeline(
     summary.run = run
     opts = options or ProbeOptions()
     t0 = time.monotonic()
-    run.write_run(
-        labctl_version=__version__,
-        started=utc_now(),
-        inventory=str(inventory_path.resolve()),
-        asked=asked or {},
-        experiments=list(opts.experiments),
-        hosts=[host_summary(h) for h in inv.hosts],
-        inventory_problems=[p.line() for p in inv.problems],
-    )
+    try:
+        run.write_run(
+            labctl_version=__version__,
+            started=utc_now(),
+            inventory=str(inventory_path.resolve()),
+            asked=asked or {},
+            experiments=list(opts.experiments),
+            hosts=[host_summary(h) for h in inv.hosts],
+            inventory_problems=[p.line() for p in inv.problems],
+        )
+    except LabctlError as err:  # nothing started yet: no half run folder to `collect`
+        shutil.rmtree(run.path, ignore_errors=True)
+        raise ResultError(
+            err.message, hint="free space or fix permissions, then run again"
+        ) from err
+    try:
+        _probe_stages(run, inv, inventory_path, summary, opts, prog, do_provision,
+                      accept_new_host_keys, t0)  # fmt: skip
+    except (KeyboardInterrupt, Interrupted):
+        summary.fail(f"interrupted: stopped following the hosts of run {run.run_id}", 130)
+        summary.exit_code = 130
+        _close_run(run, summary, t0, "interrupted")
+        raise Interrupted(
+            f"interrupted; agents already started keep running on their hosts (run {run.run_id})",
+            hint=f"fetch their results with `labctl collect {run.path}`",
+        ) from None
+    except BaseException:
+        summary.exit_code = summary.exit_code or 1
+        _close_run(run, summary, t0, "failed")
+        raise
+    return summary
+
+
+def _close_run(run: RunDir, summary: RunSummary, t0: float, status: str | None = None) -> None:
+    """Write run.json's end (finished, status, problems); a failed write is one more problem."""
+    try:
+        run.write_run(
+            finished=utc_now(),
+            duration_s=round(time.monotonic() - t0, 1),
+            status=status or ("ok" if not summary.exit_code else "failed"),
+            problems=summary.problems,
+        )
+    except LabctlError as err:
+        summary.problems.append(err.line())
+        summary.exit_code = summary.exit_code or err.exit_code
+
+
+def _probe_stages(
+    run: RunDir,
+    inv: Inventory,
+    inventory_path: Path,
+    summary: RunSummary,
+    opts: ProbeOptions,
+    prog: Progress,
+    do_provision: bool,
+    accept_new_host_keys: bool,
+    t0: float,
+) -> None:
     for problem in inv.problems:
         summary.fail(problem.line(), problem.exit_code)
         if problem.host:
-            run.write_host_error(problem.host, problem.kind, problem.line())
+            _host_error(run, summary, problem.host, problem.kind, problem.line())
     hosts = _with_key_opt_in(inv.hosts, accept_new_host_keys)
     if do_provision and hosts:
         try:
@@ -99,22 +149,35 @@ def run_pipeline(
             for h in hosts:
                 if h.name in failed:
                     entry = rep.hosts[h.name]
-                    run.write_host_error(
-                        h.name, f"provision-{entry.status}", entry.line(), h.labels
+                    _host_error(
+                        run, summary, h.name, f"provision-{entry.status}", entry.line(), h.labels
                     )
             hosts = [h for h in hosts if h.name not in failed]
     outcomes = probe_hosts(run, hosts, opts, prog)
     for out in outcomes:
         if not out.ok:
             summary.fail(out.line(), out.error.exit_code if out.error else 4)
+    # closed before the report renders, so the report shows the run's real status
+    _close_run(run, summary, t0)
+    before = len(summary.problems)
     summary.report = _report(run, summary)
-    run.write_run(
-        finished=utc_now(),
-        duration_s=round(time.monotonic() - t0, 1),
-        status="ok" if not summary.exit_code else "failed",
-        problems=summary.problems,
-    )
-    return summary
+    if len(summary.problems) > before:
+        _close_run(run, summary, t0)
+
+
+def _host_error(
+    run: RunDir,
+    summary: RunSummary,
+    host: str,
+    kind: str,
+    message: str,
+    labels: dict[str, str] | None = None,
+) -> None:
+    """A host's error file (its matrix column); a full results disk is one more problem."""
+    try:
+        run.write_host_error(host, kind, message, labels)
+    except LabctlError as err:
+        summary.fail(err.line(), err.exit_code)
 
 
 def _report(run: RunDir, summary: RunSummary) -> Report | None:
@@ -172,11 +235,30 @@ def collect_run(
     # a host whose agent result is already here has nothing left to fetch
     have = {r.host for r in run.load_hosts() if r.data.get("agent_version")}
     hosts = [h for h in hosts if h.name not in have]
-    outcomes = collect_hosts(run, hosts, progress)
+    t0 = time.monotonic()
+    try:
+        outcomes = collect_hosts(run, hosts, progress)
+    except (KeyboardInterrupt, Interrupted):
+        raise Interrupted(
+            "interrupted; nothing of this collect is lost",
+            hint=f"run `labctl collect {run.path}` again",
+        ) from None
     for out in outcomes:
         if out.error is not None:
             summary.fail(out.line(), out.error.exit_code)
+            # a host that has no result keeps its column, with the reason
+            host = next(h for h in hosts if h.name == out.host)
+            _host_error(run, summary, out.host, out.error.kind, out.line(), host.labels)
+    # the run record is complete now: its problems are what is still missing
+    for r in run.load_hosts():
+        if not r.ok and r.host not in {o.host for o in outcomes}:
+            summary.fail(f"{r.host}: {r.error['message'] if r.error else 'failed'}", 1)
+    meta_t0 = t0 - float(meta.get("duration_s") or 0.0)
+    _close_run(run, summary, meta_t0)
+    before = len(summary.problems)
     summary.report = _report(run, summary)
+    if len(summary.problems) > before:
+        _close_run(run, summary, meta_t0)
     return summary
 
 

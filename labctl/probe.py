@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import shlex
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import LabctlError, ProbeError, ResultError, TransportError
+from .errors import (
+    HostNotAnswering,
+    HostUnreachable,
+    Interrupted,
+    LabctlError,
+    ProbeError,
+    ResultError,
+    TransportError,
+)
 from .experiments import EXPERIMENTS
 from .hosts import HostRecord
 from .paths import agent_path
@@ -32,6 +41,13 @@ REMOTE_RUNS = "/var/tmp/labctl-runs"
 AGENT_WORKDIR = "/var/tmp/labctl"
 DEFAULT_EXPERIMENTS = EXPERIMENTS
 _PYTHONS = ("python3", "python2", "python", "/usr/libexec/platform-python")
+#: set on Ctrl-C/SIGTERM: every host's follower stops at its next poll (the agents run on)
+STOP = threading.Event()
+#: field 22 of /proc/PID/stat (start time in ticks): with the pid, it names one process for good
+_START_TIME = "sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -d' ' -f20"
+_LAB_LOCK = threading.Lock()
+#: how long a host that does not answer (paused, restarting) is tried again before a probe
+CONNECT_PATIENCE = 60.0
 
 
 @dataclass
@@ -137,6 +153,7 @@ class _HostProbe:
         self.rdir = remote_dir(run.run_id)
         self.result_path = f"{self.rdir}/result.json"
         self._progress_seen = 0
+        self.start_time: str | None = None
 
     def start(self, t: SSHTransport) -> int:
         python = find_python(t, self.host)
@@ -176,15 +193,21 @@ class _HostProbe:
         launch = (
             f"cd {shlex.quote(self.rdir)} && "
             f"if command -v setsid >/dev/null 2>&1; then S=setsid; else S=; fi; "
-            f"$S nohup {cmd} >{log_file} 2>&1 </dev/null & echo $!"
+            f"$S nohup {cmd} >{log_file} 2>&1 </dev/null & p=$!; "
+            # pid and start time: what says later whether this agent still lives
+            f'echo "$p $({_START_TIME})" | tee {shlex.quote(self.rdir + "/agent.pid")}'
         )
         res = t.run(launch, timeout=30)
         try:
-            return int(res.stdout.strip().splitlines()[-1])
+            fields = res.stdout.strip().splitlines()[-1].split()
+            self.start_time = fields[1] if len(fields) > 1 else None
+            return int(fields[0])
         except (ValueError, IndexError):
             raise ProbeError(
-                f"could not start the agent ({res.stderr.strip() or res.stdout.strip()})",
+                f"could not start the agent (exit {res.exit_status}: "
+                f"{res.stderr.strip() or res.stdout.strip() or 'no output'})",
                 host=self.host.name,
+                hint="re-run the probe; see /var/tmp/labctl-runs on the host",
             ) from None
 
     def follow(self, t: SSHTransport, pid: int) -> tuple[dict[str, Any], SSHTransport]:
@@ -195,11 +218,16 @@ class _HostProbe:
         anyway (sshd cannot fork, the host is swapping), it reconnects until the deadline: the
         agent runs on, detached.
         """
-        deadline = time.monotonic() + self.options.timeout + 60
+        started = time.monotonic()
+        deadline = started + self.options.timeout + 60
         lost: TransportError | None = None
+        lost_since = 0.0
         while True:
+            if STOP.is_set():
+                raise Interrupted("stopped following", host=self.host.name)
             try:
                 if lost is not None:
+                    self._reread_from_lab()
                     t = SSHTransport(self.host).connect()
                     self.progress(self.host.name, "reconnected")
                     lost = None
@@ -208,27 +236,78 @@ class _HostProbe:
                 if raw is not None:
                     self._relay_progress(t)
                     return self._parse(raw), t
-                if not t.exists(f"/proc/{pid}") and not t.exists(self.result_path):
+                if not self._alive(t, pid) and not t.exists(self.result_path):
                     log_text = (t.read(f"{self.rdir}/agent.log") or b"").decode("utf-8", "replace")
                     detail = " | ".join(log_text.strip().splitlines()[-3:]) or "no output"
                     raise ProbeError(
                         f"the agent exited without a result ({detail})",
                         host=self.host.name,
-                        hint=f"see {self.rdir}/agent.log on the host",
+                        hint=f"it was killed or the host restarted: re-run the probe "
+                        f"(see {self.rdir}/agent.log on the host)",
                     )
             except TransportError as err:
                 if lost is None:
                     self.progress(self.host.name, f"connection lost ({err.message}); retrying")
+                    lost_since = time.monotonic()
                 lost = err
                 t.close()
-            if time.monotonic() > deadline:
-                why = f" (last: {lost.message})" if lost is not None else ""
+            now = time.monotonic()
+            if now > deadline:
+                if lost is not None:
+                    raise ProbeError(
+                        f"the host has not answered for {now - lost_since:.0f} s "
+                        f"(last: {lost.message}); gave up after {now - started:.0f} s",
+                        host=self.host.name,
+                        hint=f"when it is back, `labctl collect {self.run.path}` fetches the "
+                        "result if the agent finished (else re-run the probe)",
+                    )
                 raise ProbeError(
-                    f"the agent gave no result within {self.options.timeout:.0f} s{why}",
+                    f"the agent is still running after {now - started:.0f} s "
+                    f"(--timeout {self.options.timeout:.0f})",
                     host=self.host.name,
                     hint=f"it may still finish: `labctl collect {self.run.path}` later",
                 )
-            time.sleep(self.options.poll_interval if lost is None else 2.0)
+            STOP.wait(self.options.poll_interval if lost is None else 2.0)
+
+    def _alive(self, t: SSHTransport, pid: int) -> bool:
+        """Whether the agent process lives: its pid, with the start time seen at launch (a
+        restarted host may have given the pid to another process). Over SFTP, no fork."""
+        raw = t.read(f"/proc/{pid}/stat")
+        if raw is None:
+            return False
+        if not self.start_time:
+            return True
+        fields = raw.decode("ascii", "replace").rsplit(")", 1)[-1].split()
+        return len(fields) > 19 and fields[19] == self.start_time
+
+    def connect(self) -> SSHTransport:
+        """A connection to the host. When it fails, the host's lab is asked where it is now; a
+        host whose port answers but not its SSH (paused, busy), or a lab host that is
+        restarting, is tried again for up to CONNECT_PATIENCE seconds."""
+        deadline = time.monotonic() + CONNECT_PATIENCE
+        waited = False
+        while True:
+            try:
+                return SSHTransport(self.host).connect()
+            except HostUnreachable as err:
+                before = self.host
+                self._reread_from_lab()
+                if self.host != before:
+                    continue
+                patient = isinstance(err, HostNotAnswering) or "lab" in self.host.labels
+                if not patient or time.monotonic() > deadline or STOP.is_set():
+                    raise
+                if not waited:
+                    self.progress(self.host.name, f"{err.message}; trying again")
+                waited = True
+                STOP.wait(2.0)
+
+    def _reread_from_lab(self) -> None:
+        """A lab host that came back (restart) may have a new address or port: ask its lab."""
+        moved = reread_from_lab(self.host)
+        if moved is not None:
+            self.progress(self.host.name, f"the lab says it is now {moved.address}:{moved.port}")
+            self.host = moved
 
     def _relay_progress(self, t: SSHTransport) -> None:
         raw = t.read(f"{self.result_path}.progress")
@@ -258,6 +337,26 @@ class _HostProbe:
             raise ResultError("the agent's result is not a JSON object", host=self.host.name)
         return data
 
+    def agent_state(self, t: SSHTransport) -> str:
+        """'running' when an agent of this run lives on the host (pid + start time from the
+        launch's or the agent's own pid file); 'gone' when one was started and is dead;
+        'never' when none was started (the controller stopped first)."""
+        files = " ".join(
+            shlex.quote(f)
+            for f in (f"{self.rdir}/agent.pid", f"{AGENT_WORKDIR}/runs/{self.run.run_id}/agent.pid")
+        )
+        script = (
+            f'seen=; for f in {files}; do [ -e "$f" ] && seen=1; '
+            'read p s < "$f" 2>/dev/null || continue; '
+            f'[ -n "$p" ] && [ -n "$s" ] && [ "$({_START_TIME})" = "$s" ] '
+            "&& { echo running; exit 0; }; done; "
+            f'if [ -n "$seen" ] || [ -e {shlex.quote(self.rdir + "/agent.log")} ]; '
+            "then echo gone; else echo never; fi"
+        )
+        res = t.run(script, timeout=30)
+        state = res.stdout.strip()
+        return state if state in ("running", "never") else "gone"
+
     def store(self, t: SSHTransport, data: dict[str, Any]) -> Path:
         path = self.run.write_host(self.host.name, _decorate(data, self.host))
         if not self.options.keep_remote:
@@ -265,8 +364,29 @@ class _HostProbe:
         return path
 
 
+def reread_from_lab(host: HostRecord) -> HostRecord | None:
+    """The host as its lab sees it now, when that differs (a restarted lab host gets a new
+    published port); None for hosts of no lab, or when nothing changed."""
+    lab, driver = host.labels.get("lab"), host.labels.get("driver")
+    if not lab or driver != "docker":
+        return None
+    from .drivers.docker import DockerLab, DockerLabSpec
+
+    with _LAB_LOCK:  # one writer of the lab's known_hosts and lab.json at a time
+        try:
+            port = DockerLab(DockerLabSpec(name=lab)).refresh_port(host.name, host.port)
+        except LabctlError:
+            return None
+    return None if port is None else replace(host, port=port)
+
+
 def _fail(run: RunDir, host: HostRecord, err: LabctlError) -> HostOutcome:
-    path = run.write_host_error(host.name, err.kind, err.line(), labels=host.labels)
+    try:
+        path: Path | None = run.write_host_error(
+            host.name, err.kind, err.line(), labels=host.labels
+        )
+    except ResultError:  # the results disk is full: the probe's error says what happened
+        path = None
     return HostOutcome(host.name, path, err)
 
 
@@ -286,7 +406,7 @@ def probe_host(
             ),
         )
     try:
-        with SSHTransport(host) as t:
+        with hp.connect() as t:
             progress(host.name, "connected")
             pid = hp.start(t)
             progress(host.name, f"agent running (pid {pid})")
@@ -296,6 +416,8 @@ def probe_host(
             finally:
                 if live is not t:
                     live.close()
+    except Interrupted as err:  # the agent runs on; `collect` fetches its result
+        return HostOutcome(host.name, None, err)
     except LabctlError as err:
         progress(host.name, f"failed: {err.message}")
         return _fail(run, host, err)
@@ -314,14 +436,28 @@ def collect_host(run: RunDir, host: HostRecord, progress: Progress) -> HostOutco
     """Fetch a finished result left on the host (after a dropped connection or a killed run)."""
     hp = _HostProbe(run, host, ProbeOptions(), progress)
     try:
-        with SSHTransport(host) as t:
+        with hp.connect() as t:
             raw = t.read(hp.result_path)
             if raw is None:
-                state = "still running" if t.read(f"{hp.rdir}/agent.log") is not None else "gone"
+                state = hp.agent_state(t)
+                if state == "never":
+                    raise ProbeError(
+                        f"no result for run {run.run_id}: its agent never started on this host "
+                        "(the controller stopped before launching it)",
+                        host=host.name,
+                        hint="re-run the probe for this host",
+                    )
+                if state == "running":
+                    raise ProbeError(
+                        f"no result for run {run.run_id} yet: its agent is still running",
+                        host=host.name,
+                        hint=f"wait and `labctl collect {run.path}` again",
+                    )
                 raise ProbeError(
-                    f"no result for run {run.run_id} on the host (agent {state})",
+                    f"no result for run {run.run_id} on the host: its agent is gone "
+                    "(killed, or the host restarted)",
                     host=host.name,
-                    hint="wait and collect again" if state == "still running" else "re-run it",
+                    hint="re-run the probe for this host",
                 )
             path = hp.store(t, hp._parse(raw))
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -334,10 +470,42 @@ def collect_host(run: RunDir, host: HostRecord, progress: Progress) -> HostOutco
 def _parallel(
     fn: Callable[[HostRecord], HostOutcome], hosts: list[HostRecord], parallel: int
 ) -> list[HostOutcome]:
+    """``fn`` over the hosts in daemon threads, the caller waiting in short steps: Ctrl-C or
+    SIGTERM (KeyboardInterrupt here) sets STOP and returns at once, whatever a host's SSH does.
+    """
     if not hosts:
         return []
-    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(hosts)))) as pool:
-        return list(pool.map(fn, hosts))
+    STOP.clear()
+    results: list[HostOutcome | None] = [None] * len(hosts)
+    todo: queue.Queue[int] = queue.Queue()
+    for i in range(len(hosts)):
+        todo.put(i)
+
+    def worker() -> None:
+        while not STOP.is_set():
+            try:
+                i = todo.get_nowait()
+            except queue.Empty:
+                return
+            results[i] = fn(hosts[i])
+
+    threads = [
+        threading.Thread(target=worker, name=f"labctl-host-{n}", daemon=True)
+        for n in range(max(1, min(parallel, len(hosts))))
+    ]
+    try:
+        for th in threads:
+            th.start()
+        for th in threads:
+            while th.is_alive():
+                th.join(0.2)
+    except BaseException:
+        STOP.set()
+        raise
+    return [
+        r if r is not None else HostOutcome(h.name, None, Interrupted("not probed", host=h.name))
+        for h, r in zip(hosts, results, strict=True)
+    ]
 
 
 def probe_hosts(

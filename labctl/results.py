@@ -8,6 +8,7 @@ file: it becomes a :class:`HostResult` whose ``error`` says what is wrong with i
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -49,6 +50,18 @@ def atomic_write_json(path: Path, data: Any) -> None:
         raise
 
 
+def write_problem(exc: OSError, what: Path, *, host: str | None = None, hint: str) -> ResultError:
+    """A failed write (no space, no permission, read-only) as one line naming what and why."""
+    why = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        why = "no space left on the results disk"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        why = "permission denied"
+    elif exc.errno == errno.EROFS:
+        why = "the results disk is read-only"
+    return ResultError(f"cannot write {what} ({why})", host=host, hint=hint)
+
+
 @dataclass
 class HostResult:
     """One host's result as loaded from disk (or the reason it could not be)."""
@@ -88,7 +101,12 @@ class RunDir:
     @classmethod
     def create(cls, root: Path, run_id: str | None = None) -> RunDir:
         run = cls(root / (run_id or new_run_id()))
-        (run.path / "hosts").mkdir(parents=True, exist_ok=False)
+        try:
+            (run.path / "hosts").mkdir(parents=True, exist_ok=False)
+        except OSError as exc:
+            raise write_problem(
+                exc, run.path, hint=f"free space, or give another --results than {root}"
+            ) from exc
         return run
 
     @property
@@ -116,11 +134,28 @@ class RunDir:
         current.setdefault("schema", SCHEMA_VERSION)
         current.setdefault("run_id", self.run_id)
         current.setdefault("labctl_version", __version__)
-        atomic_write_json(self.run_file, current)
+        try:
+            atomic_write_json(self.run_file, current)
+        except OSError as exc:
+            raise write_problem(
+                exc,
+                self.run_file,
+                hint=f"free space or fix permissions, then `labctl collect {self.path}`",
+            ) from exc
 
     def write_host(self, host: str, data: dict[str, Any]) -> Path:
+        """Write one host's file; a failed write is a ResultError naming the host."""
         path = self.host_file(host)
-        atomic_write_json(path, data)
+        try:
+            atomic_write_json(path, data)
+        except OSError as exc:
+            raise write_problem(
+                exc,
+                path,
+                host=host,
+                hint="the result stays on the host: free space or fix permissions, then "
+                f"`labctl collect {self.path}`",
+            ) from exc
         return path
 
     def write_host_error(
@@ -150,8 +185,9 @@ class RunDir:
             raise ResultError(
                 f"{self.path} has no run.json", hint="is this a labctl results folder?"
             ) from exc
-        except (OSError, ValueError) as exc:
-            raise ResultError(f"{self.run_file} is unreadable ({exc})") from exc
+        except (OSError, ValueError, RecursionError) as exc:
+            why = "nested too deep" if isinstance(exc, RecursionError) else exc
+            raise ResultError(f"{self.run_file} is unreadable ({why})") from exc
         if not isinstance(data, dict):
             raise ResultError(f"{self.run_file} does not hold a JSON object")
         return data
@@ -162,30 +198,113 @@ class RunDir:
             raise ResultError(
                 f"{self.path} has no hosts/ folder", hint="is this a labctl results folder?"
             )
-        return [load_host_file(p) for p in sorted(self.hosts_dir.glob("*.json"))]
+        try:
+            run_id = str(self.read_run().get("run_id") or self.run_id)
+        except ResultError:
+            run_id = self.run_id
+        return [load_host_file(p, run_id) for p in sorted(self.hosts_dir.glob("*.json"))]
 
 
-def load_host_file(path: Path) -> HostResult:
+#: a host file larger than this is refused unread (a run's largest real files are a few MB)
+MAX_HOST_FILE_BYTES = 256 * 1024 * 1024
+#: metrics the verdicts read as booleans, and name endings that are always numbers
+_BOOL_METRICS = ("host_affected", "host_can_read", "host_can_write", "limit_applied",
+                 "container_started", "oom_killed", "container_sees_host_write")  # fmt: skip
+_NUMBER_SUFFIXES = ("_bytes", "_ratio", "_bytes_min", "_inodes_min", "_pids_min", "_s")
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _bad(host: str, path: Path, what: str) -> HostResult:
+    return HostResult(
+        host,
+        path,
+        error={
+            "kind": "result",
+            "message": f"result file {path.name} {what}; "
+            "re-run the probe or `labctl collect` for this host",
+        },
+    )
+
+
+def _schema_problem(data: dict[str, Any], host: str, run_id: str | None) -> str | None:
+    """What is wrong with a decoded host file (identity, then types), or None."""
+    named = data.get("host")
+    if not isinstance(named, str) or not named:
+        return f"has host {named!r}, expected the string {host!r}"
+    if named != host:
+        return f"names host {named!r}, not {host!r} (a file copied from another host?)"
+    rid = data.get("run_id")
+    if rid is not None and not isinstance(rid, str):
+        return f"has run_id {rid!r}, not a string"
+    if run_id and rid and rid != run_id:
+        return f"belongs to run {rid!r}, not to this run {run_id!r}"
+    if not isinstance(data.get("status"), str):
+        return f"has status {data.get('status')!r}, not a string"
+    for key in ("facts", "labels", "error"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            return f"has {key} of type {type(data[key]).__name__}, expected an object"
+    exps = data.get("experiments")
+    if exps is not None and not isinstance(exps, list):
+        return f"has experiments of type {type(exps).__name__}, expected a list"
+    for i, exp in enumerate(exps or []):
+        if not isinstance(exp, dict):
+            return f"has experiment #{i + 1} of type {type(exp).__name__}, expected an object"
+        name = exp.get("name")
+        if not isinstance(name, str) or not name:
+            return f"has experiment #{i + 1} without a name"
+        if not isinstance(exp.get("status"), str):
+            return f"has {name}.status {exp.get('status')!r}, not a string"
+        if exp.get("verdict") is not None and not isinstance(exp["verdict"], str):
+            return f"has {name}.verdict of type {type(exp['verdict']).__name__}"
+        for key in ("series", "error"):
+            if exp.get(key) is not None and not isinstance(exp[key], dict):
+                return f"has {name}.{key} of type {type(exp[key]).__name__}, expected an object"
+        metrics = exp.get("metrics")
+        if metrics is None:
+            continue
+        if not isinstance(metrics, dict):
+            return f"has {name}.metrics of type {type(metrics).__name__}, expected an object"
+        for key, value in metrics.items():
+            if not isinstance(value, _SCALARS):
+                return f"has {name}.{key} of type {type(value).__name__}, expected a value"
+            if value is None:
+                continue
+            if (key in _BOOL_METRICS or key.endswith("_ok")) and not isinstance(value, bool):
+                return f"has {name}.{key} = {value!r}, expected true or false"
+            if key.endswith(_NUMBER_SUFFIXES) and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                return f"has {name}.{key} = {value!r}, expected a number"
+    return None
+
+
+def load_host_file(path: Path, run_id: str | None = None) -> HostResult:
+    """One host file, validated: any problem (unreadable, not UTF-8, not JSON, too deep, wrong
+    schema, another host's or run's file, wrong types) becomes a result whose ``error`` names it.
+
+    The host is always the file's name, so a damaged file never shows up as another host.
+    """
     host = path.stem
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_HOST_FILE_BYTES:
+            return _bad(host, path, f"is {size} bytes, more than any result could be")
+        raw = path.read_bytes()
     except OSError as exc:
-        return HostResult(host, path, error={"kind": "result", "message": f"unreadable: {exc}"})
+        return _bad(host, path, f"is unreadable ({exc.strerror or exc})")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _bad(host, path, f"is not UTF-8 text (byte {exc.start})")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         # an error at the very end of the text means the file was cut short
         cut = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated")
         what = "truncated" if cut else "malformed"
-        return HostResult(
-            host,
-            path,
-            error={
-                "kind": "result",
-                "message": f"result file {path.name} is {what} JSON ({exc}); "
-                "re-run the probe or `labctl collect` for this host",
-            },
-        )
+        return _bad(host, path, f"is {what} JSON ({exc})")
+    except RecursionError:
+        return _bad(host, path, "is JSON nested too deep to be a result")
     if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION:
         found = data.get("schema") if isinstance(data, dict) else type(data).__name__
         return HostResult(
@@ -197,7 +316,10 @@ def load_host_file(path: Path) -> HostResult:
                 f"{SCHEMA_VERSION}; re-run the probe with this labctl version",
             },
         )
-    result = HostResult(str(data.get("host") or host), path, data)
+    problem = _schema_problem(data, host, run_id)
+    if problem is not None:
+        return _bad(host, path, problem)
+    result = HostResult(host, path, data)
     if data.get("status") != "ok":
         err = data.get("error")
         if isinstance(err, dict):

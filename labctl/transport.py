@@ -21,6 +21,7 @@ from .errors import (
     AuthenticationFailed,
     CommandTimeout,
     HostKeyMismatch,
+    HostNotAnswering,
     HostUnreachable,
     TransportError,
     UnknownHostKey,
@@ -146,7 +147,7 @@ class SSHTransport:
                     host=host.name,
                     hint="add it (ssh-keyscan) or pass --accept-new-host-keys to trust it",
                 ) from exc
-            raise HostUnreachable(
+            raise HostNotAnswering(
                 f"SSH handshake with {host.address}:{host.port} failed ({exc})",
                 host=host.name,
                 hint="check that sshd runs there",
@@ -221,6 +222,15 @@ class SSHTransport:
                         f"command did not finish within {timeout:.0f} s: {command[:80]}",
                         host=self.host.name,
                     )
+                else:
+                    time.sleep(0.01)
+            # the exit status may come before the last output: read on until EOF (bounded)
+            tail_end = time.monotonic() + 5.0
+            while not chan.eof_received and time.monotonic() < tail_end:
+                if chan.recv_ready():
+                    out += chan.recv(65536)
+                elif chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
                 else:
                     time.sleep(0.01)
             while chan.recv_ready():

@@ -1408,14 +1408,110 @@ def live_agent_run_ids():
     return ids
 
 
-def reap(workdir, docker, own_run_id=None, fs_parents=()):
+#: the controller's folder on a host: one <run-id>/ per run (agent copy, log, result)
+CONTROLLER_RUNS = "/var/tmp/labctl-runs"
+#: a controller run folder without a pid file that changed this recently may be a run being
+#: started (between its mkdir, upload and launch); an upload in progress is also seen by the
+#: file it holds open, so the grace can be short
+STARTING_GRACE_S = 10
+#: a dead run's result that no controller fetched is kept this long for `labctl collect`
+UNCOLLECTED_KEEP_S = 7 * 24 * 3600
+_UNCOLLECTED_KEEP = ("result.json", "agent.log")
+
+
+def _newest_mtime(path):
+    newest = 0
+    for p in [path] + [os.path.join(path, n) for n in _listdir(path)]:
+        try:
+            newest = max(newest, os.lstat(p).st_mtime)
+        except OSError:
+            pass
+    return newest
+
+
+def _listdir(path):
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
+
+
+def _open_under(parent):
+    """Run folders under ``parent`` in which some process holds a file open (an upload)."""
+    held = set()
+    prefix = parent.rstrip("/") + "/"
+    for pid in _listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        fd_dir = "/proc/%s/fd" % pid
+        for fd in _listdir(fd_dir):
+            try:
+                target = os.readlink(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if target.startswith(prefix):
+                held.add(target[len(prefix):].split("/", 1)[0])
+    return held
+
+
+def reap_controller_runs(parent, live, removed, now=None):
+    """The controller's run folders of dead runs in ``parent`` (/var/tmp/labctl-runs): gone,
+    except an uncollected result (kept with its log for `labctl collect`, for a week).
+    A folder is live when an agent of its run lives (pid + start time in its agent.pid, or
+    seen in /proc), or when it has no agent.pid yet and either holds a file some process has
+    open (an upload in progress) or changed in the last seconds without a cut upload in it."""
+    now = now or time.time()
+    held = None
+    for name in _listdir(parent):
+        path = os.path.join(parent, name)
+        if not RUN_ID_RE.match(name) or os.path.islink(path) or not os.path.isdir(path):
+            continue
+        pid, start = read_pid_file(path)
+        if name in live or (pid is not None and pid_alive(pid, start)):
+            live.add(name)
+            continue
+        age = now - _newest_mtime(path)
+        if pid is None:
+            if held is None:
+                held = _open_under(parent)
+            if name in held:
+                continue  # an upload in progress
+            cut = [e for e in _listdir(path) if e.endswith(".part")]
+            if age < STARTING_GRACE_S and not cut:
+                continue  # between mkdir and upload, or upload and launch
+
+        if os.path.isfile(os.path.join(path, "result.json")) and age < UNCOLLECTED_KEEP_S:
+            for entry in _listdir(path):
+                if entry in _UNCOLLECTED_KEEP:
+                    continue
+                p = os.path.join(path, entry)
+                if os.path.isdir(p) and not os.path.islink(p):
+                    shutil.rmtree(p, True)
+                else:
+                    try:
+                        os.remove(p)
+                    except OSError:
+                        pass
+                if not os.path.lexists(p):
+                    removed["workdirs"].append(p)
+            continue
+        shutil.rmtree(path, True)
+        if not os.path.exists(path):
+            removed["workdirs"].append(path)
+        else:
+            removed["errors"].append("could not remove %s" % path)
+
+
+def reap(workdir, docker, own_run_id=None, fs_parents=(), controller_runs=None):
     """Remove leftovers of dead runs: their labctl-probe-<run>-* containers, run dirs, and
     labctl-probe-<run>-fs folders (shared folders) in ``fs_parents`` (the docker root and
-    its parent)."""
+    its parent), and the controller's folders of dead runs in ``controller_runs``."""
     removed = {"containers": [], "workdirs": [], "kept_live_runs": [], "errors": []}
     live = live_agent_run_ids()
     if own_run_id:
         live.add(own_run_id)
+    if controller_runs:
+        reap_controller_runs(controller_runs, live, removed)
     dead_dirs = []
     rdir = runs_dir(workdir)
     try:
@@ -1468,6 +1564,15 @@ def reap(workdir, docker, own_run_id=None, fs_parents=()):
         if not os.path.exists(path):
             removed["workdirs"].append(path)
     return removed
+
+
+def controller_runs_of(out):
+    """/var/tmp/labctl-runs when the result goes to <it>/<run-id>/result.json (the
+    controller's layout), else None: a hand-run agent reaps no folder it did not make."""
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(out)))
+    if os.path.basename(parent) == os.path.basename(CONTROLLER_RUNS):
+        return parent
+    return None
 
 
 def fs_parents_of(root_dir):
@@ -4931,7 +5036,8 @@ def execute_run(run_id, host, out, experiments, workdir, timeout, mode="bounded"
             usable = bool(docker.server_version)
             try:
                 reaped = reap(workdir, usable and docker or None, own_run_id=run_id,
-                              fs_parents=fs_parents_of(dfacts.get("root_dir")))
+                              fs_parents=fs_parents_of(dfacts.get("root_dir")),
+                              controller_runs=controller_runs_of(out))
                 result["reaped"] = {"containers": reaped["containers"],
                                     "workdirs": reaped["workdirs"], "errors": reaped["errors"]}
             except Exception as exc:
@@ -5003,8 +5109,9 @@ commands:
                  disk-shared, inodes, memory, memory-limited, processes,
                  processes-limited
   facts          print the host's facts as JSON
-  reap [--workdir DIR]
-                 remove leftovers (labctl-probe-* containers, run folders) of dead runs
+  reap [--workdir DIR] [--runs DIR]
+                 remove leftovers (labctl-probe-* containers, run folders, the
+                 controller's folders in /var/tmp/labctl-runs) of dead runs
   --version      print the agent version
 
 examples:
@@ -5084,14 +5191,17 @@ def main(argv=None):
         print(json.dumps(facts, indent=2, sort_keys=True, separators=(",", ": ")))
         return 0
     if command == "reap":
-        p = _parser("probe_agent.py reap", "%prog [--workdir DIR]")
+        p = _parser("probe_agent.py reap", "%prog [--workdir DIR] [--runs DIR]")
         p.add_option("--workdir", dest="workdir", default=DEFAULT_WORKDIR)
+        p.add_option("--runs", dest="runs", default=CONTROLLER_RUNS,
+                     help="the controller's run folders (default %s)" % CONTROLLER_RUNS)
         opts, args = p.parse_args(rest)
         if args:
             p.error("unexpected arguments: %s" % " ".join(args))
         docker = Docker()
         root = docker_facts(docker).get("root_dir") if docker.path else None
-        removed = reap(os.path.abspath(opts.workdir), docker, fs_parents=fs_parents_of(root))
+        removed = reap(os.path.abspath(opts.workdir), docker, fs_parents=fs_parents_of(root),
+                       controller_runs=os.path.abspath(opts.runs))
         print(json.dumps(removed, indent=2, sort_keys=True, separators=(",", ": ")))
         return 0
     sys.stderr.write("probe_agent.py: unknown command %r\n\n%s" % (command, USAGE))

@@ -624,6 +624,43 @@ class DockerLab(LabDriver):
     def _read_state(self) -> dict[str, Any]:
         return self._read_state_file()
 
+    def refresh_port(self, host: str, known_port: int) -> int | None:
+        """The SSH port a running lab host publishes now, when it is not ``known_port`` (a
+        restarted container gets a new one); the lab's known_hosts, lab.json and inventory are
+        updated with the recorded host key (strict checking stays). None: unchanged or unknown.
+        """
+        import docker.errors
+
+        state = self._read_state()
+        hosts = state.get("hosts") or {}
+        entry = hosts.get(host)
+        if not isinstance(entry, dict) or not entry.get("host_key"):
+            return None
+        try:
+            c = self._client().containers.get(self.container_name(host))
+        except docker.errors.DockerException:
+            return None
+        port = _published_port(c.attrs) if c.status == "running" else None
+        if port is None or port == known_port:
+            return None
+        entry["port"] = port
+        write_atomic(self.state_file, json.dumps(state, indent=2) + "\n", 0o600)
+        self._write_known_hosts_entries(
+            (int(h["port"]), str(h["host_key"]))
+            for h in hosts.values()
+            if isinstance(h, dict) and h.get("port") and h.get("host_key")
+        )
+        try:
+            text = self.inventory_file.read_text()
+            head, _, body = text.partition("\n")
+            inv = json.loads(body)
+            group = inv["all"]["children"][f"labctl_{self.lab}"]["hosts"]
+            group[host]["ansible_port"] = port
+            write_atomic(self.inventory_file, f"{head}\n" + json.dumps(inv, indent=2) + "\n", 0o600)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # the next `labctl lab up` rewrites the inventory anyway
+        return port
+
     # --- up -----------------------------------------------------------------------------------
 
     def up(self) -> LabState:

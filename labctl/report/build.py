@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import ConfigError
-from ..results import HostResult, utc_now
+from ..results import HostResult, utc_now, write_problem
 from .classify import CLASSES, LABELS, RULES, short_verdict
 from .model import HostEntry, RunInfo, dig, experiment_order, load_entries, open_run
 from .plots import Plot
@@ -316,6 +316,16 @@ def make_report(
     data = collect(run_paths, plots=want_plots, max_plots=max_plots, progress=progress)
     failures = host_failures(data)
     problems = [line for line, _code in failures]
-    outputs, doc = write(data, out_dir, formats, progress, problems)
+    try:
+        outputs, doc = write(data, out_dir, formats, progress, problems)
+    except OSError as exc:
+        for tmp in out_dir.glob(".*.tmp"):  # half-written files of this attempt
+            tmp.unlink(missing_ok=True)
+        again = " ".join(str(p) for p in run_paths)
+        raise write_problem(
+            exc,
+            out_dir,
+            hint=f"free space or fix permissions, then `labctl report {again}`",
+        ) from exc
     code = next((c for _line, c in failures), 0)
     return ReportOutcome(data, outputs, doc, problems, code, failures)

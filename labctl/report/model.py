@@ -92,7 +92,7 @@ def load_entries(
     loaded: list[HostEntry] = []
     for run in runs:
         for path in run.host_files:
-            result = load_host_file(path)
+            result = load_host_file(path, run.run_id)
             entry = HostEntry(result, run.run_id, result.host)
             for exp in result.experiments:
                 series = exp.pop("series", None)

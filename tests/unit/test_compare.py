@@ -40,7 +40,8 @@ def two_runs(tmp_path: Path) -> tuple[Path, Path]:
     b = tmp_path / "B"
     shutil.copytree(RESOURCES, a)
     shutil.copytree(RESOURCES, b)
-    _edit(b / "run.json", lambda d: d.update(run_id="20261129-100000-beef"))
+    for f in [b / "run.json", *(b / "hosts").glob("*.json")]:  # each file names its run
+        _edit(f, lambda d: d.update(run_id="20261129-100000-beef"))
 
     def centos7(d: dict) -> None:  # type: ignore[type-arg]
         d["facts"]["docker"]["server_version"] = "1.6.2"
@@ -374,7 +375,8 @@ def test_same_kernel_between_two_newer_engines(tmp_path: Path) -> None:
 def test_same_kernel_across_two_runs(tmp_path: Path) -> None:
     old = _article_run(tmp_path / "a", ("c66", "c70", "u14"))
     new = _article_run(tmp_path / "b", ("d20",))
-    _edit(new / "run.json", lambda d: d.update(run_id="20261201-100000-b020"))
+    for f in [new / "run.json", *(new / "hosts").glob("*.json")]:  # each file names its run
+        _edit(f, lambda d: d.update(run_id="20261201-100000-b020"))
     cmp = compare_runs(old, new)
     (g,) = cmp.same_kernel
     assert [h.name for h in g.hosts] == ["c66", "c70", "u14", "d20"]

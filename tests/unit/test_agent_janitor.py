@@ -1,0 +1,60 @@
+"""The agent's janitor for the controller's run folders on a host (/var/tmp/labctl-runs)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from labctl.agent import probe_agent as pa
+
+
+def _run_dir(parent: Path, name: str, files: dict[str, str], age_s: float = 3600) -> Path:
+    d = parent / name
+    d.mkdir()
+    for fname, text in files.items():
+        (d / fname).write_text(text)
+    old = time.time() - age_s
+    for p in [*d.iterdir(), d]:
+        os.utime(p, (old, old))
+    return d
+
+
+def test_dead_runs_go_uncollected_results_stay_live_and_starting_runs_stay(
+    tmp_path: Path,
+) -> None:
+    runs = tmp_path / "labctl-runs"
+    runs.mkdir()
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        me = f"{sleeper.pid} {pa._proc_start_time(sleeper.pid)}\n"
+        killed_files = {"agent.pid": "999999 123\n", "agent.log": "x", "probe_agent.py": "x"}
+        killed_files["result.json.reserve"] = "x"
+        killed = _run_dir(runs, "r-killed", killed_files)
+        reused = _run_dir(runs, "r-reused", {"agent.pid": f"{sleeper.pid} 1\n"})
+        done_files = {"agent.pid": "999999 1\n", "result.json": "{}", "agent.log": "x"}
+        done_files["probe_agent.py"] = "x"
+        finished = _run_dir(runs, "r-done", done_files)
+        live = _run_dir(runs, "r-live", {"agent.pid": me, "probe_agent.py": "x"})
+        starting = _run_dir(runs, "r-starting", {"probe_agent.py": "x"}, age_s=1)
+        cut = _run_dir(runs, "r-cut", {"probe_agent.py.part": "x"}, age_s=1)
+        slow = _run_dir(runs, "r-slow-upload", {"probe_agent.py.part": "x"})
+        uploading = (slow / "probe_agent.py.part").open("a")  # as sftp-server holds it
+        stray = _run_dir(runs, "not a run id", {"x": "x"})
+        removed: dict[str, list[str]] = {"workdirs": [], "errors": []}
+        pa.reap_controller_runs(str(runs), set(), removed)
+        uploading.close()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert not killed.exists() and not reused.exists() and not cut.exists()
+    assert sorted(p.name for p in finished.iterdir()) == ["agent.log", "result.json"]
+    assert live.exists() and starting.exists() and slow.exists() and stray.exists()
+    assert removed["errors"] == []
+
+
+def test_only_the_controllers_layout_is_reaped(tmp_path: Path) -> None:
+    assert pa.controller_runs_of("/var/tmp/labctl-runs/r1/result.json") == "/var/tmp/labctl-runs"
+    assert pa.controller_runs_of(str(tmp_path / "r1.json")) is None
+    assert pa.controller_runs_of("/tmp/x/result.json") is None
