@@ -202,6 +202,8 @@ _preset_opt = click.option(
 
 def _preset_lab_name(name: str | None, preset: str | None) -> str:
     return name or preset or "local"
+
+
 _driver_opt = click.option(
     "--driver",
     type=click.Choice(["docker", "qemu"]),
