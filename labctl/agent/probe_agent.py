@@ -3825,10 +3825,13 @@ def container_script(name, amount, sleep_s, soak_s=0):
                 "echo $i > %s; echo \"labctl-count $i dirs $d\"; %s"
                 % (n, n, COUNT_FILE, COUNT_FILE, hold))
     if resource == "memory":
+        # killed (by the OOM killer): the shell stays a second, so the container's memory
+        # cgroup, and its peak, outlive the kill long enough for the agent to read them
+        linger = "r=$?; echo \"labctl-rc $r\"; if [ $r -ne 0 ]; then sleep 1; fi; exit $r"
         if amount is None:
-            return "tail /dev/zero; r=$?; echo \"labctl-rc $r\"; exit $r"
-        return ("(head -c %d /dev/zero && echo held > %s && exec sleep %d) | tail; r=$?; "
-                "echo \"labctl-rc $r\"; exit $r" % (int(amount), STATE_FILE, sleep_s))
+            return "tail /dev/zero; " + linger
+        return ("(head -c %d /dev/zero && echo held > %s && exec sleep %d) | tail; %s"
+                % (int(amount), STATE_FILE, sleep_s, linger))
     n = BIG_COUNT if amount is None else int(amount)
     script = ""
     keep = "exec sleep @S@"

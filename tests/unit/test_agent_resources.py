@@ -315,6 +315,26 @@ def test_inodes_script_counts_right(tmp_path: Path, shell: str) -> None:
     assert files == 1100
 
 
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_memory_script_outlives_a_killed_tail(tmp_path: Path, shell: str) -> None:
+    """An OOM-killed tail (here: SIGKILL from the test) leaves its shell a second, so the
+    container's cgroup and its peak are still there to read; the exit code stays 137."""
+    if not os.path.exists(shell):
+        pytest.skip(f"{shell} not here")
+    script = pa.container_script("memory-limited", None, 1).replace(
+        "tail /dev/zero", "sh -c 'kill -9 $$'")
+    t0 = time.monotonic()
+    proc = subprocess.run([shell, "-c", script], capture_output=True, text=True, timeout=30)
+    took = time.monotonic() - t0
+    assert proc.returncode == 137 and pa.parse_container_log(proc.stdout)["rc"] == 137
+    assert took >= 0.9
+    ok = pa.container_script("memory", 1024, 0).replace("exec sleep 0", "true").replace(
+        pa.STATE_FILE, str(tmp_path / "state"))
+    t0 = time.monotonic()
+    proc = subprocess.run([shell, "-c", ok], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and time.monotonic() - t0 < 0.9  # a clean end: no wait
+
+
 def test_parse_container_log() -> None:
     gnu = ("dd: error writing '/fill': No space left on device\n967+0 records in\n"
            "966+0 records out\n1013972992 bytes (1.0 GB, 967 MiB) copied, 2.8 s, 362 MB/s\n"
