@@ -7,8 +7,11 @@ dir: ansible-runner silently reuses ``env/envvars`` from an old one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -37,6 +40,10 @@ def ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
         "ANSIBLE_LOCALHOST_WARNING": "False",
+        # modules go through the SSH session's stdin: one round trip a task instead of three
+        # (a host whose sudo wants a tty, as CentOS 6/7's default sudoers: set the inventory
+        # variable ansible_pipelining=false for it)
+        "ANSIBLE_PIPELINING": "True",
     }
     if extra:
         env.update(extra)
@@ -110,32 +117,61 @@ def run_playbook(
     check: bool = False,
     timeout: int = 3600,
     envvars: dict[str, str] | None = None,
+    forks: int | None = None,
 ) -> PlaybookRun:
     _venv_on_path()
     private_data_dir.mkdir(parents=True, exist_ok=True)
     roles = playbook.parent / "roles"
     cmdline = "--check --diff" if check else None
+    # SSH connections are reused within the run (ControlMaster), in a folder of our own with a
+    # short path (a socket path is at most 107 bytes), closed when the run ends
+    control_dir = Path(tempfile.mkdtemp(prefix="labctl-cp-"))
 
     def _handler(event: dict[str, Any]) -> bool:
         if event_handler is not None:
             event_handler(event)
         return True
 
-    runner = ansible_runner.run(
-        private_data_dir=str(private_data_dir),
-        project_dir=str(playbook.parent),
-        playbook=playbook.name,
-        inventory=str(inventory.resolve()),
-        envvars=ansible_env({"ANSIBLE_ROLES_PATH": str(roles), **(envvars or {})}),
-        extravars=extravars or {},
-        limit=limit,
-        cmdline=cmdline,
-        quiet=True,
-        event_handler=_handler,
-        timeout=timeout,
-        ident="provision",
-        rotate_artifacts=0,
-    )
+    env = {
+        "ANSIBLE_ROLES_PATH": str(roles),
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir),
+        **(envvars or {}),
+    }
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=str(private_data_dir),
+            project_dir=str(playbook.parent),
+            playbook=playbook.name,
+            inventory=str(inventory.resolve()),
+            envvars=ansible_env(env),
+            extravars=extravars or {},
+            limit=limit,
+            forks=forks,
+            cmdline=cmdline,
+            quiet=True,
+            event_handler=_handler,
+            timeout=timeout,
+            ident="provision",
+            rotate_artifacts=0,
+        )
+    finally:
+        close_control_masters(control_dir)
     stats = runner.stats or {}
     artifact_dir = Path(runner.config.artifact_dir) if runner.config else None
     return PlaybookRun(str(runner.status), int(runner.rc or 0), dict(stats), artifact_dir)
+
+
+def close_control_masters(control_dir: Path) -> None:
+    """End the SSH master connections ansible left in ``control_dir`` (they would otherwise
+    linger for ControlPersist's 60 s), then remove the folder."""
+    ssh = shutil.which("ssh")
+    for sock in sorted(control_dir.iterdir()) if control_dir.is_dir() else []:
+        if ssh and sock.is_socket():
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run(
+                    [ssh, "-o", f"ControlPath={sock}", "-O", "exit", "labctl-control-master"],
+                    capture_output=True,
+                    timeout=10,
+                    check=False,
+                )
+    shutil.rmtree(control_dir, ignore_errors=True)

@@ -59,7 +59,11 @@ def _guard(fn: Callable[[], Any]) -> Any:
 
 
 def _probe_options(
-    experiments: str, timeout: float, exhaust: bool = False, limits: tuple[str, ...] = ()
+    experiments: str,
+    timeout: float,
+    exhaust: bool = False,
+    limits: tuple[str, ...] = (),
+    forks: int | None = None,
 ) -> Any:
     from .errors import ConfigError
     from .experiments import parse_experiments
@@ -76,6 +80,7 @@ def _probe_options(
         timeout=timeout,
         exhaust=exhaust,
         limits=limits,
+        forks=forks,
     )
 
 
@@ -333,6 +338,17 @@ _accept_opt = click.option(
     is_flag=True,
     help="Trust and record host keys not yet in known_hosts (otherwise refused).",
 )
+_full_opt = click.option(
+    "--full",
+    "full_provision",
+    is_flag=True,
+    help="Run every provisioning task, even on hosts already provisioned as asked.",
+)
+_forks_opt = click.option(
+    "--forks",
+    type=click.IntRange(min=1),
+    help="Hosts worked on at once, by ansible and by the probe [every host, up to 50].",
+)
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -352,6 +368,8 @@ def _split(value: str | None) -> list[str] | None:
     help="Variables for the playbook, as with ansible-playbook -e (repeatable).",
 )
 @click.option("--help-vars", is_flag=True, help="List every variable the playbook reads.")
+@_forks_opt
+@_full_opt
 def provision_cmd(
     inventory: Path | None,
     results: Path,
@@ -359,6 +377,8 @@ def provision_cmd(
     check: bool,
     extra_vars: tuple[str, ...],
     help_vars: bool,
+    forks: int | None,
+    full_provision: bool,
 ) -> None:
     """Install and start the requested Docker and storage driver, with playbooks/site.yml.
 
@@ -385,8 +405,12 @@ def provision_cmd(
             pdd,
             limit=_split(limit),
             check=check,
-            extravars=parse_extra_vars(extra_vars),
+            extravars={
+                **({"labctl_warm_enabled": False} if full_provision else {}),
+                **parse_extra_vars(extra_vars),
+            },
             progress=_progress,
+            forks=forks,
         )
     )
     for h in sorted(rep.hosts.values(), key=lambda h: h.host):
@@ -405,6 +429,7 @@ def provision_cmd(
 @_exhaust_opt
 @_limits_opt
 @_accept_opt
+@_forks_opt
 def probe_cmd(
     inventory: Path,
     results: Path,
@@ -414,6 +439,7 @@ def probe_cmd(
     exhaust: bool,
     limits: tuple[str, ...],
     accept_new_host_keys: bool,
+    forks: int | None,
 ) -> None:
     """Push the agent over SSH, run the checks, collect results and render the matrix."""
     from .pipeline import run_pipeline
@@ -423,7 +449,7 @@ def probe_cmd(
             inventory,
             results,
             do_provision=False,
-            options=_probe_options(experiments, timeout, exhaust, limits),
+            options=_probe_options(experiments, timeout, exhaust, limits, forks),
             limit=_split(limit),
             accept_new_host_keys=accept_new_host_keys,
             progress=_progress,
@@ -614,11 +640,16 @@ def runs_cmd(results_dir: Path, as_json: bool) -> None:
 @click.option(
     "-i", "--inventory", type=click.Path(path_type=Path), help="Override run.json's hosts."
 )
-def collect_cmd(run_dir: Path, inventory: Path | None) -> None:
+@_forks_opt
+def collect_cmd(run_dir: Path, inventory: Path | None, forks: int | None) -> None:
     """Fetch results that finished on the hosts after a dropped connection or killed run."""
     from .pipeline import collect_run
 
-    _finish(_guard(lambda: collect_run(run_dir, inventory_path=inventory, progress=_progress)))
+    _finish(
+        _guard(
+            lambda: collect_run(run_dir, inventory_path=inventory, progress=_progress, forks=forks)
+        )
+    )
 
 
 @main.command("run")
@@ -630,6 +661,8 @@ def collect_cmd(run_dir: Path, inventory: Path | None) -> None:
 @_exhaust_opt
 @_limits_opt
 @_accept_opt
+@_forks_opt
+@_full_opt
 @click.option("--no-provision", is_flag=True, help="Skip the ansible stage.")
 @click.option("--lab", "lab_name", help="Lab used without -i [local, or the preset's name].")
 @_preset_opt
@@ -643,6 +676,8 @@ def run_cmd(
     exhaust: bool,
     limits: tuple[str, ...],
     accept_new_host_keys: bool,
+    forks: int | None,
+    full_provision: bool,
     no_provision: bool,
     lab_name: str | None,
     preset: str | None,
@@ -671,6 +706,7 @@ def run_cmd(
             "provision": not no_provision,
             "exhaust": exhaust,
             "limits": list(limits),
+            "forks": forks,
         }
         if inv is None:
             inv = _lab(lab_name, driver=driver, preset=preset).up().inventory
@@ -678,11 +714,12 @@ def run_cmd(
             inv,
             results,
             do_provision=not no_provision,
-            options=_probe_options(experiments, timeout, exhaust, limits),
+            options=_probe_options(experiments, timeout, exhaust, limits, forks),
             limit=_split(limit),
             accept_new_host_keys=accept_new_host_keys,
             progress=_progress,
             asked=asked,
+            full_provision=full_provision,
         )
 
     _finish(_guard(go))

@@ -57,6 +57,7 @@ def run_pipeline(
     progress: Progress | None = None,
     asked: dict[str, object] | None = None,
     inventory: Inventory | None = None,
+    full_provision: bool = False,
 ) -> RunSummary:
     """Provision (optional), probe and report every host of an inventory into a new run folder."""
     prog = progress or (lambda _h, _m: None)
@@ -83,7 +84,7 @@ def run_pipeline(
         ) from err
     try:
         _probe_stages(run, inv, inventory_path, summary, opts, prog, do_provision,
-                      accept_new_host_keys, t0)  # fmt: skip
+                      accept_new_host_keys, t0, full_provision)  # fmt: skip
     except (KeyboardInterrupt, Interrupted):
         summary.fail(f"interrupted: stopped following the hosts of run {run.run_id}", 130)
         summary.exit_code = 130
@@ -123,6 +124,7 @@ def _probe_stages(
     do_provision: bool,
     accept_new_host_keys: bool,
     t0: float,
+    full_provision: bool = False,
 ) -> None:
     for problem in inv.problems:
         summary.fail(problem.line(), problem.exit_code)
@@ -137,6 +139,8 @@ def _probe_stages(
                 limit=[h.name for h in hosts],
                 progress=prog,
                 loaded=Inventory(inv.path, hosts, []),
+                forks=opts.forks,
+                extravars={"labctl_warm_enabled": False} if full_provision else None,
             )
         except LabctlError as err:
             summary.fail(err.line(), err.exit_code)
@@ -223,6 +227,7 @@ def collect_run(
     *,
     inventory_path: Path | None = None,
     progress: Progress | None = None,
+    forks: int | None = None,
 ) -> RunSummary:
     """Fetch results that finished on the hosts after the controller lost them."""
     run = RunDir(run_path)
@@ -237,7 +242,7 @@ def collect_run(
     hosts = [h for h in hosts if h.name not in have]
     t0 = time.monotonic()
     try:
-        outcomes = collect_hosts(run, hosts, progress)
+        outcomes = collect_hosts(run, hosts, progress, forks)
     except (KeyboardInterrupt, Interrupted):
         raise Interrupted(
             "interrupted; nothing of this collect is lost",

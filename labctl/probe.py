@@ -29,6 +29,7 @@ from .errors import (
     TransportError,
 )
 from .experiments import EXPERIMENTS
+from .fanout import forks_for
 from .hosts import HostRecord
 from .paths import agent_path
 from .results import RunDir, utc_now
@@ -62,6 +63,8 @@ class ProbeOptions:
     exhaust: bool = False
     #: agent caps and floors, NAME=VALUE (e.g. disk_cap_bytes=256M)
     limits: tuple[str, ...] = ()
+    #: hosts probed at once (None: every host, up to fanout.FORKS_CAP)
+    forks: int | None = None
 
 
 @dataclass
@@ -513,10 +516,10 @@ def probe_hosts(
     hosts: list[HostRecord],
     options: ProbeOptions | None = None,
     progress: Progress | None = None,
-    parallel: int = 8,
 ) -> list[HostOutcome]:
     opts = options or ProbeOptions()
     prog = progress or (lambda _h, _m: None)
+    parallel = forks_for(len(hosts), opts.forks)
     return _parallel(lambda h: probe_host(run, h, opts, prog), hosts, parallel)
 
 
@@ -524,7 +527,7 @@ def collect_hosts(
     run: RunDir,
     hosts: list[HostRecord],
     progress: Progress | None = None,
-    parallel: int = 8,
+    forks: int | None = None,
 ) -> list[HostOutcome]:
     prog = progress or (lambda _h, _m: None)
-    return _parallel(lambda h: collect_host(run, h, prog), hosts, parallel)
+    return _parallel(lambda h: collect_host(run, h, prog), hosts, forks_for(len(hosts), forks))

@@ -7,6 +7,7 @@ task and message that failed; the ansible artifacts stay in ``<run>/ansible/``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -15,12 +16,15 @@ from typing import Any
 
 from .ansible import run_playbook
 from .errors import ConfigError, ProvisionError
+from .fanout import forks_for
 from .inventory import Inventory, load_inventory
 from .paths import playbooks_dir
 from .provision_vars import preflight
 
 Progress = Callable[[str, str], None]
 
+#: the name of the warm check's task in playbooks/roles/labctl_warm/tasks/check.yml
+WARM_TASK = "Check whether this host is warm"
 _FAIL_EVENTS = {"runner_on_failed": "failed", "runner_on_unreachable": "unreachable"}
 
 
@@ -31,12 +35,16 @@ class HostProvision:
     changed: int = 0
     task: str | None = None
     message: str | None = None
+    #: ended after the warm check: provisioned before as asked, engine answering as asked
+    warm: bool = False
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
     def line(self) -> str:
+        if self.ok and self.warm:
+            return f"{self.host}: already provisioned as asked (one check, nothing changed)"
         if self.ok:
             return f"{self.host}: provisioned ({self.changed} changed)"
         if self.status == "incomplete":
@@ -126,10 +134,12 @@ def provision(
     extravars: dict[str, Any] | None = None,
     progress: Progress | None = None,
     secrets: list[str] | None = None,
+    forks: int | None = None,
 ) -> ProvisionReport:
     book = playbook or playbooks_dir() / "site.yml"
     if not book.exists():
         raise ProvisionError(f"playbook {book} not found", hint="set LABCTL_PLAYBOOKS")
+    extravars = {"labctl_warm_playbooks_digest": tree_digest(book.parent), **(extravars or {})}
     report = ProvisionReport()
     hidden = sorted({*secret_values(extravars or {}), *(secrets or [])}, key=len, reverse=True)
 
@@ -152,6 +162,11 @@ def provision(
         task = data.get("task") or ""
         if kind == "runner_on_ok":
             res = data.get("res") or {}
+            if task == WARM_TASK:
+                said = str(res.get("stdout") or "").strip()
+                entry.warm = said.startswith("warm:")
+                prog(host, said)
+                return
             text = f"{task} (changed)" if res.get("changed") else task
             if data.get("task_action") in ("debug", "ansible.builtin.debug") and res.get("msg"):
                 text = f"{task}: {' '.join(str(res['msg']).split())}"
@@ -171,6 +186,7 @@ def provision(
             extravars=extravars,
             limit=",".join(limit) if limit else None,
             check=check,
+            forks=forks,
         )
     finally:
         redact_tree(private_data_dir, hidden)
@@ -192,6 +208,18 @@ def provision(
             hint=f"see {run.artifact_dir}/stdout",
         )
     return report
+
+
+def tree_digest(folder: Path) -> str:
+    """sha256 of every file below ``folder`` (names and contents): a warm host provisioned by
+    other playbooks (another labctl version) is provisioned again."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if "__pycache__" in path.parts or path.suffix in (".pyc", ".retry"):
+            continue
+        h.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 def parse_extra_vars(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
@@ -231,6 +259,7 @@ def provision_inventory(
     extravars: dict[str, Any] | None = None,
     progress: Progress | None = None,
     loaded: Inventory | None = None,
+    forks: int | None = None,
 ) -> ProvisionReport:
     """Preflight every host (what must still be filled in), then run the playbook on the rest.
 
@@ -263,6 +292,7 @@ def provision_inventory(
         extravars=extravars,
         progress=progress,
         secrets=[*hidden, *secret_values(extravars or {})],
+        forks=forks_for(len(ready), forks),
     )
     ran.hosts = {**report.hosts, **ran.hosts}
     return ran

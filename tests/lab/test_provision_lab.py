@@ -71,6 +71,20 @@ def provision(lab: Any, limit: str, *extra: str) -> subprocess.CompletedProcess[
     )
 
 
+def _task_names() -> list[str]:
+    """The tasks ansible ran in the newest provisioning of this module (its job events)."""
+    import json
+
+    runs = sorted((RESULTS[0] / "provision").iterdir(), key=lambda p: p.stat().st_mtime)
+    events = runs[-1] / "artifacts" / "provision" / "job_events"
+    names = []
+    for f in sorted(events.glob("*.json")):
+        ev = json.loads(f.read_text())
+        if ev.get("event") == "runner_on_ok":
+            names.append(ev["event_data"]["task"])
+    return names
+
+
 def server_version(h: HostRecord) -> str:
     return sh(h, "docker version --format '{{.Server.Version}}'").strip()
 
@@ -83,8 +97,22 @@ def test_pinned_distro_engine_on_a_host_without_docker(plab: Any, tmp_path: Path
     assert "pinned: provisioned" in proc.stdout
     assert server_version(pinned).startswith("20.10.24")
     assert "docker.io" in sh(pinned, "apt-mark showhold")
-    again = provision(plab, "pinned", "-e", "docker_engine_version=20.10.24")
+    # a rerun asking the same: one check, the play ends (the warm-rerun fast path)
+    warm = provision(plab, "pinned", "-e", "docker_engine_version=20.10.24")
+    assert warm.returncode == 0, warm.stdout + warm.stderr
+    assert "pinned: already provisioned as asked" in warm.stdout, warm.stdout + warm.stderr
+    assert "warm: Docker 20.10.24" in warm.stderr
+    events = _task_names()
+    assert len(events) <= 3 and "Install and start the engine with modules" not in events, events
+    # every task again (--full): the roles are idempotent
+    again = provision(plab, "pinned", "--full", "-e", "docker_engine_version=20.10.24")
     assert "pinned: provisioned (0 changed)" in again.stdout, again.stdout + again.stderr
+    # the engine no longer answering as asked: the check says why and the play runs
+    sh(pinned, "/usr/local/sbin/labctl-dockerd stop")
+    cold = provision(plab, "pinned", "-e", "docker_engine_version=20.10.24")
+    assert cold.returncode == 0, cold.stdout + cold.stderr
+    assert "cold: the engine does not answer" in cold.stderr
+    assert server_version(pinned).startswith("20.10.24")
     # a version the mirror does not offer: one clear line, nothing changed
     bad = provision(plab, "pinned", "-e", "docker_engine_version=19.03.0")
     assert bad.returncode != 0
@@ -184,7 +212,7 @@ def test_storage_switch_refuses_then_exports_and_switches_back(plab: Any) -> Non
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert _driver(h) == "vfs"
     assert "keepme.tar" in sh(h, "ls -R /var/backups/labctl-docker")
-    again = provision(plab, "bookworm", "-e", "docker_storage_driver=vfs")
+    again = provision(plab, "bookworm", "--full", "-e", "docker_storage_driver=vfs")
     assert "bookworm: provisioned (0 changed)" in again.stdout, again.stdout + again.stderr
     back = provision(plab, "bookworm", "-e", "docker_storage_driver=overlay2")
     assert back.returncode == 0, back.stdout + back.stderr
@@ -215,10 +243,13 @@ def test_raw_path_on_python27_only_and_python_less_hosts(plab: Any, tmp_path: Pa
     assert sw.returncode == 0, sw.stdout + sw.stderr
     assert _driver(nopy) == "vfs"
     assert '"storage-driver": "vfs"' in sh(nopy, "cat /etc/docker/daemon.json")
-    again = provision(plab, "bookworm-nopython", "-e", "docker_storage_driver=vfs")
+    again = provision(plab, "bookworm-nopython", "--full", "-e", "docker_storage_driver=vfs")
     assert "bookworm-nopython: provisioned (0 changed)" in again.stdout, again.stderr
-    again27 = provision(plab, "bullseye-py27")
+    again27 = provision(plab, "bullseye-py27", "--full")
     assert "bullseye-py27: provisioned (0 changed)" in again27.stdout, again27.stderr
+    # the warm check needs no Python: raw only
+    warm = provision(plab, "bookworm-nopython", "-e", "docker_storage_driver=vfs")
+    assert "bookworm-nopython: already provisioned as asked" in warm.stdout, warm.stderr
     # the agent runs under python2.7; a host with no Python gets one clear line
     probe = subprocess.run(
         [

@@ -126,3 +126,62 @@ def test_service_scripts_are_posix_sh() -> None:
     for script in (ROOT / "playbooks" / "roles").glob("*/files/*.sh"):
         proc = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True)
         assert proc.returncode == 0, (script, proc.stderr)
+
+
+def test_forks_default_every_host_up_to_the_cap() -> None:
+    from labctl.errors import ConfigError
+    from labctl.fanout import FORKS_CAP, forks_for
+
+    assert forks_for(0) == 1 and forks_for(3) == 3 and forks_for(30) == 30
+    assert forks_for(1000) == FORKS_CAP
+    assert forks_for(1000, 7) == 7
+    with pytest.raises(ConfigError):
+        forks_for(3, 0)
+
+
+def test_playbook_digest_follows_every_file(tmp_path: Path) -> None:
+    """A warm host is provisioned again when the playbooks change (another labctl)."""
+    from labctl.paths import playbooks_dir
+    from labctl.provision import tree_digest
+
+    copy = tmp_path / "playbooks"
+    shutil.copytree(playbooks_dir(), copy)
+    first = tree_digest(copy)
+    assert first == tree_digest(playbooks_dir()) and len(first) == 64
+    (copy / "roles" / "labctl_warm" / "files" / "warm_check.sh").write_text("echo cold\n")
+    assert tree_digest(copy) != first
+
+
+def test_warm_check_script_says_why(tmp_path: Path) -> None:
+    """The raw warm check in a real shell with a fake docker on PATH: warm only when the stamp,
+    the engine's version and its storage driver all match; a cold host forgets its stamp."""
+    from labctl.paths import playbooks_dir
+
+    script = (playbooks_dir() / "roles/labctl_warm/files/warm_check.sh").read_text()
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "docker").write_text(
+        "#!/bin/sh\ncase $1 in version) printf 'Client:\\n Version: 1\\nServer:\\n"
+        " Engine:\\n  Version:  20.10.24\\n';; info) echo ' Storage Driver: overlay2';; esac\n"
+    )
+    (fake / "docker").chmod(0o755)
+    stamp = tmp_path / "provisioned"
+
+    def check(fp: str, version: str = "", driver: str = "", keep: str = "") -> str:
+        env = {"PATH": f"{fake}:/usr/bin:/bin", "STAMP": str(stamp), "FP": fp,
+               "WANT_VERSION": version, "WANT_DRIVER": driver, "KEEP": keep}  # fmt: skip
+        proc = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    assert check("abc") == "cold: not provisioned this way before"
+    stamp.write_text("abc\n")
+    assert (
+        check("abc", "20.10", "overlay2")
+        == "warm: Docker 20.10.24 on overlay2, provisioned as asked"
+    )
+    assert check("abc").startswith("warm:")
+    assert check("abc", "26.1", keep="1") == "cold: the engine is 20.10.24, not 26.1"
+    assert stamp.exists()  # --check keeps it
+    assert check("abc", "", "vfs") == "cold: the storage driver is overlay2, not vfs"
+    assert not stamp.exists()
