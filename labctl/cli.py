@@ -14,6 +14,7 @@ from rich.console import Console
 
 from . import __version__
 from .errors import LabctlError
+from .liveview import HostBoard
 
 err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)
@@ -24,8 +25,8 @@ class State:
     debug = False
 
 
-def _progress(host: str, message: str) -> None:
-    err_console.print(f"[bold cyan]{host}[/] {message}", markup=True, soft_wrap=True)
+#: every stage's progress callback: plain lines, or a live table inside ``with _progress:``
+_progress = HostBoard(err_console)
 
 
 def _die(err: LabctlError) -> NoReturn:
@@ -46,6 +47,16 @@ def _finish(summary: Any) -> NoReturn:
     for line in summary.problems:
         err_console.print(f"[red]problem:[/] {line}", markup=True, soft_wrap=True)
     sys.exit(summary.exit_code)
+
+
+def _watched(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` with the hosts' live view on a terminal (plain lines elsewhere)."""
+
+    def run() -> Any:
+        with _progress:
+            return fn()
+
+    return run
 
 
 def _guard(fn: Callable[[], Any]) -> Any:
@@ -400,17 +411,19 @@ def provision_cmd(
     inv = inventory
     pdd = results / "provision" / new_run_id()
     rep = _guard(
-        lambda: provision_inventory(
-            inv,
-            pdd,
-            limit=_split(limit),
-            check=check,
-            extravars={
-                **({"labctl_warm_enabled": False} if full_provision else {}),
-                **parse_extra_vars(extra_vars),
-            },
-            progress=_progress,
-            forks=forks,
+        _watched(
+            lambda: provision_inventory(
+                inv,
+                pdd,
+                limit=_split(limit),
+                check=check,
+                extravars={
+                    **({"labctl_warm_enabled": False} if full_provision else {}),
+                    **parse_extra_vars(extra_vars),
+                },
+                progress=_progress,
+                forks=forks,
+            )
         )
     )
     for h in sorted(rep.hosts.values(), key=lambda h: h.host):
@@ -445,21 +458,23 @@ def probe_cmd(
     from .pipeline import run_pipeline
 
     summary = _guard(
-        lambda: run_pipeline(
-            inventory,
-            results,
-            do_provision=False,
-            options=_probe_options(experiments, timeout, exhaust, limits, forks),
-            limit=_split(limit),
-            accept_new_host_keys=accept_new_host_keys,
-            progress=_progress,
-            asked={
-                "command": "probe",
-                "experiments": experiments,
-                "limit": limit,
-                "exhaust": exhaust,
-                "limits": list(limits),
-            },
+        _watched(
+            lambda: run_pipeline(
+                inventory,
+                results,
+                do_provision=False,
+                options=_probe_options(experiments, timeout, exhaust, limits, forks),
+                limit=_split(limit),
+                accept_new_host_keys=accept_new_host_keys,
+                progress=_progress,
+                asked={
+                    "command": "probe",
+                    "experiments": experiments,
+                    "limit": limit,
+                    "exhaust": exhaust,
+                    "limits": list(limits),
+                },
+            )
         )
     )
     _finish(summary)
@@ -647,7 +662,11 @@ def collect_cmd(run_dir: Path, inventory: Path | None, forks: int | None) -> Non
 
     _finish(
         _guard(
-            lambda: collect_run(run_dir, inventory_path=inventory, progress=_progress, forks=forks)
+            _watched(
+                lambda: collect_run(
+                    run_dir, inventory_path=inventory, progress=_progress, forks=forks
+                )
+            )
         )
     )
 
@@ -722,7 +741,7 @@ def run_cmd(
             full_provision=full_provision,
         )
 
-    _finish(_guard(go))
+    _finish(_guard(_watched(go)))
 
 
 # -- engine ---------------------------------------------------------------------------------

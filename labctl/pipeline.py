@@ -132,6 +132,8 @@ def _probe_stages(
             _host_error(run, summary, problem.host, problem.kind, problem.line())
     hosts = _with_key_opt_in(inv.hosts, accept_new_host_keys)
     if do_provision and hosts:
+        for h in hosts:
+            prog(h.name, "provisioning")
         try:
             rep = provision_inventory(
                 inventory_path,
