@@ -173,7 +173,9 @@ def test_static_tarball_method(plab: Any, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert sh(target, "command -v dockerd").strip() == "/usr/local/bin/dockerd"
     assert server_version(target).startswith("20.10.24")
-    again = provision(plab, "tarball", *common, "-e", f"docker_engine_binary_sha256={sha}")
+    again = provision(
+        plab, "tarball", "--full", *common, "-e", f"docker_engine_binary_sha256={sha}"
+    )
     assert "tarball: provisioned (0 changed)" in again.stdout, again.stdout + again.stderr
 
 
