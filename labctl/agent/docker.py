@@ -46,10 +46,11 @@ class Docker(object):
 DAEMON_PID_FILES = ("/var/run/docker.pid", "/run/docker.pid")
 
 
-_CLIENT_COMMANDS = frozenset(
-    "attach build commit cp create diff events exec export history images import info inspect "
-    "kill load login logout logs pause port ps pull push rename restart rm rmi run save search "
-    "start stats stop tag top unpause version wait".split())
+_CLIENT_COMMANDS = frozenset([
+    "attach", "build", "commit", "cp", "create", "diff", "events", "exec", "export", "history",
+    "images", "import", "info", "inspect", "kill", "load", "login", "logout", "logs", "pause",
+    "port", "ps", "pull", "push", "rename", "restart", "rm", "rmi", "run", "save", "search",
+    "start", "stats", "stop", "tag", "top", "unpause", "version", "wait"])
 
 
 def is_daemon_cmdline(args):

@@ -184,7 +184,7 @@ def remove_other_probe_images(docker, keep):
         return 0
     removed = 0
     for name in res.out.split():
-        if name.startswith(IMAGE_REPO + ":") and name != keep:
-            if docker.run(["rmi", name], 30).ok:
-                removed += 1
+        if name.startswith(IMAGE_REPO + ":") and name != keep and \
+                docker.run(["rmi", name], 30).ok:
+            removed += 1
     return removed

@@ -141,7 +141,7 @@ def execute_run(run_id, host, out, experiments, workdir, timeout, mode="bounded"
             dfacts = facts.get("docker") or {}
             usable = bool(docker.server_version)
             try:
-                reaped = reap(workdir, usable and docker or None, own_run_id=run_id,
+                reaped = reap(workdir, (usable and docker) or None, own_run_id=run_id,
                               fs_parents=fs_parents_of(dfacts.get("root_dir")),
                               controller_runs=controller_runs_of(out))
                 result["reaped"] = {"containers": reaped["containers"],

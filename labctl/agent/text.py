@@ -16,8 +16,8 @@ import time
 from .consts import GIB, KIB, MIB
 
 try:  # Python 2
-    TEXT_TYPE = unicode  # noqa: F821
-    _unichr = unichr  # noqa: F821
+    TEXT_TYPE = unicode
+    _unichr = unichr
 except NameError:  # Python 3
     TEXT_TYPE = str
     _unichr = chr
@@ -44,10 +44,7 @@ def read_text(path, limit=None):
         return None
     try:
         try:
-            if limit:
-                data = f.read(limit)
-            else:
-                data = f.read()
+            data = f.read(limit) if limit else f.read()
         except (IOError, OSError):
             return None
     finally:

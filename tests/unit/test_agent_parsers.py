@@ -13,118 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from labctl.agent import probe_agent as pa
+from tests.agenthelp import pa, sample
 
 # --- docker version ------------------------------------------------------------------------------
 
-VERSION_150_FLAT = """\
-Client version: 1.5.0
-Client API version: 1.17
-Go version (client): go1.4.1
-Git commit (client): a8a31ef
-OS/Arch (client): linux/amd64
-Server version: 1.5.0
-Server API version: 1.17
-Go version (server): go1.4.1
-Git commit (server): a8a31ef
-"""
+VERSION_150_FLAT = sample("docker-version-1.5.0.txt")
 
-VERSION_150_DAEMON_DOWN = """\
-Client version: 1.5.0
-Client API version: 1.17
-Go version (client): go1.4.1
-Git commit (client): a8a31ef
-OS/Arch (client): linux/amd64
-FATA[0000] Get http:///var/run/docker.sock/v1.17/version: dial unix /var/run/docker.sock: \
-no such file or directory. Are you trying to connect to a TLS-enabled daemon without TLS?
-"""
+VERSION_150_DAEMON_DOWN = sample("docker-version-1.5.0-daemon-down.txt")
 
-VERSION_1131_CS9 = """\
-Client:
- Version:      1.13.1-cs9
- API version:  1.26
- Go version:   go1.7.5
- Git commit:   b9ddfb3
- Built:        Wed Jan 10 00:42:00 2018
- OS/Arch:      linux/amd64
+VERSION_1131_CS9 = sample("docker-version-1.13.1-centos9.txt")
 
-Server:
- Version:      1.13.1-cs9
- API version:  1.26 (minimum version 1.12)
- Go version:   go1.7.5
- Git commit:   b9ddfb3
- Built:        Wed Jan 10 00:42:00 2018
- OS/Arch:      linux/amd64
- Experimental: false
-"""
+VERSION_2010_DFSG = sample("docker-version-20.10-dfsg.txt")
 
-VERSION_2010_DFSG = """\
-Client:
- Version:           20.10.5+dfsg1
- API version:       1.41
- Go version:        go1.15.15
- Git commit:        55c4c88
- Built:             Mon May 30 18:34:49 2022
- OS/Arch:           linux/amd64
- Context:           default
- Experimental:      true
+VERSION_2615_CE_HEADERS = sample("docker-version-26.1.5-ce.txt")
 
-Server:
- Engine:
-  Version:          20.10.5+dfsg1
-  API version:      1.41 (minimum version 1.12)
-  Go version:       go1.15.15
-  Git commit:       363e9a8
-  Built:            Mon May 30 18:34:49 2022
-  OS/Arch:          linux/amd64
-  Experimental:     false
- containerd:
-  Version:          1.4.13~ds1
-  GitCommit:        1.4.13~ds1-1~deb11u4
- runc:
-  Version:          1.0.0~rc93+ds1
-  GitCommit:        1.0.0~rc93+ds1-5+deb11u2
- docker-init:
-  Version:          0.19.0
-  GitCommit:
-"""
-
-VERSION_2615_CE_HEADERS = """\
-Client: Docker Engine - Community
- Version:           26.1.5+dfsg1
- API version:       1.45
- Go version:        go1.22.6
- Git commit:        a72d7cd
- Built:             Wed Sep 18 09:22:28 2024
- OS/Arch:           linux/amd64
- Context:           default
-
-Server: Docker Engine - Community
- Engine:
-  Version:          26.1.5+dfsg1
-  API version:      1.45 (minimum version 1.24)
-  Go version:       go1.22.6
-  Git commit:       411e817
-  Built:            Wed Sep 18 09:22:28 2024
-  OS/Arch:          linux/amd64
-  Experimental:     false
- containerd:
-  Version:          1.7.24~ds1
-  GitCommit:        1.7.24~ds1-6+b1
-"""
-
-VERSION_MODERN_DAEMON_DOWN = """\
-Client:
- Version:           20.10.24+dfsg1
- API version:       1.41
- Go version:        go1.19.8
- Git commit:        297e128
- Built:             Thu May  7 21:09:36 2026
- OS/Arch:           linux/amd64
- Context:           default
- Experimental:      true
-Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?
-"""
+VERSION_MODERN_DAEMON_DOWN = sample("docker-version-modern-daemon-down.txt")
 
 
 def test_version_150_flat() -> None:
@@ -226,228 +129,21 @@ def test_version_json() -> None:
 
 # --- docker info ---------------------------------------------------------------------------------
 
-INFO_150_UBUNTU_AUFS = """\
-Containers: 2
-Images: 14
-Storage Driver: aufs
- Root Dir: /var/lib/docker/aufs
- Backing Filesystem: extfs
- Dirs: 18
-Execution Driver: native-0.2
-Kernel Version: 3.13.0-46-generic
-Operating System: Ubuntu 14.04.2 LTS
-CPUs: 2
-Total Memory: 1.955 GiB
-Name: ubuntu1404
-ID: 3Z6Y:NXHB:OK2E:V4MZ:ZJWQ:KN5Z:AHQL:GQXW:7QJX:UYJD:5GAS:QS4L
-WARNING: No swap limit support
-"""
+INFO_150_UBUNTU_AUFS = sample("docker-info-1.5.0-ubuntu-aufs.txt")
 
-INFO_150_CENTOS66_DM = """\
-Containers: 1
-Images: 4
-Storage Driver: devicemapper
- Pool Name: docker-253:0-1046117-pool
- Pool Blocksize: 65.54 kB
- Data file: /var/lib/docker/devicemapper/devicemapper/data
- Metadata file: /var/lib/docker/devicemapper/devicemapper/metadata
- Data Space Used: 305.7 MB
- Data Space Total: 107.4 GB
- Metadata Space Used: 729.1 kB
- Metadata Space Total: 2.147 GB
- Udev Sync Supported: true
- Library Version: 1.02.89-RHEL6 (2014-09-01)
-Execution Driver: native-0.2
-Kernel Version: 2.6.32-504.el6.x86_64
-Operating System: CentOS release 6.6 (Final)
-CPUs: 1
-Total Memory: 1.8 GiB
-Name: centos66
-ID: 7RDO:2GUB:3Y4F:LUCQ:ZF3E:SJYS:NI4Q:ZI7G:D3MB:KEUK:NBNQ:UFOV
-Debug mode (server): false
-Debug mode (client): true
-Fds: 11
-Goroutines: 14
-EventsListeners: 0
-Init SHA1: 2d5ac8a5cb9ba5bf0e40f5b8ea3fd6fba7d6d7b0
-Init Path: /usr/libexec/docker/dockerinit
-"""
+INFO_150_CENTOS66_DM = sample("docker-info-1.5.0-centos66-devicemapper.txt")
 
-INFO_150_CENTOS70_DM = """\
-Containers: 0
-Images: 3
-Storage Driver: devicemapper
- Pool Name: docker-253:1-1180252-pool
- Pool Blocksize: 65.54 kB
- Data file: /srv/docker/devicemapper/devicemapper/data
- Metadata file: /srv/docker/devicemapper/devicemapper/metadata
- Data Space Used: 1.067 GB
- Data Space Total: 107.4 GB
- Metadata Space Used: 1.45 MB
- Metadata Space Total: 2.147 GB
- Udev Sync Supported: false
- Library Version: 1.02.82-git (2013-10-04)
-Execution Driver: native-0.2
-Kernel Version: 3.10.0-123.el7.x86_64
-Operating System: CentOS Linux 7 (Core)
-CPUs: 2
-Total Memory: 3.703 GiB
-Name: centos70
-ID: LDPK:6ZGY:YBMW:5ZPB:3OIX:J4D3:VJAF:K7L6:FZKQ:VJ3U:AKQK:2ZEO
-"""
+INFO_150_CENTOS70_DM = sample("docker-info-1.5.0-centos70-devicemapper.txt")
 
-INFO_2010_OVERLAY2 = """\
-Client:
- Context:    default
- Debug Mode: false
- Plugins:
-  buildx: Docker Buildx (Docker Inc., v0.10.4)
-    Version:  v0.10.4
-    Path:     /usr/libexec/docker/cli-plugins/docker-buildx
+INFO_2010_OVERLAY2 = sample("docker-info-20.10-overlay2.txt")
 
-Server:
- Containers: 3
-  Running: 1
-  Paused: 0
-  Stopped: 2
- Images: 5
- Server Version: 20.10.24+dfsg1
- Storage Driver: overlay2
-  Backing Filesystem: extfs
-  Supports d_type: true
-  Native Overlay Diff: true
-  userxattr: false
- Logging Driver: json-file
- Cgroup Driver: cgroupfs
- Cgroup Version: 1
- Plugins:
-  Volume: local
-  Network: bridge host ipvlan macvlan null overlay
-  Log: awslogs fluentd gcplogs gelf journald json-file local logentries splunk syslog
- Swarm: inactive
- Runtimes: io.containerd.runc.v2 io.containerd.runtime.v1.linux runc
- Default Runtime: runc
- Init Binary: docker-init
- containerd version: 1.6.20~ds1-1+deb12u1
- runc version: 1.1.5+ds1-1+deb12u1
- init version:
- Security Options:
-  apparmor
-  seccomp
-   Profile: default
- Kernel Version: 6.1.0-18-amd64
- Operating System: Debian GNU/Linux 12 (bookworm)
- OSType: linux
- Architecture: x86_64
- CPUs: 2
- Total Memory: 23.54GiB
- Name: vm
- ID: GWDD:OMNE:BFGM:QWYU:7DAZ:SF6J:UDUS:O4GD:AJXT:S6IO:MLOS:7PZZ
- Docker Root Dir: /var/lib/docker
- Debug Mode: false
- Registry: https://index.docker.io/v1/
- Labels:
- Experimental: false
- Insecure Registries:
-  127.0.0.0/8
-  ::1/128
- Live Restore Enabled: false
+INFO_2615_BTRFS_CGROUP2 = sample("docker-info-26.1.5-btrfs-cgroup2.txt")
 
-WARNING: No swap limit support
-WARNING: bridge-nf-call-iptables is disabled
-"""
+INFO_2010_VFS = sample("docker-info-20.10-vfs.txt")
 
-INFO_2615_BTRFS_CGROUP2 = """\
-Client: Docker Engine - Community
- Version:    26.1.5+dfsg1
- Context:    default
- Debug Mode: false
+INFO_2010_DEVICEMAPPER = sample("docker-info-20.10-devicemapper.txt")
 
-Server:
- Containers: 0
-  Running: 0
-  Paused: 0
-  Stopped: 0
- Images: 1
- Server Version: 26.1.5+dfsg1
- Storage Driver: btrfs
-  Build Version: Btrfs v6.2
-  Library Version: 102
- Logging Driver: json-file
- Cgroup Driver: systemd
- Cgroup Version: 2
- Kernel Version: 6.12.12-amd64
- Operating System: Debian GNU/Linux 13 (trixie)
- OSType: linux
- Architecture: x86_64
- CPUs: 2
- Total Memory: 977.4MiB
- Name: trixie-lab
- ID: 0b8f1b0c-3c2a-4f61-9d2e-7c6a3f6f1f10
- Docker Root Dir: /srv/docker-btrfs
- Debug Mode: false
-"""
-
-INFO_2010_VFS = """\
-Client:
- Context:    default
- Debug Mode: false
-
-Server:
- Containers: 0
- Images: 0
- Server Version: 20.10.5+dfsg1
- Storage Driver: vfs
- Logging Driver: json-file
- Cgroup Driver: cgroupfs
- Cgroup Version: 1
- Kernel Version: 5.10.0-28-amd64
- Operating System: Debian GNU/Linux 11 (bullseye)
- CPUs: 1
- Total Memory: 1.9GiB
- Docker Root Dir: /var/lib/docker
-"""
-
-INFO_2010_DEVICEMAPPER = """\
-Server:
- Containers: 1
- Images: 1
- Server Version: 20.10.24+dfsg1
- Storage Driver: devicemapper
-  Pool Name: docker-254:1-131074-pool
-  Pool Blocksize: 65.54kB
-  Base Device Size: 10.74GB
-  Backing Filesystem: xfs
-  Udev Sync Supported: true
-  Data file: /dev/loop0
-  Metadata file: /dev/loop1
-  Data loop file: /var/lib/docker/devicemapper/devicemapper/data
-  Metadata loop file: /var/lib/docker/devicemapper/devicemapper/metadata
-  Data Space Used: 190.3MB
-  Data Space Total: 107.4GB
-  Data Space Available: 1.234GB
-  Thin Pool Minimum Free Space: 10.74GB
-  Deferred Removal Enabled: true
-  Library Version: 1.02.185 (2022-05-18)
- Cgroup Driver: cgroupfs
- Cgroup Version: 1
- Kernel Version: 6.1.0-18-cloud-amd64
- Operating System: Debian GNU/Linux 12 (bookworm)
- Total Memory: 970.2MiB
-WARNING: the devicemapper storage-driver is deprecated, and will be removed in a future release.
-WARNING: devicemapper: usage of loopback devices is strongly discouraged for production use.
-"""
-
-INFO_MODERN_DAEMON_DOWN = """\
-Client:
- Context:    default
- Debug Mode: false
-
-Server:
-ERROR: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. \
-Is the docker daemon running?
-errors pretty printing info
-"""
+INFO_MODERN_DAEMON_DOWN = sample("docker-info-modern-daemon-down.txt")
 
 
 def test_info_150_ubuntu_aufs() -> None:
