@@ -33,10 +33,10 @@ probe image is ``labctl-probe:<tag>`` and is kept for reuse) and is removed on
 every path; a reaper removes what earlier, dead runs left behind.  The agent
 never touches a container whose name does not start with ``labctl-probe-``.
 
-The modules, each built only on those before it (no import cycle; the compat unit test
-checks): consts, text, dockerparse, osparse, docker, cgroups, disklimit, facts, limits,
-errors, runstate, image, sampling, context, oom, container, verdicts, resmetrics, resprobe,
-storage, resources, runner, cli (and ``__main__``).  Every import is relative (``from .text
+The modules, each built only on those before it (no import cycle; the compat unit test checks):
+consts, text, dockerparse, osparse, docker, cgroups, disklimit, facts, limits, errors,
+runstate, image, sampling, context, oom, container, storage, resclean, verdicts, resmetrics,
+resprobe, resources, runner, cli (and ``__main__``).  Every import is relative (``from .text
 import read_text``), so the package runs the same from this folder and from the zip.
 """
 

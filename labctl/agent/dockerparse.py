@@ -321,3 +321,14 @@ def _json_object(text):
     except ValueError:
         return None
     return obj if isinstance(obj, dict) else None
+
+
+def parse_inspect(text):
+    """`docker inspect NAME` -> the object of NAME ({} when the text is not one)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    if isinstance(data, list) and data:
+        return data[0]
+    return data if isinstance(data, dict) else {}

@@ -14,6 +14,7 @@ import time
 from .cgroups import _read_cg_number, host_cgroup_limits
 from .consts import KIB, NAME_PREFIX
 from .disklimit import allocated_bytes
+from .dockerparse import parse_inspect
 from .osparse import mem_available, parse_meminfo
 from .runstate import pid_alive
 from .text import _read_int, errno_text, fmt_bytes, read_text, to_int, to_text
@@ -308,14 +309,7 @@ def inspect_state(docker, name, timeout=10.0, use_cli=True):
     if not use_cli:
         return {}
     res = docker.run(["inspect", name], timeout)
-    if res.ok:
-        try:
-            data = json.loads(res.out)
-        except ValueError:
-            return {}
-        if isinstance(data, list) and data:
-            return data[0]
-    return {}
+    return parse_inspect(res.out) if res.ok else {}
 
 
 def selinux_enforcing():
@@ -381,10 +375,14 @@ def host_try_write(directory, size):
         except (IOError, OSError) as exc:
             return False, errno_text(exc)
     finally:
-        try:
-            os.remove(path)
-        except OSError:
-            pass
+        _remove(path)
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def host_try_create(directory):
@@ -397,10 +395,7 @@ def host_try_create(directory):
         except OSError as exc:
             return False, errno_text(exc)
     finally:
-        try:
-            os.remove(path)
-        except OSError:
-            pass
+        _remove(path)
 
 
 def host_try_alloc(size):

@@ -3,12 +3,12 @@
 
 from __future__ import absolute_import, division, print_function
 
-import json
 import os
 import re
 import time
 
 from .consts import FIND_TIME_LIMIT
+from .dockerparse import parse_inspect
 from .errors import ExperimentError
 from .osparse import find_mount, parse_mountinfo, parse_proc_mounts, root_mount
 from .text import random_token, read_text
@@ -16,15 +16,7 @@ from .text import random_token, read_text
 
 def inspect_container(agent, name):
     res = agent.docker_cmd(["inspect", name], 30)
-    if not res.ok:
-        return {}
-    try:
-        data = json.loads(res.out)
-    except ValueError:
-        return {}
-    if isinstance(data, list) and data:
-        return data[0]
-    return data if isinstance(data, dict) else {}
+    return parse_inspect(res.out) if res.ok else {}
 
 
 def storage_candidates(inspect, root, driver):
