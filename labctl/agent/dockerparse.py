@@ -29,6 +29,14 @@ def classify_docker_error(text, docker_path=None):
     return ("docker-error", "docker failed (%s); check `docker info` on the host" % detail)
 
 
+def _indented_lines(text):
+    """The non-blank lines of a CLI's output -> (stripped line, indent)."""
+    for raw in (text or "").splitlines():
+        stripped = raw.strip()
+        if stripped:
+            yield stripped, len(raw) - len(raw.lstrip())
+
+
 def _split_kv(stripped):
     key, sep, value = stripped.partition(":")
     if not sep:
@@ -76,11 +84,7 @@ def parse_docker_version(text):
     section = None      # "client" | "server"
     sub = None          # component block inside Server: ("Engine", "containerd", ...)
     flat = False
-    for raw in (text or "").splitlines():
-        if not raw.strip():
-            continue
-        stripped = raw.strip()
-        indent = len(raw) - len(raw.lstrip())
+    for stripped, indent in _indented_lines(text):
         if stripped.startswith("WARNING"):
             continue
         if (stripped.startswith("ERROR") or stripped.startswith("FATA")
@@ -237,11 +241,7 @@ def parse_docker_info(text):
     section = None
     base = 0
     parent = None
-    for raw in (text or "").splitlines():
-        if not raw.strip():
-            continue
-        stripped = raw.strip()
-        indent = len(raw) - len(raw.lstrip())
+    for stripped, indent in _indented_lines(text):
         if stripped.startswith("WARNING:"):
             info["warnings"].append(stripped[len("WARNING:"):].strip())
             continue

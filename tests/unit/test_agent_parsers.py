@@ -18,15 +18,10 @@ from tests.agenthelp import pa, sample
 # --- docker version ------------------------------------------------------------------------------
 
 VERSION_150_FLAT = sample("docker-version-1.5.0.txt")
-
 VERSION_150_DAEMON_DOWN = sample("docker-version-1.5.0-daemon-down.txt")
-
 VERSION_1131_CS9 = sample("docker-version-1.13.1-centos9.txt")
-
 VERSION_2010_DFSG = sample("docker-version-20.10-dfsg.txt")
-
 VERSION_2615_CE_HEADERS = sample("docker-version-26.1.5-ce.txt")
-
 VERSION_MODERN_DAEMON_DOWN = sample("docker-version-modern-daemon-down.txt")
 
 
@@ -130,19 +125,12 @@ def test_version_json() -> None:
 # --- docker info ---------------------------------------------------------------------------------
 
 INFO_150_UBUNTU_AUFS = sample("docker-info-1.5.0-ubuntu-aufs.txt")
-
 INFO_150_CENTOS66_DM = sample("docker-info-1.5.0-centos66-devicemapper.txt")
-
 INFO_150_CENTOS70_DM = sample("docker-info-1.5.0-centos70-devicemapper.txt")
-
 INFO_2010_OVERLAY2 = sample("docker-info-20.10-overlay2.txt")
-
 INFO_2615_BTRFS_CGROUP2 = sample("docker-info-26.1.5-btrfs-cgroup2.txt")
-
 INFO_2010_VFS = sample("docker-info-20.10-vfs.txt")
-
 INFO_2010_DEVICEMAPPER = sample("docker-info-20.10-devicemapper.txt")
-
 INFO_MODERN_DAEMON_DOWN = sample("docker-info-modern-daemon-down.txt")
 
 
