@@ -24,7 +24,9 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-AGENT = ROOT / "labctl" / "agent" / "probe_agent.py"
+sys.path.insert(0, str(ROOT))
+from labctl.paths import agent_path  # noqa: E402  (the checkout's labctl, not an installed one)
+
 ENV = dict(os.environ, PATH="/usr/bin:" + os.environ.get("PATH", ""))
 MIB = 1024**2
 
@@ -43,7 +45,7 @@ def wall(args: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
 def run_agent(work: Path, experiments: str, limits: list[str]) -> dict:
     run_id = f"bench-{uuid.uuid4().hex[:8]}"
     out = work / f"{run_id}.json"
-    args = [sys.executable, str(AGENT), "run", "--run-id", run_id, "--host", "bench",
+    args = [sys.executable, str(agent_path()), "run", "--run-id", run_id, "--host", "bench",
             "--out", str(out), "--workdir", str(work / "w"), "--experiments", experiments]
     for lim in limits:
         args += ["--limit", lim]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .agentpack import build_agent
+
 
 def home_dir() -> Path:
     env = os.environ.get("LABCTL_HOME")
@@ -26,8 +28,9 @@ def lab_dir(lab: str) -> Path:
 
 
 def agent_path() -> Path:
-    """The probe agent file shipped inside the package."""
-    return Path(__file__).resolve().parent / "agent" / "probe_agent.py"
+    """The probe agent as pushed to a host: ``probe_agent-<hash12>.pyz``, built from
+    labctl/agent/ into the cache when its sources changed (labctl/agentpack.py)."""
+    return build_agent(cache_dir() / "agent")
 
 
 def project_root() -> Path:

@@ -167,8 +167,9 @@ class _HostProbe:
                 host=self.host.name,
                 hint="check free space and that the SSH user may write to /var/tmp",
             )
-        agent = f"{self.rdir}/probe_agent.py"
-        digest = t.put(agent_path(), agent, mode=0o755)
+        local = agent_path()  # probe_agent-<hash>.pyz: the reaper knows agents by that name
+        agent = f"{self.rdir}/{local.name}"
+        digest = t.put(local, agent, mode=0o755)
         self.progress(self.host.name, f"agent pushed (sha256 {digest[:12]}), python {python}")
         args = [
             python,

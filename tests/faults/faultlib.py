@@ -244,7 +244,7 @@ class FaultLab:
         """Everything of a finished run still on a host (call when no agent should run)."""
         script = r"""
 docker ps -aq --filter name=labctl-probe- | sed 's/^/container /'
-pgrep -f '[p]robe_agent.py run' | sed 's/^/agent process /'
+pgrep -f '[p]robe_agent-[0-9a-f]*[.]pyz run' | sed 's/^/agent process /'
 ls -A /var/tmp/labctl/runs 2>/dev/null | sed 's/^/agent run folder /'
 for d in /var/tmp/labctl-runs/*; do
   [ -d "$d" ] || continue
@@ -439,7 +439,8 @@ def run_trial(
             subprocess.run(["docker", "unpause", lab.container(target)], capture_output=True)
             trial.detail += f"{target} paused {pause} s"
         elif kind == "kill-agent":
-            _rc, out = lab.exec(target, "pkill -KILL -f '[p]robe_agent.py run' && echo killed")
+            _rc, out = lab.exec(
+                target, "pkill -KILL -f '[p]robe_agent-[0-9a-f]*[.]pyz run' && echo killed")
             trial.detail += f"{target}: agent {'killed' if 'killed' in out else 'not running'}"
         else:
             raise ValueError(kind)

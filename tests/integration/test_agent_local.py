@@ -20,55 +20,24 @@ from typing import Any
 
 import pytest
 
-AGENT = Path(__file__).resolve().parents[2] / "labctl" / "agent" / "probe_agent.py"
-PY27 = Path.home() / ".pyenv" / "versions" / "2.7.18" / "bin" / "python2.7"
-# /usr/local/bin/docker on this machine is a client without an engine: put Debian's first
-PATH = "/usr/bin:" + os.environ.get("PATH", "")
-ENV = dict(os.environ, PATH=PATH)
+from tests import agenthelp
+from tests.agenthelp import ENV, agent_command, engine_or_skip, need_py27
+from tests.agenthelp import container_names as _names
+from tests.agenthelp import docker as _docker
+from tests.agenthelp import new_run_id as _run_id
 
 pytestmark = pytest.mark.lab
 
 
-def _docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
-                          env=ENV)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def docker_engine() -> None:
-    try:
-        proc = _docker("info", timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"no usable Docker engine (`docker info` failed: {exc})")
-    if proc.returncode != 0:
-        pytest.skip("no usable Docker engine (`docker info` failed: "
-                    f"{(proc.stderr or proc.stdout).strip()[:200]}); start dockerd first")
+    engine_or_skip()
 
 
-def _names(prefix: str) -> list[str]:
-    out = _docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
-    return [n for n in out if n.startswith(prefix)]
-
-
-def _run_id(tag: str) -> str:
-    return f"t{os.getpid()}-{tag}-{uuid.uuid4().hex[:6]}"
-
-
-def run_agent(tmp_path: Path, python: str, run_id: str, env: dict[str, str] | None = None,
-              timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], dict[str, Any],
-                                              list[dict[str, Any]]]:
-    out = tmp_path / "results" / f"{run_id}.json"
-    proc = subprocess.run(
-        [python, str(AGENT), "run", "--run-id", run_id, "--host", "local", "--out", str(out),
-         "--workdir", str(tmp_path / "work"), "--timeout", "90"],
-        capture_output=True, text=True, timeout=timeout, env=env or ENV,
-    )
-    assert out.exists(), f"no result file; rc={proc.returncode} stderr={proc.stderr}"
-    assert not Path(str(out) + ".tmp").exists()
-    result = json.loads(out.read_text())
-    progress_file = Path(str(out) + ".progress")
-    progress = [json.loads(line) for line in progress_file.read_text().splitlines()]
-    return proc, result, progress
+def run_agent(tmp_path: Path, python: str, run_id: str, env: dict[str, str] | None = None
+              ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], list[dict[str, Any]]]:
+    run = agenthelp.run_agent(tmp_path, run_id, python=python, env=env)
+    return run.proc, run.result, run.progress
 
 
 def _check_ok_result(result: dict[str, Any], progress: list[dict[str, Any]],
@@ -143,10 +112,8 @@ def test_run_python3(tmp_path: Path) -> None:
 
 
 def test_run_python27(tmp_path: Path) -> None:
-    if not PY27.exists():
-        pytest.skip(f"python2.7 not found at {PY27}")
     run_id = _run_id("py27")
-    proc, result, progress = run_agent(tmp_path, str(PY27), run_id)
+    proc, result, progress = run_agent(tmp_path, need_py27(), run_id)
     assert proc.returncode == 0, proc.stderr
     assert result["python"] == "2.7.18"
     _check_ok_result(result, progress, run_id)
@@ -210,7 +177,7 @@ def test_reap_removes_dead_runs_only(tmp_path: Path, tracked: list[str]) -> None
         tracked.append(name)
         created = _docker("create", "--net=none", "--name", name, image, "/bin/sleep", "1")
         assert created.returncode == 0, created.stderr
-    proc = subprocess.run([sys.executable, str(AGENT), "reap", "--workdir", str(work)],
+    proc = subprocess.run(agent_command(sys.executable, "reap", "--workdir", str(work)),
                           capture_output=True, text=True, timeout=60, env=ENV)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
@@ -228,8 +195,8 @@ def test_sigterm_cleans_up_and_still_writes_result(tmp_path: Path) -> None:
     run_id = _run_id("sig")
     out = tmp_path / "res.json"
     proc = subprocess.Popen(
-        [sys.executable, str(AGENT), "run", "--run-id", run_id, "--host", "local", "--out",
-         str(out), "--workdir", str(tmp_path / "work")],
+        agent_command(sys.executable, "run", "--run-id", run_id, "--host", "local", "--out",
+                      str(out), "--workdir", str(tmp_path / "work")),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
         start_new_session=True,
     )

@@ -8,21 +8,18 @@ this test run's own run ids only; other people's containers (labctl-lab-*) are n
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-AGENT = Path(__file__).resolve().parents[2] / "labctl" / "agent" / "probe_agent.py"
-PY27 = Path.home() / ".pyenv" / "versions" / "2.7.18" / "bin" / "python2.7"
-PATH = "/usr/bin:" + os.environ.get("PATH", "")  # Debian's docker client first
-ENV = dict(os.environ, PATH=PATH)
-MIB = 1024**2
+from tests import agenthelp
+from tests.agenthelp import MIB, engine_or_skip, need_py27
+from tests.agenthelp import container_names as _names
+from tests.agenthelp import new_run_id as _run_id
+
 SMALL = ["disk_cap_bytes=32M", "inodes_cap=2000", "memory_cap_bytes=64M",
          "memory_limit_bytes=32M", "processes_cap=50", "pids_limit=20",
          "experiment_timeout_s=60"]
@@ -30,48 +27,21 @@ SMALL = ["disk_cap_bytes=32M", "inodes_cap=2000", "memory_cap_bytes=64M",
 pytestmark = pytest.mark.lab
 
 
-def _docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
-                          env=ENV)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def docker_engine() -> None:
-    try:
-        proc = _docker("info", timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"no usable Docker engine (`docker info` failed: {exc})")
-    if proc.returncode != 0:
-        pytest.skip("no usable Docker engine; start dockerd first")
-
-
-def _names(prefix: str) -> list[str]:
-    out = _docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
-    return [n for n in out if n.startswith(prefix)]
-
-
-def _run_id(tag: str) -> str:
-    return f"t{os.getpid()}-{tag}-{uuid.uuid4().hex[:6]}"
+    engine_or_skip()
 
 
 def run_agent(tmp_path: Path, run_id: str, experiments: str, limits: list[str],
               python: str = sys.executable) -> tuple[int, dict[str, Any]]:
-    out = tmp_path / "results" / f"{run_id}.json"
-    args = [python, str(AGENT), "run", "--run-id", run_id, "--host", "local", "--out", str(out),
-            "--workdir", str(tmp_path / "work"), "--timeout", "240",
-            "--experiments", experiments]
-    for lim in limits:
-        args += ["--limit", lim]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=300, env=ENV)
-    assert out.exists(), f"no result; rc={proc.returncode} stderr={proc.stderr}"
-    for suffix in (".tmp", ".reserve"):
-        assert not Path(str(out) + suffix).exists(), suffix
+    run = agenthelp.run_agent(tmp_path, run_id, python=python, experiments=experiments,
+                              limits=limits, agent_timeout=240, timeout=300)
     # nothing of the run is left: containers, run folder, shared folders
     assert _names(f"labctl-probe-{run_id}-") == []
     assert not (tmp_path / "work" / "runs" / run_id).exists()
     for parent in ("/var/lib", "/var/lib/docker"):
         assert not os.path.exists(f"{parent}/labctl-probe-{run_id}-fs")
-    return proc.returncode, json.loads(out.read_text())
+    return run.proc.returncode, run.result
 
 
 def _flat(m: dict[str, Any]) -> None:
@@ -269,10 +239,8 @@ def test_floor_just_above_free_space_stops_at_once(tmp_path: Path) -> None:
 
 
 def test_disk_shared_16m_under_python27(tmp_path: Path) -> None:
-    if not PY27.exists():
-        pytest.skip(f"python2.7 not found at {PY27}")
     rc, result = run_agent(tmp_path, _run_id("py27"), "disk-shared,processes-limited",
-                           ["disk_cap_bytes=16M", "pids_limit=20"], python=str(PY27))
+                           ["disk_cap_bytes=16M", "pids_limit=20"], python=need_py27())
     assert rc == 0 and result["status"] == "ok", result["error"]
     assert result["python"] == "2.7.18"
     shared, procs = result["experiments"]

@@ -9,19 +9,12 @@ whether --memory-swap applied; and a Python 2.7 run of the same functions.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from labctl.agent import probe_agent as pa
-
-AGENT = Path(__file__).resolve().parents[2] / "labctl" / "agent" / "probe_agent.py"
-PY27 = Path.home() / ".pyenv" / "versions" / "2.7.18" / "bin" / "python2.7"
-MIB = 1024**2
-GIB = 1024**3
+from tests.agenthelp import GIB, MIB, pa, run_py27, sample
 
 # what each engine prints when `docker create --storage-opt size=64m ...` is refused
 OVERLAY2_EXT4 = ("docker: Error response from daemon: --storage-opt is supported only for "
@@ -396,8 +389,7 @@ def test_disk_limited_follows_disk_everywhere() -> None:
 # -- Python 2.7 ------------------------------------------------------------------------------
 
 PY2_SCRIPT = r"""
-import imp, json, sys
-pa = imp.load_source("probe_agent", sys.argv[1])
+import json
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 OVERLAY2 = ("docker: Error response from daemon: --storage-opt is supported only for overlay "
@@ -449,15 +441,7 @@ print(json.dumps(out))
 
 
 def test_disk_limit_logic_runs_under_python27(tmp_path: Path) -> None:
-    if not PY27.exists():
-        pytest.skip(f"python2.7 not found at {PY27}; install it with `pyenv install 2.7.18`")
-    script = tmp_path / "check.py"
-    script.write_text(PY2_SCRIPT)
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    proc = subprocess.run([str(PY27), str(script), str(AGENT)], capture_output=True, text=True,
-                          timeout=60, env=env)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+    out = run_py27(tmp_path, PY2_SCRIPT)
     assert out["py"] == [2, 7]
     assert out["kinds"] == ["driver", "quota", "client", None]
     assert out["skip"] == (
@@ -480,31 +464,7 @@ def test_disk_limit_logic_runs_under_python27(tmp_path: Path) -> None:
 
 # `docker info` of Docker 1.5.0 on loop-lvm, in the order daemon/graphdriver/devmapper/driver.go
 # of v1.5.0 prints it: no "Base Device Size", no "Data Space Available"
-INFO_150_LOOP_LVM = """\
-Containers: 0
-Images: 1
-Storage Driver: devicemapper
- Pool Name: docker-254:1-131074-pool
- Pool Blocksize: 65.54 kB
- Backing Filesystem: extfs
- Data file: /dev/loop0
- Metadata file: /dev/loop1
- Data Space Used: 306.6 MB
- Data Space Total: 107.4 GB
- Metadata Space Used: 720.9 kB
- Metadata Space Total: 2.147 GB
- Udev Sync Supported: false
- Data loop file: /var/lib/docker/devicemapper/devicemapper/data
- Metadata loop file: /var/lib/docker/devicemapper/devicemapper/metadata
- Library Version: 1.02.175 (2021-01-08)
-Execution Driver: native-0.2
-Kernel Version: 5.10.0-28-amd64
-Operating System: Debian GNU/Linux 11 (bullseye)
-CPUs: 2
-Total Memory: 987.5 MiB
-Name: bullseye
-ID: 2YQH:5JRC:ZJ3Q:3CDQ:4K7S:7E3E:MZ3R:Q5TI:K7WH:QDDQ:5GBZ:U4RM
-"""
+INFO_150_LOOP_LVM = sample("docker-info-1.5.0-debian11-loop-lvm.txt")
 
 
 def test_devicemapper_base_size_of_docker_150_is_the_engine_default_or_its_option() -> None:

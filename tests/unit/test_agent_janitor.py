@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from labctl.agent import probe_agent as pa
+from tests.agenthelp import pa
 
 
 def _run_dir(parent: Path, name: str, files: dict[str, str], age_s: float = 3600) -> Path:
@@ -29,18 +29,18 @@ def test_dead_runs_go_uncollected_results_stay_live_and_starting_runs_stay(
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
         me = f"{sleeper.pid} {pa._proc_start_time(sleeper.pid)}\n"
-        killed_files = {"agent.pid": "999999 123\n", "agent.log": "x", "probe_agent.py": "x"}
+        killed_files = {"agent.pid": "999999 123\n", "agent.log": "x", "probe_agent-0a1b.pyz": "x"}
         killed_files["result.json.reserve"] = "x"
         killed = _run_dir(runs, "r-killed", killed_files)
         reused = _run_dir(runs, "r-reused", {"agent.pid": f"{sleeper.pid} 1\n"})
         done_files = {"agent.pid": "999999 1\n", "result.json": "{}", "agent.log": "x"}
-        done_files["probe_agent.py"] = "x"
+        done_files["probe_agent-0a1b.pyz"] = "x"
         finished = _run_dir(runs, "r-done", done_files)
-        live = _run_dir(runs, "r-live", {"agent.pid": me, "probe_agent.py": "x"})
-        starting = _run_dir(runs, "r-starting", {"probe_agent.py": "x"}, age_s=1)
-        cut = _run_dir(runs, "r-cut", {"probe_agent.py.part": "x"}, age_s=1)
-        slow = _run_dir(runs, "r-slow-upload", {"probe_agent.py.part": "x"})
-        uploading = (slow / "probe_agent.py.part").open("a")  # as sftp-server holds it
+        live = _run_dir(runs, "r-live", {"agent.pid": me, "probe_agent-0a1b.pyz": "x"})
+        starting = _run_dir(runs, "r-starting", {"probe_agent-0a1b.pyz": "x"}, age_s=1)
+        cut = _run_dir(runs, "r-cut", {"probe_agent-0a1b.pyz.part": "x"}, age_s=1)
+        slow = _run_dir(runs, "r-slow-upload", {"probe_agent-0a1b.pyz.part": "x"})
+        uploading = (slow / "probe_agent-0a1b.pyz.part").open("a")  # as sftp-server holds it
         stray = _run_dir(runs, "not a run id", {"x": "x"})
         removed: dict[str, list[str]] = {"workdirs": [], "errors": []}
         pa.reap_controller_runs(str(runs), set(), removed)

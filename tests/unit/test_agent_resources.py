@@ -21,13 +21,8 @@ from typing import Any
 
 import pytest
 
-from labctl.agent import probe_agent as pa
-
-AGENT = Path(__file__).resolve().parents[2] / "labctl" / "agent" / "probe_agent.py"
-PY27 = Path.home() / ".pyenv" / "versions" / "2.7.18" / "bin" / "python2.7"
-MIB = 1024**2
-GIB = 1024**3
-
+from labctl.agent import context as agent_context
+from tests.agenthelp import GIB, MIB, built_agent, need_py27, pa, run_py27
 
 # -- limits ----------------------------------------------------------------------------------
 
@@ -78,7 +73,7 @@ def test_default_limits_are_documented_and_complete() -> None:
         assert resource + "_floor_fraction" in pa.DEFAULT_LIMITS
     assert pa.DEFAULT_LIMITS["experiment_timeout_s"] > 0
     assert pa.DEFAULT_LIMITS["sample_interval_s"] <= 0.25  # several times a second
-    text = AGENT.read_text()
+    text = Path(sys.modules[pa.cap_and_floor.__module__].__file__ or "").read_text()
     assert "DEFAULT_LIMITS = {" in text
 
 
@@ -237,8 +232,8 @@ def test_reserve_space_and_write_through_it(tmp_path: Path) -> None:
 
 def test_protect_self_in_a_child() -> None:
     # in a child process, so the test runner's own OOM score is left alone
-    code = (f"import json, sys; sys.path.insert(0, {str(AGENT.parent)!r}); "
-            "import probe_agent as pa; print(json.dumps(pa.protect_self()))")
+    code = (f"import json, sys; sys.path.insert(0, {str(built_agent())!r}); "
+            "from labctl_agent import sampling; print(json.dumps(sampling.protect_self()))")
     proc = subprocess.run(["python3", "-c", code], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
@@ -583,8 +578,7 @@ def test_reap_removes_dead_runs_shared_folders(tmp_path: Path) -> None:
 # -- Python 2.7 ------------------------------------------------------------------------------
 
 PY2_SCRIPT = r"""
-import imp, json, sys
-pa = imp.load_source("probe_agent", sys.argv[1])
+import json
 MIB = 1024 * 1024
 cap, floor = pa.cap_and_floor("disk", "bounded", {}, 480 * MIB, 512 * MIB)
 series = {"t": list(range(1500)), "x": list(range(1500))}
@@ -616,15 +610,7 @@ print(json.dumps(out))
 
 
 def test_resource_logic_runs_under_python27(tmp_path: Path) -> None:
-    if not PY27.exists():
-        pytest.skip(f"python2.7 not found at {PY27}; install it with `pyenv install 2.7.18`")
-    script = tmp_path / "check.py"
-    script.write_text(PY2_SCRIPT)
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    proc = subprocess.run([str(PY27), str(script), str(AGENT)], capture_output=True, text=True,
-                          timeout=60, env=env)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+    out = run_py27(tmp_path, PY2_SCRIPT)
     assert out["py"] == [2, 7]
     assert out["limits"] == {"disk_cap_bytes": 32 * MIB, "inodes_cap": 2000,
                              "experiment_timeout_s": 90.0}
@@ -647,8 +633,8 @@ def test_resource_logic_runs_under_python27(tmp_path: Path) -> None:
 
 FORK_FAIL = """
 import json, os, resource, sys
-sys.path.insert(0, os.path.dirname(sys.argv[1]))
-import probe_agent as pa
+sys.path.insert(0, sys.argv[1])  # the built .pyz
+from labctl_agent import sampling as pa
 r, w = os.pipe()
 pid = os.fork()
 if pid == 0:  # a child with no room for one more process: the agent's own fork must fail
@@ -670,12 +656,10 @@ def test_host_fork_check_survives_eagain(tmp_path: Path, python: str) -> None:
     """At an exhausted host the agent's own fork fails: caught, recorded with its errno."""
     if os.getuid() != 0:
         pytest.skip("needs root to drop to uid 65534 (root ignores RLIMIT_NPROC)")
-    exe = str(PY27) if python == "python2.7" else sys.executable
-    if not os.path.exists(exe):
-        pytest.skip(f"{exe} not here")
+    exe = need_py27() if python == "python2.7" else sys.executable
     script = tmp_path / "forkfail.py"
     script.write_text(FORK_FAIL)
-    proc = subprocess.run([exe, str(script), str(AGENT)], capture_output=True, text=True,
+    proc = subprocess.run([exe, str(script), str(built_agent())], capture_output=True, text=True,
                           timeout=60, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
     assert proc.returncode == 0, proc.stderr
     ok, error = json.loads(proc.stdout)
@@ -896,7 +880,7 @@ def test_probe_image_is_made_once_per_run(tmp_path: Path, monkeypatch: pytest.Mo
         return {"probe_image": "labctl-probe:abc", "probe_image_files": 9,
                 "probe_image_built": True, "probe_image_bytes": 1000}
 
-    monkeypatch.setattr(pa, "ensure_probe_image", fake)
+    monkeypatch.setattr(agent_context, "ensure_probe_image", fake)  # where Agent finds it
     agent = pa.Agent("r1", "h", str(tmp_path), 60)
     first = agent.probe_image()
     second = agent.probe_image()

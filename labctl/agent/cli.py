@@ -1,0 +1,125 @@
+# -*- coding: utf-8 -*-
+"""The agent's command line: run, facts, reap, --version."""
+
+from __future__ import absolute_import, division, print_function
+
+import json
+import optparse
+import os
+import sys
+
+from .consts import AGENT_VERSION, DEFAULT_EXPERIMENTS, DEFAULT_TIMEOUT, DEFAULT_WORKDIR, RUN_ID_RE
+from .docker import Docker
+from .facts import docker_facts, gather_facts
+from .limits import DEFAULT_LIMITS, MODES, parse_limit_options
+from .runner import EXPERIMENT_ORDER, EXPERIMENTS, execute_run
+from .runstate import CONTROLLER_RUNS, fs_parents_of, reap
+
+USAGE = """usage: probe_agent.pyz COMMAND [options]
+
+commands:
+  run --run-id ID --host NAME --out PATH [--experiments storage-location]
+      [--workdir DIR] [--timeout SECONDS] [--mode bounded|exhaust]
+      [--limit NAME=VALUE ...]
+                 gather facts, run the experiments, write the result JSON to PATH;
+                 experiments: all, storage-location (default), disk, disk-limited,
+                 disk-shared, inodes, memory, memory-limited, processes,
+                 processes-limited
+  facts          print the host's facts as JSON
+  reap [--workdir DIR] [--runs DIR]
+                 remove leftovers (labctl-probe-* containers, run folders, the
+                 controller's folders in /var/tmp/labctl-runs) of dead runs
+  --version      print the agent version
+
+examples:
+  python probe_agent.pyz run --run-id r1 --host centos66 --out /var/tmp/labctl/r1.json
+  python probe_agent.pyz run --run-id r2 --host lab1 --out /var/tmp/labctl/r2.json \
+      --experiments disk,memory-limited --limit disk_cap_bytes=256M --limit memory_limit_bytes=32M
+"""
+
+
+def _parser(prog, usage):
+    return optparse.OptionParser(prog=prog, usage=usage, add_help_option=True)
+
+
+def main(argv=None):
+    if argv is None:
+        argv = sys.argv[1:]
+    if not argv:
+        sys.stderr.write(USAGE)
+        return 2
+    if argv[0] in ("-h", "--help", "help"):
+        sys.stdout.write(USAGE)
+        return 0
+    if argv[0] in ("--version", "-V", "version"):
+        print(AGENT_VERSION)
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command == "run":
+        p = _parser("probe_agent.pyz run", "%prog --run-id ID --host NAME --out PATH [options]")
+        p.add_option("--run-id", dest="run_id")
+        p.add_option("--host", dest="host")
+        p.add_option("--out", dest="out")
+        p.add_option("--experiments", dest="experiments", default=",".join(DEFAULT_EXPERIMENTS),
+                     help="comma separated, or 'all': %s" % ", ".join(EXPERIMENT_ORDER))
+        p.add_option("--mode", dest="mode", default="bounded",
+                     help="bounded (default: caps and safety floors) or exhaust (run to real "
+                     "exhaustion; only on disposable hosts)")
+        p.add_option("--limit", dest="limits", action="append", default=[],
+                     metavar="NAME=VALUE", help="override a limit (repeatable), e.g. "
+                     "disk_cap_bytes=512M; names: %s" % ", ".join(sorted(DEFAULT_LIMITS)))
+        p.add_option("--workdir", dest="workdir", default=DEFAULT_WORKDIR)
+        p.add_option("--timeout", dest="timeout", type="float", default=DEFAULT_TIMEOUT)
+        opts, args = p.parse_args(rest)
+        if args:
+            p.error("unexpected arguments: %s" % " ".join(args))
+        for name in ("run_id", "host", "out"):
+            if not getattr(opts, name):
+                p.error("--%s is required" % name.replace("_", "-"))
+        if not RUN_ID_RE.match(opts.run_id):
+            p.error("--run-id must be 1-64 of A-Z a-z 0-9 _ . - (starting with a letter or "
+                    "digit), got %r" % opts.run_id)
+        if opts.timeout <= 0:
+            p.error("--timeout must be positive")
+        exps = []
+        for e in opts.experiments.split(","):
+            e = e.strip()
+            for one in (EXPERIMENT_ORDER if e == "all" else (e,)):
+                if one and one not in exps:
+                    exps.append(one)
+        unknown = [e for e in exps if e not in EXPERIMENTS]
+        if unknown or not exps:
+            p.error("unknown experiment(s) %s; known: all, %s"
+                    % (", ".join(unknown) or "(none given)", ", ".join(EXPERIMENT_ORDER)))
+        if opts.mode not in MODES:
+            p.error("--mode must be bounded or exhaust, got %r" % opts.mode)
+        try:
+            overrides = parse_limit_options(opts.limits)
+        except ValueError as exc:
+            p.error(str(exc))
+        return execute_run(opts.run_id, opts.host, os.path.abspath(opts.out), exps,
+                           os.path.abspath(opts.workdir), opts.timeout, opts.mode, overrides)
+    if command == "facts":
+        p = _parser("probe_agent.pyz facts", "%prog")
+        opts, args = p.parse_args(rest)
+        if args:
+            p.error("unexpected arguments: %s" % " ".join(args))
+        facts = gather_facts(Docker())
+        print(json.dumps(facts, indent=2, sort_keys=True, separators=(",", ": ")))
+        return 0
+    if command == "reap":
+        p = _parser("probe_agent.pyz reap", "%prog [--workdir DIR] [--runs DIR]")
+        p.add_option("--workdir", dest="workdir", default=DEFAULT_WORKDIR)
+        p.add_option("--runs", dest="runs", default=CONTROLLER_RUNS,
+                     help="the controller's run folders (default %s)" % CONTROLLER_RUNS)
+        opts, args = p.parse_args(rest)
+        if args:
+            p.error("unexpected arguments: %s" % " ".join(args))
+        docker = Docker()
+        root = docker_facts(docker).get("root_dir") if docker.path else None
+        removed = reap(os.path.abspath(opts.workdir), docker, fs_parents=fs_parents_of(root),
+                       controller_runs=os.path.abspath(opts.runs))
+        print(json.dumps(removed, indent=2, sort_keys=True, separators=(",", ": ")))
+        return 0
+    sys.stderr.write("probe_agent.pyz: unknown command %r\n\n%s" % (command, USAGE))
+    return 2

@@ -1,0 +1,204 @@
+# -*- coding: utf-8 -*-
+"""Running the experiments: the experiment table, one experiment's record, and a whole
+run written atomically to its result file."""
+
+from __future__ import absolute_import, division, print_function
+
+import os
+import platform
+import sys
+import time
+import traceback
+
+from .consts import AGENT_VERSION, SCHEMA_VERSION
+from .context import Agent
+from .docker import Docker
+from .errors import AgentInterrupted, ExperimentError, SkipExperiment
+from .facts import gather_facts
+from .limits import RESOURCE_EXPERIMENTS, RESOURCE_OF
+from .resources import _resource_experiment
+from .runstate import (
+    _SIGNALS,
+    controller_runs_of,
+    fs_parents_of,
+    install_signal_handlers,
+    reap,
+    write_pid_file,
+)
+from .sampling import protect_self, reserve_space
+from .storage import experiment_storage_location
+from .text import iso_utc, one_line, write_json_atomic
+
+EXPERIMENTS = {"storage-location": experiment_storage_location}
+for _name in RESOURCE_EXPERIMENTS:
+    EXPERIMENTS[_name] = _resource_experiment(_name)
+EXPERIMENT_ORDER = ("storage-location",) + RESOURCE_EXPERIMENTS
+
+
+def run_experiment(agent, name, records=None):
+    """Run one experiment; its record is appended to ``records`` before it starts, so an
+    interrupted experiment still shows (status "error", kind "interrupted")."""
+    record = {"name": name, "status": "error", "started": iso_utc(), "finished": None,
+              "duration_s": None, "metrics": {}, "verdict": None, "error": None}
+    if records is not None:
+        records.append(record)
+    start = time.time()
+    agent.progress("experiment-start", name, "starting %s" % name)
+    try:
+        try:
+            verdict = EXPERIMENTS[name](agent, record["metrics"])
+            record["status"] = "ok"
+            record["verdict"] = verdict
+        except SkipExperiment as exc:
+            record["status"] = "skipped"
+            record["verdict"] = exc.msg
+            record["error"] = {"kind": "not-supported", "message": exc.msg}
+        except ExperimentError as exc:
+            record["error"] = {"kind": exc.kind, "message": one_line(exc.msg, 500)}
+            record["verdict"] = "error: %s" % one_line(exc.msg, 200)
+        except AgentInterrupted as exc:
+            record["error"] = {"kind": "interrupted", "message": "stopped by signal %d"
+                               % exc.signum}
+            record["verdict"] = "error: interrupted by signal %d" % exc.signum
+            raise
+        except Exception as exc:
+            record["error"] = {"kind": "agent-crash", "message": one_line(
+                "%s: %s (at %s)" % (type(exc).__name__, exc, _where(sys.exc_info())), 500)}
+            record["verdict"] = "error: the agent crashed in this experiment"
+    finally:
+        series = record["metrics"].pop("__series__", None)
+        if series is not None:
+            record["series"] = series
+        if agent.start_retries:
+            record["metrics"]["container_start_retries"] = list(agent.start_retries)
+            del agent.start_retries[:]
+        end = time.time()
+        record["finished"] = iso_utc(end)
+        record["duration_s"] = round(end - start, 3)
+        agent.progress("experiment-end", name, record["verdict"] or record["status"])
+    return record
+
+
+def _where(exc_info):
+    tb = traceback.extract_tb(exc_info[2])
+    if not tb:
+        return "?"
+    frame = tb[-1]
+    return "%s:%s" % (os.path.basename(frame[0]), frame[1])
+
+
+def skipped_experiment(name, error):
+    return {"name": name, "status": "skipped", "started": None, "finished": None,
+            "duration_s": None, "metrics": {},
+            "verdict": "skipped: %s" % (error or {}).get("message", "not run"),
+            "error": error}
+
+
+
+def new_result(run_id, host):
+    return {"schema": SCHEMA_VERSION, "agent_version": AGENT_VERSION, "run_id": run_id,
+            "host": host, "started": iso_utc(), "finished": None,
+            "python": platform.python_version(), "status": "error", "error": None,
+            "facts": None, "experiments": []}
+
+
+def execute_run(run_id, host, out, experiments, workdir, timeout, mode="bounded",
+                limit_overrides=None):
+    """The body of `run`; returns the process exit code."""
+    progress_path = out + ".progress"
+    reserve = out + ".reserve"
+    out_dir = os.path.dirname(out)
+    if out_dir and not os.path.isdir(out_dir):
+        os.makedirs(out_dir)
+    for stale in (out, out + ".tmp", progress_path, reserve):
+        try:
+            os.remove(stale)
+        except OSError:
+            pass
+    result = new_result(run_id, host)
+    result["mode"] = mode
+    result["limits"] = dict(limit_overrides or {})
+    docker = Docker()
+    agent = Agent(run_id, host, workdir, timeout, progress_path, docker, mode, limit_overrides)
+    exit_code = 0
+    if [e for e in experiments if e in RESOURCE_OF]:
+        # the result's space, and (exhaust) the agent's life, are secured before any run
+        size = agent.limits()["result_reserve_bytes"]
+        result["protection"] = {"result_reserve_bytes": reserve_space(reserve, size)}
+        if mode == "exhaust":
+            result["protection"].update(protect_self())
+    try:
+        try:
+            install_signal_handlers()
+            agent.progress("start", None, "agent %s (python %s, pid %d) on %s"
+                           % (AGENT_VERSION, result["python"], os.getpid(), host))
+            if not os.path.isdir(agent.run_dir):
+                os.makedirs(agent.run_dir)
+            write_pid_file(agent.run_dir)
+            facts = gather_facts(docker)
+            result["facts"] = facts
+            agent.facts = facts
+            dfacts = facts.get("docker") or {}
+            usable = bool(docker.server_version)
+            try:
+                reaped = reap(workdir, (usable and docker) or None, own_run_id=run_id,
+                              fs_parents=fs_parents_of(dfacts.get("root_dir")),
+                              controller_runs=controller_runs_of(out))
+                result["reaped"] = {"containers": reaped["containers"],
+                                    "workdirs": reaped["workdirs"], "errors": reaped["errors"]}
+            except Exception as exc:
+                result["reaped"] = {"containers": [], "workdirs": [],
+                                    "errors": ["reaper failed: %s" % one_line(str(exc))]}
+            if not usable:
+                result["error"] = {"kind": dfacts.get("error_kind") or "docker-error",
+                                   "message": dfacts.get("error") or "docker is not usable"}
+                result["experiments"] = [skipped_experiment(n, result["error"])
+                                         for n in experiments]
+            else:
+                try:  # the one probe image of the run, before any experiment fills a disk
+                    image = agent.probe_image()
+                    agent.image_reported = False
+                    result["probe_image"] = image.get("probe_image")
+                except ExperimentError:
+                    pass  # each experiment tries again and reports the error itself
+                for name in experiments:
+                    run_experiment(agent, name, result["experiments"])
+                result["status"] = "ok"
+        except AgentInterrupted as exc:
+            result["status"] = "error"
+            result["error"] = {"kind": "interrupted", "message": "the agent was stopped by "
+                               "signal %d before it finished; re-run the probe" % exc.signum}
+            exit_code = 128 + exc.signum
+        except Exception as exc:
+            result["status"] = "error"
+            result["error"] = {"kind": "agent-crash", "message": one_line(
+                "the agent crashed: %s: %s (at %s); please report this with the host's "
+                "facts" % (type(exc).__name__, exc, _where(sys.exc_info())), 500)}
+        done = set(e["name"] for e in result["experiments"])
+        for name in experiments:
+            if name not in done:
+                result["experiments"].append(skipped_experiment(name, result["error"]))
+    finally:
+        _SIGNALS["defer"] = True
+        try:
+            agent.cleanup()
+        except Exception:
+            pass
+        if _SIGNALS["received"] is not None and result["error"] is None:
+            result["status"] = "error"
+            result["error"] = {"kind": "interrupted", "message": "the agent was stopped by "
+                               "signal %d; re-run the probe" % _SIGNALS["received"]}
+            exit_code = 128 + _SIGNALS["received"]
+        result["finished"] = iso_utc()
+        try:
+            write_json_atomic(out, result, reserve)
+        except (IOError, OSError) as exc:
+            sys.stderr.write("labctl probe agent: cannot write the result to %s: %s\n"
+                             % (out, exc))
+            exit_code = 1
+        try:
+            os.remove(reserve)
+        except OSError:
+            pass
+        agent.progress("end", None, "status %s" % result["status"])
+    return exit_code
