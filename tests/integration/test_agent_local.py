@@ -26,7 +26,7 @@ PY27 = Path.home() / ".pyenv" / "versions" / "2.7.18" / "bin" / "python2.7"
 PATH = "/usr/bin:" + os.environ.get("PATH", "")
 ENV = dict(os.environ, PATH=PATH)
 
-pytestmark = pytest.mark.lab
+pytestmark = pytest.mark.integration
 
 
 def _docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
