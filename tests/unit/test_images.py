@@ -159,83 +159,90 @@ def test_unknown_suite_is_a_config_error() -> None:
 # --- mirror detection ---------------------------------------------------------------------------
 
 
-def _paths(tmp_path: Path) -> tuple[Path, Path]:
-    d = tmp_path / "sources.list.d"
-    d.mkdir()
-    return tmp_path / "sources.list", d
+def _detect(
+    tmp_path: Path,
+    sources_list: str | None = None,
+    sources_d: dict[str, str] | None = None,
+    environ: dict[str, str] | None = None,
+) -> str:
+    """detect_mirror over a sources.list and sources.list.d/ files with the given texts."""
+    sl, d = tmp_path / "sources.list", tmp_path / "sources.list.d"
+    d.mkdir(exist_ok=True)
+    if sources_list is not None:
+        sl.write_text(sources_list)
+    for name, text in (sources_d or {}).items():
+        (d / name).write_text(text)
+    return images.detect_mirror(environ=environ or {}, sources_list=sl, sources_dir=d)
 
 
 def test_mirror_from_one_line_sources_list(tmp_path: Path) -> None:
-    sl, d = _paths(tmp_path)
-    sl.write_text(
+    got = _detect(
+        tmp_path,
         "# comment\n"
         "deb-src http://src.example.org/debian bookworm main\n"
         "deb http://security.debian.org/debian-security bookworm-security main\n"
         "deb [arch=amd64 signed-by=/k.gpg] http://ftp.example.org/debian/ bookworm main\n"
-        "deb http://later.example.org/debian bookworm main\n"
+        "deb http://later.example.org/debian bookworm main\n",
     )
-    got = images.detect_mirror(environ={}, sources_list=sl, sources_dir=d)
     assert got == "http://ftp.example.org/debian"
 
 
 def test_mirror_from_deb822_sources(tmp_path: Path) -> None:
-    sl, d = _paths(tmp_path)
-    (d / "a-nodesource.sources").write_text(
-        "Types: deb\nURIs: https://deb.nodesource.com/node_20.x\nSuites: nodistro\n"
+    got = _detect(
+        tmp_path,
+        sources_d={
+            "a-nodesource.sources": (
+                "Types: deb\nURIs: https://deb.nodesource.com/node_20.x\nSuites: nodistro\n"
+            ),
+            "debian.sources": (
+                "Types: deb\n"
+                "# http://snapshot.debian.org/archive/debian/20250520T000000Z\n"
+                "URIs: http://deb.debian.org/debian\n"
+                "Suites: bookworm bookworm-updates\n"
+                "Components: main\n"
+                "\n"
+                "Types: deb\n"
+                "URIs: http://deb.debian.org/debian-security\n"
+                "Suites: bookworm-security\n"
+            ),
+            "old.list.disabled": "deb http://wrong.example.org/debian bookworm main\n",
+        },
     )
-    (d / "debian.sources").write_text(
-        "Types: deb\n"
-        "# http://snapshot.debian.org/archive/debian/20250520T000000Z\n"
-        "URIs: http://deb.debian.org/debian\n"
-        "Suites: bookworm bookworm-updates\n"
-        "Components: main\n"
-        "\n"
-        "Types: deb\n"
-        "URIs: http://deb.debian.org/debian-security\n"
-        "Suites: bookworm-security\n"
-    )
-    (d / "old.list.disabled").write_text("deb http://wrong.example.org/debian bookworm main\n")
-    got = images.detect_mirror(environ={}, sources_list=sl, sources_dir=d)
     assert got == "http://deb.debian.org/debian"
 
 
 def test_mirror_deb822_skips_disabled_and_src_stanzas(tmp_path: Path) -> None:
-    sl, d = _paths(tmp_path)
-    (d / "debian.sources").write_text(
+    text = (
         "Types: deb\nURIs: http://off.example.org/debian\nSuites: x\nEnabled: no\n\n"
         "Types: deb-src\nURIs: http://src.example.org/debian\nSuites: x\n\n"
         "Types: deb deb-src\nURIs: http://first.example.org/debian http://second.example.org/debian\n"
         "Suites: x\n"
     )
-    got = images.detect_mirror(environ={}, sources_list=sl, sources_dir=d)
-    assert got == "http://first.example.org/debian"
+    assert _detect(tmp_path, sources_d={"debian.sources": text}) == (
+        "http://first.example.org/debian"
+    )
 
 
 def test_sources_list_comes_before_sources_dir(tmp_path: Path) -> None:
-    sl, d = _paths(tmp_path)
-    sl.write_text("deb http://main.example.org/debian bookworm main\n")
-    (d / "debian.sources").write_text("Types: deb\nURIs: http://dir.example.org/debian\n")
-    assert images.detect_mirror(environ={}, sources_list=sl, sources_dir=d) == (
-        "http://main.example.org/debian"
+    got = _detect(
+        tmp_path,
+        "deb http://main.example.org/debian bookworm main\n",
+        {"debian.sources": "Types: deb\nURIs: http://dir.example.org/debian\n"},
     )
+    assert got == "http://main.example.org/debian"
 
 
 def test_mirror_env_override(tmp_path: Path) -> None:
-    sl, d = _paths(tmp_path)
-    sl.write_text("deb http://main.example.org/debian bookworm main\n")
+    main = "deb http://main.example.org/debian bookworm main\n"
     env = {images.MIRROR_ENV: "http://override.example.org/debian/"}
-    assert images.detect_mirror(environ=env, sources_list=sl, sources_dir=d) == (
-        "http://override.example.org/debian"
-    )
+    assert _detect(tmp_path, main, environ=env) == "http://override.example.org/debian"
     with pytest.raises(ConfigError, match=images.MIRROR_ENV):
-        images.detect_mirror(environ={images.MIRROR_ENV: "ftp:/x"}, sources_list=sl, sources_dir=d)
+        _detect(tmp_path, main, environ={images.MIRROR_ENV: "ftp:/x"})
 
 
 def test_no_mirror_is_a_clear_config_error(tmp_path: Path) -> None:
-    sl, d = _paths(tmp_path)
-    sl.write_text("deb http://archive.ubuntu.com/ubuntu jammy main\n")
     with pytest.raises(ConfigError) as info:
-        images.detect_mirror(environ={}, sources_list=sl, sources_dir=d)
+        _detect(tmp_path, "deb http://archive.ubuntu.com/ubuntu jammy main\n")
     assert images.MIRROR_ENV in str(info.value)
 
 
