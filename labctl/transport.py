@@ -87,35 +87,24 @@ def _known_hosts_name(host: HostRecord) -> str:
 
 def _connect_error(host: HostRecord, known: Path, exc: Exception) -> TransportError:
     """The one-line error for a failed SSH connect, by what paramiko or the socket said."""
+    cls: type[TransportError]
+    name, where = _known_hosts_name(host), f"{host.address}:{host.port}"
     if isinstance(exc, paramiko.BadHostKeyException):
-        return HostKeyMismatch(
-            f"host key of {_known_hosts_name(host)} does not match {known}",
-            host=host.name,
-            hint="if the host was rebuilt, remove its old entry from that file",
-        )
-    if isinstance(exc, paramiko.AuthenticationException):
-        return AuthenticationFailed(
-            f"SSH login as {host.user} refused ({exc})",
-            host=host.name,
-            hint="check ansible_user and ansible_ssh_private_key_file in the inventory",
-        )
-    if isinstance(exc, paramiko.SSHException) and "unknown host key" in str(exc):
-        return UnknownHostKey(
-            f"host key of {_known_hosts_name(host)} is not in {known}",
-            host=host.name,
-            hint="add it (ssh-keyscan) or pass --accept-new-host-keys to trust it",
-        )
-    if isinstance(exc, paramiko.SSHException):
-        return HostNotAnswering(
-            f"SSH handshake with {host.address}:{host.port} failed ({exc})",
-            host=host.name,
-            hint="check that sshd runs there",
-        )
-    return HostUnreachable(
-        f"cannot connect to {host.address}:{host.port} ({exc})",
-        host=host.name,
-        hint="check the address and port in the inventory and that the host is up",
-    )
+        cls, what = HostKeyMismatch, f"host key of {name} does not match {known}"
+        hint = "if the host was rebuilt, remove its old entry from that file"
+    elif isinstance(exc, paramiko.AuthenticationException):
+        cls, what = AuthenticationFailed, f"SSH login as {host.user} refused ({exc})"
+        hint = "check ansible_user and ansible_ssh_private_key_file in the inventory"
+    elif isinstance(exc, paramiko.SSHException) and "unknown host key" in str(exc):
+        cls, what = UnknownHostKey, f"host key of {name} is not in {known}"
+        hint = "add it (ssh-keyscan) or pass --accept-new-host-keys to trust it"
+    elif isinstance(exc, paramiko.SSHException):
+        cls, what = HostNotAnswering, f"SSH handshake with {where} failed ({exc})"
+        hint = "check that sshd runs there"
+    else:
+        cls, what = HostUnreachable, f"cannot connect to {where} ({exc})"
+        hint = "check the address and port in the inventory and that the host is up"
+    return cls(what, host=host.name, hint=hint)
 
 
 class SSHTransport:
