@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +67,16 @@ def lab_docker_client() -> Any:
     if os.geteuid() != 0:
         pytest.skip("the docker lab needs root")
     return client
+
+
+@contextmanager
+def docker_lab_up(client: Any, **spec: Any) -> Iterator[Any]:
+    """A docker lab of ``DockerLabSpec(**spec)``, up; taken down after, leaving nothing."""
+    from labctl.drivers.docker import DockerLab, DockerLabSpec
+
+    driver = DockerLab(DockerLabSpec(**spec), client=client)
+    try:
+        yield driver.up()
+    finally:
+        report = driver.down()
+        assert report.ok, report.problems

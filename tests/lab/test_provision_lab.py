@@ -15,7 +15,7 @@ import pytest
 
 from labctl.hosts import HostRecord
 from labctl.transport import SSHTransport
-from tests.helpers import host_named, labctl, remote
+from tests.helpers import docker_lab_up, host_named, labctl, remote
 
 pytestmark = pytest.mark.lab
 
@@ -35,17 +35,10 @@ RESULTS: list[Path] = []  # the module's results folder (ansible artifacts), set
 def plab(
     labctl_home: Path, docker_client: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
-    from labctl.drivers.docker import DockerLab, DockerLabSpec
-
     RESULTS[:] = [tmp_path_factory.mktemp("provision-results")]
-
-    spec = DockerLabSpec(name=f"p{os.getpid()}", hosts=HOSTS, disk_size="512MiB")
-    driver = DockerLab(spec, client=docker_client)
-    try:
-        yield driver.up()
-    finally:
-        report = driver.down()
-        assert report.ok, report.problems
+    name = f"p{os.getpid()}"
+    with docker_lab_up(docker_client, name=name, hosts=HOSTS, disk_size="512MiB") as state:
+        yield state
 
 
 def provision(lab: Any, limit: str, *extra: str) -> subprocess.CompletedProcess[str]:
