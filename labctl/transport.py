@@ -85,6 +85,28 @@ def _known_hosts_name(host: HostRecord) -> str:
     return host.address if host.port == 22 else f"[{host.address}]:{host.port}"
 
 
+def _connect_error(host: HostRecord, known: Path, exc: Exception) -> TransportError:
+    """The one-line error for a failed SSH connect, by what paramiko or the socket said."""
+    cls: type[TransportError]
+    name, where = _known_hosts_name(host), f"{host.address}:{host.port}"
+    if isinstance(exc, paramiko.BadHostKeyException):
+        cls, what = HostKeyMismatch, f"host key of {name} does not match {known}"
+        hint = "if the host was rebuilt, remove its old entry from that file"
+    elif isinstance(exc, paramiko.AuthenticationException):
+        cls, what = AuthenticationFailed, f"SSH login as {host.user} refused ({exc})"
+        hint = "check ansible_user and ansible_ssh_private_key_file in the inventory"
+    elif isinstance(exc, paramiko.SSHException) and "unknown host key" in str(exc):
+        cls, what = UnknownHostKey, f"host key of {name} is not in {known}"
+        hint = "add it (ssh-keyscan) or pass --accept-new-host-keys to trust it"
+    elif isinstance(exc, paramiko.SSHException):
+        cls, what = HostNotAnswering, f"SSH handshake with {where} failed ({exc})"
+        hint = "check that sshd runs there"
+    else:
+        cls, what = HostUnreachable, f"cannot connect to {where} ({exc})"
+        hint = "check the address and port in the inventory and that the host is up"
+    return cls(what, host=host.name, hint=hint)
+
+
 class SSHTransport:
     """One SSH connection to one host. Use as a context manager."""
 
@@ -125,40 +147,9 @@ class SSHTransport:
                 allow_agent=host.key_file is None,
                 look_for_keys=host.key_file is None,
             )
-        except paramiko.BadHostKeyException as exc:
+        except (paramiko.SSHException, OSError) as exc:
             client.close()
-            raise HostKeyMismatch(
-                f"host key of {_known_hosts_name(host)} does not match {known}",
-                host=host.name,
-                hint="if the host was rebuilt, remove its old entry from that file",
-            ) from exc
-        except paramiko.AuthenticationException as exc:
-            client.close()
-            raise AuthenticationFailed(
-                f"SSH login as {host.user} refused ({exc})",
-                host=host.name,
-                hint="check ansible_user and ansible_ssh_private_key_file in the inventory",
-            ) from exc
-        except paramiko.SSHException as exc:
-            client.close()
-            if "unknown host key" in str(exc):
-                raise UnknownHostKey(
-                    f"host key of {_known_hosts_name(host)} is not in {known}",
-                    host=host.name,
-                    hint="add it (ssh-keyscan) or pass --accept-new-host-keys to trust it",
-                ) from exc
-            raise HostNotAnswering(
-                f"SSH handshake with {host.address}:{host.port} failed ({exc})",
-                host=host.name,
-                hint="check that sshd runs there",
-            ) from exc
-        except OSError as exc:
-            client.close()
-            raise HostUnreachable(
-                f"cannot connect to {host.address}:{host.port} ({exc})",
-                host=host.name,
-                hint="check the address and port in the inventory and that the host is up",
-            ) from exc
+            raise _connect_error(host, known, exc) from exc
         self._client = client
         return self
 

@@ -44,16 +44,11 @@ def docker_client() -> Any:
 @pytest.fixture(scope="session")
 def lab(labctl_home: Path, docker_client: Any) -> Iterator[Any]:
     """The three-suite test lab (small disks), torn down at the end of the session."""
-    from labctl.drivers.docker import DockerLab, DockerLabSpec
+    from tests.helpers import docker_lab_up
 
-    spec = DockerLabSpec(name=f"t{os.getpid()}", suites=TEST_LAB_SUITES, disk_size="512MiB")
-    driver = DockerLab(spec, client=docker_client)
-    try:
-        state = driver.up()
+    spec = {"name": f"t{os.getpid()}", "suites": TEST_LAB_SUITES, "disk_size": "512MiB"}
+    with docker_lab_up(docker_client, **spec) as state:
         yield state
-    finally:
-        report = driver.down()
-        assert report.ok, report.problems
 
 
 # -- engines built from source ------------------------------------------------------------------

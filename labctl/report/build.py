@@ -1,5 +1,7 @@
-"""``labctl report``: one or several run folders -> CSV, Markdown, HTML (with plots) and JSON.
+"""``labctl report``: one or several run folders -> CSV, Markdown, HTML (with plots) and JSON files.
 
+The pipeline of a report, one way: :mod:`.model` loads the hosts, :mod:`.plots` draws their
+series, :mod:`.render` turns the data into documents, and this module writes the files.
 Hosts are read one file at a time; each experiment's series is drawn (up to ``max_plots``) while
 its file is open and then dropped, so memory stays flat with the number of hosts. Progress goes
 to a callback per host and per plot (the CLI shows it with rich).
@@ -7,7 +9,6 @@ to a callback per host and per plot (the CLI shows it with rich).
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -15,42 +16,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from ..errors import ConfigError
-from ..results import HostResult, utc_now, write_problem
-from .classify import CLASSES, LABELS, RULES, short_verdict
-from .model import HostEntry, RunInfo, dig, experiment_order, load_entries, open_run
-from .plots import Plot
+from ..matrix import write_exports
+from ..results import utc_now, write_problem
+from .model import (
+    HostEntry,
+    Plot,
+    ReportData,
+    experiment_order,
+    load_entries,
+    open_run,
+    plot_file,
+)
+from .plots import render_series
+from .render import document, render_html, render_markdown, view
 
 FORMATS = ("csv", "md", "html", "json")
 DEFAULT_FORMATS = ("csv", "md", "html")
 DEFAULT_MAX_PLOTS = 120
-REPORT_SCHEMA = 1
 
 #: progress: (done, total, what) -- total 0 when unknown
 Progress = Callable[[int, int, str], None]
-
-
-@dataclass
-class ReportData:
-    runs: list[RunInfo]
-    entries: list[HostEntry]
-    experiments: list[str]
-    plots: list[Plot] = field(default_factory=list)
-    plots_left_out: int = 0
-    generated: str = ""
-
-    @property
-    def results(self) -> list[HostResult]:
-        return [e.result for e in self.entries]
-
-    @property
-    def run_of(self) -> dict[str, str]:
-        return {e.name: e.run_id for e in self.entries}
-
-    @property
-    def failed(self) -> list[HostEntry]:
-        return [e for e in self.entries if not e.result.ok]
 
 
 @dataclass
@@ -104,8 +90,6 @@ def collect(
         if len(made) >= max_plots:
             left_out += 1
             return
-        from .plots import render_series
-
         tick(done, total, f"plot {record.get('name')} on {entry.host}")
         title = f"{entry.host} ({entry.run_id})" if len(runs) > 1 else entry.host
         plot = render_series(title, record, series)
@@ -134,90 +118,6 @@ def collect(
     return data
 
 
-def document(data: ReportData, outputs: dict[str, Path] | None = None) -> dict[str, Any]:
-    """The whole report as one JSON-able document (no series, no images)."""
-    from ..baseline import compare_to_baseline
-    from ..matrix import column_label, format_value
-
-    hosts: list[dict[str, Any]] = []
-    for e in data.entries:
-        r = e.result
-        f = r.facts
-        exps = []
-        for name in data.experiments:
-            rec = e.experiment(name)
-            v = e.verdict(name)
-            exps.append(
-                {
-                    "name": name,
-                    "status": rec.get("status") if rec else None,
-                    "class": v.cls,
-                    "class_label": v.label,
-                    "class_rule": v.why,
-                    "verdict": rec.get("verdict") if rec else None,
-                    "error": rec.get("error") if rec else None,
-                    "duration_s": rec.get("duration_s") if rec else None,
-                    "metrics": rec.get("metrics") if rec else None,
-                    "series_keys": e.series_keys.get(name, []),
-                }
-            )
-        raw_docker = f.get("docker")
-        docker: dict[str, Any] = raw_docker if isinstance(raw_docker, dict) else {}
-        hosts.append(
-            {
-                "name": e.name,
-                "host": e.host,
-                "run_id": e.run_id,
-                "column": column_label(r),
-                "status": "ok" if r.ok else "error",
-                "error": r.error,
-                "labels": r.labels,
-                "distribution": format_value(dig(f, "distribution", "pretty")) or None,
-                "kernel": f.get("kernel"),
-                "docker_version": docker.get("server_version"),
-                "storage_driver": docker.get("storage_driver"),
-                "backing_filesystem": docker.get("backing_filesystem"),
-                "docker_root": docker.get("root_dir"),
-                "facts": f,
-                "experiments": exps,
-            }
-        )
-    counts = {c: 0 for c in CLASSES}
-    for e in data.entries:
-        for name in data.experiments:
-            counts[e.verdict(name).cls] += 1
-    return {
-        "schema": REPORT_SCHEMA,
-        "kind": "labctl-report",
-        "labctl_version": __version__,
-        "generated": data.generated,
-        "runs": [
-            {
-                "run_id": r.run_id,
-                "path": str(r.path),
-                "started": r.meta.get("started"),
-                "finished": r.meta.get("finished"),
-                "status": r.status,
-                "hosts": len(r.host_files),
-            }
-            for r in data.runs
-        ],
-        "experiments": data.experiments,
-        "classes": {c: LABELS[c] for c in CLASSES},
-        "class_rules": list(RULES),
-        "summary": {
-            "hosts": len(data.entries),
-            "failed_hosts": [e.name for e in data.failed],
-            "verdicts": counts,
-            "plots": len(data.plots),
-            "plots_left_out": data.plots_left_out,
-        },
-        "hosts": hosts,
-        "baseline": compare_to_baseline(data.entries).to_dict(),
-        "outputs": {k: str(v) for k, v in sorted((outputs or {}).items())},
-    }
-
-
 def _atomic_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -232,8 +132,6 @@ def write(
     problems: Sequence[str] = (),
 ) -> tuple[dict[str, Path], dict[str, Any]]:
     """Write the asked formats into ``out_dir``; returns (outputs, the JSON document)."""
-    from ..matrix import write_exports
-
     tick = progress or (lambda _d, _t, _w: None)
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs: dict[str, Path] = {}
@@ -243,8 +141,6 @@ def write(
         rep = write_exports(data.results, out_dir, runs=data.run_of, experiments=data.experiments)
         outputs.update(rep.outputs)
     if "md" in formats or "html" in formats:
-        from .render import render_html, render_markdown, view
-
         v = view(data)
         if "md" in formats:
             tick(1, steps, "writing report.md")
@@ -268,19 +164,6 @@ def write(
         _atomic_text(outputs["report.json"], json.dumps(doc, indent=2, sort_keys=True) + "\n")
     tick(steps, steps, "done")
     return outputs, doc
-
-
-def plot_file(p: Plot) -> str:
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in f"{p.host}--{p.experiment}")
-    return f"{safe}.png"
-
-
-def data_uri(p: Plot) -> str:
-    return "data:image/png;base64," + base64.b64encode(p.png).decode("ascii")
-
-
-def short(text: Any) -> str:
-    return short_verdict(text)
 
 
 def host_failures(data: ReportData) -> list[tuple[str, int]]:

@@ -1,4 +1,5 @@
-"""Run folders -> hosts for reports: loaded one file at a time, series split off, named.
+"""The report's data: run folders -> hosts (loaded one file at a time, series split off, named),
+the drawn plots, and the whole report (:class:`ReportData`) that rendering and writing share.
 
 A report may merge several runs; a host name that appears in more than one of them is shown as
 ``host@run-id`` everywhere (matrix columns, tables, plots). Series (the agent's host-side samples)
@@ -8,6 +9,7 @@ several thousand samples each fit in little memory.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -63,6 +65,54 @@ class HostEntry:
 
     def verdict(self, name: str) -> Verdict:
         return classify(self.experiment(name), host_failed=not self.result.ok)
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One PNG drawn by :func:`labctl.report.plots.render_series`."""
+
+    host: str
+    experiment: str
+    png: bytes
+    #: host-side series drawn / recorded but not drawn (other unit than the container's)
+    drawn: tuple[str, ...]
+    not_drawn: tuple[str, ...]
+    points: int
+
+
+def plot_file(p: Plot) -> str:
+    """The plot's file name under ``plots/`` (next to report.md)."""
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in f"{p.host}--{p.experiment}")
+    return f"{safe}.png"
+
+
+def data_uri(p: Plot) -> str:
+    """The plot embedded in report.html."""
+    return "data:image/png;base64," + base64.b64encode(p.png).decode("ascii")
+
+
+@dataclass
+class ReportData:
+    """Everything a report shows: runs, hosts in display order, experiments, plots."""
+
+    runs: list[RunInfo]
+    entries: list[HostEntry]
+    experiments: list[str]
+    plots: list[Plot] = field(default_factory=list)
+    plots_left_out: int = 0
+    generated: str = ""
+
+    @property
+    def results(self) -> list[HostResult]:
+        return [e.result for e in self.entries]
+
+    @property
+    def run_of(self) -> dict[str, str]:
+        return {e.name: e.run_id for e in self.entries}
+
+    @property
+    def failed(self) -> list[HostEntry]:
+        return [e for e in self.entries if not e.result.ok]
 
 
 SeriesSink = Callable[[HostEntry, dict[str, Any], dict[str, Any]], None]

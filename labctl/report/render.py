@@ -1,20 +1,26 @@
-"""report.md and report.html from jinja2 templates (``labctl/templates``), autoescaped.
+"""The report's documents: report.md and report.html from jinja2 templates
+(``labctl/templates``, autoescaped), and the JSON document of report.json.
 
 The templates get a plain view (dicts and lists of strings, built here), so they hold layout
-only. The HTML is self-contained: CSS inline, plots embedded as base64 PNG.
+only. The HTML is self-contained: CSS inline, plots embedded as base64 PNG. Nothing is written
+here: :mod:`labctl.report.build` writes the files.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from ..matrix import column_label
-from .build import ReportData, data_uri, plot_file
+from .. import __version__
+from ..baseline import compare_to_baseline, files_in_tree, mount_namespace
+from ..matrix import asked_mismatches, column_label, format_value
 from .classify import CLASSES, LABELS, LANDED_RATIO, RULES, short_verdict, unit_of
-from .model import HostEntry, dig, redact_ids
+from .model import HostEntry, ReportData, data_uri, dig, plot_file, redact_ids
+
+REPORT_SCHEMA = 1
 
 CLASS_SYMBOL = {
     "affected": "\U0001f534",
@@ -86,9 +92,6 @@ def _storage_rows(
     entries: Iterable[HostEntry], notes: dict[str, str] | None = None
 ) -> list[dict[str, str]]:
     """The study's Table 3 for this lab; ``notes``: host -> a word on its driver (stand-in)."""
-    from ..baseline import files_in_tree, mount_namespace
-    from ..matrix import asked_mismatches
-
     rows = []
     for e in entries:
         f = e.result.facts
@@ -158,36 +161,41 @@ def _key_metrics(rec: dict[str, Any] | None) -> list[dict[str, str]]:
     return out
 
 
-def view(data: ReportData) -> dict[str, Any]:
-    """Everything the templates show, as plain data."""
-    from ..baseline import compare_to_baseline
+def _cell(e: HostEntry, x: str) -> dict[str, str]:
+    """One matrix cell: the class of experiment ``x`` on host ``e`` and its verdict in words."""
+    rec = e.experiment(x)
+    v = e.verdict(x)
+    text = str(rec.get("verdict") or "") if rec else ""
+    brief = short_verdict(text)
+    if not rec and e.result.error:
+        text = e.result.error["message"]
+        brief = f"host failed ({e.result.error['kind']})"
+    if brief.lower() in (v.label, v.cls, "error"):
+        brief = ""
+    return {
+        "cls": v.cls,
+        "label": v.label,
+        "symbol": CLASS_SYMBOL[v.cls],
+        "short": brief,
+        "verdict": text or v.label,
+        "why": v.why,
+    }
 
-    exps = data.experiments
+
+def _matrix(
+    data: ReportData,
+) -> tuple[list[dict[str, Any]], dict[str, int], dict[str, list[dict[str, Any]]]]:
+    """(matrix rows, hosts per class, experiment -> its cells with key metrics)."""
     matrix = []
     counts = {c: 0 for c in CLASSES}
-    per_exp: dict[str, list[dict[str, Any]]] = {x: [] for x in exps}
+    per_exp: dict[str, list[dict[str, Any]]] = {x: [] for x in data.experiments}
     for e in data.entries:
         cells = []
-        for x in exps:
-            rec = e.experiment(x)
-            v = e.verdict(x)
-            counts[v.cls] += 1
-            text = str(rec.get("verdict") or "") if rec else ""
-            brief = short_verdict(text)
-            if not rec and e.result.error:
-                text = e.result.error["message"]
-                brief = f"host failed ({e.result.error['kind']})"
-            if brief.lower() in (v.label, v.cls, "error"):
-                brief = ""
-            cell = {
-                "cls": v.cls,
-                "label": v.label,
-                "symbol": CLASS_SYMBOL[v.cls],
-                "short": brief,
-                "verdict": text or v.label,
-                "why": v.why,
-            }
+        for x in data.experiments:
+            cell = _cell(e, x)
+            counts[cell["cls"]] += 1
             cells.append(cell)
+            rec = e.experiment(x)
             per_exp[x].append(
                 {
                     "host": e.name,
@@ -200,6 +208,11 @@ def view(data: ReportData) -> dict[str, Any]:
         if e.result.error and not e.result.experiments:
             failed = {"kind": e.result.error["kind"], "message": e.result.error["message"]}
         matrix.append({"name": e.name, "ok": e.result.ok, "cells": cells, "failed": failed})
+    return matrix, counts, per_exp
+
+
+def _plot_groups(data: ReportData) -> list[dict[str, Any]]:
+    """The plots by experiment, in the report's experiment order (then any other)."""
     plots_by_exp: dict[str, list[dict[str, Any]]] = {}
     for p in data.plots:
         plots_by_exp.setdefault(p.experiment, []).append(
@@ -214,10 +227,31 @@ def view(data: ReportData) -> dict[str, Any]:
         )
     plot_groups = [
         {"experiment": x, "plots": plots_by_exp[x]}
-        for x in [*exps, *plots_by_exp]
+        for x in [*data.experiments, *plots_by_exp]
         if x in plots_by_exp
     ]
-    plot_groups = list({g["experiment"]: g for g in plot_groups}.values())
+    return list({g["experiment"]: g for g in plot_groups}.values())
+
+
+def _run_rows(data: ReportData) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": r.run_id,
+            "path": str(r.path),
+            "started": human(r.meta.get("started")),
+            "finished": human(r.meta.get("finished")),
+            "status": r.status,
+            "hosts": len(r.host_files),
+            "experiments": ", ".join(str(x) for x in r.meta.get("experiments") or []),
+            "mode": human((dig(r.meta, "asked", "exhaust") and "exhaust") or "bounded"),
+        }
+        for r in data.runs
+    ]
+
+
+def view(data: ReportData) -> dict[str, Any]:
+    """Everything the templates show, as plain data."""
+    matrix, counts, per_exp = _matrix(data)
     baseline = compare_to_baseline(data.entries)
     driver_notes = {
         p.host: r.why
@@ -228,24 +262,12 @@ def view(data: ReportData) -> dict[str, Any]:
     title_runs = ", ".join(r.run_id for r in data.runs)
     return {
         "title": f"labctl report: {title_runs}",
-        "runs": [
-            {
-                "id": r.run_id,
-                "path": str(r.path),
-                "started": human(r.meta.get("started")),
-                "finished": human(r.meta.get("finished")),
-                "status": r.status,
-                "hosts": len(r.host_files),
-                "experiments": ", ".join(str(x) for x in r.meta.get("experiments") or []),
-                "mode": human((dig(r.meta, "asked", "exhaust") and "exhaust") or "bounded"),
-            }
-            for r in data.runs
-        ],
+        "runs": _run_rows(data),
         "merged": len(data.runs) > 1,
         "generated": data.generated,
         "hosts": _host_rows(data.entries),
         "storage": _storage_rows(data.entries, driver_notes),
-        "experiments": exps,
+        "experiments": data.experiments,
         "matrix": matrix,
         "columns": [column_label(e.result) for e in data.entries],
         "counts": [
@@ -253,8 +275,8 @@ def view(data: ReportData) -> dict[str, Any]:
             for c in CLASSES
             if counts[c] or c != "unclassified"
         ],
-        "details": [{"experiment": x, "hosts": per_exp[x]} for x in exps],
-        "plot_groups": plot_groups,
+        "details": [{"experiment": x, "hosts": per_exp[x]} for x in data.experiments],
+        "plot_groups": _plot_groups(data),
         "plots_left_out": data.plots_left_out,
         "failed": [
             {"name": e.name, "kind": e.result.error["kind"], "message": e.result.error["message"]}
@@ -290,3 +312,85 @@ def render_html(v: dict[str, Any]) -> str:
 
 def render_markdown(v: dict[str, Any]) -> str:
     return _env(markdown=True).get_template("report.md.j2").render(**v)
+
+
+# -- report.json --------------------------------------------------------------------------------
+
+
+def _experiment_doc(e: HostEntry, name: str) -> dict[str, Any]:
+    rec = e.experiment(name)
+    v = e.verdict(name)
+    return {
+        "name": name,
+        "status": rec.get("status") if rec else None,
+        "class": v.cls,
+        "class_label": v.label,
+        "class_rule": v.why,
+        "verdict": rec.get("verdict") if rec else None,
+        "error": rec.get("error") if rec else None,
+        "duration_s": rec.get("duration_s") if rec else None,
+        "metrics": rec.get("metrics") if rec else None,
+        "series_keys": e.series_keys.get(name, []),
+    }
+
+
+def _host_doc(e: HostEntry, experiments: list[str]) -> dict[str, Any]:
+    r = e.result
+    f = r.facts
+    raw_docker = f.get("docker")
+    docker: dict[str, Any] = raw_docker if isinstance(raw_docker, dict) else {}
+    return {
+        "name": e.name,
+        "host": e.host,
+        "run_id": e.run_id,
+        "column": column_label(r),
+        "status": "ok" if r.ok else "error",
+        "error": r.error,
+        "labels": r.labels,
+        "distribution": format_value(dig(f, "distribution", "pretty")) or None,
+        "kernel": f.get("kernel"),
+        "docker_version": docker.get("server_version"),
+        "storage_driver": docker.get("storage_driver"),
+        "backing_filesystem": docker.get("backing_filesystem"),
+        "docker_root": docker.get("root_dir"),
+        "facts": f,
+        "experiments": [_experiment_doc(e, name) for name in experiments],
+    }
+
+
+def document(data: ReportData, outputs: dict[str, Path] | None = None) -> dict[str, Any]:
+    """The whole report as one JSON-able document (no series, no images)."""
+    counts = {c: 0 for c in CLASSES}
+    for e in data.entries:
+        for name in data.experiments:
+            counts[e.verdict(name).cls] += 1
+    return {
+        "schema": REPORT_SCHEMA,
+        "kind": "labctl-report",
+        "labctl_version": __version__,
+        "generated": data.generated,
+        "runs": [
+            {
+                "run_id": r.run_id,
+                "path": str(r.path),
+                "started": r.meta.get("started"),
+                "finished": r.meta.get("finished"),
+                "status": r.status,
+                "hosts": len(r.host_files),
+            }
+            for r in data.runs
+        ],
+        "experiments": data.experiments,
+        "classes": {c: LABELS[c] for c in CLASSES},
+        "class_rules": list(RULES),
+        "summary": {
+            "hosts": len(data.entries),
+            "failed_hosts": [e.name for e in data.failed],
+            "verdicts": counts,
+            "plots": len(data.plots),
+            "plots_left_out": data.plots_left_out,
+        },
+        "hosts": [_host_doc(e, data.experiments) for e in data.entries],
+        "baseline": compare_to_baseline(data.entries).to_dict(),
+        "outputs": {k: str(v) for k, v in sorted((outputs or {}).items())},
+    }

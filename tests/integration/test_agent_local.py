@@ -26,7 +26,7 @@ from tests.agenthelp import container_names as _names
 from tests.agenthelp import docker as _docker
 from tests.agenthelp import new_run_id as _run_id
 
-pytestmark = pytest.mark.lab
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -24,7 +24,7 @@ SMALL = ["disk_cap_bytes=32M", "inodes_cap=2000", "memory_cap_bytes=64M",
          "memory_limit_bytes=32M", "processes_cap=50", "pids_limit=20",
          "experiment_timeout_s=60"]
 
-pytestmark = pytest.mark.lab
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.helpers import docker_lab_up, labctl, only_run
+
 pytestmark = pytest.mark.lab
 
-LABCTL = str(Path(sys.executable).with_name("labctl"))
 MIB = 1024**2
 LIMIT = 64 * MIB  # the agent's default disk_limit_bytes
 
@@ -34,22 +33,22 @@ def _experiment(run: Path, host: str, name: str) -> dict[str, Any]:
 def test_disk_limited_btrfs_contained_overlay2_skipped(
     labctl_home: Path, docker_client: Any, tmp_path: Path
 ) -> None:
-    from labctl.drivers.docker import DockerLab, DockerLabSpec
-
-    spec = DockerLabSpec(
-        name=f"d{os.getpid()}", hosts=("bookworm/driver=btrfs", "bookworm"), disk_size="512MiB"
-    )  # type: ignore[arg-type]
-    driver = DockerLab(spec, client=docker_client)
-    try:
-        state = driver.up()
+    hosts = ("bookworm/driver=btrfs", "bookworm")
+    with docker_lab_up(
+        docker_client, name=f"d{os.getpid()}", hosts=hosts, disk_size="512MiB"
+    ) as st:
         results = tmp_path / "results"
-        proc = subprocess.run(
-            [LABCTL, "probe", "-i", str(state.inventory), "--experiments", "disk-limited",
-             "--results", str(results)],
-            capture_output=True, text=True, timeout=900, env=os.environ.copy(),
-        )  # fmt: skip
+        proc = labctl(
+            "probe",
+            "-i",
+            str(st.inventory),
+            "--experiments",
+            "disk-limited",
+            "--results",
+            str(results),
+        )
         assert proc.returncode == 0, proc.stderr
-        (run,) = [p for p in results.iterdir() if (p / "run.json").exists()]
+        run = only_run(results)
 
         # btrfs: the qgroup of the container's subvolume stopped it; the host kept room
         e = _experiment(run, "bookworm-btrfs", "disk-limited")
@@ -88,6 +87,3 @@ def test_disk_limited_btrfs_contained_overlay2_skipped(
         # verdicts.csv has both records
         rows = (run / "verdicts.csv").read_text()
         assert rows.count("disk-limited") >= 2
-    finally:
-        report = driver.down()
-    assert report.ok, report.problems

@@ -21,10 +21,11 @@ import pytest
 pytestmark = pytest.mark.lab
 
 docker = pytest.importorskip("docker")
-paramiko = pytest.importorskip("paramiko")
 
 from labctl.drivers.base import DownReport, LabState  # noqa: E402
 from labctl.drivers.docker import DockerLab, DockerLabSpec, MiB  # noqa: E402
+from labctl.transport import SSHTransport  # noqa: E402
+from tests.helpers import checked, host_named, lab_docker_client  # noqa: E402
 
 SUITES = ("bullseye", "bookworm", "trixie")
 DOCKER_VERSIONS = {"bullseye": r"^20\.10\.5", "bookworm": r"^20\.10\.24", "trixie": r"^26\."}
@@ -43,20 +44,9 @@ class Lab:
     up_seconds: float
 
 
-def _engine() -> Any:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:
-        pytest.skip(f"no Docker engine: {exc}")
-    if os.geteuid() != 0:
-        pytest.skip("the docker lab needs root")
-    return client
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    client = _engine()
+    client = lab_docker_client()
     home = tmp_path_factory.mktemp("labctl-home")
     messages: list[tuple[str, str]] = []
     with pytest.MonkeyPatch.context() as mp:
@@ -78,30 +68,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             driver.down()
 
 
-def _ssh(lab: Lab, host: str) -> Any:
-    rec = next(r for r in lab.state.hosts if r.name == host)
-    ssh = paramiko.SSHClient()
-    ssh.load_host_keys(str(rec.known_hosts))
-    ssh.set_missing_host_key_policy(paramiko.RejectPolicy())
-    ssh.connect(
-        rec.address,
-        port=rec.port,
-        username=rec.user,
-        key_filename=str(rec.key_file),
-        look_for_keys=False,
-        allow_agent=False,
-        timeout=10,
-    )
-    return ssh
-
-
-def _run(ssh: Any, cmd: str, timeout: float = 60) -> str:
-    _stdin, stdout, stderr = ssh.exec_command(cmd, timeout=timeout)
-    out = stdout.read().decode()
-    err = stderr.read().decode()
-    rc = stdout.channel.recv_exit_status()
-    assert rc == 0, f"{cmd!r} exited {rc}: {err.strip()}"
-    return str(out)
+def _ssh(lab: Lab, host: str) -> SSHTransport:
+    return SSHTransport(host_named(lab.state, host)).connect()
 
 
 def test_up_returns_hosts_and_files(lab: Lab) -> None:
@@ -169,20 +137,20 @@ def test_inventory(lab: Lab) -> None:
 def test_ssh_and_inner_docker(lab: Lab, host: str) -> None:
     ssh = _ssh(lab, host)
     try:
-        assert _run(ssh, "uname -r").strip() == os.uname().release  # shared kernel
-        assert _run(ssh, "hostname").strip() == host
-        info = _run(ssh, "docker info --format '{{.ServerVersion}} {{.Driver}}'").split()
+        assert checked(ssh, "uname -r").strip() == os.uname().release  # shared kernel
+        assert checked(ssh, "hostname").strip() == host
+        info = checked(ssh, "docker info --format '{{.ServerVersion}} {{.Driver}}'").split()
         assert re.match(DOCKER_VERSIONS[host], info[0]), info
         assert info[1] == "overlay2"
         # /var/lib/docker: ext4 on a loop device, about the configured size and inode count
-        fstype, source = _run(ssh, "findmnt -n -o FSTYPE,SOURCE /var/lib/docker").split()
+        fstype, source = checked(ssh, "findmnt -n -o FSTYPE,SOURCE /var/lib/docker").split()
         assert fstype == "ext4" and re.match(r"^/dev/loop\d+$", source), (fstype, source)
-        size, itotal = map(int, _run(ssh, "df -B1 --output=size,itotal /var/lib/docker")
+        size, itotal = map(int, checked(ssh, "df -B1 --output=size,itotal /var/lib/docker")
                            .splitlines()[1].split())  # fmt: skip
         assert 0.9 * DISK <= size <= DISK, size
         assert INODES <= itotal <= INODES * 1.1, itotal
         # an inner container really runs (image made on the spot, no registry)
-        out = _run(
+        out = checked(
             ssh,
             "set -e; tar -chf - /bin/dash /lib/x86_64-linux-gnu/libc.so.6 "
             "/lib64/ld-linux-x86-64.so.2 2>/dev/null | docker import - labctl-t-dash >/dev/null; "
@@ -190,7 +158,7 @@ def test_ssh_and_inner_docker(lab: Lab, host: str) -> None:
         )
         assert out.strip() == "inner-ok"
         if host == "bullseye":
-            ver = _run(ssh, "/usr/bin/python2.7 -c 'import sys; print(sys.version_info[:2])'")
+            ver = checked(ssh, "/usr/bin/python2.7 -c 'import sys; print(sys.version_info[:2])'")
             assert ver.strip() == "(2, 7)"
     finally:
         ssh.close()
@@ -236,12 +204,11 @@ def test_status(lab: Lab) -> None:
 def test_dockerd_helper_stop_start(lab: Lab) -> None:
     ssh = _ssh(lab, "bookworm")
     try:
-        _run(ssh, "labctl-dockerd stop")
-        _stdin, stdout, _stderr = ssh.exec_command("labctl-dockerd status")
-        assert stdout.channel.recv_exit_status() == 3
-        _run(ssh, "labctl-dockerd start", timeout=90)
-        _run(ssh, "labctl-dockerd status")
-        assert _run(ssh, "findmnt -n -o FSTYPE /var/lib/docker").strip() == "ext4"
+        checked(ssh, "labctl-dockerd stop")
+        assert ssh.run("labctl-dockerd status").exit_status == 3
+        checked(ssh, "labctl-dockerd start", timeout=90)
+        checked(ssh, "labctl-dockerd status")
+        assert checked(ssh, "findmnt -n -o FSTYPE /var/lib/docker").strip() == "ext4"
     finally:
         ssh.close()
 
@@ -268,7 +235,7 @@ def test_up_again_is_idempotent_and_restarts_stopped_hosts(lab: Lab) -> None:
     lab.state = third
     ssh = _ssh(lab, "trixie")
     try:
-        assert _run(ssh, "docker info --format '{{.Driver}}'").strip() == "overlay2"
+        assert checked(ssh, "docker info --format '{{.Driver}}'").strip() == "overlay2"
     finally:
         ssh.close()
 

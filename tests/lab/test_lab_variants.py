@@ -21,11 +21,12 @@ import pytest
 pytestmark = pytest.mark.lab
 
 docker = pytest.importorskip("docker")
-paramiko = pytest.importorskip("paramiko")
 
 from labctl.drivers.base import LabState  # noqa: E402
 from labctl.drivers.docker import DockerLab, DockerLabSpec, MiB  # noqa: E402
 from labctl.hosts import HostRecord  # noqa: E402
+from labctl.transport import SSHTransport  # noqa: E402
+from tests.helpers import checked, lab_docker_client  # noqa: E402
 
 DISK = 512 * MiB
 MEMORY = 768 * MiB
@@ -38,21 +39,10 @@ TINY_IMAGE = (
 )
 
 
-def _engine() -> Any:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:
-        pytest.skip(f"no Docker engine: {exc}")
-    if os.geteuid() != 0:
-        pytest.skip("the docker lab needs root")
-    return client
-
-
 @pytest.fixture
 def make_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """make_lab(suffix, hosts) -> (driver, state, seconds); every lab made is taken down."""
-    client = _engine()
+    client = lab_docker_client()
     monkeypatch.setenv("LABCTL_HOME", str(tmp_path / "home"))
     made: list[DockerLab] = []
 
@@ -73,33 +63,14 @@ def make_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         assert report.ok, report.problems
 
 
-def _ssh(rec: HostRecord) -> Any:
-    ssh = paramiko.SSHClient()
-    ssh.load_host_keys(str(rec.known_hosts))
-    ssh.set_missing_host_key_policy(paramiko.RejectPolicy())
-    ssh.connect(
-        rec.address,
-        port=rec.port,
-        username=rec.user,
-        key_filename=str(rec.key_file),
-        look_for_keys=False,
-        allow_agent=False,
-        timeout=10,
-    )
-    return ssh
+def _ssh(rec: HostRecord) -> SSHTransport:
+    return SSHTransport(rec).connect()
 
 
-def _sh(ssh: Any, cmd: str, timeout: float = 120) -> tuple[int, str, str]:
-    _stdin, stdout, stderr = ssh.exec_command(cmd, timeout=timeout)
-    out = stdout.read().decode()
-    err = stderr.read().decode()
-    return stdout.channel.recv_exit_status(), out, err
-
-
-def _run(ssh: Any, cmd: str, timeout: float = 120) -> str:
-    rc, out, err = _sh(ssh, cmd, timeout)
-    assert rc == 0, f"{cmd!r} exited {rc}: {err.strip()[-500:]}"
-    return out
+def _inner_container_runs(ssh: SSHTransport) -> None:
+    checked(ssh, TINY_IMAGE)
+    out = checked(ssh, "docker run --rm --net=none labctl-t-tiny /bin/dash -c 'echo inner-ok'")
+    assert out.strip() == "inner-ok"
 
 
 def _inventory_hosts(state: LabState) -> dict[str, Any]:
@@ -145,30 +116,31 @@ def test_storage_drivers_and_backing_filesystems(make_lab: Any) -> None:
             assert rec.labels["disk_inodes"] == "dynamic"
         ssh = _ssh(rec)
         try:
-            assert _run(ssh, "docker info --format '{{.Driver}}'").strip() == drv
-            fstype, source = _run(ssh, "findmnt -n -o FSTYPE,SOURCE /var/lib/docker").split()
+            assert checked(ssh, "docker info --format '{{.Driver}}'").strip() == drv
+            fstype, source = checked(ssh, "findmnt -n -o FSTYPE,SOURCE /var/lib/docker").split()
             assert fstype == fs and re.match(r"^/dev/loop\d+$", source), (fstype, source)
-            status = json.loads(_run(ssh, "docker info --format '{{json .DriverStatus}}'") or "[]")
+            status = json.loads(
+                checked(ssh, "docker info --format '{{json .DriverStatus}}'") or "[]"
+            )
             backing = dict(map(tuple, status or [])).get("Backing Filesystem")
             if drv == "overlay2":
                 assert backing == {"ext4": "extfs"}.get(fs, fs), status
-            size = int(_run(ssh, "df -B1 --output=size /var/lib/docker").splitlines()[1])
+            size = int(checked(ssh, "df -B1 --output=size /var/lib/docker").splitlines()[1])
             assert 0.8 * DISK <= size <= DISK, size
             # an inner container runs (image made on the spot from the host's own files)
-            _run(ssh, TINY_IMAGE)
-            out = _run(ssh, "docker run --rm --net=none labctl-t-tiny /bin/dash -c 'echo inner-ok'")
-            assert out.strip() == "inner-ok"
+            _inner_container_runs(ssh)
             # what the engine said to a per-container size, and whether it contains a writer
             opt = rec.labels["storage_opt_size"]
             assert opt in ("supported", "refused"), opt
             assert inv[rec.name]["labctl_storage_opt_size"] == opt
             result = {"storage_opt_size": opt}
             if opt == "supported":
-                rc, out, err = _sh(
-                    ssh,
+                res = ssh.run(
                     "docker run --rm --net=none --storage-opt size=64m labctl-t-tiny "
                     "/bin/dd if=/dev/zero of=/big bs=1M count=200",
+                    timeout=120,
                 )
+                rc, err = res.exit_status, res.stderr
                 result["dd"] = f"exit {rc}: {err.strip().splitlines()[-1:]}"
                 assert rc != 0 and "200+0 records out" not in err, (rc, err)
             found[rec.name] = result
@@ -179,7 +151,7 @@ def test_storage_drivers_and_backing_filesystems(make_lab: Any) -> None:
     assert found["bookworm-vfs"]["storage_opt_size"] == "refused"
     assert found["bookworm-btrfs"]["storage_opt_size"] == "supported", found
     print(f"\nlab up {took:.1f} s; storage-opt size: {found}")
-    _assert_gone(_engine(), driver)
+    _assert_gone(lab_docker_client(), driver)
 
 
 def test_hosts_without_docker_or_python(make_lab: Any) -> None:
@@ -204,27 +176,27 @@ def test_hosts_without_docker_or_python(make_lab: Any) -> None:
     for rec in state.hosts:
         ssh = _ssh(rec)
         try:
-            assert _run(ssh, "hostname").strip() == rec.name
-            fstype, source = _run(ssh, "findmnt -n -o FSTYPE,SOURCE /var/lib/docker").split()
+            assert checked(ssh, "hostname").strip() == rec.name
+            fstype, source = checked(ssh, "findmnt -n -o FSTYPE,SOURCE /var/lib/docker").split()
             assert fstype == "ext4" and source.startswith("/dev/loop")
-            pkgs = _run(ssh, "dpkg-query -W -f '${Package}\\n'").split()
-            has_docker = _sh(ssh, "command -v docker")[0] == 0
-            has_py3 = _sh(ssh, "command -v python3")[0] == 0
+            pkgs = checked(ssh, "dpkg-query -W -f '${Package}\\n'").split()
+            has_docker = ssh.run("command -v docker").exit_status == 0
+            has_py3 = ssh.run("command -v python3").exit_status == 0
             pythons = [p for p in pkgs if "python" in p]
             if rec is nod:
                 assert not has_docker and "docker.io" not in pkgs and has_py3
-                conf = json.loads(_run(ssh, "cat /etc/docker/daemon.json"))
+                conf = json.loads(checked(ssh, "cat /etc/docker/daemon.json"))
                 assert conf["storage-driver"] == "overlay2" and conf["bip"].startswith("10.213.")
-                assert _sh(ssh, "labctl-dockerd status")[0] == 3
+                assert ssh.run("labctl-dockerd status").exit_status == 3
             else:
                 assert has_docker and not has_py3, (rec.name, has_docker, has_py3)
-                assert _run(ssh, "docker info --format '{{.Driver}}'").strip() == "overlay2"
+                assert checked(ssh, "docker info --format '{{.Driver}}'").strip() == "overlay2"
             if rec is nopy:
                 assert pythons == [], pythons
-                assert _sh(ssh, "command -v python || command -v python2.7")[0] != 0
+                assert ssh.run("command -v python || command -v python2.7").exit_status != 0
             if rec is py27:
                 assert not [p for p in pythons if "python3" in p], pythons
-                ver = _run(
+                ver = checked(
                     ssh, "/usr/bin/python2.7 -c 'import json, sys; print(sys.version_info[:2])'"
                 )
                 assert ver.strip() == "(2, 7)"
@@ -236,20 +208,20 @@ def test_hosts_without_docker_or_python(make_lab: Any) -> None:
     ssh = _ssh(nod)
     try:
         started = time.monotonic()
-        _run(
+        checked(
             ssh,
             "apt-get update -qq && DEBIAN_FRONTEND=noninteractive "
             "apt-get install -y -qq --no-install-recommends docker.io >/dev/null",
             timeout=300,
         )
         installed = time.monotonic() - started
-        _run(ssh, "labctl-dockerd start", timeout=90)
-        info = _run(ssh, "docker info --format '{{.ServerVersion}} {{.Driver}} {{.DockerRootDir}}'")
+        checked(ssh, "labctl-dockerd start", timeout=90)
+        info = checked(
+            ssh, "docker info --format '{{.ServerVersion}} {{.Driver}} {{.DockerRootDir}}'"
+        )
         assert info.split()[1:] == ["overlay2", "/var/lib/docker"], info
-        _run(ssh, TINY_IMAGE)
-        out = _run(ssh, "docker run --rm --net=none labctl-t-tiny /bin/dash -c 'echo inner-ok'")
-        assert out.strip() == "inner-ok"
+        _inner_container_runs(ssh)
         print(f"\nlab up {took:.1f} s; docker.io installed in {installed:.1f} s: {info.strip()}")
     finally:
         ssh.close()
-    _assert_gone(_engine(), driver)
+    _assert_gone(lab_docker_client(), driver)

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,19 +18,11 @@ from typing import Any
 import paramiko
 import pytest
 
-from labctl.hosts import HostRecord
-from labctl.transport import SSHTransport
+from tests.helpers import LABCTL, host_named, labctl, only_run, remote
 
 pytestmark = pytest.mark.lab
 
-LABCTL = str(Path(sys.executable).with_name("labctl"))
 EXPECTED_DOCKER = {"bullseye": "20.10.5", "bookworm": "20.10.24", "trixie": "26.1."}
-
-
-def labctl(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [LABCTL, *args], capture_output=True, text=True, timeout=timeout, env=os.environ.copy()
-    )
 
 
 def matrix(run_dir: Path) -> tuple[list[str], dict[str, dict[str, str]]]:
@@ -41,18 +32,8 @@ def matrix(run_dir: Path) -> tuple[list[str], dict[str, dict[str, str]]]:
         return list(reader.fieldnames or []), rows
 
 
-def only_run(results: Path) -> Path:
-    runs = [p for p in results.iterdir() if (p / "run.json").exists()]
-    assert len(runs) == 1, runs
-    return runs[0]
-
-
 def col(columns: list[str], host: str) -> str:
     return next(c for c in columns if c.split(" ")[0] == host)
-
-
-def host_by_name(lab: Any, name: str) -> HostRecord:
-    return next(h for h in lab.hosts if h.name == name)
 
 
 def test_run_end_to_end_on_the_lab(lab: Any, tmp_path: Path) -> None:
@@ -99,17 +80,10 @@ def test_run_end_to_end_on_the_lab(lab: Any, tmp_path: Path) -> None:
     assert (copy / "matrix.csv").read_text() == (run_dir / "matrix.csv").read_text()
 
 
-def _sh(host: HostRecord, command: str) -> str:
-    with SSHTransport(host) as t:
-        res = t.run(command, timeout=120)
-    assert res.ok, (command, res.stderr)
-    return res.stdout
-
-
 def test_bad_hosts_are_one_line_each_and_the_rest_completes(lab: Any, tmp_path: Path) -> None:
-    good = host_by_name(lab, "bookworm")
-    nodocker = host_by_name(lab, "bullseye")
-    stopped = host_by_name(lab, "trixie")
+    good = host_named(lab, "bookworm")
+    nodocker = host_named(lab, "bullseye")
+    stopped = host_named(lab, "trixie")
     other_key = tmp_path / "other_key"
     paramiko.RSAKey.generate(2048).write_private_key_file(str(other_key))
     empty_known = tmp_path / "empty_known_hosts"
@@ -131,8 +105,8 @@ def test_bad_hosts_are_one_line_each_and_the_rest_completes(lab: Any, tmp_path: 
             f"strangekey ansible_host=127.0.0.1 ansible_port={good.port} "
             f"ansible_ssh_private_key_file={key} labctl_known_hosts={empty_known}\n"
         )
-        _sh(nodocker, "mv /usr/bin/docker /usr/bin/docker.labctl-test-hidden")
-        _sh(stopped, "/usr/local/sbin/labctl-dockerd stop")
+        remote(nodocker, "mv /usr/bin/docker /usr/bin/docker.labctl-test-hidden")
+        remote(stopped, "/usr/local/sbin/labctl-dockerd stop")
         try:
             results = tmp_path / "results"
             proc = labctl(
@@ -145,8 +119,8 @@ def test_bad_hosts_are_one_line_each_and_the_rest_completes(lab: Any, tmp_path: 
                 "storage-location",
             )
         finally:
-            _sh(nodocker, "mv /usr/bin/docker.labctl-test-hidden /usr/bin/docker")
-            _sh(stopped, "/usr/local/sbin/labctl-dockerd start")
+            remote(nodocker, "mv /usr/bin/docker.labctl-test-hidden /usr/bin/docker")
+            remote(stopped, "/usr/local/sbin/labctl-dockerd start")
     err = proc.stderr
     assert proc.returncode != 0
     assert "Traceback" not in err + proc.stdout
@@ -174,7 +148,7 @@ def test_bad_hosts_are_one_line_each_and_the_rest_completes(lab: Any, tmp_path: 
 
 
 def test_unknown_host_key_accepted_only_on_request(lab: Any, tmp_path: Path) -> None:
-    good = host_by_name(lab, "bookworm")
+    good = host_named(lab, "bookworm")
     known = tmp_path / "known_hosts"
     inv = tmp_path / "one.ini"
     inv.write_text(
@@ -192,14 +166,14 @@ def test_unknown_host_key_accepted_only_on_request(lab: Any, tmp_path: Path) -> 
 
 
 def test_provision_reports_each_host_and_starts_a_stopped_engine(lab: Any, tmp_path: Path) -> None:
-    trixie = host_by_name(lab, "trixie")
-    _sh(trixie, "/usr/local/sbin/labctl-dockerd stop")
+    trixie = host_named(lab, "trixie")
+    remote(trixie, "/usr/local/sbin/labctl-dockerd stop")
     proc = labctl("provision", "-i", str(lab.inventory), "--results", str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for host in lab.hosts:
         assert f"{host.name}: provisioned" in proc.stdout
     assert "docker version" not in proc.stderr
-    _sh(trixie, "docker info >/dev/null")
+    remote(trixie, "docker info >/dev/null")
 
 
 class socket_free_port:
@@ -265,8 +239,10 @@ def test_killed_controller_loses_nothing_collect_fetches_it(lab: Any, tmp_path: 
     for host in lab.hosts:
         assert rows["storage-location.host_can_read"][col(columns, host.name)] == "true"
         # the host's run folder is gone once the result is safe on the controller
-        assert _sh(host, f"test -e /var/tmp/labctl-runs/{run_dir.name} && echo left || true") == ""
-        assert _sh(host, "docker ps -aq --filter name=labctl-probe-") == ""
+        assert (
+            remote(host, f"test -e /var/tmp/labctl-runs/{run_dir.name} && echo left || true") == ""
+        )
+        assert remote(host, "docker ps -aq --filter name=labctl-probe-") == ""
     # collecting again is harmless: everything is already here
     again = labctl("collect", str(run_dir))
     assert again.returncode == 0, again.stderr

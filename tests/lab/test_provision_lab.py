@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,10 @@ import pytest
 
 from labctl.hosts import HostRecord
 from labctl.transport import SSHTransport
+from tests.helpers import docker_lab_up, host_named, labctl, remote
 
 pytestmark = pytest.mark.lab
 
-LABCTL = str(Path(sys.executable).with_name("labctl"))
 HOSTS = (
     "bookworm",  # storage switch
     "bookworm/docker=no,name=pinned",  # docker.io pinned from the Debian mirror
@@ -36,38 +35,21 @@ RESULTS: list[Path] = []  # the module's results folder (ansible artifacts), set
 def plab(
     labctl_home: Path, docker_client: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
-    from labctl.drivers.docker import DockerLab, DockerLabSpec
-
     RESULTS[:] = [tmp_path_factory.mktemp("provision-results")]
-
-    spec = DockerLabSpec(name=f"p{os.getpid()}", hosts=HOSTS, disk_size="512MiB")
-    driver = DockerLab(spec, client=docker_client)
-    try:
-        yield driver.up()
-    finally:
-        report = driver.down()
-        assert report.ok, report.problems
-
-
-def host(lab: Any, name: str) -> HostRecord:
-    return next(h for h in lab.hosts if h.name == name)
-
-
-def sh(h: HostRecord, command: str, timeout: float = 300) -> str:
-    with SSHTransport(h) as t:
-        res = t.run(command, timeout=timeout)
-    assert res.ok, (h.name, command, res.stdout, res.stderr)
-    return res.stdout
+    name = f"p{os.getpid()}"
+    with docker_lab_up(docker_client, name=name, hosts=HOSTS, disk_size="512MiB") as state:
+        yield state
 
 
 def provision(lab: Any, limit: str, *extra: str) -> subprocess.CompletedProcess[str]:
     results = ("--results", str(RESULTS[0]))
-    return subprocess.run(
-        [LABCTL, "provision", "-i", str(lab.inventory), "--limit", limit, *results, *extra],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=os.environ.copy(),
+    return labctl("provision", "-i", str(lab.inventory), "--limit", limit, *results, *extra)
+
+
+def switch_to_vfs(lab: Any, limit: str) -> subprocess.CompletedProcess[str]:
+    """Provision the vfs storage driver, exporting and wiping what the old driver held."""
+    return provision(
+        lab, limit, "-e", "docker_storage_driver=vfs", "-e", "docker_storage_export_and_wipe=true"
     )
 
 
@@ -85,18 +67,26 @@ def _task_names() -> list[str]:
     return names
 
 
+def probe_storage(lab: Any, limit: str, results: Path) -> subprocess.CompletedProcess[str]:
+    inv = str(lab.inventory)
+    return labctl(
+        "probe", "-i", inv, "--limit", limit, "--results", str(results),
+        "--experiments", "storage-location", timeout=600,
+    )  # fmt: skip
+
+
 def server_version(h: HostRecord) -> str:
-    return sh(h, "docker version --format '{{.Server.Version}}'").strip()
+    return remote(h, "docker version --format '{{.Server.Version}}'").strip()
 
 
 def test_pinned_distro_engine_on_a_host_without_docker(plab: Any, tmp_path: Path) -> None:
-    pinned = host(plab, "pinned")
-    assert "no docker" in sh(pinned, "command -v docker || echo no docker")
+    pinned = host_named(plab, "pinned")
+    assert "no docker" in remote(pinned, "command -v docker || echo no docker")
     proc = provision(plab, "pinned", "-e", "docker_engine_version=20.10.24")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "pinned: provisioned" in proc.stdout
     assert server_version(pinned).startswith("20.10.24")
-    assert "docker.io" in sh(pinned, "apt-mark showhold")
+    assert "docker.io" in remote(pinned, "apt-mark showhold")
     # a rerun asking the same: one check, the play ends (the warm-rerun fast path)
     warm = provision(plab, "pinned", "-e", "docker_engine_version=20.10.24")
     assert warm.returncode == 0, warm.stdout + warm.stderr
@@ -108,7 +98,7 @@ def test_pinned_distro_engine_on_a_host_without_docker(plab: Any, tmp_path: Path
     again = provision(plab, "pinned", "--full", "-e", "docker_engine_version=20.10.24")
     assert "pinned: provisioned (0 changed)" in again.stdout, again.stdout + again.stderr
     # the engine no longer answering as asked: the check says why and the play runs
-    sh(pinned, "/usr/local/sbin/labctl-dockerd stop")
+    remote(pinned, "/usr/local/sbin/labctl-dockerd stop")
     cold = provision(plab, "pinned", "-e", "docker_engine_version=20.10.24")
     assert cold.returncode == 0, cold.stdout + cold.stderr
     assert "cold: the engine does not answer" in cold.stderr
@@ -118,30 +108,14 @@ def test_pinned_distro_engine_on_a_host_without_docker(plab: Any, tmp_path: Path
     assert bad.returncode != 0
     assert "docker.io 19.03.0 is not offered by this host's apt sources" in bad.stdout + bad.stderr
     # the probe runs on the provisioned host unchanged
-    probe = subprocess.run(
-        [
-            LABCTL,
-            "probe",
-            "-i",
-            str(plab.inventory),
-            "--limit",
-            "pinned",
-            "--results",
-            str(tmp_path),
-            "--experiments",
-            "storage-location",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    probe = probe_storage(plab, "pinned", tmp_path)
     assert probe.returncode == 0, probe.stderr
 
 
 def test_static_tarball_method(plab: Any, tmp_path: Path) -> None:
-    source, target = host(plab, "bookworm"), host(plab, "tarball")
+    source, target = host_named(plab, "bookworm"), host_named(plab, "tarball")
     # a static-tarball layout (docker/docker, docker/dockerd, ...) from Debian's package files
-    sh(
+    remote(
         source,
         "rm -rf /tmp/tb && mkdir -p /tmp/tb/docker && "
         "for b in docker dockerd containerd containerd-shim-runc-v2 runc docker-proxy docker-init;"
@@ -156,7 +130,7 @@ def test_static_tarball_method(plab: Any, tmp_path: Path) -> None:
     tarball.write_bytes(blob)
     sha = hashlib.sha256(blob).hexdigest()
     # Debian's binaries are not static: give the target the shared libraries dockerd needs
-    sh(target, "apt-get update -qq && apt-get install -y -qq libdevmapper1.02.1 >/dev/null")
+    remote(target, "apt-get update -qq && apt-get install -y -qq libdevmapper1.02.1 >/dev/null")
     common = [
         "-e",
         "docker_engine_method=binary",
@@ -168,10 +142,10 @@ def test_static_tarball_method(plab: Any, tmp_path: Path) -> None:
     wrong = provision(plab, "tarball", *common, "-e", f"docker_engine_binary_sha256={'0' * 64}")
     assert wrong.returncode != 0
     assert "has sha256" in wrong.stdout + wrong.stderr
-    assert "no docker" in sh(target, "command -v dockerd || echo no docker")
+    assert "no docker" in remote(target, "command -v dockerd || echo no docker")
     proc = provision(plab, "tarball", *common, "-e", f"docker_engine_binary_sha256={sha}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert sh(target, "command -v dockerd").strip() == "/usr/local/bin/dockerd"
+    assert remote(target, "command -v dockerd").strip() == "/usr/local/bin/dockerd"
     assert server_version(target).startswith("20.10.24")
     again = provision(
         plab, "tarball", "--full", *common, "-e", f"docker_engine_binary_sha256={sha}"
@@ -180,11 +154,11 @@ def test_static_tarball_method(plab: Any, tmp_path: Path) -> None:
 
 
 def _driver(h: HostRecord) -> str:
-    return sh(h, "docker info --format '{{.Driver}}'").strip()
+    return remote(h, "docker info --format '{{.Driver}}'").strip()
 
 
 def _tiny_container(h: HostRecord, name: str) -> None:
-    sh(
+    remote(
         h,
         "docker image inspect tiny >/dev/null 2>&1 || "
         "tar -c -C / bin/dash lib/x86_64-linux-gnu/libc.so.6 lib64/ld-linux-x86-64.so.2 "
@@ -194,7 +168,7 @@ def _tiny_container(h: HostRecord, name: str) -> None:
 
 
 def test_storage_switch_refuses_then_exports_and_switches_back(plab: Any) -> None:
-    h = host(plab, "bookworm")
+    h = host_named(plab, "bookworm")
     _tiny_container(h, "keepme")
     refused = provision(plab, "bookworm", "-e", "docker_storage_driver=vfs")
     assert refused.returncode != 0
@@ -203,17 +177,10 @@ def test_storage_switch_refuses_then_exports_and_switches_back(plab: Any) -> Non
     check = provision(plab, "bookworm", "--check", "-e", "docker_storage_driver=vfs")
     assert check.returncode != 0 or _driver(h) == "overlay2"
     assert _driver(h) == "overlay2"
-    ok = provision(
-        plab,
-        "bookworm",
-        "-e",
-        "docker_storage_driver=vfs",
-        "-e",
-        "docker_storage_export_and_wipe=true",
-    )
+    ok = switch_to_vfs(plab, "bookworm")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert _driver(h) == "vfs"
-    assert "keepme.tar" in sh(h, "ls -R /var/backups/labctl-docker")
+    assert "keepme.tar" in remote(h, "ls -R /var/backups/labctl-docker")
     again = provision(plab, "bookworm", "--full", "-e", "docker_storage_driver=vfs")
     assert "bookworm: provisioned (0 changed)" in again.stdout, again.stdout + again.stderr
     back = provision(plab, "bookworm", "-e", "docker_storage_driver=overlay2")
@@ -222,11 +189,11 @@ def test_storage_switch_refuses_then_exports_and_switches_back(plab: Any) -> Non
 
 
 def test_raw_path_on_python27_only_and_python_less_hosts(plab: Any, tmp_path: Path) -> None:
-    py27, nopy = host(plab, "bullseye-py27"), host(plab, "bookworm-nopython")
-    assert "none" in sh(py27, "command -v python3 || echo none")
-    assert "none" in sh(nopy, "command -v python3 python2.7 python || echo none")
+    py27, nopy = host_named(plab, "bullseye-py27"), host_named(plab, "bookworm-nopython")
+    assert "none" in remote(py27, "command -v python3 || echo none")
+    assert "none" in remote(nopy, "command -v python3 python2.7 python || echo none")
     for h in (py27, nopy):
-        sh(h, "/usr/local/sbin/labctl-dockerd stop")
+        remote(h, "/usr/local/sbin/labctl-dockerd stop")
     proc = provision(plab, "bullseye-py27,bookworm-nopython")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "python 2.7 (/usr/bin/python2.7), raw/script path" in proc.stderr
@@ -234,17 +201,10 @@ def test_raw_path_on_python27_only_and_python_less_hosts(plab: Any, tmp_path: Pa
     for h in (py27, nopy):
         assert server_version(h)
     # the storage switch through the script path, on the host with no Python (sed/awk JSON)
-    sw = provision(
-        plab,
-        "bookworm-nopython",
-        "-e",
-        "docker_storage_driver=vfs",
-        "-e",
-        "docker_storage_export_and_wipe=true",
-    )
+    sw = switch_to_vfs(plab, "bookworm-nopython")
     assert sw.returncode == 0, sw.stdout + sw.stderr
     assert _driver(nopy) == "vfs"
-    assert '"storage-driver": "vfs"' in sh(nopy, "cat /etc/docker/daemon.json")
+    assert '"storage-driver": "vfs"' in remote(nopy, "cat /etc/docker/daemon.json")
     again = provision(plab, "bookworm-nopython", "--full", "-e", "docker_storage_driver=vfs")
     assert "bookworm-nopython: provisioned (0 changed)" in again.stdout, again.stderr
     again27 = provision(plab, "bullseye-py27", "--full")
@@ -253,23 +213,7 @@ def test_raw_path_on_python27_only_and_python_less_hosts(plab: Any, tmp_path: Pa
     warm = provision(plab, "bookworm-nopython", "-e", "docker_storage_driver=vfs")
     assert "bookworm-nopython: already provisioned as asked" in warm.stdout, warm.stderr
     # the agent runs under python2.7; a host with no Python gets one clear line
-    probe = subprocess.run(
-        [
-            LABCTL,
-            "probe",
-            "-i",
-            str(plab.inventory),
-            "--limit",
-            "bullseye-py27,bookworm-nopython",
-            "--results",
-            str(tmp_path),
-            "--experiments",
-            "storage-location",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    probe = probe_storage(plab, "bullseye-py27,bookworm-nopython", tmp_path)
     assert "bookworm-nopython: no Python interpreter on the host" in probe.stderr
     assert "bullseye-py27:" not in "".join(
         ln for ln in probe.stderr.splitlines() if ln.startswith("problem:")

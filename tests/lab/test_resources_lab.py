@@ -9,31 +9,17 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from labctl.transport import SSHTransport
+from tests.helpers import host_named, labctl, only_run
 
 pytestmark = pytest.mark.lab
 
-LABCTL = str(Path(sys.executable).with_name("labctl"))
 ALL = "disk,disk-shared,inodes,memory,memory-limited,processes,processes-limited"
-
-
-def labctl(*args: str, timeout: float = 1500) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [LABCTL, *args], capture_output=True, text=True, timeout=timeout, env=os.environ.copy()
-    )
-
-
-def only_run(results: Path) -> Path:
-    (run,) = [p for p in results.iterdir() if (p / "run.json").exists()]
-    return run
 
 
 def experiments(run: Path, host: str) -> dict[str, dict[str, Any]]:
@@ -46,7 +32,7 @@ def test_exhaust_on_the_lab(lab: Any, tmp_path: Path) -> None:
     results = tmp_path / "results"
     proc = labctl(
         "probe", "-i", str(lab.inventory), "--results", str(results), "--exhaust",
-        "--experiments", ALL, "--limit", "bullseye,bookworm",
+        "--experiments", ALL, "--limit", "bullseye,bookworm", timeout=1500,
     )  # fmt: skip
     run = only_run(results)
     for host in ("bullseye", "bookworm"):
@@ -86,7 +72,7 @@ def test_exhaust_on_the_lab(lab: Any, tmp_path: Path) -> None:
 
 
 def test_bounded_floors_are_never_crossed(lab: Any, tmp_path: Path) -> None:
-    host = next(h for h in lab.hosts if h.name == "trixie")
+    host = host_named(lab, "trixie")
     with SSHTransport(host) as t:
         out = t.run("df -B1 --output=avail /var/lib/docker | tail -1; "
                     "df --output=iavail /var/lib/docker | tail -1").stdout.split()  # fmt: skip
@@ -96,6 +82,7 @@ def test_bounded_floors_are_never_crossed(lab: Any, tmp_path: Path) -> None:
         "probe", "-i", str(lab.inventory), "--results", str(results), "--limit", "trixie",
         "--experiments", "disk,inodes",
         "--set", f"disk_floor_bytes={free + (1 << 20)}", "--set", f"inodes_floor={ifree + 10}",
+        timeout=1500,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     exp = experiments(only_run(results), "trixie")

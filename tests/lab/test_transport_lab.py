@@ -10,16 +10,13 @@ import pytest
 
 from labctl.errors import CommandTimeout, HostKeyMismatch, UnknownHostKey
 from labctl.transport import SSHTransport
+from tests.helpers import host_named
 
 pytestmark = pytest.mark.lab
 
 
-def _bookworm(lab: Any) -> Any:
-    return next(h for h in lab.hosts if h.name == "bookworm")
-
-
 def test_run_captures_status_stdout_stderr_and_stdin(lab: Any) -> None:
-    with SSHTransport(_bookworm(lab)) as t:
+    with SSHTransport(host_named(lab, "bookworm")) as t:
         res = t.run("echo out; echo err >&2; exit 3")
         assert (res.exit_status, res.stdout, res.stderr) == (3, "out\n", "err\n")
         assert t.run("cat", stdin=b"hello").stdout == "hello"
@@ -32,7 +29,7 @@ def test_run_captures_status_stdout_stderr_and_stdin(lab: Any) -> None:
 def test_put_verifies_checksum_and_read(lab: Any, tmp_path: Path) -> None:
     local = tmp_path / "blob"
     local.write_bytes(bytes(range(256)) * 1000)
-    with SSHTransport(_bookworm(lab)) as t:
+    with SSHTransport(host_named(lab, "bookworm")) as t:
         digest = t.put(local, "/tmp/labctl-blob", mode=0o600)
         assert t.run("sha256sum /tmp/labctl-blob").stdout.split()[0] == digest
         assert t.run("stat -c %a /tmp/labctl-blob").stdout.strip() == "600"
@@ -42,8 +39,8 @@ def test_put_verifies_checksum_and_read(lab: Any, tmp_path: Path) -> None:
 
 
 def test_changed_host_key_is_refused(lab: Any, tmp_path: Path) -> None:
-    host = _bookworm(lab)
-    other = next(h for h in lab.hosts if h.name == "trixie")
+    host = host_named(lab, "bookworm")
+    other = host_named(lab, "trixie")
     # bookworm's port, but trixie's key on record: a man in the middle, as far as we can tell
     theirs, mine = f"[127.0.0.1]:{other.port} ", f"[127.0.0.1]:{host.port} "
     lines = [ln for ln in host.known_hosts.read_text().splitlines() if ln.startswith(theirs)]

@@ -1,0 +1,82 @@
+"""Tools the tests share: the labctl command, lab hosts by name, and commands on lab hosts.
+
+Lab hosts are reached only through :mod:`labctl.transport` (strict host keys, the lab's
+known_hosts and key), the way labctl itself reaches them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labctl.hosts import HostRecord
+from labctl.transport import SSHTransport
+
+#: the installed ``labctl`` command next to the interpreter running the tests
+LABCTL = str(Path(sys.executable).with_name("labctl"))
+
+
+def labctl(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """``labctl ARGS`` as a user runs it, output captured."""
+    return subprocess.run(
+        [LABCTL, *args], capture_output=True, text=True, timeout=timeout, env=os.environ.copy()
+    )
+
+
+def only_run(results: Path) -> Path:
+    """The one run folder under a results folder."""
+    runs = [p for p in results.iterdir() if (p / "run.json").exists()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def host_named(lab: Any, name: str) -> HostRecord:
+    """The host record called ``name`` of a lab (anything with ``.hosts``: a LabState)."""
+    return next(h for h in lab.hosts if h.name == name)
+
+
+def checked(t: SSHTransport, command: str, timeout: float = 300) -> str:
+    """``command`` on an open connection; its stdout, the test failing on a non-zero exit."""
+    res = t.run(command, timeout=timeout)
+    assert res.ok, (t.host.name, command, res.exit_status, res.stdout[-2000:], res.stderr)
+    return res.stdout
+
+
+def remote(host: HostRecord, command: str, timeout: float = 300) -> str:
+    """``command`` on ``host`` over a connection of its own; see :func:`checked`."""
+    with SSHTransport(host) as t:
+        return checked(t, command, timeout)
+
+
+def lab_docker_client() -> Any:
+    """The Docker engine for tests that make labs of their own: skips without one or root."""
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:
+        pytest.skip(f"no Docker engine: {exc}")
+    if os.geteuid() != 0:
+        pytest.skip("the docker lab needs root")
+    return client
+
+
+@contextmanager
+def docker_lab_up(client: Any, **spec: Any) -> Iterator[Any]:
+    """A docker lab of ``DockerLabSpec(**spec)``, up; taken down after, leaving nothing."""
+    from labctl.drivers.docker import DockerLab, DockerLabSpec
+
+    driver = DockerLab(DockerLabSpec(**spec), client=client)
+    try:
+        yield driver.up()
+    finally:
+        report = driver.down()
+        assert report.ok, report.problems
