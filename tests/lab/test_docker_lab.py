@@ -23,8 +23,8 @@ pytestmark = pytest.mark.lab
 docker = pytest.importorskip("docker")
 paramiko = pytest.importorskip("paramiko")
 
-from labctl.drivers.base import DownReport, LabState  # noqa: E402
-from labctl.drivers.docker import DockerLab, DockerLabSpec, MiB  # noqa: E402
+from labctl.drivers.base import DownReport, LabState, MiB  # noqa: E402
+from labctl.drivers.docker import DockerLab, DockerLabSpec  # noqa: E402
 
 SUITES = ("bullseye", "bookworm", "trixie")
 DOCKER_VERSIONS = {"bullseye": r"^20\.10\.5", "bookworm": r"^20\.10\.24", "trixie": r"^26\."}
@@ -278,8 +278,8 @@ def test_down_leaves_nothing(lab: Lab) -> None:
     report = lab.driver.down()
     assert isinstance(report, DownReport)
     assert report.problems == []
-    assert sorted(report.removed_containers) == sorted(f"labctl-lab-{name}-{s}" for s in SUITES)
-    assert report.removed_networks == [f"labctl-{name}"]
+    assert sorted(report.removed["containers"]) == sorted(f"labctl-lab-{name}-{s}" for s in SUITES)
+    assert report.removed["networks"] == [f"labctl-{name}"]
     client = lab.client
     assert client.containers.list(all=True, filters={"label": f"labctl.lab={name}"}) == []
     assert client.networks.list(filters={"label": f"labctl.lab={name}"}) == []

@@ -23,8 +23,8 @@ pytestmark = pytest.mark.lab
 docker = pytest.importorskip("docker")
 paramiko = pytest.importorskip("paramiko")
 
-from labctl.drivers.base import LabState  # noqa: E402
-from labctl.drivers.docker import DockerLab, DockerLabSpec, MiB  # noqa: E402
+from labctl.drivers.base import LabState, MiB  # noqa: E402
+from labctl.drivers.docker import DockerLab, DockerLabSpec  # noqa: E402
 from labctl.hosts import HostRecord  # noqa: E402
 
 DISK = 512 * MiB

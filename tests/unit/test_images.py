@@ -7,16 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from labctl.drivers import images
-from labctl.drivers.docker import (
-    DockerLab,
-    DockerLabSpec,
-    GiB,
-    HostSpec,
-    MiB,
-    parse_facts,
-    parse_size,
-)
+from labctl.drivers import debootstrap
+from labctl.drivers.base import GiB, MiB, parse_size
+from labctl.drivers.docker import DockerLab, DockerLabSpec, HostSpec, images
+from labctl.drivers.docker.containers import parse_facts
 from labctl.errors import ConfigError
 
 # --- recipes ------------------------------------------------------------------------------------
@@ -64,7 +58,7 @@ def test_recipe_hash_changes_with_entrypoint_and_version() -> None:
 
 def test_recipe_hash_does_not_depend_on_the_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
     before = images.recipe_for("bullseye").digest
-    monkeypatch.setenv(images.MIRROR_ENV, "http://mirror.example.org/debian")
+    monkeypatch.setenv(debootstrap.MIRROR_ENV, "http://mirror.example.org/debian")
     assert images.recipe_for("bullseye").digest == before
     # nothing mirror-like takes part in the hash at all
     assert "mirror" not in images.Recipe.__dataclass_fields__
@@ -174,7 +168,7 @@ def test_mirror_from_one_line_sources_list(tmp_path: Path) -> None:
         "deb [arch=amd64 signed-by=/k.gpg] http://ftp.example.org/debian/ bookworm main\n"
         "deb http://later.example.org/debian bookworm main\n"
     )
-    got = images.detect_mirror(environ={}, sources_list=sl, sources_dir=d)
+    got = debootstrap.detect_mirror(environ={}, sources_list=sl, sources_dir=d)
     assert got == "http://ftp.example.org/debian"
 
 
@@ -195,7 +189,7 @@ def test_mirror_from_deb822_sources(tmp_path: Path) -> None:
         "Suites: bookworm-security\n"
     )
     (d / "old.list.disabled").write_text("deb http://wrong.example.org/debian bookworm main\n")
-    got = images.detect_mirror(environ={}, sources_list=sl, sources_dir=d)
+    got = debootstrap.detect_mirror(environ={}, sources_list=sl, sources_dir=d)
     assert got == "http://deb.debian.org/debian"
 
 
@@ -207,7 +201,7 @@ def test_mirror_deb822_skips_disabled_and_src_stanzas(tmp_path: Path) -> None:
         "Types: deb deb-src\nURIs: http://first.example.org/debian http://second.example.org/debian\n"
         "Suites: x\n"
     )
-    got = images.detect_mirror(environ={}, sources_list=sl, sources_dir=d)
+    got = debootstrap.detect_mirror(environ={}, sources_list=sl, sources_dir=d)
     assert got == "http://first.example.org/debian"
 
 
@@ -215,7 +209,7 @@ def test_sources_list_comes_before_sources_dir(tmp_path: Path) -> None:
     sl, d = _paths(tmp_path)
     sl.write_text("deb http://main.example.org/debian bookworm main\n")
     (d / "debian.sources").write_text("Types: deb\nURIs: http://dir.example.org/debian\n")
-    assert images.detect_mirror(environ={}, sources_list=sl, sources_dir=d) == (
+    assert debootstrap.detect_mirror(environ={}, sources_list=sl, sources_dir=d) == (
         "http://main.example.org/debian"
     )
 
@@ -223,25 +217,27 @@ def test_sources_list_comes_before_sources_dir(tmp_path: Path) -> None:
 def test_mirror_env_override(tmp_path: Path) -> None:
     sl, d = _paths(tmp_path)
     sl.write_text("deb http://main.example.org/debian bookworm main\n")
-    env = {images.MIRROR_ENV: "http://override.example.org/debian/"}
-    assert images.detect_mirror(environ=env, sources_list=sl, sources_dir=d) == (
+    env = {debootstrap.MIRROR_ENV: "http://override.example.org/debian/"}
+    assert debootstrap.detect_mirror(environ=env, sources_list=sl, sources_dir=d) == (
         "http://override.example.org/debian"
     )
-    with pytest.raises(ConfigError, match=images.MIRROR_ENV):
-        images.detect_mirror(environ={images.MIRROR_ENV: "ftp:/x"}, sources_list=sl, sources_dir=d)
+    with pytest.raises(ConfigError, match=debootstrap.MIRROR_ENV):
+        debootstrap.detect_mirror(
+            environ={debootstrap.MIRROR_ENV: "ftp:/x"}, sources_list=sl, sources_dir=d
+        )
 
 
 def test_no_mirror_is_a_clear_config_error(tmp_path: Path) -> None:
     sl, d = _paths(tmp_path)
     sl.write_text("deb http://archive.ubuntu.com/ubuntu jammy main\n")
     with pytest.raises(ConfigError) as info:
-        images.detect_mirror(environ={}, sources_list=sl, sources_dir=d)
-    assert images.MIRROR_ENV in str(info.value)
+        debootstrap.detect_mirror(environ={}, sources_list=sl, sources_dir=d)
+    assert debootstrap.MIRROR_ENV in str(info.value)
 
 
 def test_missing_files_are_fine_until_nothing_is_found(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
-        images.detect_mirror(
+        debootstrap.detect_mirror(
             environ={}, sources_list=tmp_path / "nope", sources_dir=tmp_path / "nodir"
         )
 
@@ -556,7 +552,8 @@ class _FakeContainer:
 def test_a_running_host_made_differently_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from labctl.drivers.docker import LABEL_HOSTSPEC, _Host
+    from labctl.drivers.docker.containers import LABEL_HOSTSPEC
+    from labctl.drivers.docker.lab import _Host
     from labctl.errors import LabError
 
     monkeypatch.setenv("LABCTL_HOME", str(tmp_path))
