@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from labctl.errors import ConfigError
 from labctl.hosts import HostRecord
@@ -133,6 +133,36 @@ def validate_lab_name(name: object) -> None:
         )
 
 
+def check_lab_settings(name: object, mirror: object) -> None:
+    """What every lab spec checks: its name, and its mirror when it names one."""
+    validate_lab_name(name)
+    if mirror is not None and not re.match(r"^https?://\S+$", str(mirror)):
+        raise ConfigError(f"mirror: {mirror!r} is not an http(s) URL")
+
+
+def check_known(keys: Iterable[str], known: Iterable[str], what: str) -> None:
+    """A ConfigError ``<what> a, b`` naming the unknown keys (a hint lists the known ones)."""
+    unknown = sorted(set(keys) - set(known))
+    if unknown:
+        raise ConfigError(f"{what} {', '.join(unknown)}", hint=f"known: {', '.join(sorted(known))}")
+
+
+def check_disk(size: int, inodes: int | None, minimum: int, who: str = "") -> None:
+    """A host's /var/lib/docker disk: ``minimum`` bytes or more; ``inodes`` (None: as the
+    filesystem likes) 1000 or more and at most one per KiB. ``who`` prefixes the message."""
+    if size < minimum:
+        raise ConfigError(
+            f"{who}disk_size: {format_size(size)} is below the minimum {format_size(minimum)}"
+        )
+    if inodes is not None and inodes < 1000:
+        raise ConfigError(f"{who}disk_inodes: {inodes} is below the minimum 1000")
+    if inodes is not None and inodes > size // 1024:
+        raise ConfigError(
+            f"{who}disk_inodes: {inodes} inodes do not fit a {format_size(size)} disk "
+            "(at most one per KiB)"
+        )
+
+
 def make_ed25519_key(comment: str) -> tuple[str, str]:
     """A fresh ed25519 key (the lab's login key, a VM's host key).
 
@@ -213,6 +243,15 @@ class LabSpec(Protocol):
     def validate(self) -> None: ...
 
     def to_dict(self) -> dict[str, Any]: ...
+
+
+SpecT = TypeVar("SpecT", bound=LabSpec)
+
+
+def validated(spec: SpecT) -> SpecT:
+    """``spec``, validated (a ConfigError names the first bad field)."""
+    spec.validate()
+    return spec
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:

@@ -30,11 +30,8 @@ MIRROR_ENV = "LABCTL_DEBIAN_MIRROR"
 #: PATH inside a build chroot
 CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: what a built tree does not need besides apt's downloads (apt rebuilds its caches when used)
-APT_LEFTOVERS: tuple[str, ...] = (
-    "var/log/bootstrap.log",
-    "var/cache/apt/pkgcache.bin",
-    "var/cache/apt/srcpkgcache.bin",
-)
+APT_LEFTOVERS = ("var/log/bootstrap.log", "var/cache/apt/pkgcache.bin",
+                 "var/cache/apt/srcpkgcache.bin")  # fmt: skip
 
 
 def recipe_digest(spec: dict[str, Any], files: Mapping[str, bytes]) -> str:

@@ -16,21 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from labctl.drivers.debootstrap import (
-    APT_LEFTOVERS,
-    BUILD_DIR_PREFIX,
-    ImageRecipe,
-    check_build_prerequisites,
-    debootstrap_cache,
-    finish_tree,
-    image_exists,
-    import_tree,
-    install_files,
-    read_image_files,
-    remove_tree,
-    run_debootstrap,
-    run_logged,
-)
+from labctl.drivers import debootstrap
 from labctl.errors import LabError
 from labctl.locks import file_lock
 from labctl.paths import cache_dir
@@ -72,7 +58,7 @@ def scripts_dir() -> Path:
 
 
 @dataclass(frozen=True)
-class BuildImageRecipe(ImageRecipe):
+class BuildImageRecipe(debootstrap.ImageRecipe):
     version: int = RECIPE_VERSION
 
     repository: ClassVar[str] = IMAGE_REPOSITORY
@@ -95,20 +81,22 @@ class BuildImageRecipe(ImageRecipe):
 
 def build_image_recipe(files: Mapping[str, bytes] | None = None) -> BuildImageRecipe:
     if files is None:
-        files = read_image_files(scripts_dir(), IMAGE_FILES, what="engine build image")
+        files = debootstrap.read_image_files(scripts_dir(), IMAGE_FILES, what="engine build image")
     return BuildImageRecipe(suite=SUITE, packages=PACKAGES, files=dict(files))
 
 
 def _run(cmd: list[str], log: IO[bytes], *, timeout: float, what: str, log_path: Path) -> None:
-    run_logged(cmd, log, timeout=timeout, what=what, image="engine build image",
-               log_path=log_path)  # fmt: skip
+    debootstrap.run_logged(
+        cmd, log, timeout=timeout, what=what, image="engine build image", log_path=log_path
+    )
 
 
 def _customize(root: Path, recipe: BuildImageRecipe, mirror: str) -> None:
     (root / "etc" / "apt" / "sources.list").write_text(
         f"deb {mirror} {recipe.suite} main\ndeb-src {mirror} {recipe.suite} main\n"
     )
-    install_files(root, recipe.files, {name: (dest, 0o755) for name, dest in IMAGE_FILES.items()})
+    places = {name: (dest, 0o755) for name, dest in IMAGE_FILES.items()}
+    debootstrap.install_files(root, recipe.files, places)
 
 
 def _finish(root: Path, recipe: BuildImageRecipe, mirror: str) -> None:
@@ -119,7 +107,7 @@ def _finish(root: Path, recipe: BuildImageRecipe, mirror: str) -> None:
         "packages": list(recipe.packages),
         "mirror": mirror,
     }
-    finish_tree(root, info, APT_LEFTOVERS)
+    debootstrap.finish_tree(root, info, debootstrap.APT_LEFTOVERS)
 
 
 def ensure_build_image(
@@ -131,25 +119,27 @@ def ensure_build_image(
 ) -> str:
     """The tag of the build image, built first if missing (under a lock between processes)."""
     say = progress or (lambda _h, _m: None)
-    if image_exists(client, recipe.tag):
+    if debootstrap.image_exists(client, recipe.tag):
         return recipe.tag
     with file_lock(cache_dir() / "engines" / f".lock-image-{recipe.short_hash}"):
-        if image_exists(client, recipe.tag):
+        if debootstrap.image_exists(client, recipe.tag):
             return recipe.tag
-        check_build_prerequisites()
+        debootstrap.check_build_prerequisites()
         url = mirror() if callable(mirror) else mirror
-        shared = debootstrap_cache(recipe.suite)
+        shared = debootstrap.debootstrap_cache(recipe.suite)
         shared.mkdir(parents=True, exist_ok=True)
         log_path = recipe.log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{BUILD_DIR_PREFIX}engine-"))
+        tmp = Path(tempfile.mkdtemp(prefix=f"{debootstrap.BUILD_DIR_PREFIX}engine-"))
         root = tmp / "root"
         started = time.monotonic()
         try:
             with log_path.open("wb") as log:
                 say("engine", f"building the build image {recipe.tag} (debootstrap from {url})")
-                run_debootstrap(recipe, root, shared, url, log, image="engine build image",
-                                log_path=log_path, timeout=BUILD_TIMEOUT)  # fmt: skip
+                debootstrap.run_debootstrap(
+                    recipe, root, shared, url, log, image="engine build image",
+                    log_path=log_path, timeout=BUILD_TIMEOUT,
+                )  # fmt: skip
                 _customize(root, recipe, url)
                 say("engine", "building a static libdevmapper from Debian's lvm2 source")
                 _run(
@@ -163,7 +153,7 @@ def ensure_build_image(
                     f"LABEL labctl.recipe={recipe.short_hash} labctl.kind=engine-build",
                 ]
                 try:
-                    import_tree(client, root, recipe.tag, changes, log)
+                    debootstrap.import_tree(client, root, recipe.tag, changes, log)
                 except Exception as exc:
                     why = getattr(exc, "explanation", None) or exc
                     raise LabError(
@@ -173,7 +163,7 @@ def ensure_build_image(
             prune_stale(client, recipe, progress=progress)
             return recipe.tag
         finally:
-            remove_tree(tmp)
+            debootstrap.remove_tree(tmp)
 
 
 def prune_stale(client: Any, recipe: BuildImageRecipe, *, progress: Progress | None = None) -> None:

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from labctl.drivers.base import GiB, MiB, format_size, parse_size, validate_lab_name
+from labctl.drivers import base
+from labctl.drivers.base import GiB, MiB, format_size, parse_size
 from labctl.drivers.docker import images
 from labctl.errors import ConfigError
 
@@ -46,6 +47,11 @@ _PYTHON_VALUES = {
 _BOOL_VALUES = {"yes": True, "true": True, "1": True, "on": True,
                 "no": False, "false": False, "0": False, "off": False}  # fmt: skip
 PYTHON_INTERPRETERS = {"python3": "/usr/bin/python3", "python2.7": "/usr/bin/python2.7"}
+#: `--host` keys whose values are words: field -> (word -> value, a wrong word's message, choices)
+_WORDS: dict[str, tuple[Mapping[str, Any], str, str]] = {
+    "docker": (_BOOL_VALUES, "docker={!r} is not yes or no", "yes, no"),
+    "python": (_PYTHON_VALUES, "unknown python {!r}", "3, 2.7, none"),
+}
 
 #: lab host names are hostnames (and part of container and disk names)
 _HOST_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
@@ -118,22 +124,13 @@ class HostSpec:
             if field_name in seen:
                 raise ConfigError(f"hosts: {raw!r}: {key} is given twice")
             seen.add(field_name)
-            if field_name == "docker":
-                flag = _BOOL_VALUES.get(value.lower())
-                if flag is None:
+            if field_name in _WORDS:
+                words, wrong, choices = _WORDS[field_name]
+                if value.lower() not in words:
                     raise ConfigError(
-                        f"hosts: {raw!r}: docker={value!r} is not yes or no",
-                        hint="choose from yes, no",
+                        f"hosts: {raw!r}: " + wrong.format(value), hint=f"choose from {choices}"
                     )
-                kwargs["docker"] = flag
-            elif field_name == "python":
-                py = _PYTHON_VALUES.get(value.lower())
-                if py is None:
-                    raise ConfigError(
-                        f"hosts: {raw!r}: unknown python {value!r}",
-                        hint="choose from 3, 2.7, none",
-                    )
-                kwargs["python"] = py
+                kwargs[field_name] = words[value.lower()]
             else:
                 kwargs[field_name] = value
         spec = cls(**kwargs)
@@ -268,12 +265,7 @@ class DockerLabSpec:
                 parsed.append(HostSpec.parse(item))
             elif isinstance(item, Mapping):
                 known = {f.name for f in fields(HostSpec)}
-                unknown = sorted(set(item) - known)
-                if unknown:
-                    raise ConfigError(
-                        f"hosts: unknown host option(s) {', '.join(unknown)}",
-                        hint=f"known: {', '.join(sorted(known))}",
-                    )
+                base.check_known(item, known, "hosts: unknown host option(s)")
                 parsed.append(HostSpec(**dict(item)))
             else:
                 raise ConfigError(
@@ -295,20 +287,12 @@ class DockerLabSpec:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> DockerLabSpec:
         """A spec from config data; unknown keys are a ConfigError."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown docker lab option(s): {', '.join(unknown)}",
-                hint=f"known: {', '.join(sorted(known))}",
-            )
-        spec = cls(**dict(data))
-        spec.validate()
-        return spec
+        base.check_known(data, {f.name for f in fields(cls)}, "unknown docker lab option(s):")
+        return base.validated(cls(**dict(data)))
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad field."""
-        validate_lab_name(self.name)
+        base.check_lab_settings(self.name, self.mirror)
         if not self.suites:
             raise ConfigError("suites: at least one suite is needed")
         for suite in self.suites:
@@ -319,20 +303,9 @@ class DockerLabSpec:
                 )
         if len(set(self.suites)) != len(self.suites):
             raise ConfigError(f"suites: {', '.join(self.suites)} names a suite twice")
-        if self.disk_size < MIN_DISK:
-            raise ConfigError(
-                f"disk_size: {format_size(self.disk_size)} is below the minimum "
-                f"{format_size(MIN_DISK)}"
-            )
         if not isinstance(self.disk_inodes, int) or isinstance(self.disk_inodes, bool):
             raise ConfigError(f"disk_inodes: expected an integer, got {self.disk_inodes!r}")
-        if self.disk_inodes < 1000:
-            raise ConfigError(f"disk_inodes: {self.disk_inodes} is below the minimum 1000")
-        if self.disk_inodes > self.disk_size // 1024:
-            raise ConfigError(
-                f"disk_inodes: {self.disk_inodes} inodes do not fit a "
-                f"{format_size(self.disk_size)} disk (at most one per KiB)"
-            )
+        base.check_disk(self.disk_size, self.disk_inodes, MIN_DISK)
         if self.memory < MIN_MEMORY:
             raise ConfigError(
                 f"memory: {format_size(self.memory)} is below the minimum {format_size(MIN_MEMORY)}"
@@ -348,8 +321,6 @@ class DockerLabSpec:
                 f"storage_driver: {self.storage_driver!r} is not supported by the docker driver",
                 hint=f"choose from {', '.join(STORAGE_DRIVERS)}",
             )
-        if self.mirror is not None and not re.match(r"^https?://\S+$", str(self.mirror)):
-            raise ConfigError(f"mirror: {self.mirror!r} is not an http(s) URL")
         for hs in self.hosts:
             hs.check(lab_driver=self.storage_driver)
         for hs in self.host_specs():

@@ -27,20 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl.drivers.debootstrap import (
-    APT_LEFTOVERS,
-    BUILD_DIR_PREFIX,
-    ImageRecipe,
-    check_build_prerequisites,
-    debootstrap_cache,
-    finish_tree,
-    install_files,
-    read_image_files,
-    remove_tree,
-    run_debootstrap,
-    run_logged,
-    unmount_below,
-)
+from labctl.drivers import debootstrap
 from labctl.errors import ConfigError, LabError
 from labctl.locks import file_lock
 from labctl.paths import cache_dir
@@ -114,11 +101,11 @@ def image_files_dir() -> Path:
 
 
 def _read_image_files() -> dict[str, bytes]:
-    return read_image_files(image_files_dir(), VM_IMAGE_FILES, what="VM image")
+    return debootstrap.read_image_files(image_files_dir(), VM_IMAGE_FILES, what="VM image")
 
 
 @dataclass(frozen=True)
-class VmRecipe(ImageRecipe):
+class VmRecipe(debootstrap.ImageRecipe):
     """Everything that defines one suite's VM image (the mirror does not)."""
 
     version: int = RECIPE_VERSION
@@ -207,7 +194,7 @@ def load_image(recipe: VmRecipe) -> VmImage | None:
 
 
 def check_vm_build_prerequisites() -> None:
-    check_build_prerequisites()
+    debootstrap.check_build_prerequisites()
     if shutil.which("mkfs.ext4") is None:
         raise LabError(
             "mkfs.ext4 is not installed; it writes the VM disk images",
@@ -236,8 +223,9 @@ def mkfs_command(root: Path, disk: Path, size: int, version: tuple[int, ...]) ->
 
 
 def _run(cmd: list[str], log: Any, *, what: str, suite: str, log_path: Path) -> None:
-    run_logged(cmd, log, timeout=600.0, what=what, image=f"{suite} VM image", log_path=log_path,
-               host=suite)  # fmt: skip
+    debootstrap.run_logged(
+        cmd, log, timeout=600.0, what=what, image=f"{suite} VM image", log_path=log_path, host=suite
+    )
 
 
 def _kernel_files(root: Path) -> tuple[str, Path, Path | None]:
@@ -255,7 +243,7 @@ def customize_tree(root: Path, recipe: VmRecipe, mirror: str, log: Any, log_path
     for key in (root / "etc" / "ssh").glob("ssh_host_*"):
         key.unlink()  # the controller hands each VM its own key at boot
     (root / "etc" / "apt" / "sources.list").write_text(f"deb {mirror} {recipe.suite} main\n")
-    install_files(root, recipe.files, VM_IMAGE_FILES)
+    debootstrap.install_files(root, recipe.files, VM_IMAGE_FILES)
     (root / "etc" / "fstab").write_text(
         "# labctl VM: the root disk (no fsck: the disk is a throwaway overlay)\n"
         "LABEL=labctl-root / ext4 rw,errors=remount-ro 0 0\n"
@@ -297,7 +285,7 @@ def customize_tree(root: Path, recipe: VmRecipe, mirror: str, log: Any, log_path
         "mirror": mirror,
         "kernel_version": version,
     }
-    finish_tree(root, info, APT_LEFTOVERS)
+    debootstrap.finish_tree(root, info, debootstrap.APT_LEFTOVERS)
     shutil.rmtree(root / "debootstrap", ignore_errors=True)
     return version
 
@@ -310,11 +298,11 @@ def build_vm_image(recipe: VmRecipe, mirror: str, *, progress: Progress | None =
         if found is not None:
             return found
         check_vm_build_prerequisites()
-        cache = debootstrap_cache(recipe.suite)
+        cache = debootstrap.debootstrap_cache(recipe.suite)
         cache.mkdir(parents=True, exist_ok=True)
         log_path = cache_dir() / "logs" / f"vm-build-{recipe.suite}-{recipe.short_hash}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{BUILD_DIR_PREFIX}vm-{recipe.suite}-"))
+        tmp = Path(tempfile.mkdtemp(prefix=f"{debootstrap.BUILD_DIR_PREFIX}vm-{recipe.suite}-"))
         root = tmp / "root"
         out = vm_cache_dir() / f".{recipe.suite}-{recipe.short_hash}.tmp{os.getpid()}"
         started = time.monotonic()
@@ -324,13 +312,13 @@ def build_vm_image(recipe: VmRecipe, mirror: str, *, progress: Progress | None =
                     recipe.suite,
                     f"building VM image {recipe.short_hash} (debootstrap from {mirror})",
                 )
-                run_debootstrap(
+                debootstrap.run_debootstrap(
                     recipe, root, cache, mirror, log, image=f"{recipe.suite} VM image",
                     log_path=log_path, timeout=BUILD_TIMEOUT, host=recipe.suite,
                 )  # fmt: skip
                 t_boot = time.monotonic() - started
                 version = customize_tree(root, recipe, mirror, log, log_path)
-                unmount_below(root)
+                debootstrap.unmount_below(root)
                 shutil.rmtree(out, ignore_errors=True)
                 out.mkdir(parents=True)
                 say(recipe.suite, f"writing the disk image (kernel {version})")
@@ -365,7 +353,7 @@ def build_vm_image(recipe: VmRecipe, mirror: str, *, progress: Progress | None =
             return img
         finally:
             shutil.rmtree(out, ignore_errors=True)
-            remove_tree(tmp)
+            debootstrap.remove_tree(tmp)
 
 
 def ensure_vm_images(

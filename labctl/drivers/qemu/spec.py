@@ -9,14 +9,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from labctl.drivers.base import (
-    GiB,
-    MiB,
-    format_size,
-    parse_size,
-    read_lab_file,
-    validate_lab_name,
-)
+from labctl.drivers import base
+from labctl.drivers.base import GiB, MiB, format_size, parse_size, read_lab_file
 from labctl.drivers.qemu import images as vmimages
 from labctl.errors import ConfigError
 
@@ -119,19 +113,7 @@ class QemuHostSpec:
             )
         if not 1 <= self.cpus <= MAX_CPUS:
             raise ConfigError(f"{n}: cpus must be between 1 and {MAX_CPUS}, got {self.cpus}")
-        if self.disk_size < MIN_DISK:
-            raise ConfigError(
-                f"{n}: disk_size {format_size(self.disk_size)} is below the minimum "
-                f"{format_size(MIN_DISK)}"
-            )
-        if self.disk_inodes is not None:
-            if self.disk_inodes < 1000:
-                raise ConfigError(f"{n}: disk_inodes {self.disk_inodes} is below the minimum 1000")
-            if self.disk_inodes > self.disk_size // 1024:
-                raise ConfigError(
-                    f"{n}: disk_inodes {self.disk_inodes} do not fit a "
-                    f"{format_size(self.disk_size)} disk (at most one per KiB)"
-                )
+        base.check_disk(self.disk_size, self.disk_inodes, MIN_DISK, who=f"{n}: ")
         if self.cgroup not in CGROUPS:
             raise ConfigError(f"{n}: cgroup must be v1 or v2, got {self.cgroup!r}")
         if self.stands_for and self.stands_for not in STANDS_FOR:
@@ -298,12 +280,7 @@ class QemuLabSpec:
             if isinstance(h, QemuHostSpec):
                 hosts.append(h)
             elif isinstance(h, Mapping):
-                unknown = sorted(set(h) - _HOST_KEYS)
-                if unknown:
-                    raise ConfigError(
-                        f"unknown qemu host option(s): {', '.join(unknown)}",
-                        hint=f"known: {', '.join(sorted(_HOST_KEYS))}",
-                    )
+                base.check_known(h, _HOST_KEYS, "unknown qemu host option(s):")
                 hosts.append(QemuHostSpec(**dict(h)))
             elif isinstance(h, str):
                 hosts.append(parse_host_option(h))
@@ -320,12 +297,7 @@ class QemuLabSpec:
         lab_keys = {f.name for f in fields(cls)}
         host_defaults = {k: data.pop(k) for k in list(data) if k in _HOST_KEYS - {"name"}}
         suites = data.pop("suites", None)
-        unknown = sorted(set(data) - lab_keys)
-        if unknown:
-            raise ConfigError(
-                f"unknown qemu lab option(s): {', '.join(unknown)}",
-                hint=f"known: {', '.join(sorted(lab_keys | _HOST_KEYS | {'suites'}))}",
-            )
+        base.check_known(data, lab_keys | _HOST_KEYS | {"suites"}, "unknown qemu lab option(s):")
         if suites is not None:
             if "hosts" in data:
                 raise ConfigError("give either suites or hosts, not both")
@@ -346,12 +318,10 @@ class QemuLabSpec:
             data["hosts"] = tuple(
                 QemuHostSpec(**{**host_defaults, "suite": h.suite}) for h in default_hosts()
             )
-        spec = cls(**data)
-        spec.validate()
-        return spec
+        return base.validated(cls(**data))
 
     def validate(self) -> None:
-        validate_lab_name(self.name)
+        base.check_lab_settings(self.name, self.mirror)
         if not self.hosts:
             raise ConfigError("hosts: at least one VM is needed")
         for h in self.hosts:
@@ -365,8 +335,6 @@ class QemuLabSpec:
             )
         if self.accel not in ACCELS:
             raise ConfigError(f"accel must be one of {', '.join(ACCELS)}, got {self.accel!r}")
-        if self.mirror is not None and not re.match(r"^https?://\S+$", str(self.mirror)):
-            raise ConfigError(f"mirror: {self.mirror!r} is not an http(s) URL")
 
     def to_dict(self) -> dict[str, Any]:
         return {
