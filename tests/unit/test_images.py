@@ -553,7 +553,7 @@ def test_a_running_host_made_differently_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from labctl.drivers.docker.containers import LABEL_HOSTSPEC
-    from labctl.drivers.docker.lab import _Host
+    from labctl.drivers.docker.hosts import Host
     from labctl.errors import LabError
 
     monkeypatch.setenv("LABCTL_HOME", str(tmp_path))
@@ -562,10 +562,10 @@ def test_a_running_host_made_differently_is_refused(
         client=object(),
     )
     (hs,) = lab.spec.host_specs()
-    same = _Host(hs, 0, container=_FakeContainer({LABEL_HOSTSPEC: "bookworm/driver=vfs,name=x"}))
+    same = Host(hs, 0, container=_FakeContainer({LABEL_HOSTSPEC: "bookworm/driver=vfs,name=x"}))
     lab._check_same_host(same)
-    old = _Host(hs, 0, container=_FakeContainer({}))  # made before host specs: not checked
+    old = Host(hs, 0, container=_FakeContainer({}))  # made before host specs: not checked
     lab._check_same_host(old)
-    other = _Host(hs, 0, container=_FakeContainer({LABEL_HOSTSPEC: "bookworm/fs=xfs,name=x"}))
+    other = Host(hs, 0, container=_FakeContainer({LABEL_HOSTSPEC: "bookworm/fs=xfs,name=x"}))
     with pytest.raises(LabError, match="lab down"):
         lab._check_same_host(other)
