@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import labctl.engines.buildimage as buildimage
+import labctl.engines.store as store
 from labctl.drivers import debootstrap
-from labctl.engines import buildimage, store
 from labctl.engines.elf import is_static_elf
 from labctl.engines.patches import Patch, load_patches, patches_dir
 from labctl.engines.source import Source, is_url, resolve_source, sha256_file

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+import labctl.drivers.docker.images as images
 from labctl.drivers.base import (
     LOOPBACK,
     DownReport,
@@ -33,7 +34,6 @@ from labctl.drivers.base import (
     Progress,
     write_atomic,
 )
-from labctl.drivers.docker import images
 from labctl.drivers.docker.containers import (
     LABEL_HOST,
     LABEL_LAB,

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+import labctl.drivers.docker.images as images
 from labctl.drivers import base
 from labctl.drivers.base import GiB, MiB, format_size, parse_size
-from labctl.drivers.docker import images
 from labctl.errors import ConfigError
 
 MIN_DISK = 256 * MiB

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import labctl.drivers.qemu.images as vmimages
 from labctl.drivers.base import (
     DownReport,
     LabDriver,
@@ -24,7 +25,6 @@ from labctl.drivers.base import (
     ssh_banner,
     write_atomic,
 )
-from labctl.drivers.qemu import images as vmimages
 from labctl.drivers.qemu.spec import DISTRO_ENGINE, QemuHostSpec
 from labctl.drivers.qemu.vm import (
     ADDRESS,

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import labctl.drivers.qemu.images as vmimages
 from labctl.drivers.base import (
     DownReport,
     HostStatus,
@@ -36,7 +37,6 @@ from labctl.drivers.base import (
     recorded_driver,
     write_atomic,
 )
-from labctl.drivers.qemu import images as vmimages
 from labctl.drivers.qemu.boot import QemuVms, Vm
 from labctl.drivers.qemu.spec import DISTRO_ENGINE, PRESETS, QemuLabSpec, engine_vars, recorded_spec
 from labctl.drivers.qemu.vm import ADDRESS, Accel, detect_accel, port_open

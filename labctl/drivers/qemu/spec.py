@@ -9,9 +9,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import labctl.drivers.qemu.images as vmimages
 from labctl.drivers import base
 from labctl.drivers.base import GiB, MiB, format_size, parse_size, read_lab_file
-from labctl.drivers.qemu import images as vmimages
 from labctl.errors import ConfigError
 
 ACCELS = ("auto", "kvm", "tcg")

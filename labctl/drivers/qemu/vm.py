@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import labctl.drivers.qemu.images as vmimages
 from labctl.drivers.base import LOOPBACK, MiB
-from labctl.drivers.qemu import images as vmimages
 from labctl.drivers.qemu.spec import ACCELS, CGROUPS, QemuHostSpec
 from labctl.errors import ConfigError, LabError
 
