@@ -7,24 +7,34 @@ debootstrap, the mirror), and one subpackage per driver (``docker/``, ``qemu/``:
 the hosts' lifecycle). Later stages get only ``HostRecord``s and the inventory from a driver.
 
 Adding a driver (say ``libvirt``): a subpackage ``labctl/drivers/libvirt/`` with a ``LabDriver``
-subclass (``name``, ``options``, ``from_options()``, ``up()``, ``status()``, ``down()``; use the
-base's helpers for the lab folder, host records and inventory), and one line in ``DRIVERS``
-below. ``labctl lab up/status/down --driver libvirt`` and ``labctl run --driver libvirt`` then
-work; a new command-line option also needs its click option in ``cli.py``.
+subclass (``name``, ``options``, ``from_options()``, ``up()``, ``status()``, ``down()``; the
+base's helpers make the lab folder, host records and inventory), and one line in ``DRIVERS``
+below (naming its presets, if any, so the command line lists them without loading a driver).
+Then ``labctl lab up|status|down --driver libvirt`` and ``labctl run --driver libvirt`` work; a
+new command-line option also needs its click option in ``cli.py``.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, NamedTuple
 
 from labctl.drivers.base import LabDriver, Progress, option_flag, recorded_driver
 from labctl.errors import ConfigError
 
-#: driver name -> (its class as "module:Class", what its hosts are, for `--driver`'s help)
-DRIVERS: dict[str, tuple[str, str]] = {
-    "docker": ("labctl.drivers.docker:DockerLab", "hosts as containers"),
-    "qemu": ("labctl.drivers.qemu:QemuLab", "VMs with their own kernels"),
+
+class Entry(NamedTuple):
+    #: the driver's class, "module:Class" (imported when a lab of the driver is made)
+    cls: str
+    #: what its hosts are (`--driver`'s help)
+    what: str
+    #: the `--preset` names it brings (its class's ``presets``)
+    presets: tuple[str, ...] = ()
+
+
+DRIVERS: dict[str, Entry] = {
+    "docker": Entry("labctl.drivers.docker:DockerLab", "hosts as containers"),
+    "qemu": Entry("labctl.drivers.qemu:QemuLab", "VMs with their own kernels", ("article",)),
 }
 #: the driver of a lab that names none and was not made before
 DEFAULT_DRIVER = "docker"
@@ -36,7 +46,7 @@ def driver_names() -> list[str]:
 
 def driver_help() -> str:
     """One line for `--driver`: each driver and what its hosts are."""
-    kinds = "; ".join(f"{name}: {what}" for name, (_, what) in DRIVERS.items())
+    kinds = "; ".join(f"{name}: {e.what}" for name, e in DRIVERS.items())
     return f"{kinds} [the lab's, else {DEFAULT_DRIVER}]."
 
 
@@ -44,21 +54,20 @@ def driver_class(name: str) -> type[LabDriver]:
     """The class of driver ``name``; an unknown name is a ConfigError."""
     if name not in DRIVERS:
         raise ConfigError(f"unknown driver {name!r}", hint=f"choose from {', '.join(DRIVERS)}")
-    module, _, attr = DRIVERS[name][0].partition(":")
+    module, _, attr = DRIVERS[name].cls.partition(":")
     cls = getattr(importlib.import_module(module), attr)
     assert isinstance(cls, type) and issubclass(cls, LabDriver)
     return cls
 
 
 def preset_names() -> list[str]:
-    return [p for name in DRIVERS for p in driver_class(name).presets]
+    return [p for e in DRIVERS.values() for p in e.presets]
 
 
 def _preset_driver(preset: str) -> type[LabDriver]:
-    for name in DRIVERS:
-        cls = driver_class(name)
-        if preset in cls.presets:
-            return cls
+    for name, e in DRIVERS.items():
+        if preset in e.presets:
+            return driver_class(name)
     raise ConfigError(f"unknown preset {preset!r}", hint=f"choose from {', '.join(preset_names())}")
 
 
