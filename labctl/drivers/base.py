@@ -142,9 +142,12 @@ def check_lab_settings(name: object, mirror: object) -> None:
 
 def check_known(keys: Iterable[str], known: Iterable[str], what: str) -> None:
     """A ConfigError ``<what> a, b`` naming the unknown keys (a hint lists the known ones)."""
-    unknown = sorted(set(keys) - set(known))
+    known_set = set(known)
+    unknown = sorted(set(keys) - known_set)
     if unknown:
-        raise ConfigError(f"{what} {', '.join(unknown)}", hint=f"known: {', '.join(sorted(known))}")
+        raise ConfigError(
+            f"{what} {', '.join(unknown)}", hint=f"known: {', '.join(sorted(known_set))}"
+        )
 
 
 def check_disk(size: int, inodes: int | None, minimum: int, who: str = "") -> None:
