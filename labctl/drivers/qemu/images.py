@@ -163,10 +163,6 @@ class VmImage:
     def initrd(self) -> Path:
         return self.directory / "initrd.img"
 
-    @property
-    def meta_file(self) -> Path:
-        return self.directory / "image.json"
-
 
 def vm_cache_dir() -> Path:
     return cache_dir() / "vm"
