@@ -433,6 +433,11 @@ class LabDriver(abc.ABC):
         text = f"{head}; JSON is valid YAML\n" + json.dumps(inventory, indent=2) + "\n"
         write_atomic(self.inventory_file, text, 0o600)
 
+    def refresh_port(self, host: str, known_port: int) -> int | None:
+        """The SSH port a running lab host answers on now, when it moved from ``known_port``
+        (the lab's files are updated); None when it did not or cannot move (the default)."""
+        return None
+
     @abc.abstractmethod
     def up(self) -> LabState:
         """Make the lab ready; idempotent (reuses running hosts, starts stopped ones)."""

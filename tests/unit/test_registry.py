@@ -55,3 +55,15 @@ def test_down_report_summary_keeps_each_drivers_words() -> None:
     vms = DownReport.of("VMs", detail="QEMU processes, overlays, ports")
     assert vms.summary() == "removed 0 VMs (QEMU processes, overlays, ports)"
     assert vms.ok and vms.removed == {"VMs": []}
+
+
+def test_probe_asks_the_hosts_own_driver_for_a_moved_port(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from labctl.hosts import HostRecord
+    from labctl.probe import reread_from_lab
+
+    monkeypatch.setenv("LABCTL_HOME", str(tmp_path))
+    for driver in ("docker", "qemu", "static", ""):
+        host = HostRecord("h", "127.0.0.1", 2222, labels={"lab": "gone", "driver": driver})
+        assert reread_from_lab(host) is None  # no such lab, or a driver whose ports never move
