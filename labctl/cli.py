@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 
 from . import __version__
+from .drivers.registry import driver_help, driver_names, preset_names
 from .errors import LabctlError
 from .liveview import HostBoard
 
@@ -130,85 +131,17 @@ def main(debug: bool) -> None:
 
 
 # -- lab ------------------------------------------------------------------------------------
-def _lab(
-    name: str,
-    suites: str | None = None,
-    disk_size: str | None = None,
-    disk_inodes: int | None = None,
-    memory: str | None = None,
-    pids_limit: int | None = None,
-    storage_driver: str | None = None,
-    driver: str | None = None,
-    hosts: tuple[str, ...] = (),
-    cpus: int | None = None,
-    cgroup: str | None = None,
-    docker_fs: str | None = None,
-    accel: str | None = None,
-    preset: str | None = None,
-) -> Any:
-    from .drivers.docker import DockerLab, DockerLabSpec
-    from .drivers.qemu import PRESETS, QemuLab, QemuLabSpec, lab_driver_of, recorded_spec
-    from .errors import ConfigError
+def _lab(name: str, driver: str | None = None, preset: str | None = None, **options: Any) -> Any:
+    """The lab from `lab up`'s options, through the driver registry (see drivers/registry.py)."""
+    from .drivers.registry import make_lab
 
-    if preset:
-        others = {"--driver": driver not in (None, "qemu"), "--host": hosts, "--suites": suites,
-                  "--disk-size": disk_size, "--disk-inodes": disk_inodes, "--memory": memory,
-                  "--storage-driver": storage_driver, "--cpus": cpus, "--cgroup": cgroup,
-                  "--docker-fs": docker_fs, "--pids-limit": pids_limit}  # fmt: skip
-        given = [opt for opt, value in others.items() if value]
-        if given:
-            raise ConfigError(
-                f"--preset {preset} brings its own qemu hosts: "
-                f"{', '.join(given)} cannot change them",
-                hint="drop those options, or drop --preset and give --host SUITE:key=value,...",
-            )
-        pspec = QemuLabSpec(name=name, hosts=PRESETS[preset](), accel=accel or "auto")
-        pspec.validate()
-        return QemuLab(pspec, progress=_progress)
-    driver = driver or lab_driver_of(name) or "docker"
-    vm_only = {"--cpus": cpus, "--cgroup": cgroup, "--docker-fs": docker_fs,
-               "--accel": accel}  # fmt: skip
-    if driver == "qemu":
-        if pids_limit is not None:
-            raise ConfigError("--pids-limit is a docker lab option (a VM's limit is its kernel's)")
-        data: dict[str, Any] = {"name": name}
-        for key, value in (
-            ("suites", suites), ("hosts", list(hosts) or None), ("disk_size", disk_size),
-            ("disk_inodes", disk_inodes), ("memory", memory), ("storage_driver", storage_driver),
-            ("cpus", cpus), ("cgroup", cgroup), ("docker_fs", docker_fs), ("accel", accel),
-        ):  # fmt: skip
-            if value is not None:
-                data[key] = value
-        # no options: the lab as it was last brought up (`run`, `status`, `down`, `up` again)
-        qspec = (len(data) == 1 and recorded_spec(name)) or QemuLabSpec.from_mapping(data)
-        return QemuLab(qspec, progress=_progress)
-    given = [opt for opt, value in vm_only.items() if value]
-    if given:
-        raise ConfigError(f"{', '.join(given)}: qemu lab options", hint="add --driver qemu")
-
-    fields: dict[str, Any] = {"name": name}
-    if suites:
-        fields["suites"] = tuple(s.strip() for s in suites.split(",") if s.strip())
-    if hosts:  # --suites then adds one default host per suite before them
-        fields["hosts"] = (*fields.pop("suites", ()), *hosts)
-    for key, value in (
-        ("disk_size", disk_size),
-        ("disk_inodes", disk_inodes),
-        ("memory", memory),
-        ("pids_limit", pids_limit),
-        ("storage_driver", storage_driver),
-    ):
-        if value is not None:
-            fields[key] = value
-    spec = DockerLabSpec(**fields)
-    spec.validate()
-    return DockerLab(spec, progress=_progress)
+    return make_lab(name, driver=driver, preset=preset, progress=_progress, **options)
 
 
 _lab_name = click.option("--name", default="local", show_default=True, help="Lab name.")
 _preset_opt = click.option(
     "--preset",
-    type=click.Choice(["article"]),
+    type=click.Choice(preset_names()),
     help="article: the study's three systems as Docker 1.5.0 VMs on one kernel (CentOS 6.6-like:"
     " devicemapper + SysV; CentOS 7.0-like: devicemapper + 1.5.0's systemd unit; Ubuntu"
     " 14.04-like: overlay for aufs + upstart options) and that kernel with Debian's 20.10;"
@@ -220,11 +153,7 @@ def _preset_lab_name(name: str | None, preset: str | None) -> str:
     return name or preset or "local"
 
 
-_driver_opt = click.option(
-    "--driver",
-    type=click.Choice(["docker", "qemu"]),
-    help="docker: hosts as containers; qemu: VMs with their own kernels [the lab's, else docker].",
-)
+_driver_opt = click.option("--driver", type=click.Choice(driver_names()), help=driver_help())
 
 
 @main.group()
@@ -295,13 +224,7 @@ def lab_status(name: str, driver: str | None) -> None:
 def lab_down(name: str, driver: str | None) -> None:
     """Remove every container, network and loop device (or VM) of the lab."""
     rep = _guard(lambda: _lab(name, driver=driver).down())
-    if hasattr(rep, "removed_vms"):
-        out_console.print(f"removed {len(rep.removed_vms)} VMs (QEMU processes, overlays, ports)")
-    else:
-        out_console.print(
-            f"removed {len(rep.removed_containers)} containers, "
-            f"{len(rep.removed_networks)} networks, {len(rep.detached_loops)} loop devices"
-        )
+    out_console.print(rep.summary())
     for p in rep.problems:
         err_console.print(f"[red]problem:[/] {p}", markup=True, soft_wrap=True)
     sys.exit(1 if rep.problems else 0)

@@ -372,13 +372,13 @@ def reread_from_lab(host: HostRecord) -> HostRecord | None:
     """The host as its lab sees it now, when that differs (a restarted lab host gets a new
     published port); None for hosts of no lab, or when nothing changed."""
     lab, driver = host.labels.get("lab"), host.labels.get("driver")
-    if not lab or driver != "docker":
+    if not lab or not driver:
         return None
-    from .drivers.docker import DockerLab, DockerLabSpec
+    from .drivers.registry import make_lab
 
     with _LAB_LOCK:  # one writer of the lab's known_hosts and lab.json at a time
         try:
-            port = DockerLab(DockerLabSpec(name=lab)).refresh_port(host.name, host.port)
+            port = make_lab(lab, driver=driver).refresh_port(host.name, host.port)
         except LabctlError:
             return None
     return None if port is None else replace(host, port=port)

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl.drivers import images
-from labctl.engines import buildimage, store
+import labctl.engines.buildimage as buildimage
+import labctl.engines.store as store
+from labctl.drivers import debootstrap
 from labctl.engines.elf import is_static_elf
 from labctl.engines.patches import Patch, load_patches, patches_dir
 from labctl.engines.source import Source, is_url, resolve_source, sha256_file
@@ -226,7 +227,7 @@ def build_engine(
         )
         docker_client = client if client is not None else _docker_client()
         image = buildimage.ensure_build_image(
-            docker_client, recipe, mirror=mirror or images.detect_mirror, progress=progress
+            docker_client, recipe, mirror=mirror or debootstrap.detect_mirror, progress=progress
         )
         log_path = cache_dir() / "logs" / f"engine-{final.name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)

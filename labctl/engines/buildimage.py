@@ -9,17 +9,14 @@ cached like the lab images: tagged by a hash of its recipe, so a recipe change m
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
-from labctl.drivers import images
+from labctl.drivers import debootstrap
 from labctl.errors import LabError
 from labctl.locks import file_lock
 from labctl.paths import cache_dir
@@ -61,34 +58,21 @@ def scripts_dir() -> Path:
 
 
 @dataclass(frozen=True)
-class BuildImageRecipe:
-    suite: str
-    packages: tuple[str, ...]
-    files: Mapping[str, bytes] = field(repr=False)
+class BuildImageRecipe(debootstrap.ImageRecipe):
     version: int = RECIPE_VERSION
 
-    @property
-    def digest(self) -> str:
-        return images.recipe_digest(
-            {
-                "kind": "engine-build",
-                "version": self.version,
-                "suite": self.suite,
-                "variant": "minbase",
-                "packages": sorted(self.packages),
-                "changes": list(CHANGES),
-                "files": {k: IMAGE_FILES.get(k, "") for k in sorted(self.files)},
-            },
-            self.files,
-        )
+    repository: ClassVar[str] = IMAGE_REPOSITORY
 
-    @property
-    def short_hash(self) -> str:
-        return self.digest[:12]
-
-    @property
-    def tag(self) -> str:
-        return f"{IMAGE_REPOSITORY}:{self.suite}-{self.short_hash}"
+    def settings(self) -> dict[str, Any]:
+        return {
+            "kind": "engine-build",
+            "version": self.version,
+            "suite": self.suite,
+            "variant": "minbase",
+            "packages": sorted(self.packages),
+            "changes": list(CHANGES),
+            "files": {k: IMAGE_FILES.get(k, "") for k in sorted(self.files)},
+        }
 
     @property
     def log_path(self) -> Path:
@@ -97,60 +81,33 @@ class BuildImageRecipe:
 
 def build_image_recipe(files: Mapping[str, bytes] | None = None) -> BuildImageRecipe:
     if files is None:
-        files = images.read_image_files(scripts_dir(), IMAGE_FILES, what="engine build image")
+        files = debootstrap.read_image_files(scripts_dir(), IMAGE_FILES, what="engine build image")
     return BuildImageRecipe(suite=SUITE, packages=PACKAGES, files=dict(files))
 
 
 def _run(cmd: list[str], log: IO[bytes], *, timeout: float, what: str, log_path: Path) -> None:
-    log.write(("$ " + " ".join(cmd) + "\n").encode())
-    log.flush()
-    env = dict(os.environ, LC_ALL="C", LANG="C", DEBIAN_FRONTEND="noninteractive")
-    env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-    try:
-        rc = subprocess.run(
-            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout, check=False
-        ).returncode
-    except subprocess.TimeoutExpired:
-        rc = -1
-    if rc != 0:
-        raise LabError(
-            f"building the engine build image failed: {what} "
-            + ("timed out" if rc == -1 else f"exit {rc}"),
-            hint=f"see {log_path}",
-        )
+    debootstrap.run_logged(
+        cmd, log, timeout=timeout, what=what, image="engine build image", log_path=log_path
+    )
 
 
 def _customize(root: Path, recipe: BuildImageRecipe, mirror: str) -> None:
     (root / "etc" / "apt" / "sources.list").write_text(
         f"deb {mirror} {recipe.suite} main\ndeb-src {mirror} {recipe.suite} main\n"
     )
-    for name, dest in IMAGE_FILES.items():
-        target = root / dest.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(recipe.files[name])
-        target.chmod(0o755)
+    places = {name: (dest, 0o755) for name, dest in IMAGE_FILES.items()}
+    debootstrap.install_files(root, recipe.files, places)
 
 
 def _finish(root: Path, recipe: BuildImageRecipe, mirror: str) -> None:
-    (root / "etc" / "labctl").mkdir(parents=True, exist_ok=True)
-    (root / "etc" / "labctl" / "image.json").write_text(
-        json.dumps(
-            {
-                "kind": "engine-build",
-                "suite": recipe.suite,
-                "recipe": recipe.digest,
-                "packages": list(recipe.packages),
-                "mirror": mirror,
-                "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    images.drop_apt_downloads(root)
-    for sub in ("var/log/bootstrap.log", "var/cache/apt/pkgcache.bin",
-                "var/cache/apt/srcpkgcache.bin"):  # fmt: skip
-        (root / sub).unlink(missing_ok=True)
+    info = {
+        "kind": "engine-build",
+        "suite": recipe.suite,
+        "recipe": recipe.digest,
+        "packages": list(recipe.packages),
+        "mirror": mirror,
+    }
+    debootstrap.finish_tree(root, info, debootstrap.APT_LEFTOVERS)
 
 
 def ensure_build_image(
@@ -162,37 +119,27 @@ def ensure_build_image(
 ) -> str:
     """The tag of the build image, built first if missing (under a lock between processes)."""
     say = progress or (lambda _h, _m: None)
-    if images.image_exists(client, recipe.tag):
+    if debootstrap.image_exists(client, recipe.tag):
         return recipe.tag
     with file_lock(cache_dir() / "engines" / f".lock-image-{recipe.short_hash}"):
-        if images.image_exists(client, recipe.tag):
+        if debootstrap.image_exists(client, recipe.tag):
             return recipe.tag
-        images.check_build_prerequisites()
+        debootstrap.check_build_prerequisites()
         url = mirror() if callable(mirror) else mirror
-        shared = images.debootstrap_cache(recipe.suite)
+        shared = debootstrap.debootstrap_cache(recipe.suite)
         shared.mkdir(parents=True, exist_ok=True)
         log_path = recipe.log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{images.BUILD_DIR_PREFIX}engine-"))
+        tmp = Path(tempfile.mkdtemp(prefix=f"{debootstrap.BUILD_DIR_PREFIX}engine-"))
         root = tmp / "root"
         started = time.monotonic()
         try:
             with log_path.open("wb") as log:
                 say("engine", f"building the build image {recipe.tag} (debootstrap from {url})")
-                cmd = [
-                    "debootstrap", "--variant=minbase", f"--cache-dir={shared}",
-                    "--components=main", "--include=" + ",".join(recipe.packages),
-                    recipe.suite, str(root), url,
-                ]  # fmt: skip
-                try:
-                    _run(cmd, log, timeout=BUILD_TIMEOUT, what="debootstrap", log_path=log_path)
-                except LabError:
-                    inner = root / "debootstrap" / "debootstrap.log"
-                    if inner.is_file():
-                        log.write(b"\n--- debootstrap/debootstrap.log\n" + inner.read_bytes())
-                    raise
-                for mp in images.mounts_under(root):
-                    subprocess.run(["umount", "-l", mp], capture_output=True, check=False)
+                debootstrap.run_debootstrap(
+                    recipe, root, shared, url, log, image="engine build image",
+                    log_path=log_path, timeout=BUILD_TIMEOUT,
+                )  # fmt: skip
                 _customize(root, recipe, url)
                 say("engine", "building a static libdevmapper from Debian's lvm2 source")
                 _run(
@@ -206,7 +153,7 @@ def ensure_build_image(
                     f"LABEL labctl.recipe={recipe.short_hash} labctl.kind=engine-build",
                 ]
                 try:
-                    images.import_tree(client, root, recipe.tag, changes, log)
+                    debootstrap.import_tree(client, root, recipe.tag, changes, log)
                 except Exception as exc:
                     why = getattr(exc, "explanation", None) or exc
                     raise LabError(
@@ -216,7 +163,7 @@ def ensure_build_image(
             prune_stale(client, recipe, progress=progress)
             return recipe.tag
         finally:
-            images.remove_tree(tmp)
+            debootstrap.remove_tree(tmp)
 
 
 def prune_stale(client: Any, recipe: BuildImageRecipe, *, progress: Progress | None = None) -> None:

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.lab
 
 docker = pytest.importorskip("docker")
 
-from labctl.drivers.base import DownReport, LabState  # noqa: E402
-from labctl.drivers.docker import DockerLab, DockerLabSpec, MiB  # noqa: E402
+from labctl.drivers.base import DownReport, LabState, MiB  # noqa: E402
+from labctl.drivers.docker import DockerLab, DockerLabSpec  # noqa: E402
 from labctl.transport import SSHTransport  # noqa: E402
 from tests.helpers import checked, host_named, lab_docker_client  # noqa: E402
 
@@ -245,8 +245,8 @@ def test_down_leaves_nothing(lab: Lab) -> None:
     report = lab.driver.down()
     assert isinstance(report, DownReport)
     assert report.problems == []
-    assert sorted(report.removed_containers) == sorted(f"labctl-lab-{name}-{s}" for s in SUITES)
-    assert report.removed_networks == [f"labctl-{name}"]
+    assert sorted(report.removed["containers"]) == sorted(f"labctl-lab-{name}-{s}" for s in SUITES)
+    assert report.removed["networks"] == [f"labctl-{name}"]
     client = lab.client
     assert client.containers.list(all=True, filters={"label": f"labctl.lab={name}"}) == []
     assert client.networks.list(filters={"label": f"labctl.lab={name}"}) == []

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.lab
 
 docker = pytest.importorskip("docker")
 
-from labctl.drivers.base import LabState  # noqa: E402
-from labctl.drivers.docker import DockerLab, DockerLabSpec, MiB  # noqa: E402
+from labctl.drivers.base import LabState, MiB  # noqa: E402
+from labctl.drivers.docker import DockerLab, DockerLabSpec  # noqa: E402
 from labctl.hosts import HostRecord  # noqa: E402
 from labctl.transport import SSHTransport  # noqa: E402
 from tests.helpers import checked, lab_docker_client  # noqa: E402

@@ -209,7 +209,7 @@ def test_down_leaves_nothing(vm_lab: VmLab) -> None:
     ports = [h.port for h in vm_lab.state.hosts]
     report = vm_lab.driver.down()
     assert report.ok, report.problems
-    assert sorted(report.removed_vms) == sorted(h.name for h in vm_lab.state.hosts)
+    assert sorted(report.removed["VMs"]) == sorted(h.name for h in vm_lab.state.hosts)
     assert vm_lab.driver.lab_processes() == []
     assert not vm_lab.driver.vms_dir.exists()
     assert not vm_lab.state.inventory.exists() and not vm_lab.state.known_hosts.exists()

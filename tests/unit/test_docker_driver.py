@@ -7,15 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from labctl.drivers.docker import (
-    DockerLab,
-    DockerLabSpec,
-    GiB,
-    HostSpec,
-    MiB,
-    parse_facts,
-    parse_size,
-)
+from labctl.drivers.base import GiB, MiB, parse_size
+from labctl.drivers.docker import DockerLab, DockerLabSpec, HostSpec
+from labctl.drivers.docker.containers import parse_facts
 from labctl.errors import ConfigError
 
 # --- sizes --------------------------------------------------------------------------------------
@@ -299,7 +293,8 @@ class _FakeContainer:
 def test_a_running_host_made_differently_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from labctl.drivers.docker import LABEL_HOSTSPEC, _Host
+    from labctl.drivers.docker.containers import LABEL_HOSTSPEC
+    from labctl.drivers.docker.hosts import Host as _Host
     from labctl.errors import LabError
 
     monkeypatch.setenv("LABCTL_HOME", str(tmp_path))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from labctl.drivers import images
-from labctl.drivers.docker import DockerLabSpec
+from labctl.drivers import debootstrap
+from labctl.drivers.docker import DockerLabSpec, images
 from labctl.errors import ConfigError
 
 # --- recipes ------------------------------------------------------------------------------------
@@ -55,7 +55,7 @@ def test_recipe_hash_changes_with_entrypoint_and_version() -> None:
 
 def test_recipe_hash_does_not_depend_on_the_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
     before = images.recipe_for("bullseye").digest
-    monkeypatch.setenv(images.MIRROR_ENV, "http://mirror.example.org/debian")
+    monkeypatch.setenv(debootstrap.MIRROR_ENV, "http://mirror.example.org/debian")
     assert images.recipe_for("bullseye").digest == before
     # nothing mirror-like takes part in the hash at all
     assert "mirror" not in images.Recipe.__dataclass_fields__
@@ -163,7 +163,7 @@ def _detect(
         sl.write_text(sources_list)
     for name, text in (sources_d or {}).items():
         (d / name).write_text(text)
-    return images.detect_mirror(environ=environ or {}, sources_list=sl, sources_dir=d)
+    return debootstrap.detect_mirror(environ=environ or {}, sources_list=sl, sources_dir=d)
 
 
 def test_mirror_from_one_line_sources_list(tmp_path: Path) -> None:
@@ -225,21 +225,21 @@ def test_sources_list_comes_before_sources_dir(tmp_path: Path) -> None:
 
 def test_mirror_env_override(tmp_path: Path) -> None:
     main = "deb http://main.example.org/debian bookworm main\n"
-    env = {images.MIRROR_ENV: "http://override.example.org/debian/"}
+    env = {debootstrap.MIRROR_ENV: "http://override.example.org/debian/"}
     assert _detect(tmp_path, main, environ=env) == "http://override.example.org/debian"
-    with pytest.raises(ConfigError, match=images.MIRROR_ENV):
-        _detect(tmp_path, main, environ={images.MIRROR_ENV: "ftp:/x"})
+    with pytest.raises(ConfigError, match=debootstrap.MIRROR_ENV):
+        _detect(tmp_path, main, environ={debootstrap.MIRROR_ENV: "ftp:/x"})
 
 
 def test_no_mirror_is_a_clear_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         _detect(tmp_path, "deb http://archive.ubuntu.com/ubuntu jammy main\n")
-    assert images.MIRROR_ENV in str(info.value)
+    assert debootstrap.MIRROR_ENV in str(info.value)
 
 
 def test_missing_files_are_fine_until_nothing_is_found(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
-        images.detect_mirror(
+        debootstrap.detect_mirror(
             environ={}, sources_list=tmp_path / "nope", sources_dir=tmp_path / "nodir"
         )
 

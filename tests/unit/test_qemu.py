@@ -9,16 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from labctl.drivers import qemu, vmimages
-from labctl.drivers.qemu import (
-    QemuHostSpec,
-    QemuLab,
-    QemuLabSpec,
-    kernel_cmdline,
-    lab_env,
-    parse_host_option,
-    qemu_command,
-)
+from labctl.drivers.qemu import QemuHostSpec, QemuLab, QemuLabSpec, vm
+from labctl.drivers.qemu import images as vmimages
+from labctl.drivers.qemu import spec as qspec
+from labctl.drivers.qemu.spec import parse_host_option
+from labctl.drivers.qemu.vm import kernel_cmdline, lab_env, qemu_command
 from labctl.errors import ConfigError, LabError
 
 GiB = 1 << 30
@@ -235,26 +230,26 @@ def test_lab_env_is_shell_quoted() -> None:
 
 
 def test_accel_forced_tcg(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(qemu.ACCEL_ENV, raising=False)
-    acc = qemu.detect_accel(Path("/nope"), Path("/nope"), want="tcg")
+    monkeypatch.delenv(vm.ACCEL_ENV, raising=False)
+    acc = vm.detect_accel(Path("/nope"), Path("/nope"), want="tcg")
     assert acc.name == "tcg"
 
 
 def test_accel_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(qemu.ACCEL_ENV, "tcg")
-    assert qemu.detect_accel(Path("/nope"), Path("/nope"), want="auto").name == "tcg"
-    monkeypatch.setenv(qemu.ACCEL_ENV, "warp")
+    monkeypatch.setenv(vm.ACCEL_ENV, "tcg")
+    assert vm.detect_accel(Path("/nope"), Path("/nope"), want="auto").name == "tcg"
+    monkeypatch.setenv(vm.ACCEL_ENV, "warp")
     with pytest.raises(ConfigError):
-        qemu.detect_accel(Path("/nope"), Path("/nope"))
+        vm.detect_accel(Path("/nope"), Path("/nope"))
 
 
 def test_accel_auto_without_kvm_is_tcg(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(qemu.ACCEL_ENV, raising=False)
-    monkeypatch.setattr(qemu, "_kvm_usable", lambda: "/dev/kvm: No such file or directory")
-    acc = qemu.detect_accel(Path("/nope"), Path("/nope"))
+    monkeypatch.delenv(vm.ACCEL_ENV, raising=False)
+    monkeypatch.setattr(vm, "_kvm_usable", lambda: "/dev/kvm: No such file or directory")
+    acc = vm.detect_accel(Path("/nope"), Path("/nope"))
     assert acc.name == "tcg" and "no KVM" in acc.reason
     with pytest.raises(LabError):
-        qemu.detect_accel(Path("/nope"), Path("/nope"), want="kvm")
+        vm.detect_accel(Path("/nope"), Path("/nope"), want="kvm")
 
 
 # --- recipes ----------------------------------------------------------------------------------
@@ -275,7 +270,7 @@ def test_recipe_hash_is_stable_and_tracks_its_inputs() -> None:
 
 
 def test_recipe_is_not_the_docker_image_recipe() -> None:
-    from labctl.drivers import images
+    from labctl.drivers.docker import images
 
     assert vmimages.vm_recipe_for("bookworm").short_hash != images.recipe_for("bookworm").short_hash
 
@@ -332,7 +327,7 @@ def test_status_and_down_of_an_empty_lab(monkeypatch: pytest.MonkeyPatch, tmp_pa
     lab = QemuLab(QemuLabSpec(name="empty"))
     assert [s.state for s in lab.status()] == ["missing"] * 3
     rep = lab.down()
-    assert rep.ok and rep.removed_vms == []
+    assert rep.ok and rep.removed["VMs"] == []
 
 
 def test_vm_pid_ignores_a_pid_file_of_another_process(
@@ -443,7 +438,7 @@ def test_engine_host_refusals_are_one_line(text: str, needle: str) -> None:
 
 
 def test_article_preset_is_three_stand_ins_and_todays_engine_on_one_kernel() -> None:
-    hosts = qemu.PRESETS["article"]()
+    hosts = qspec.PRESETS["article"]()
     QemuLabSpec(name="article", hosts=hosts).validate()
     by_name = {h.name: h for h in hosts}
     assert {h.suite for h in hosts} == {"bullseye"} and {h.cgroup for h in hosts} == {"v1"}
@@ -462,17 +457,17 @@ def test_engine_vars_point_provisioning_at_the_cached_build(engine_cache: Path) 
 
     h = parse_host_option("bullseye:name=c66,cgroup=v1,engine=1.5.0,init=sysvinit")
     with pytest.raises(ConfigError) as err:  # not built: one line that says how
-        qemu.engine_vars(h)
+        qspec.engine_vars(h)
     assert "labctl engine build 1.5.0" in err.value.line()
     build = fake_engine_build(store.build_dir("1.5.0", "a8a31eff10544860d2188dddabdee4d727545796"))
-    got = qemu.engine_vars(h)
+    got = qspec.engine_vars(h)
     assert got["docker_engine_method"] == "binary"
     assert got["docker_engine_binary_src"] == str(build / store.BINARY)
     assert len(got["docker_engine_binary_sha256"]) == 64
     assert got["docker_engine_service_manager"] == "sysvinit"
     assert got["docker_storage_driver"] == "devicemapper"
     assert (got["labctl_engine"], got["labctl_engine_init"]) == ("1.5.0", "sysvinit")
-    assert qemu.engine_vars(QemuHostSpec(suite="bookworm")) == {"labctl_engine": "distro"}
+    assert qspec.engine_vars(QemuHostSpec(suite="bookworm")) == {"labctl_engine": "distro"}
 
 
 def test_preset_refuses_options_that_would_change_its_hosts(

@@ -1,7 +1,7 @@
 """VM images for the qemu driver: one bootable Debian disk per suite, built locally and cached.
 
 Each suite's image is a ``debootstrap --variant=minbase`` tree with the suite's cloud kernel, an
-initramfs-tools initrd, systemd, sshd, Docker, python3 and the files in ``qemu_image/``, written
+initramfs-tools initrd, systemd, sshd, Docker, python3 and the files in ``image_files/``, written
 into a raw ext4 disk with ``mkfs.ext4 -d`` (no loop mount, no root filesystem of the controller
 involved). The kernel and initrd are copied out next to the disk: QEMU boots them directly
 (``-kernel``/``-initrd``), so the kernel command line (cgroup v1 or v2) is chosen per boot.
@@ -23,11 +23,11 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl.drivers import images
+from labctl.drivers import debootstrap
 from labctl.errors import ConfigError, LabError
 from labctl.locks import file_lock
 from labctl.paths import cache_dir
@@ -62,7 +62,7 @@ VM_EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
 }
 SUITES: tuple[str, ...] = tuple(VM_EXTRA_PACKAGES)
 
-#: files of qemu_image/ baked into the image: name -> (path in the image, mode)
+#: files of image_files/ baked into the image: name -> (path in the image, mode)
 VM_IMAGE_FILES: dict[str, tuple[str, int]] = {
     "labctl-vm-init": ("/usr/local/sbin/labctl-vm-init", 0o755),
     "labctl-vm-init.service": ("/etc/systemd/system/labctl-vm-init.service", 0o644),
@@ -97,45 +97,34 @@ Progress = Callable[[str, str], None]
 
 
 def image_files_dir() -> Path:
-    return Path(__file__).resolve().parent / "qemu_image"
+    return Path(__file__).resolve().parent / "image_files"
 
 
 def _read_image_files() -> dict[str, bytes]:
-    return images.read_image_files(image_files_dir(), VM_IMAGE_FILES, what="VM image")
+    return debootstrap.read_image_files(image_files_dir(), VM_IMAGE_FILES, what="VM image")
 
 
 @dataclass(frozen=True)
-class VmRecipe:
+class VmRecipe(debootstrap.ImageRecipe):
     """Everything that defines one suite's VM image (the mirror does not)."""
 
-    suite: str
-    packages: tuple[str, ...]
-    files: Mapping[str, bytes] = field(repr=False)
     version: int = RECIPE_VERSION
     root_size: int = ROOT_DISK_SIZE
 
-    @property
-    def digest(self) -> str:
-        return images.recipe_digest(
-            {
-                "kind": "qemu-vm",
-                "version": self.version,
-                "suite": self.suite,
-                "variant": "minbase",
-                "packages": sorted(self.packages),
-                "root_size": self.root_size,
-                "enable": list(ENABLE_UNITS),
-                "disable": list(DISABLE_UNITS),
-                "mask": list(MASK_UNITS),
-                "initramfs": [INITRAMFS_CONF, list(INITRAMFS_MODULES)],
-                "files": {k: VM_IMAGE_FILES.get(k, ("", 0)) for k in sorted(self.files)},
-            },
-            self.files,
-        )
-
-    @property
-    def short_hash(self) -> str:
-        return self.digest[:12]
+    def settings(self) -> dict[str, Any]:
+        return {
+            "kind": "qemu-vm",
+            "version": self.version,
+            "suite": self.suite,
+            "variant": "minbase",
+            "packages": sorted(self.packages),
+            "root_size": self.root_size,
+            "enable": list(ENABLE_UNITS),
+            "disable": list(DISABLE_UNITS),
+            "mask": list(MASK_UNITS),
+            "initramfs": [INITRAMFS_CONF, list(INITRAMFS_MODULES)],
+            "files": {k: VM_IMAGE_FILES.get(k, ("", 0)) for k in sorted(self.files)},
+        }
 
     @property
     def directory(self) -> Path:
@@ -174,10 +163,6 @@ class VmImage:
     def initrd(self) -> Path:
         return self.directory / "initrd.img"
 
-    @property
-    def meta_file(self) -> Path:
-        return self.directory / "image.json"
-
 
 def vm_cache_dir() -> Path:
     return cache_dir() / "vm"
@@ -205,7 +190,7 @@ def load_image(recipe: VmRecipe) -> VmImage | None:
 
 
 def check_vm_build_prerequisites() -> None:
-    images.check_build_prerequisites()
+    debootstrap.check_build_prerequisites()
     if shutil.which("mkfs.ext4") is None:
         raise LabError(
             "mkfs.ext4 is not installed; it writes the VM disk images",
@@ -233,30 +218,10 @@ def mkfs_command(root: Path, disk: Path, size: int, version: tuple[int, ...]) ->
     return cmd
 
 
-def _run(cmd: list[str], log: Any, *, timeout: float = 600.0, env: Mapping[str, str] | None = None,
-         what: str, suite: str, log_path: Path) -> None:  # fmt: skip
-    log.write(("$ " + " ".join(cmd) + "\n").encode())
-    log.flush()
-    try:
-        rc = subprocess.run(
-            cmd, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False,
-            env=dict(env) if env is not None else None,
-        ).returncode  # fmt: skip
-    except subprocess.TimeoutExpired:
-        rc = -1
-    if rc != 0:
-        raise LabError(
-            f"building the {suite} VM image failed: {what} "
-            + ("timed out" if rc == -1 else f"exit {rc}"),
-            host=suite,
-            hint=f"see {log_path}",
-        )
-
-
-def _chroot_env() -> dict[str, str]:
-    env = dict(os.environ, LC_ALL="C", LANG="C", DEBIAN_FRONTEND="noninteractive")
-    env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-    return env
+def _run(cmd: list[str], log: Any, *, what: str, suite: str, log_path: Path) -> None:
+    debootstrap.run_logged(
+        cmd, log, timeout=600.0, what=what, image=f"{suite} VM image", log_path=log_path, host=suite
+    )
 
 
 def _kernel_files(root: Path) -> tuple[str, Path, Path | None]:
@@ -271,15 +236,10 @@ def _kernel_files(root: Path) -> tuple[str, Path, Path | None]:
 
 def customize_tree(root: Path, recipe: VmRecipe, mirror: str, log: Any, log_path: Path) -> str:
     """Turn a debootstrap tree into a bootable VM tree; returns the kernel version."""
-    env = _chroot_env()
     for key in (root / "etc" / "ssh").glob("ssh_host_*"):
         key.unlink()  # the controller hands each VM its own key at boot
     (root / "etc" / "apt" / "sources.list").write_text(f"deb {mirror} {recipe.suite} main\n")
-    for name, (dest, mode) in VM_IMAGE_FILES.items():
-        target = root / dest.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(recipe.files[name])
-        target.chmod(mode)
+    debootstrap.install_files(root, recipe.files, VM_IMAGE_FILES)
     (root / "etc" / "fstab").write_text(
         "# labctl VM: the root disk (no fsck: the disk is a throwaway overlay)\n"
         "LABEL=labctl-root / ext4 rw,errors=remount-ro 0 0\n"
@@ -298,15 +258,15 @@ def customize_tree(root: Path, recipe: VmRecipe, mirror: str, log: Any, log_path
     version, _kernel, initrd = _kernel_files(root)
     _run(
         ["chroot", str(root), "update-initramfs", "-u" if initrd else "-c", "-k", version],
-        log, env=env, what="update-initramfs", suite=recipe.suite, log_path=log_path,
+        log, what="update-initramfs", suite=recipe.suite, log_path=log_path,
     )  # fmt: skip
     _run(
         ["chroot", str(root), "systemctl", "enable", *ENABLE_UNITS],
-        log, env=env, what="systemctl enable", suite=recipe.suite, log_path=log_path,
+        log, what="systemctl enable", suite=recipe.suite, log_path=log_path,
     )  # fmt: skip
     _run(
         ["chroot", str(root), "systemctl", "disable", *DISABLE_UNITS],
-        log, env=env, what="systemctl disable", suite=recipe.suite, log_path=log_path,
+        log, what="systemctl disable", suite=recipe.suite, log_path=log_path,
     )  # fmt: skip
     for unit in MASK_UNITS:
         link = root / "etc" / "systemd" / "system" / unit
@@ -314,28 +274,14 @@ def customize_tree(root: Path, recipe: VmRecipe, mirror: str, log: Any, log_path
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to("/dev/null")
-    (root / "etc" / "labctl").mkdir(parents=True, exist_ok=True)
-    (root / "etc" / "labctl" / "image.json").write_text(
-        json.dumps(
-            {
-                "suite": recipe.suite,
-                "recipe": recipe.digest,
-                "packages": list(recipe.packages),
-                "mirror": mirror,
-                "kernel_version": version,
-                "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    images.drop_apt_downloads(root)
-    for sub in (
-        "var/log/bootstrap.log",
-        "var/cache/apt/pkgcache.bin",
-        "var/cache/apt/srcpkgcache.bin",
-    ):
-        (root / sub).unlink(missing_ok=True)
+    info = {
+        "suite": recipe.suite,
+        "recipe": recipe.digest,
+        "packages": list(recipe.packages),
+        "mirror": mirror,
+        "kernel_version": version,
+    }
+    debootstrap.finish_tree(root, info, debootstrap.APT_LEFTOVERS)
     shutil.rmtree(root / "debootstrap", ignore_errors=True)
     return version
 
@@ -348,11 +294,11 @@ def build_vm_image(recipe: VmRecipe, mirror: str, *, progress: Progress | None =
         if found is not None:
             return found
         check_vm_build_prerequisites()
-        cache = images.debootstrap_cache(recipe.suite)
+        cache = debootstrap.debootstrap_cache(recipe.suite)
         cache.mkdir(parents=True, exist_ok=True)
         log_path = cache_dir() / "logs" / f"vm-build-{recipe.suite}-{recipe.short_hash}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{images.BUILD_DIR_PREFIX}vm-{recipe.suite}-"))
+        tmp = Path(tempfile.mkdtemp(prefix=f"{debootstrap.BUILD_DIR_PREFIX}vm-{recipe.suite}-"))
         root = tmp / "root"
         out = vm_cache_dir() / f".{recipe.suite}-{recipe.short_hash}.tmp{os.getpid()}"
         started = time.monotonic()
@@ -362,25 +308,13 @@ def build_vm_image(recipe: VmRecipe, mirror: str, *, progress: Progress | None =
                     recipe.suite,
                     f"building VM image {recipe.short_hash} (debootstrap from {mirror})",
                 )
-                cmd = [
-                    "debootstrap", "--variant=minbase", f"--cache-dir={cache}",
-                    "--components=main", "--include=" + ",".join(recipe.packages),
-                    recipe.suite, str(root), mirror,
-                ]  # fmt: skip
-                try:
-                    _run(cmd, log, timeout=BUILD_TIMEOUT, env=_chroot_env(), what="debootstrap",
-                         suite=recipe.suite, log_path=log_path)  # fmt: skip
-                except LabError:
-                    inner = root / "debootstrap" / "debootstrap.log"
-                    if inner.is_file():
-                        log.write(b"\n--- debootstrap/debootstrap.log\n" + inner.read_bytes())
-                    raise
-                for mp in images.mounts_under(root):
-                    subprocess.run(["umount", "-l", mp], capture_output=True, check=False)
+                debootstrap.run_debootstrap(
+                    recipe, root, cache, mirror, log, image=f"{recipe.suite} VM image",
+                    log_path=log_path, timeout=BUILD_TIMEOUT, host=recipe.suite,
+                )  # fmt: skip
                 t_boot = time.monotonic() - started
                 version = customize_tree(root, recipe, mirror, log, log_path)
-                for mp in images.mounts_under(root):
-                    subprocess.run(["umount", "-l", mp], capture_output=True, check=False)
+                debootstrap.unmount_below(root)
                 shutil.rmtree(out, ignore_errors=True)
                 out.mkdir(parents=True)
                 say(recipe.suite, f"writing the disk image (kernel {version})")
@@ -415,7 +349,7 @@ def build_vm_image(recipe: VmRecipe, mirror: str, *, progress: Progress | None =
             return img
         finally:
             shutil.rmtree(out, ignore_errors=True)
-            images.remove_tree(tmp)
+            debootstrap.remove_tree(tmp)
 
 
 def ensure_vm_images(

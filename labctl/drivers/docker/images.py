@@ -1,7 +1,7 @@
 """Lab host images for the docker driver: debootstrap recipes, local builds and the image cache.
 
 No registry is needed: each suite's image is a ``debootstrap --variant=minbase`` tree with sshd,
-docker.io and the files in ``docker_image/``, imported with the SDK (``docker import``). Images
+docker.io and the files in ``image_files/``, imported with the SDK (``docker import``). Images
 are tagged ``labctl-host:<suite>-<recipe hash 12>``; the hash covers everything that defines the
 image (suite, packages, baked-in files, recipe version) but not the mirror it was fetched from,
 so an image with the tag already present is the cache and a recipe change means a rebuild.
@@ -10,29 +10,38 @@ so an image with the tag already present is the cache and a recipe change means 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from labctl.drivers.debootstrap import (
+    BUILD_DIR_PREFIX,
+    ImageRecipe,
+    check_build_prerequisites,
+    debootstrap_cache,
+    finish_tree,
+    image_exists,
+    import_tree,
+    install_files,
+    read_image_files,
+    remove_tree,
+    run_debootstrap,
+)
 from labctl.errors import ConfigError, LabError
 from labctl.paths import cache_dir
 
 #: bump when the build steps change in a way the package list and files do not show
 RECIPE_VERSION = 2
 IMAGE_REPOSITORY = "labctl-host"
-BUILD_DIR_PREFIX = "labctl-build-"
-MIRROR_ENV = "LABCTL_DEBIAN_MIRROR"
 
 #: in every image: sshd, the tools of the loop disk (ext4, btrfs) and what dockerd needs anyway
 COMMON_PACKAGES: tuple[str, ...] = (
@@ -69,7 +78,7 @@ SUITES: tuple[str, ...] = tuple(EXTRA_PACKAGES)
 PYTHONS: tuple[str, ...] = ("python3", "python2.7", "none")
 PYTHON27_SUITES: tuple[str, ...] = ("bullseye",)
 
-#: files of docker_image/ baked into the image: name -> (path in the image, mode)
+#: files of image_files/ baked into the image: name -> (path in the image, mode)
 IMAGE_FILES: dict[str, tuple[str, int]] = {
     "labctl-entrypoint": ("/usr/local/sbin/labctl-entrypoint", 0o755),
     "labctl-dockerd": ("/usr/local/sbin/labctl-dockerd", 0o755),
@@ -82,61 +91,25 @@ BUILD_TIMEOUT = 1800.0
 Progress = Callable[[str, str], None]
 
 
-def drop_apt_downloads(root: Path) -> None:
-    """Remove the package lists and .debs debootstrap left in an image tree (not needed, large)."""
-    for sub in ("var/lib/apt/lists", "var/cache/apt/archives"):
-        d = root / sub
-        if d.is_dir():
-            for entry in d.iterdir():
-                if entry.is_file() and entry.name != "lock":
-                    entry.unlink()
-
-
-def recipe_digest(spec: dict[str, Any], files: Mapping[str, bytes]) -> str:
-    """sha256 over everything that defines an image: its settings and the files baked in."""
-    h = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
-    for name in sorted(files):
-        h.update(b"\0" + name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
-    return h.hexdigest()
-
-
 def image_files_dir() -> Path:
-    return Path(__file__).resolve().parent / "docker_image"
+    return Path(__file__).resolve().parent / "image_files"
 
 
 def _read_image_files() -> dict[str, bytes]:
     return read_image_files(image_files_dir(), IMAGE_FILES)
 
 
-def read_image_files(
-    base: Path, names: Iterable[str], what: str = "lab host image"
-) -> dict[str, bytes]:
-    """The files baked into an image, by name; a missing one is a LabError."""
-    files: dict[str, bytes] = {}
-    for name in names:
-        path = base / name
-        try:
-            files[name] = path.read_bytes()
-        except OSError as exc:
-            raise LabError(
-                f"the {what} file {path} is missing ({exc.strerror})",
-                hint="reinstall labctl",
-            ) from exc
-    return files
-
-
 @dataclass(frozen=True)
-class Recipe:
+class Recipe(ImageRecipe):
     """Everything that defines one suite's lab host image (the mirror does not)."""
 
-    suite: str
-    packages: tuple[str, ...]
-    files: Mapping[str, bytes] = field(repr=False)
     version: int = RECIPE_VERSION
     #: docker.io preinstalled (False: provisioning installs it)
     docker: bool = True
     #: "python3" | "python2.7" (the only Python) | "none" (no Python at all)
     python: str = "python3"
+
+    repository: ClassVar[str] = IMAGE_REPOSITORY
 
     @property
     def flavor(self) -> str:
@@ -152,29 +125,17 @@ class Recipe:
         """The suite and the flavor: "bookworm", "bookworm-nodocker"."""
         return f"{self.suite}-{self.flavor}" if self.flavor else self.suite
 
-    @property
-    def digest(self) -> str:
-        return recipe_digest(
-            {
-                "version": self.version,
-                "suite": self.suite,
-                "flavor": self.flavor,
-                "variant": "minbase",
-                "packages": sorted(self.packages),
-                "entrypoint": ENTRYPOINT,
-                "changes": list(IMAGE_CHANGES),
-                "files": {k: IMAGE_FILES.get(k, ("", 0)) for k in sorted(self.files)},
-            },
-            self.files,
-        )
-
-    @property
-    def short_hash(self) -> str:
-        return self.digest[:12]
-
-    @property
-    def tag(self) -> str:
-        return f"{IMAGE_REPOSITORY}:{self.name}-{self.short_hash}"
+    def settings(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "suite": self.suite,
+            "flavor": self.flavor,
+            "variant": "minbase",
+            "packages": sorted(self.packages),
+            "entrypoint": ENTRYPOINT,
+            "changes": list(IMAGE_CHANGES),
+            "files": {k: IMAGE_FILES.get(k, ("", 0)) for k in sorted(self.files)},
+        }
 
 
 def recipe_for(
@@ -217,161 +178,8 @@ def recipe_for(
     )
 
 
-# --- mirror detection -------------------------------------------------------------------------
-
-
-def _uris_from_one_line(text: str) -> list[str]:
-    uris: list[str] = []
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        words = line.split()
-        if words[0] != "deb":
-            continue
-        rest = words[1:]
-        if rest and rest[0].startswith("["):  # options: [arch=amd64 signed-by=...]
-            while rest and not rest[0].endswith("]"):
-                rest = rest[1:]
-            rest = rest[1:]
-        if rest:
-            uris.append(rest[0])
-    return uris
-
-
-def _uris_from_deb822(text: str) -> list[str]:
-    uris: list[str] = []
-    for stanza in re.split(r"\n\s*\n", text):
-        fields: dict[str, str] = {}
-        key = ""
-        for raw in stanza.splitlines():
-            if raw.lstrip().startswith("#"):
-                continue
-            if raw[:1] in (" ", "\t") and key:
-                fields[key] += " " + raw.strip()
-                continue
-            if ":" in raw:
-                key, value = raw.split(":", 1)
-                key = key.strip().lower()
-                fields[key] = value.strip()
-        if fields.get("enabled", "yes").lower() == "no":
-            continue
-        if "deb" not in fields.get("types", "").split():
-            continue
-        uris.extend(fields.get("uris", "").split())
-    return uris
-
-
-def _is_debian_mirror(uri: str) -> bool:
-    return bool(re.match(r"^https?://", uri)) and uri.rstrip("/").endswith("/debian")
-
-
-def detect_mirror(
-    *,
-    environ: Mapping[str, str] | None = None,
-    sources_list: Path = Path("/etc/apt/sources.list"),
-    sources_dir: Path = Path("/etc/apt/sources.list.d"),
-) -> str:
-    """The Debian mirror to debootstrap from.
-
-    ``LABCTL_DEBIAN_MIRROR`` wins; otherwise the first ``deb`` URI whose path ends in ``/debian``
-    in the controller's apt sources (``sources.list``, then ``sources.list.d/*.list`` and deb822
-    ``*.sources`` in name order).
-    """
-    env = os.environ if environ is None else environ
-    override = env.get(MIRROR_ENV, "").strip()
-    if override:
-        if not re.match(r"^https?://\S+$", override):
-            raise ConfigError(f"{MIRROR_ENV}={override!r} is not an http(s) URL")
-        return override.rstrip("/")
-    candidates: list[Path] = [sources_list]
-    if sources_dir.is_dir():
-        candidates += sorted(p for p in sources_dir.iterdir() if p.suffix in (".list", ".sources"))
-    for path in candidates:
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        uris = _uris_from_deb822(text) if path.suffix == ".sources" else _uris_from_one_line(text)
-        for uri in uris:
-            if _is_debian_mirror(uri):
-                return uri.rstrip("/")
-    raise ConfigError(
-        f"no Debian mirror found in {sources_list} or {sources_dir}/*.sources",
-        hint=f"set {MIRROR_ENV} (e.g. http://deb.debian.org/debian) or the lab's mirror option",
-    )
-
-
-# --- building ---------------------------------------------------------------------------------
-
-
-def debootstrap_cache(suite: str) -> Path:
-    return cache_dir() / "debootstrap" / suite
-
-
 def build_log_path(recipe: Recipe) -> Path:
     return cache_dir() / "logs" / f"build-{recipe.name}-{recipe.short_hash}.log"
-
-
-def check_build_prerequisites() -> None:
-    if shutil.which("debootstrap") is None:
-        raise LabError(
-            "debootstrap is not installed; it builds the lab host images",
-            hint="install it (`apt-get install debootstrap`)",
-        )
-    if os.geteuid() != 0:
-        raise LabError(
-            "building lab host images needs root (debootstrap makes device nodes and chroots)",
-            hint="run labctl as root, or build once as root and reuse the cached images",
-        )
-
-
-def image_exists(client: Any, tag: str) -> bool:
-    import docker.errors
-
-    try:
-        client.images.get(tag)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
-
-
-def mounts_under(root: Path) -> list[str]:
-    """Mount points at or below ``root`` (deepest first)."""
-    prefix = str(root.resolve())
-    found: list[str] = []
-    try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return found
-    for line in lines:
-        parts = line.split()
-        if len(parts) < 5:
-            continue
-        mp = parts[4].replace("\\040", " ")
-        if mp == prefix or mp.startswith(prefix + "/"):
-            found.append(mp)
-    return sorted(set(found), key=lambda p: p.count("/"), reverse=True)
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a build tree: unmount anything debootstrap left mounted inside, never cross mounts."""
-    if not path.exists():
-        return
-    for mp in mounts_under(path):
-        subprocess.run(["umount", mp], capture_output=True, check=False)
-    left = mounts_under(path)
-    for mp in left:
-        subprocess.run(["umount", "-l", mp], capture_output=True, check=False)
-    left = mounts_under(path)
-    if left:
-        raise LabError(
-            f"cannot remove the build folder {path}: still mounted: {', '.join(left)}",
-            hint="unmount them by hand, then remove the folder",
-        )
-    shutil.rmtree(path, ignore_errors=True)
-    if path.exists():  # e.g. immutable files: let rm say why
-        subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=False)
 
 
 def _customize(root: Path, recipe: Recipe, mirror: str) -> None:
@@ -379,11 +187,7 @@ def _customize(root: Path, recipe: Recipe, mirror: str) -> None:
     for key in (root / "etc" / "ssh").glob("ssh_host_*"):
         key.unlink()
     (root / "etc" / "apt" / "sources.list").write_text(f"deb {mirror} {recipe.suite} main\n")
-    for name, (dest, mode) in IMAGE_FILES.items():
-        target = root / dest.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(recipe.files[name])
-        target.chmod(mode)
+    install_files(root, recipe.files, IMAGE_FILES)
     # no service starts from package scripts inside a lab host (provisioning may install more)
     policy = root / "usr" / "sbin" / "policy-rc.d"
     policy.write_text("#!/bin/sh\nexit 101\n")
@@ -398,26 +202,16 @@ def _customize(root: Path, recipe: Recipe, mirror: str) -> None:
             flags=re.M,
         )
         pam.write_text(text)
-    (root / "etc" / "labctl").mkdir(parents=True, exist_ok=True)
-    (root / "etc" / "labctl" / "image.json").write_text(
-        json.dumps(
-            {
-                "suite": recipe.suite,
-                "flavor": recipe.flavor,
-                "docker": recipe.docker,
-                "python": recipe.python,
-                "recipe": recipe.digest,
-                "packages": list(recipe.packages),
-                "mirror": mirror,
-                "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    drop_apt_downloads(root)
-    for sub in ("var/log/bootstrap.log",):
-        (root / sub).unlink(missing_ok=True)
+    info = {
+        "suite": recipe.suite,
+        "flavor": recipe.flavor,
+        "docker": recipe.docker,
+        "python": recipe.python,
+        "recipe": recipe.digest,
+        "packages": list(recipe.packages),
+        "mirror": mirror,
+    }
+    finish_tree(root, info, ("var/log/bootstrap.log",))
 
 
 #: image config set at import (``docker import --change``; 20.10 has no STOPSIGNAL there)
@@ -436,35 +230,6 @@ def _import(client: Any, root: Path, recipe: Recipe, log: Any) -> None:
         f" labctl.flavor={recipe.flavor or 'default'}",
     ]
     import_tree(client, root, recipe.tag, changes, log)
-
-
-def import_tree(client: Any, root: Path, image_tag: str, changes: list[str], log: Any) -> None:
-    """``tar`` of an image tree into ``docker import`` (no registry); RuntimeError on failure."""
-    repo, tag = image_tag.split(":", 1)
-    cmd = [
-        "tar", "--numeric-owner", "--one-file-system", "-C", str(root), "-cf", "-",
-        "--exclude=./proc/*", "--exclude=./sys/*", "--exclude=./dev/*", "--exclude=./run/*",
-        "--exclude=./tmp/*", "--exclude=./debootstrap",
-        ".",
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log)
-    assert proc.stdout is not None
-    try:
-        result = client.api.import_image_from_stream(
-            proc.stdout, repository=repo, tag=tag, changes=changes
-        )
-    except BaseException:
-        proc.kill()
-        raise
-    finally:
-        proc.stdout.close()
-        rc = proc.wait()
-    text = result if isinstance(result, str) else json.dumps(result)
-    log.write(f"\n--- docker import: {text.strip()}\n".encode())
-    if rc != 0:
-        raise RuntimeError(f"tar exited with {rc}")
-    if "errorDetail" in text or '"error"' in text:
-        raise RuntimeError(f"docker import failed: {text.strip()[:300]}")
 
 
 _build_locks: dict[str, threading.Lock] = {}
@@ -548,38 +313,12 @@ def build_image(
         started = time.monotonic()
         try:
             with log_path.open("wb") as log:
-                cmd = [
-                    "debootstrap", "--variant=minbase", f"--cache-dir={cache}",
-                    "--components=main", "--include=" + ",".join(recipe.packages),
-                    recipe.suite, str(root), mirror,
-                ]  # fmt: skip
-                log.write(("$ " + " ".join(cmd) + "\n").encode())
-                log.flush()
                 say(who, f"building image {recipe.tag} (debootstrap from {mirror})")
-                env = dict(os.environ, LC_ALL="C", LANG="C", DEBIAN_FRONTEND="noninteractive")
-                env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
                 try:
-                    rc = subprocess.run(
-                        cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                        timeout=BUILD_TIMEOUT, check=False,
-                    ).returncode  # fmt: skip
-                except subprocess.TimeoutExpired:
-                    rc = -1
-                _return_to_cache(cache, shared)
-                if rc != 0:
-                    inner = root / "debootstrap" / "debootstrap.log"
-                    if inner.is_file():  # the tree goes away: keep its log in ours
-                        log.write(b"\n--- debootstrap/debootstrap.log\n" + inner.read_bytes())
-                    raise LabError(
-                        f"building the {who} image failed (debootstrap "
-                        + ("timed out" if rc == -1 else f"exit {rc}")
-                        + ")",
-                        host=who,
-                        hint=f"see {log_path}",
-                    )
-                # debootstrap unmounts what it mounted; make sure before we tar or remove
-                for mp in mounts_under(root):
-                    subprocess.run(["umount", "-l", mp], capture_output=True, check=False)
+                    run_debootstrap(recipe, root, cache, mirror, log, image=f"{who} image",
+                                    log_path=log_path, timeout=BUILD_TIMEOUT, host=who)  # fmt: skip
+                finally:
+                    _return_to_cache(cache, shared)
                 bad = unwanted_packages(recipe, installed_packages(root))
                 if bad:
                     raise LabError(

@@ -1,0 +1,359 @@
+"""What a qemu lab looks like: its VMs (``QemuHostSpec``, the ``--host SUITE:key=value`` form),
+the presets (the article's systems as stand-ins), the engine each VM runs, and the lab
+(``QemuLabSpec``), validated before anything boots."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import labctl.drivers.qemu.images as vmimages
+from labctl.drivers import base
+from labctl.drivers.base import GiB, MiB, format_size, parse_size, read_lab_file
+from labctl.errors import ConfigError
+
+ACCELS = ("auto", "kvm", "tcg")
+CGROUPS = ("v1", "v2")
+DOCKER_FS = ("ext4", "xfs")
+STORAGE_DRIVERS = ("overlay2", "devicemapper", "vfs")
+#: the distribution's engine, or a version built from source (`labctl engine build`)
+DISTRO_ENGINE = "distro"
+#: how a built engine is started: systemd with the unit it shipped (Docker 1.5.0's has
+#: MountFlags=slave), a SysV script (CentOS 6), an upstart job's line (Ubuntu 14.04)
+INIT_STYLES = ("systemd", "sysvinit", "upstart")
+#: storage drivers of Docker 1.5.0 on a Debian kernel (no aufs there: overlay stands in for it)
+OLD_ENGINE_DRIVERS = ("devicemapper", "overlay", "vfs")
+STANDS_FOR = ("centos66", "centos70", "ubuntu1404")
+#: Docker removed devicemapper in 25.0; trixie ships 26.1
+NO_DEVICEMAPPER = {"trixie": "Docker 26.1"}
+MIN_MEMORY = 256 * MiB
+MIN_DISK = 256 * MiB
+MAX_CPUS = 64
+_HOST_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+
+
+def _int_field(value: Any, what: str) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{what}: expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    raise ConfigError(f"{what}: expected an integer, got {value!r}")
+
+
+@dataclass
+class QemuHostSpec:
+    """One VM. Sizes accept ints (bytes) or strings ("1GiB", "512MiB")."""
+
+    suite: str
+    #: host name in the inventory and in the VM (default: the suite)
+    name: str = ""
+    memory: int = 1 * GiB
+    cpus: int = 2
+    #: size of the VM's /var/lib/docker disk (a second virtual disk)
+    disk_size: int = 2 * GiB
+    #: inodes of that disk when it is ext4 (XFS allocates inodes dynamically)
+    disk_inodes: int | None = 20000
+    cgroup: str = "v2"
+    #: "" = the engine's default: overlay2 for the distribution's, devicemapper (as on CentOS)
+    #: for Docker 1.5.0
+    storage_driver: str = ""
+    #: filesystem of /var/lib/docker: ext4, or xfs mounted with prjquota (--storage-opt size=)
+    docker_fs: str = "ext4"
+    #: "distro" (Debian's docker.io) or a version built from source, e.g. "1.5.0"
+    engine: str = DISTRO_ENGINE
+    #: how a built engine starts: systemd | sysvinit | upstart ("" = systemd)
+    init: str = ""
+    #: which of the article's systems this host stands in for (a label only)
+    stands_for: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            self.name = str(self.suite)
+        self.engine = str(self.engine or DISTRO_ENGINE).strip().lower()
+        self.init = str(self.init or "").strip().lower()
+        if self.engine != DISTRO_ENGINE and not self.init:
+            self.init = "systemd"
+        if not self.storage_driver:
+            self.storage_driver = "overlay2" if self.engine == DISTRO_ENGINE else "devicemapper"
+        v: Any = self.memory
+        self.memory = parse_size(v, what=f"{self.name}: memory")
+        v = self.disk_size
+        self.disk_size = parse_size(v, what=f"{self.name}: disk_size")
+        v = self.cpus
+        self.cpus = _int_field(v, f"{self.name}: cpus")
+        v = self.disk_inodes
+        if v is not None and str(v).lower() not in ("none", "default", ""):
+            self.disk_inodes = _int_field(v, f"{self.name}: disk_inodes")
+        else:
+            self.disk_inodes = None
+        self.cgroup = str(self.cgroup).lower()
+        if self.cgroup in ("1", "2"):
+            self.cgroup = "v" + self.cgroup
+
+    def validate(self) -> None:
+        n = self.name
+        if not isinstance(n, str) or not _HOST_NAME_RE.match(n):
+            raise ConfigError(
+                f"host name {n!r} is not valid",
+                hint="use 1-31 lowercase letters, digits or -, starting with a letter or digit",
+            )
+        if self.suite not in vmimages.SUITES:
+            raise ConfigError(
+                f"{n}: unknown suite {self.suite!r}",
+                hint=f"choose from {', '.join(vmimages.SUITES)}",
+            )
+        if self.memory < MIN_MEMORY:
+            raise ConfigError(
+                f"{n}: memory {format_size(self.memory)} is below the minimum "
+                f"{format_size(MIN_MEMORY)}"
+            )
+        if not 1 <= self.cpus <= MAX_CPUS:
+            raise ConfigError(f"{n}: cpus must be between 1 and {MAX_CPUS}, got {self.cpus}")
+        base.check_disk(self.disk_size, self.disk_inodes, MIN_DISK, who=f"{n}: ")
+        if self.cgroup not in CGROUPS:
+            raise ConfigError(f"{n}: cgroup must be v1 or v2, got {self.cgroup!r}")
+        if self.stands_for and self.stands_for not in STANDS_FOR:
+            raise ConfigError(
+                f"{n}: stands_for must be one of {', '.join(STANDS_FOR)}, got {self.stands_for!r}"
+            )
+        if self.engine != DISTRO_ENGINE:
+            self._validate_built_engine()
+            return
+        if self.init:
+            raise ConfigError(
+                f"{n}: init={self.init} is for an engine built from source (engine=1.5.0); the "
+                "distribution's engine starts with its own systemd unit"
+            )
+        if self.storage_driver not in STORAGE_DRIVERS:
+            raise ConfigError(
+                f"{n}: storage_driver {self.storage_driver!r} is not supported by the qemu driver",
+                hint=f"choose from {', '.join(STORAGE_DRIVERS)}",
+            )
+        if self.storage_driver == "devicemapper" and self.suite in NO_DEVICEMAPPER:
+            raise ConfigError(
+                f"{n}: {self.suite}'s {NO_DEVICEMAPPER[self.suite]} has no devicemapper storage "
+                "driver (Docker removed it in 25.0)",
+                hint="use bullseye or bookworm (Docker 20.10) for devicemapper",
+            )
+        if self.docker_fs not in DOCKER_FS:
+            raise ConfigError(
+                f"{n}: docker_fs must be one of {', '.join(DOCKER_FS)}, got {self.docker_fs!r}"
+            )
+
+    def _validate_built_engine(self) -> None:
+        from labctl.engines import known_versions
+
+        n = self.name
+        if self.engine not in known_versions():
+            raise ConfigError(
+                f"{n}: engine {self.engine!r} is not one labctl can build",
+                hint=f"use engine=distro or one of {', '.join(known_versions())}",
+            )
+        if self.cgroup != "v1":
+            raise ConfigError(
+                f"{n}: Docker {self.engine} cannot start containers on cgroup v2 (each fails with "
+                "'failed to find the cgroup root')",
+                hint="add cgroup=v1 to the host",
+            )
+        if self.init not in INIT_STYLES:
+            raise ConfigError(
+                f"{n}: init must be one of {', '.join(INIT_STYLES)}, got {self.init!r}"
+            )
+        if self.storage_driver not in OLD_ENGINE_DRIVERS:
+            raise ConfigError(
+                f"{n}: Docker {self.engine} has no {self.storage_driver!r} storage driver here",
+                hint=f"choose from {', '.join(OLD_ENGINE_DRIVERS)} (overlay stands in for aufs, "
+                "which Debian kernels no longer carry)",
+            )
+        if self.docker_fs != "ext4":
+            raise ConfigError(f"{n}: Docker {self.engine} hosts keep /var/lib/docker on ext4")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_hosts() -> tuple[QemuHostSpec, ...]:
+    return tuple(QemuHostSpec(suite=s) for s in ("bullseye", "bookworm", "trixie"))
+
+
+def article_hosts() -> tuple[QemuHostSpec, ...]:
+    """The article's three systems as stand-ins on ONE kernel (bullseye's 5.10 with cgroup v1,
+    where Docker 1.5.0 runs), told apart by what made them differ in 2015: the storage driver
+    and how init started the daemon; plus the same kernel with Debian's Docker 20.10."""
+
+    def host(name: str, **kw: Any) -> QemuHostSpec:
+        return QemuHostSpec(suite="bullseye", cgroup="v1", name=name, **kw)
+
+    return (
+        host("c66", engine="1.5.0", storage_driver="devicemapper", init="sysvinit",
+             stands_for="centos66"),
+        host("c70", engine="1.5.0", storage_driver="devicemapper", init="systemd",
+             stands_for="centos70"),
+        host("u1404", engine="1.5.0", storage_driver="overlay", init="upstart",
+             stands_for="ubuntu1404"),
+        host("deb2010", storage_driver="overlay2", docker_fs="xfs"),
+    )  # fmt: skip
+
+
+#: `labctl lab up --preset NAME`: the hosts, and the lab's name unless --name says otherwise
+PRESETS: dict[str, Callable[[], tuple[QemuHostSpec, ...]]] = {"article": article_hosts}
+
+
+def engine_vars(spec: QemuHostSpec) -> dict[str, Any]:
+    """Inventory variables that make provisioning install a host's engine: for one built from
+    source, the docker_engine role's binary method with the cached build (sha256 checked on the
+    host) and the init style; docker_storage then sets the driver that style's way."""
+    out: dict[str, Any] = {"labctl_engine": spec.engine}
+    if spec.stands_for:
+        out["labctl_stands_for"] = spec.stands_for
+    if spec.engine == DISTRO_ENGINE:
+        return out
+    from labctl.engines import require_engine
+
+    build = require_engine(spec.engine)
+    return {
+        **out,
+        "labctl_engine_init": spec.init,
+        "docker_engine_method": "binary",
+        "docker_engine_version": build.version,
+        "docker_engine_binary_src": str(build.binary),
+        "docker_engine_binary_sha256": build.sha256,
+        "docker_engine_service_manager": spec.init,
+        "docker_storage_driver": spec.storage_driver,
+    }
+
+
+_HOST_KEYS = {f.name for f in fields(QemuHostSpec)}
+_HOST_ALIASES = {
+    "storage": "storage_driver",
+    "driver": "storage_driver",  # the docker driver's --host key
+    "fs": "docker_fs",  # the docker driver's --host key
+    "disk": "disk_size",
+    "inodes": "disk_inodes",
+}
+
+
+def parse_host_option(text: str, defaults: Mapping[str, Any] | None = None) -> QemuHostSpec:
+    """``SUITE[:key=value,...]`` (or the docker driver's ``SUITE/key=value``) -> a host spec,
+    e.g. ``bullseye:name=bullseye-v1,cgroup=v1`` or ``bookworm/driver=devicemapper``.
+    ``defaults`` fill what the text does not set."""
+    m = re.match(r"^\s*([^:/]*)\s*(?:[:/](.*))?$", text, re.S)
+    suite, rest = (m.group(1), m.group(2) or "") if m else (text, "")
+    fields_: dict[str, Any] = dict(defaults or {})
+    fields_["suite"] = suite.strip()
+    for item in re.split(r"[,/]", rest):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        key = key.strip().lower().replace("-", "_")
+        key = _HOST_ALIASES.get(key, key)
+        if not sep or key not in _HOST_KEYS or key == "suite":
+            raise ConfigError(
+                f"--host {text!r}: cannot read {item.strip()!r}",
+                hint="write SUITE[:key=value,...] with keys "
+                + ", ".join(sorted((_HOST_KEYS - {"suite"}) | set(_HOST_ALIASES))),
+            )
+        fields_[key] = value.strip()
+    spec = QemuHostSpec(**fields_)
+    spec.validate()
+    return spec
+
+
+@dataclass
+class QemuLabSpec:
+    """What a qemu lab looks like."""
+
+    name: str = "local"
+    hosts: tuple[QemuHostSpec, ...] = field(default_factory=default_hosts)
+    #: auto (KVM when a trial boot works, else TCG) | kvm | tcg
+    accel: str = "auto"
+    mirror: str | None = None
+
+    def __post_init__(self) -> None:
+        hosts: list[QemuHostSpec] = []
+        raw: Any = self.hosts
+        for h in raw:
+            if isinstance(h, QemuHostSpec):
+                hosts.append(h)
+            elif isinstance(h, Mapping):
+                base.check_known(h, _HOST_KEYS, "unknown qemu host option(s):")
+                hosts.append(QemuHostSpec(**dict(h)))
+            elif isinstance(h, str):
+                hosts.append(parse_host_option(h))
+            else:
+                raise ConfigError(f"hosts: cannot read {h!r} as a host")
+        self.hosts = tuple(hosts)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> QemuLabSpec:
+        """A spec from config data. ``suites`` (list or comma string) plus host defaults
+        (memory, cpus, disk_size, disk_inodes, cgroup, storage_driver, docker_fs) is a
+        shorthand for ``hosts``; unknown keys are a ConfigError."""
+        data = dict(data)
+        lab_keys = {f.name for f in fields(cls)}
+        host_defaults = {k: data.pop(k) for k in list(data) if k in _HOST_KEYS - {"name"}}
+        suites = data.pop("suites", None)
+        base.check_known(data, lab_keys | _HOST_KEYS | {"suites"}, "unknown qemu lab option(s):")
+        if suites is not None:
+            if "hosts" in data:
+                raise ConfigError("give either suites or hosts, not both")
+            if isinstance(suites, str):
+                suites = [s.strip() for s in suites.split(",") if s.strip()]
+            data["hosts"] = tuple(QemuHostSpec(**{**host_defaults, "suite": s}) for s in suites)
+        elif "hosts" in data:
+            raw = data["hosts"]
+            data["hosts"] = tuple(
+                parse_host_option(h, host_defaults)
+                if isinstance(h, str)
+                else {**host_defaults, **h}
+                if isinstance(h, Mapping)
+                else h
+                for h in ([raw] if isinstance(raw, str | Mapping) else raw)
+            )
+        elif host_defaults:
+            data["hosts"] = tuple(
+                QemuHostSpec(**{**host_defaults, "suite": h.suite}) for h in default_hosts()
+            )
+        return base.validated(cls(**data))
+
+    def validate(self) -> None:
+        base.check_lab_settings(self.name, self.mirror)
+        if not self.hosts:
+            raise ConfigError("hosts: at least one VM is needed")
+        for h in self.hosts:
+            h.validate()
+        names = [h.name for h in self.hosts]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ConfigError(
+                f"hosts: the name {dup[0]!r} is used twice",
+                hint="give the second VM of a suite its own name (e.g. bullseye:name=bullseye-v1)",
+            )
+        if self.accel not in ACCELS:
+            raise ConfigError(f"accel must be one of {', '.join(ACCELS)}, got {self.accel!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "hosts": [h.to_dict() for h in self.hosts],
+            "accel": self.accel,
+            "mirror": self.mirror,
+        }
+
+
+def recorded_spec(lab: str) -> QemuLabSpec | None:
+    """The spec a qemu lab was last brought up with (from its lab.json), or None."""
+    data = read_lab_file(lab)
+    if data.get("driver") != "qemu":
+        return None
+    spec = data.get("spec")
+    if not isinstance(spec, dict):
+        return None
+    try:
+        return QemuLabSpec.from_mapping({**spec, "name": lab})
+    except (ConfigError, TypeError):
+        return None

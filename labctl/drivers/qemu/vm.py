@@ -1,0 +1,273 @@
+"""One QEMU VM as processes and command lines: the kernel's and QEMU's command lines, the
+settings handed to the guest, the accelerator (KVM when a trial boot works, else TCG), and the
+small process helpers (pid files, /proc, ports on 127.0.0.1). No lab state here."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import labctl.drivers.qemu.images as vmimages
+from labctl.drivers.base import LOOPBACK, MiB
+from labctl.drivers.qemu.spec import ACCELS, CGROUPS, QemuHostSpec
+from labctl.errors import ConfigError, LabError
+
+ADDRESS = LOOPBACK
+QEMU_BINARY = "qemu-system-x86_64"
+QEMU_IMG = "qemu-img"
+ACCEL_ENV = "LABCTL_QEMU_ACCEL"
+KVM_TRIAL_TIMEOUT = 15.0
+
+
+# --- pure pieces: kernel command line and QEMU command line ----------------------------------
+
+
+def kernel_cmdline(suite: str, cgroup: str) -> str:
+    """The VM kernel's command line. cgroup v1 is systemd's legacy hierarchy (no cgroup2 mount
+    beside it); trixie's systemd (257) refuses it unless forced (the kernel passes unknown
+    ``A=B`` words to init's environment)."""
+    if cgroup not in CGROUPS:
+        raise ConfigError(f"cgroup must be v1 or v2, got {cgroup!r}")
+    words = [
+        "root=LABEL=labctl-root",
+        "rootfstype=ext4",
+        "rw",
+        "console=ttyS0",
+        "panic=-1",
+        "net.ifnames=0",
+        "fsck.mode=skip",
+        f"systemd.unified_cgroup_hierarchy={0 if cgroup == 'v1' else 1}",
+    ]
+    if cgroup == "v1":  # all-v1 ("legacy"), as in 2015: no cgroup2 hierarchy next to it
+        words.append("systemd.legacy_systemd_cgroup_controller=1")
+    if cgroup == "v1" and suite not in ("bullseye", "bookworm"):
+        words.append("SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1")
+    return " ".join(words)
+
+
+def _opt_path(path: Path) -> str:
+    """A path inside a QEMU option value (commas are doubled)."""
+    return str(path).replace(",", ",,")
+
+
+def qemu_command(
+    *,
+    name: str,
+    accel: str,
+    cpus: int,
+    memory: int,
+    kernel: Path,
+    initrd: Path,
+    append: str,
+    root_disk: Path,
+    data_disk: Path,
+    port: int,
+    fw_cfg: Mapping[str, Path],
+    pidfile: Path,
+    console_log: Path,
+    qmp_socket: Path,
+    binary: str = QEMU_BINARY,
+) -> list[str]:
+    """The full QEMU command line of one VM (detached, pid file, no display)."""
+    if accel == "kvm":
+        accel_args = ["-accel", "kvm", "-cpu", "host"]
+    elif accel == "tcg":
+        accel_args = ["-accel", "tcg,thread=multi", "-cpu", "max"]
+    else:
+        raise ValueError(f"accel must be kvm or tcg, got {accel!r}")
+    cmd = [
+        binary,
+        "-name", f"{name},process={name}",
+        "-machine", "q35",
+        *accel_args,
+        "-smp", str(cpus),
+        "-m", f"{max(1, memory // MiB)}M",
+        "-nodefaults", "-no-user-config",
+        "-display", "none",
+        "-serial", f"file:{console_log}",
+        "-kernel", str(kernel),
+        "-initrd", str(initrd),
+        "-append", append,
+        "-drive", f"file={_opt_path(root_disk)},format=qcow2,if=none,id=root,discard=unmap",
+        "-device", "virtio-blk-pci,drive=root,serial=labctl-root",
+        "-drive", f"file={_opt_path(data_disk)},format=qcow2,if=none,id=data,discard=unmap",
+        "-device", "virtio-blk-pci,drive=data,serial=labctl-data",
+        "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:{ADDRESS}:{port}-:22",
+        "-device", "virtio-rng-pci",
+    ]  # fmt: skip
+    for key in sorted(fw_cfg):
+        cmd += ["-fw_cfg", f"name=opt/labctl/{key},file={_opt_path(fw_cfg[key])}"]
+    cmd += [
+        "-qmp", f"unix:{_opt_path(qmp_socket)},server=on,wait=off",
+        "-pidfile", str(pidfile),
+        "-daemonize",
+        "-no-reboot",
+    ]  # fmt: skip
+    return cmd
+
+
+def lab_env(host: QemuHostSpec, lab: str) -> str:
+    """The settings file handed to the VM (``opt/labctl/lab.env``), shell syntax."""
+    values = {
+        "LABCTL_LAB": lab,
+        "LABCTL_HOSTNAME": host.name,
+        "LABCTL_SUITE": host.suite,
+        "LABCTL_STORAGE_DRIVER": host.storage_driver,
+        "LABCTL_DOCKER_FS": host.docker_fs,
+        "LABCTL_DISK_INODES": "" if host.disk_inodes is None else str(host.disk_inodes),
+        "LABCTL_CGROUP": host.cgroup,
+        "LABCTL_ENGINE": host.engine,
+    }
+    return "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items())
+
+
+# --- accelerator ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Accel:
+    name: str  # "kvm" | "tcg"
+    reason: str
+
+
+def _kvm_usable() -> str | None:
+    """None when /dev/kvm opens and answers; else why not."""
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    except OSError as exc:
+        return f"/dev/kvm: {exc.strerror or exc}"
+    try:
+        version = fcntl.ioctl(fd, 0xAE00)  # KVM_GET_API_VERSION
+    except OSError as exc:
+        return f"/dev/kvm does not answer ({exc.strerror or exc})"
+    finally:
+        os.close(fd)
+    return None if version == 12 else f"/dev/kvm API version {version}, expected 12"
+
+
+def _accel_cache_key(kernel: Path) -> str:
+    try:
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot_id = "?"
+    return f"{boot_id}|{shutil.which(QEMU_BINARY)}|{kernel}"
+
+
+def detect_accel(kernel: Path, initrd: Path, *, want: str = "auto") -> Accel:
+    """KVM when asked or when a trial boot of ``kernel`` under KVM reaches the kernel's own
+    panic (no init) within seconds; else TCG. /dev/kvm alone proves little: nested KVM may
+    exist and still hang or abort QEMU. The answer is cached per controller boot."""
+    forced = os.environ.get(ACCEL_ENV, "").strip().lower() or want
+    if forced not in ACCELS:
+        raise ConfigError(f"{ACCEL_ENV}={forced!r}: choose from {', '.join(ACCELS)}")
+    if forced == "tcg":
+        return Accel("tcg", "asked for (software emulation)")
+    why_not = _kvm_usable()
+    if forced == "kvm":
+        if why_not:
+            raise LabError(f"KVM was asked for but is not usable: {why_not}", hint="use accel tcg")
+        return Accel("kvm", "asked for")
+    if why_not:
+        return Accel("tcg", f"no KVM ({why_not})")
+    cache_file = vmimages.vm_cache_dir() / "accel.json"
+    key = _accel_cache_key(kernel)
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        cached = json.loads(cache_file.read_text())
+        if cached.get("key") == key:
+            return Accel(str(cached["accel"]), str(cached["reason"]) + " (cached)")
+    result = _kvm_trial(kernel, initrd)
+    with contextlib.suppress(OSError):
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        cache_file.write_text(
+            json.dumps({"key": key, "accel": result.name, "reason": result.reason}) + "\n"
+        )
+    return result
+
+
+def _kvm_trial(kernel: Path, initrd: Path) -> Accel:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="labctl-kvm-trial-") as tmp:
+        log = Path(tmp) / "console.log"
+        cmd = [
+            QEMU_BINARY, "-accel", "kvm", "-cpu", "host", "-m", "256M",
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-serial", f"file:{log}", "-kernel", str(kernel), "-initrd", str(initrd),
+            "-append", "console=ttyS0 panic=-1 rdinit=/labctl-no-such-init root=/dev/null",
+            "-no-reboot",
+        ]  # fmt: skip
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=KVM_TRIAL_TIMEOUT, check=False
+            )
+            stderr = proc.stderr.strip().splitlines()
+            ended = f"QEMU exit {proc.returncode}" + (f": {stderr[-1][:160]}" if stderr else "")
+        except subprocess.TimeoutExpired:
+            ended = f"no kernel output within {KVM_TRIAL_TIMEOUT:.0f} s (hangs)"
+        except OSError as exc:
+            ended = f"cannot run {QEMU_BINARY} ({exc})"
+        text = log.read_text(errors="replace") if log.exists() else ""
+    if "Kernel panic" in text:
+        return Accel("kvm", f"KVM trial boot ok in {time.monotonic() - started:.1f} s")
+    return Accel("tcg", f"KVM trial boot failed ({ended}); software emulation")
+
+
+# --- processes and ports ----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((ADDRESS, 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection((ADDRESS, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def cmdline_of(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+
+
+def read_pid(pidfile: Path) -> int | None:
+    try:
+        text = pidfile.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def tail(path: Path, lines: int = 8) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    kept = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return " | ".join(kept[-lines:])
+
+
+def zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
