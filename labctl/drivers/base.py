@@ -226,6 +226,16 @@ def read_lab_file(lab: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def recorded_spec_data(lab: str, driver: str) -> dict[str, Any] | None:
+    """The spec lab ``lab`` was last brought up with by ``driver`` (its lab.json), or None:
+    a lab named without options is the lab as it was made (`run --lab`, `status`, `down`)."""
+    data = read_lab_file(lab)
+    spec = data.get("spec")
+    if data.get("driver") != driver or not isinstance(spec, dict):
+        return None
+    return {**spec, "name": lab}
+
+
 def recorded_driver(lab: str) -> str | None:
     """The driver that made lab ``lab`` (from its lab.json), or None."""
     driver = read_lab_file(lab).get("driver")

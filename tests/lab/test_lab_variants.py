@@ -225,3 +225,25 @@ def test_hosts_without_docker_or_python(make_lab: Any) -> None:
     finally:
         ssh.close()
     _assert_gone(lab_docker_client(), driver)
+
+
+def test_run_on_a_named_lab_probes_exactly_its_hosts(make_lab: Any, tmp_path: Path) -> None:
+    """`labctl run --lab NAME` takes the lab as it was made: a stopped host comes back, no
+    default suite is added, the inventory keeps its hosts (issue 12: a 30-host lab was run as
+    the three default suites)."""
+    from tests.helpers import labctl, only_run
+
+    driver, state, _ = make_lab("r", ("bookworm/name=c1", "bookworm/name=c2"))
+    client = lab_docker_client()
+    client.containers.get(driver.container_name("c2")).stop(timeout=5)
+    results = tmp_path / "results"
+    proc = labctl("run", "--lab", driver.lab, "--no-provision", "--experiments",
+                  "storage-location", "--results", str(results))  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    run = only_run(results)
+    assert sorted(p.stem for p in (run / "hosts").glob("*.json")) == ["c1", "c2"]
+    inventory = state.inventory.read_text()
+    for suite in ("bullseye", "trixie"):
+        assert suite not in inventory
+    names = {c.name for c in client.containers.list(filters={"name": f"labctl-lab-{driver.lab}-"})}
+    assert names == {driver.container_name("c1"), driver.container_name("c2")}

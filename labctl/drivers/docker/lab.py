@@ -96,7 +96,8 @@ class DockerLab(DockerHosts):
         for key in ("disk_size", "disk_inodes", "memory", "pids_limit", "storage_driver"):
             if options.get(key) is not None:
                 fields[key] = options[key]
-        spec = DockerLabSpec(**fields)
+        # no options: the lab as it was made (`run --lab NAME` never adds or drops hosts)
+        spec = (len(fields) == 1 and DockerLabSpec.recorded(name)) or DockerLabSpec(**fields)
         spec.validate()
         return cls(spec, progress=progress)
 

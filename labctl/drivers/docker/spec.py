@@ -290,6 +290,15 @@ class DockerLabSpec:
         base.check_known(data, {f.name for f in fields(cls)}, "unknown docker lab option(s):")
         return base.validated(cls(**dict(data)))
 
+    @classmethod
+    def recorded(cls, lab: str) -> DockerLabSpec | None:
+        """The spec a docker lab was last brought up with (from its lab.json), or None."""
+        data = base.recorded_spec_data(lab, "docker")
+        try:
+            return cls.from_mapping(data) if data else None
+        except (ConfigError, TypeError):
+            return None
+
     def validate(self) -> None:
         """Raise ConfigError naming the first bad field."""
         base.check_lab_settings(self.name, self.mirror)

@@ -11,7 +11,7 @@ from typing import Any
 
 import labctl.drivers.qemu.images as vmimages
 from labctl.drivers import base
-from labctl.drivers.base import GiB, MiB, format_size, parse_size, read_lab_file
+from labctl.drivers.base import GiB, MiB, format_size, parse_size, recorded_spec_data
 from labctl.errors import ConfigError
 
 ACCELS = ("auto", "kvm", "tcg")
@@ -347,13 +347,8 @@ class QemuLabSpec:
 
 def recorded_spec(lab: str) -> QemuLabSpec | None:
     """The spec a qemu lab was last brought up with (from its lab.json), or None."""
-    data = read_lab_file(lab)
-    if data.get("driver") != "qemu":
-        return None
-    spec = data.get("spec")
-    if not isinstance(spec, dict):
-        return None
+    data = recorded_spec_data(lab, "qemu")
     try:
-        return QemuLabSpec.from_mapping({**spec, "name": lab})
+        return QemuLabSpec.from_mapping(data) if data else None
     except (ConfigError, TypeError):
         return None
