@@ -348,23 +348,23 @@ def test_vm_pid_ignores_a_pid_file_of_another_process(
 
 
 def test_cli_picks_the_driver(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from labctl.cli import _lab
+    from labctl.cli.common import open_lab
     from labctl.drivers.docker import DockerLab
 
     monkeypatch.setenv("LABCTL_HOME", str(tmp_path))
-    lab = _lab("c", driver="qemu", hosts=("bullseye:cgroup=v1",), memory="768MiB", cpus=1)
+    lab = open_lab("c", driver="qemu", hosts=("bullseye:cgroup=v1",), memory="768MiB", cpus=1)
     assert isinstance(lab, QemuLab)
     (h,) = lab.spec.hosts
     assert (h.suite, h.cgroup, h.memory, h.cpus) == ("bullseye", "v1", 768 * MiB, 1)
-    assert isinstance(_lab("c"), DockerLab)
+    assert isinstance(open_lab("c"), DockerLab)
     with pytest.raises(ConfigError, match="qemu lab options"):
-        _lab("c", cgroup="v1")
+        open_lab("c", cgroup="v1")
     with pytest.raises(ConfigError, match="pids-limit"):
-        _lab("c", driver="qemu", pids_limit=100)
+        open_lab("c", driver="qemu", pids_limit=100)
     # a lab made by the qemu driver is found again without --driver
     (tmp_path / "labs" / "d").mkdir(parents=True)
     (tmp_path / "labs" / "d" / "lab.json").write_text(json.dumps({"driver": "qemu"}))
-    assert isinstance(_lab("d"), QemuLab)
+    assert isinstance(open_lab("d"), QemuLab)
 
 
 def test_up_refuses_a_lab_of_another_driver(
@@ -379,7 +379,7 @@ def test_up_refuses_a_lab_of_another_driver(
 
 
 def test_cli_reuses_the_recorded_qemu_spec(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from labctl.cli import _lab
+    from labctl.cli.common import open_lab
 
     monkeypatch.setenv("LABCTL_HOME", str(tmp_path))
     spec = QemuLabSpec.from_mapping(
@@ -389,11 +389,11 @@ def test_cli_reuses_the_recorded_qemu_spec(monkeypatch: pytest.MonkeyPatch, tmp_
     (tmp_path / "labs" / "r" / "lab.json").write_text(
         json.dumps({"driver": "qemu", "spec": spec.to_dict()})
     )
-    lab = _lab("r")
+    lab = open_lab("r")
     assert isinstance(lab, QemuLab)
     assert [(h.name, h.cgroup) for h in lab.spec.hosts] == [("bullseye", "v2"), ("b1", "v1")]
     # options given: they define the lab
-    assert [h.name for h in _lab("r", suites="trixie").spec.hosts] == ["trixie"]
+    assert [h.name for h in open_lab("r", suites="trixie").spec.hosts] == ["trixie"]
 
 
 def test_host_option_accepts_the_docker_driver_form() -> None:
