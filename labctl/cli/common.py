@@ -212,5 +212,13 @@ forks_opt = click.option(
 )
 
 
+def probe_opts(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options `probe` and `run` share: results, hosts, checks, time, caps, keys, forks."""
+    for opt in reversed((results_opt, limit_opt, experiments_opt, timeout_opt, exhaust_opt,
+                         limits_opt, accept_opt, forks_opt)):  # fmt: skip
+        fn = opt(fn)
+    return fn
+
+
 def split_list(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None

@@ -9,28 +9,24 @@ from typing import Any
 import click
 
 from .common import (
-    accept_opt,
     board,
     driver_opt,
     err_console,
-    exhaust_opt,
-    experiments_opt,
     finish,
     forks_opt,
     full_opt,
     guard,
     inventory_opt,
     limit_opt,
-    limits_opt,
     main,
     open_lab,
     out_console,
     preset_lab_name,
     preset_opt,
     probe_options,
+    probe_opts,
     results_opt,
     split_list,
-    timeout_opt,
     watched,
 )
 
@@ -104,14 +100,7 @@ def provision_cmd(
 
 @main.command("probe")
 @click.option("-i", "--inventory", type=click.Path(path_type=Path), required=True)
-@results_opt
-@limit_opt
-@experiments_opt
-@timeout_opt
-@exhaust_opt
-@limits_opt
-@accept_opt
-@forks_opt
+@probe_opts
 def probe_cmd(
     inventory: Path,
     results: Path,
@@ -170,14 +159,7 @@ def collect_cmd(run_dir: Path, inventory: Path | None, forks: int | None) -> Non
 
 @main.command("run")
 @inventory_opt
-@results_opt
-@limit_opt
-@experiments_opt
-@timeout_opt
-@exhaust_opt
-@limits_opt
-@accept_opt
-@forks_opt
+@probe_opts
 @full_opt
 @click.option("--no-provision", is_flag=True, help="Skip the ansible stage.")
 @click.option("--lab", "lab_name", help="Lab used without -i [local, or the preset's name].")
