@@ -367,6 +367,10 @@ def resource_verdict(name, m):
         return ("%s after %s children: the host's process limit was reached (%s free pids at "
                 "the peak); %s; %s: a container can exhaust the host's processes"
                 % (stopped, got, fmt_count(m.get("host_free_pids_min")), rose, effect))
+    if m.get("pids_limit") and reason in ("timeout", "stall"):
+        return ("not measured: %s after %s children, below its --pids-limit of %s (the limit "
+                "was never reached; give the host more time with --timeout); %s; %s"
+                % (stopped, got, fmt_count(m.get("pids_limit")), rose, effect))
     return ("%s%s with no pids limit: %s; %s; nothing in the container stopped it: a "
             "container can exhaust the host's process table (pid_max %s, threads-max %s)"
             % (stopped, " children" if at_cap else " after %s children" % got, rose, effect,

@@ -55,7 +55,8 @@ RULES: tuple[str, ...] = (
     "stop_reason: floor before the container started -> not measured; error -> error; "
     "container-limit -> contained; oom-kill or eagain -> host affected; not-available (the "
     "engine has no such limit, e.g. --pids-limit before Docker 1.11) -> host affected",
-    "limit_applied and it stopped at its cap or floor -> contained",
+    "limit_applied and it stopped at its cap or floor -> contained; at a timeout or stall "
+    "before reaching it -> not measured",
     f"landed_on_host_ratio >= {LANDED_RATIO} -> host affected, below -> contained",
     "host_can_read or host_can_write true -> host affected (its files are in the host's "
     "tree); both false -> contained",
@@ -113,6 +114,8 @@ def classify(record: dict[str, Any] | None, host_failed: bool = False) -> Verdic
         return Verdict(AFFECTED, f"stop_reason {reason}")
     if m.get("limit_applied") is True and reason in ("cap", "floor"):
         return Verdict(CONTAINED, f"limit applied, stopped at the {reason}")
+    if m.get("limit_applied") is True and reason in ("timeout", "stall"):
+        return Verdict(NOT_MEASURED, f"limit applied, never reached ({reason})")
     ratio = _num(m.get("landed_on_host_ratio"))
     if ratio is not None:
         if ratio >= LANDED_RATIO:

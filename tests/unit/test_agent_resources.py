@@ -524,6 +524,16 @@ def test_verdict_processes() -> None:
     v = pa.resource_verdict("processes", cap)
     assert v.startswith("stopped at the cap of 50 children with no pids limit")
     assert v.endswith("(pid_max 32,768, threads-max 192,731)")
+    # a limited container cut short by the agent's time (a slow VM): not a finding either way
+    slow = {"stop_reason": "timeout", "pids_limit": 64, "limit_applied": True,
+            "timeout_source": "agent-deadline",
+            "processes_started": 19, "timeout_s_effective": 25.7, "host_procs_delta": 19,
+            "ratio_denominator": 20, "landed_on_host_ratio": 0.95, "host_threads_delta": 28,
+            "host_fork_ok": True}
+    v = pa.resource_verdict("processes-limited", slow)
+    assert v.startswith("not measured: stopped at the agent's own time limit")
+    assert "after 19 children, below its --pids-limit of 64 (the limit was never reached" in v
+    assert "no pids limit" not in v and "a container can" not in v
 
 
 def test_fmt_helpers() -> None:

@@ -84,6 +84,18 @@ def _csv(path: Path) -> list[dict[str, str]]:
             0,
             "affected",
         ),
+        (  # a limited container cut short by the agent's time: its limit never reached
+            {
+                "status": "ok",
+                "metrics": {
+                    "stop_reason": "timeout",
+                    "limit_applied": True,
+                    "landed_on_host_ratio": 0.95,
+                },
+            },
+            0,
+            "not-measured",
+        ),
         (
             {"status": "ok", "metrics": {"stop_reason": "enospc", "landed_on_host_ratio": 0.01}},
             0,
