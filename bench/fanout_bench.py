@@ -37,7 +37,7 @@ def timed(args: list[str], env: dict[str, str]) -> tuple[float, float, int]:
 
 
 def bench_size(n: int, forks: int | None, env: dict[str, str], results: Path) -> dict[str, tuple]:
-    name = f"fan{n}-{os.getpid()}"
+    name = f"fan{n}_{os.getpid()}"
     hosts = [a for i in range(n) for a in ("--host", f"bookworm:name=h{i + 1:02d}")]
     up = subprocess.run([*LABCTL, "lab", "up", "--name", name, *hosts], env=env,
                         capture_output=True, text=True)  # fmt: skip
