@@ -26,6 +26,7 @@ wins over everything but the status. A verdict no rule recognises is ``unclassif
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,6 +183,12 @@ def unit_of(metric: str, value: Any = 0) -> str:
         return "bool"
     if not isinstance(value, int | float):
         return ""
+    return _name_unit(metric)
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_unit(metric: str) -> str:
+    """:func:`unit_of` a number, from its name alone (a few hundred names: cached)."""
     name = metric.rsplit(".", 1)[-1].lower()
     if name.endswith("_bytes_per_s"):
         return "bytes/s"
