@@ -246,19 +246,30 @@ def render_verdict_map(
         for j in range(len(experiments))
     ]
     named = len(hosts) <= MAP_NAMED_HOSTS
-    fig = _figure(9.6, 0.3 * len(experiments) + (2.4 if named else 1.5))
-    ax, bx = fig.subplots(1, 2, gridspec_kw={"width_ratios": [4, 1.3]})
+    top_in, bottom_in = 0.45, 1.25 if named else 0.55  # legend above; names or counts below
+    height = 0.24 * len(experiments) + top_in + bottom_in
+    fig = _figure(9.6, height)
+    ax, bx = fig.subplots(1, 2, gridspec_kw={"width_ratios": [4, 1.2]})
     cmap = ListedColormap([CLASS_COLOR[c] for c in CLASSES])
     ax.imshow(
-        grid, aspect="auto", cmap=cmap, vmin=-0.5, vmax=len(CLASSES) - 0.5, interpolation="nearest"
+        grid,
+        aspect="auto",
+        cmap=cmap,
+        vmin=-0.5,
+        vmax=len(CLASSES) - 0.5,
+        interpolation="nearest",
     )
     ax.set_yticks(range(len(experiments)), labels=list(experiments), fontsize=7)
-    edge = 0
-    for g in groups[:-1]:
-        edge += len(g)
+    edges = [0]
+    for g in groups:
+        edges.append(edges[-1] + len(g))
+    for edge in edges[1:-1]:
         ax.axvline(edge - 0.5, color="white", lw=0.8 if len(groups) < 60 else 0.3)
     if named:
         ax.set_xticks(range(len(order)), labels=[hosts[i] for i in order], fontsize=6, rotation=90)
+    elif len(groups) <= 30:  # each group's size under it
+        mids = [(a + b - 1) / 2 for a, b in zip(edges, edges[1:], strict=False)]
+        ax.set_xticks(mids, labels=[f"{len(g):,}" for g in groups], fontsize=6)
     else:
         ax.set_xticks([])
     ax.set_xlabel(
@@ -268,26 +279,25 @@ def render_verdict_map(
     )
     ax.tick_params(length=0)
     left = [0] * len(experiments)
+    present = []
     for cls in CLASSES:
         counts = [sum(1 for p in patterns if p[j] == cls) for j in range(len(experiments))]
         if any(counts):
-            bx.barh(
-                range(len(experiments)),
-                counts,
-                left=left,
-                color=CLASS_COLOR[cls],
-                label=LABELS[cls],
-                height=0.8,
-            )
+            present.append(cls)
+            ys = range(len(experiments))
+            bx.barh(ys, counts, left=left, color=CLASS_COLOR[cls], height=0.8)
             left = [a + b for a, b in zip(left, counts, strict=True)]
     bx.set_ylim(len(experiments) - 0.5, -0.5)
     bx.set_yticks([])
     bx.set_xlabel("hosts per class", fontsize=8)
     bx.tick_params(labelsize=7)
-    _legend(bx, 1)
-    bottom = 0.55 if named else 0.22
+    _legend(ax, len(present), handles=[_swatch(CLASS_COLOR[c], LABELS[c]) for c in present])
     fig.subplots_adjust(
-        left=0.14, right=0.985, top=0.78 if named else 0.7, bottom=bottom, wspace=0.05
+        left=0.14,
+        right=0.985,
+        top=1 - top_in / height,
+        bottom=bottom_in / height,
+        wspace=0.05,
     )
     caption = (
         f"Every host's verdict class in every experiment ({len(hosts):,} hosts x "
