@@ -18,6 +18,7 @@ mean the host paid for all of it, points on the floor mean the container's use s
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -268,7 +269,7 @@ def render_verdict_map(
     if named:
         ax.set_xticks(range(len(order)), labels=[hosts[i] for i in order], fontsize=6, rotation=90)
     elif len(groups) <= 30:  # each group's size under it
-        mids = [(a + b - 1) / 2 for a, b in zip(edges, edges[1:], strict=False)]
+        mids = [(a + b - 1) / 2 for a, b in itertools.pairwise(edges)]
         ax.set_xticks(mids, labels=[f"{len(g):,}" for g in groups], fontsize=6)
     else:
         ax.set_xticks([])

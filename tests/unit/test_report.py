@@ -286,7 +286,7 @@ def test_one_host_report_draws_its_series_in_full(run: Path) -> None:
     assert (folder / "plots" / "centos7--disk.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "centos7--disk.png" in (folder / "report.md").read_text()
     html = (folder / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 6 and "This host’s series" in html
+    assert html.count("data:image/png;base64,") == 6 and "This host\u2019s series" in html
     assert "disk on centos7 · 15 samples · drawn: free_bytes, free_bytes_root" in html
     assert not (run / "report.html").exists()  # the run's own report is left alone
     with pytest.raises(ConfigError, match="host 'nosuch' is not in this report"):
