@@ -120,8 +120,13 @@ class Cell:
 
 def format_value(value: Any) -> str:
     """One CSV cell: booleans as true/false, lists joined, missing as empty."""
-    if type(value) is str:  # the common case first (1,000 hosts: ~400,000 cells)
+    kind = type(value)  # exact types first: the common cases of ~400,000 cells on 1,000 hosts
+    if kind is str:
         return value
+    if kind is int:
+        return str(value)
+    if kind is float:
+        return f"{value:.6g}"
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -274,20 +279,19 @@ def verdicts_table(
     for r in sorted(results, key=lambda r: r.host):
         run_id = (runs or {}).get(r.host, str(r.data.get("run_id") or ""))
         by_name = {str(e.get("name", "")): e for e in r.experiments}
+        engine = engine_label(r)
         if not names and r.error:
-            rows.append(_verdict_row("", r, run_id, "error", r.error["message"], "error"))
+            rows.append(("", r.host, engine, "error", r.error["message"], "error", run_id))
         for name in names:
             exp = by_name.get(name)
             cls = classify(exp, host_failed=not r.ok).cls
             if exp is not None:
-                row = _verdict_row(
-                    name, r, run_id, str(exp.get("status", "")), exp.get("verdict"), cls
-                )
+                status, verdict = str(exp.get("status", "")), format_value(exp.get("verdict"))
             elif r.error:
-                row = _verdict_row(name, r, run_id, "error", r.error["message"], cls)
+                status, verdict = "error", r.error["message"]
             else:
-                row = _verdict_row(name, r, run_id, "", "not run on this host", cls)
-            rows.append(row)
+                status, verdict = "", "not run on this host"
+            rows.append((name, r.host, engine, status, verdict, cls, run_id))
     rows.sort(key=lambda row: (row[0], row[1]))  # stable: by experiment, then host
     return list(VERDICT_COLUMNS), rows
 
@@ -299,12 +303,6 @@ def build_verdicts(
 ) -> pd.DataFrame:
     """:func:`verdicts_table` as a DataFrame."""
     return _frame(verdicts_table(results, runs, experiments))
-
-
-def _verdict_row(
-    name: str, r: HostResult, run_id: str, status: str, verdict: Any, cls: str
-) -> tuple[str, ...]:
-    return (name, r.host, engine_label(r), status, format_value(verdict), cls, run_id)
 
 
 RESULT_COLUMNS = ["run", "host", "experiment", "metric", "value", "unit"]

@@ -97,8 +97,9 @@ def classify(record: dict[str, Any] | None, host_failed: bool = False) -> Verdic
     m: dict[str, Any] = raw if isinstance(raw, dict) else {}
     if isinstance(m.get("host_affected"), bool):
         return Verdict(AFFECTED if m["host_affected"] else CONTAINED, "host_affected")
-    failed = sorted(k for k, v in m.items() if k.startswith("host_") and k.endswith("_ok"))
-    failed = [k for k in failed if m[k] is False]
+    failed = sorted(
+        k for k, v in m.items() if v is False and k.startswith("host_") and k.endswith("_ok")
+    )
     if failed:
         return Verdict(AFFECTED, f"{failed[0]} is false")
     reason = m.get("stop_reason")

@@ -61,15 +61,18 @@ class HostEntry:
     host: str = ""
     #: experiment name -> its class (computed once: the matrix, tables, CSVs and JSON all ask)
     _verdicts: dict[str, Verdict] = field(default_factory=dict, repr=False, compare=False)
+    #: experiment name -> its record (the first of that name), made on first use
+    _by_name: dict[str, dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.host = self.host or self.result.host
 
     def experiment(self, name: str) -> dict[str, Any] | None:
-        for exp in self.result.experiments:
-            if exp.get("name") == name:
-                return exp
-        return None
+        if self._by_name is None:
+            self._by_name = {}
+            for exp in self.result.experiments:
+                self._by_name.setdefault(str(exp.get("name")), exp)
+        return self._by_name.get(name)
 
     def verdict(self, name: str) -> Verdict:
         v = self._verdicts.get(name)
