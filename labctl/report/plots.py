@@ -264,8 +264,8 @@ def render_verdict_map(
     edges = [0]
     for g in groups:
         edges.append(edges[-1] + len(g))
-    for edge in edges[1:-1]:
-        ax.axvline(edge - 0.5, color="white", lw=0.8 if len(groups) < 60 else 0.3)
+    for edge in edges[1:-1] if len(groups) <= 20 else ():  # more: the lines would hide cells
+        ax.axvline(edge - 0.5, color="white", lw=0.8)
     if named:
         ax.set_xticks(range(len(order)), labels=[hosts[i] for i in order], fontsize=6, rotation=90)
     elif len(groups) <= 30:  # each group's size under it
