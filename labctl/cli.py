@@ -494,8 +494,10 @@ def probe_cmd(
     type=click.Path(path_type=Path),
     help="Folder for the report [the run folder; needed with several runs].",
 )
-@click.option("--max-plots", type=int, default=120, show_default=True, help="Series to draw.")
-@click.option("--no-plots", is_flag=True, help="Draw no series (faster on big runs).")
+@click.option(
+    "--max-plots", type=int, default=120, show_default=True, help="Hosts drawn per figure."
+)
+@click.option("--no-plots", is_flag=True, help="Draw no figures (a little faster).")
 @click.option(
     "--host",
     "host",
