@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import json
 import multiprocessing
 import os
@@ -174,6 +175,20 @@ def figure_job(data: ReportData, lines: dict[str, list[Line]], max_plots: int) -
 
 
 @contextlib.contextmanager
+def _batch_gc() -> Iterator[None]:
+    """No cyclic garbage collection while a report is made: what it allocates (the hosts, a
+    row per value, a cell per host and experiment) lives until the end, and a collection would
+    walk all of it again and again (a fifth of the time on 1,000 hosts). Back on after."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+@contextlib.contextmanager
 def figure_pool(wanted: bool = True) -> Iterator[Executor | None]:
     """One worker process (forked) that draws the figures beside the main work: it imports
     matplotlib while the hosts load, then draws while the CSVs and tables are made. None when
@@ -288,7 +303,7 @@ def make_report(
             raise ConfigError("several run folders merge into one report: say where with --out DIR")
         out_dir = run_paths[0]
     want_plots = plots and ("md" in formats or "html" in formats)
-    with figure_pool(want_plots) as pool:
+    with _batch_gc(), figure_pool(want_plots) as pool:
         data = collect(
             run_paths, plots=want_plots, max_plots=max_plots, progress=progress, pool=pool
         )
