@@ -1,18 +1,19 @@
-"""How long `labctl report` takes on 1,000 host result files, and how much memory it uses.
+"""How `labctl report` scales: 100 and 1,000 host result files, with and without plots, in one run.
 
-Builds a run folder of N hosts in a temp dir from tests/data/run-resources (each host file a
-renamed copy of one of its hosts, series included), then runs `labctl report` on it in a child
-process per configuration and reads the child's wall time and peak RSS (ru_maxrss).
+Builds run folders of N hosts in a temp dir from tests/data/run-resources (each host file a
+renamed copy of one of its hosts, series included), then runs `labctl report` (csv, md, html)
+on each in its own child process and reads that child's wall time and peak RSS (os.wait4), and
+the size of report.html. Ratios are against the first row (100 hosts, no plots); the last lines
+check the 1,000-host report against its limits (issue 12: <= 2 s, <= 300 MiB, HTML <= 5 MiB).
 
-    .venv/bin/python bench/report_bench.py            # 1,000 hosts
-    .venv/bin/python bench/report_bench.py --hosts 200 --keep
+    .venv/bin/python bench/report_bench.py                # 100 and 1,000 hosts
+    .venv/bin/python bench/report_bench.py --hosts 200 --hosts 2000 --keep
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import resource
+import os
 import shutil
 import subprocess
 import sys
@@ -21,65 +22,70 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "tests" / "data" / "run-resources"
+sys.path.insert(0, str(ROOT))
+from tests.manyhosts import many_hosts_run  # noqa: E402  (the checkout's tests, stdlib only)
+
 LABCTL = str(Path(sys.executable).with_name("labctl"))
-
-
-def make_run(dst: Path, hosts: int) -> Path:
-    run = dst / "20261128-091500-bench"
-    (run / "hosts").mkdir(parents=True)
-    meta = json.loads((SAMPLE / "run.json").read_text())
-    meta["run_id"] = run.name
-    (run / "run.json").write_text(json.dumps(meta))
-    sources = [json.loads(p.read_text()) for p in sorted((SAMPLE / "hosts").glob("*.json"))]
-    for i in range(hosts):
-        doc = dict(sources[i % len(sources)])
-        name = f"{doc['host']}-{i:04d}"
-        doc["host"] = name
-        doc["run_id"] = run.name
-        (run / "hosts" / f"{name}.json").write_text(json.dumps(doc))
-    return run
+LIMITS = {"wall_s": 2.0, "rss_mib": 300.0, "html_mib": 5.0}
 
 
 def timed(args: list[str]) -> tuple[float, float, float, int]:
-    """(wall seconds, CPU seconds, peak RSS MiB of the child, exit code)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """(wall seconds, CPU seconds, peak RSS MiB, exit code) of one child `labctl` run."""
     t0 = time.monotonic()
-    proc = subprocess.run([LABCTL, *args], capture_output=True, text=True)
+    proc = subprocess.Popen(
+        [LABCTL, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode not in (0, 1, 5):
-        sys.stderr.write(proc.stderr[-2000:])
-    return wall, cpu, after.ru_maxrss / 1024, proc.returncode  # ru_maxrss: KiB on Linux
+        sys.stderr.write(err[-2000:])
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, usage.ru_maxrss / 1024, proc.returncode  # ru_maxrss: KiB on Linux
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--hosts", type=int, default=1000)
+    ap.add_argument("--hosts", type=int, action="append", help="Host counts [100 and 1000].")
     ap.add_argument("--keep", action="store_true", help="Keep the temp folder.")
     opts = ap.parse_args()
+    sizes = opts.hosts or [100, 1000]
     tmp = Path(tempfile.mkdtemp(prefix="labctl-report-bench-"))
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"labctl report (csv, md, html); {os.cpu_count()} CPUs, load average {load}")
+    head = f"{'hosts':>6} {'plots':<6} {'wall s':>7} {'cpu s':>6} {'RSS MiB':>8} {'HTML MiB':>9}"
+    print(f"{head} {'x wall':>7} {'x RSS':>6} {'x HTML':>7} {'exit':>5}")
+    base: tuple[float, float, float] | None = None
+    rows: dict[tuple[int, bool], tuple[float, float, float]] = {}
     try:
-        run = make_run(tmp, opts.hosts)
-        size = sum(p.stat().st_size for p in (run / "hosts").iterdir())
-        print(f"{opts.hosts} host files, {size / 2**20:.1f} MiB, in {run}")
-        configs = [
-            ("csv only", ["--format", "csv"]),
-            ("csv+md+html, no plots", ["--no-plots"]),
-            ("csv+md+html+json, default plots (120)", ["--format", "csv,md,html,json"]),
-        ]
-        # each in its own child process: ru_maxrss of RUSAGE_CHILDREN is the max over all
-        # children so far, so run the configurations from the smallest expected peak up
-        print(f"{'configuration':<40} {'wall s':>7} {'cpu s':>7} {'peak RSS MiB':>13} {'exit':>5}")
-        for label, args in configs:
-            for name in ("report.html", "report.md", "report.json"):
-                (run / name).unlink(missing_ok=True)
-            wall, cpu, peak, code = timed(["report", str(run), *args])
-            print(f"{label:<40} {wall:7.1f} {cpu:7.1f} {peak:13.0f} {code:>5}")
-        html = run / "report.html"
-        if html.exists():
-            print(f"report.html: {html.stat().st_size / 2**20:.1f} MiB")
+        for hosts in sizes:
+            run = many_hosts_run(tmp, hosts)
+            for plots in (False, True):
+                for name in ("report.html", "report.md"):
+                    (run / name).unlink(missing_ok=True)
+                args = ["report", str(run)] + ([] if plots else ["--no-plots"])
+                wall, cpu, rss, code = timed(args)
+                html = (run / "report.html").stat().st_size / 2**20
+                base = base or (wall, rss, html)
+                rows[(hosts, plots)] = (wall, rss, html)
+                print(
+                    f"{hosts:>6} {'yes' if plots else 'no':<6} {wall:7.2f} {cpu:6.2f} {rss:8.0f}"
+                    f" {html:9.2f} {wall / base[0]:7.1f} {rss / base[1]:6.1f}"
+                    f" {html / base[2]:7.1f} {code:>5}"
+                )
+        big = max(sizes)
+        if big >= 1000:
+            wall, rss, html = rows[(big, True)]
+            checks = [
+                ("wall", wall, LIMITS["wall_s"], "s"),
+                ("peak RSS", rss, LIMITS["rss_mib"], "MiB"),
+                ("report.html", html, LIMITS["html_mib"], "MiB"),
+            ]
+            for what, got, limit, unit in checks:
+                verdict = "ok" if got <= limit else "OVER"
+                print(f"{big} hosts with plots: {what} {got:.2f} {unit} (limit {limit}): {verdict}")
     finally:
         if opts.keep:
             print(f"kept {tmp}")

@@ -609,6 +609,12 @@ def compare_to_baseline(entries: list[HostEntry], name: str = "article") -> Base
         pairings.append(out)
     notes: list[HostNote] = []
     by_host = {s.host: s for s in pairings if s.host}
+    # each host's eligible candidates, once (not a scan of the whole table per host)
+    eligible_of: dict[str, list[tuple[Candidate, dict[str, Any]]]] = {}
+    for s, cands in zip(systems, table, strict=True):
+        for c in cands:
+            if c.eligible:
+                eligible_of.setdefault(c.host, []).append((c, s))
     for p in profiles:
         if p.host in by_host:
             sp = by_host[p.host]
@@ -619,12 +625,7 @@ def compare_to_baseline(entries: list[HostEntry], name: str = "article") -> Base
                 HostNote(p.host, None, None, "no facts: the host failed before it could be probed")
             )
             continue
-        mine = [
-            (c, s)
-            for s, cands in zip(systems, table, strict=True)
-            for c in cands
-            if c.host == p.host and c.eligible
-        ]
+        mine = eligible_of.get(p.host, [])
         if mine:
             c, s = max(mine, key=lambda cs: cs[0].score)
             other = next((x.host for x in pairings if x.system == s["id"]), None)

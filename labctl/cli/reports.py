@@ -30,8 +30,16 @@ from .common import (
     type=click.Path(path_type=Path),
     help="Folder for the report [the run folder; needed with several runs].",
 )
-@click.option("--max-plots", type=int, default=120, show_default=True, help="Series to draw.")
-@click.option("--no-plots", is_flag=True, help="Draw no series (faster on big runs).")
+@click.option(
+    "--max-plots", type=int, default=120, show_default=True, help="Hosts drawn per figure."
+)
+@click.option("--no-plots", is_flag=True, help="Draw no figures (a little faster).")
+@click.option(
+    "--host",
+    "host",
+    metavar="NAME",
+    help="One host's report with its series in full, in OUT/host-NAME/.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 def report_cmd(
     run_dirs: tuple[Path, ...],
@@ -39,28 +47,36 @@ def report_cmd(
     out: Path | None,
     max_plots: int,
     no_plots: bool,
+    host: str | None,
     as_json: bool,
 ) -> None:
     """Render a results folder (offline): matrix/results/verdicts CSV, report.md, report.html.
+
+    The plots show every host at once (a verdict map, one figure per experiment); --host NAME
+    draws one host's series in full.
 
     \b
     Examples:
       labctl report results/20261127-232436-4f85
       labctl report results/A results/B --out merged --format csv,html
       labctl report results/A --format json --json | jq .summary
+      labctl report results/A --host centos7
     """
     import json
 
-    from ..pipeline import report_runs
-    from ..report.build import parse_formats
+    from ..report.build import make_host_report, make_report, parse_formats
     from ..report.text import progress_bar, report_summary
 
     def go() -> Any:
         fmts = parse_formats(formats)
         with progress_bar(err_console, "report") as tick:
-            return report_runs(
-                run_dirs,
-                out=out,
+            if host is not None:
+                return make_host_report(
+                    list(run_dirs), host, out, formats=fmts, plots=not no_plots, progress=tick
+                )
+            return make_report(
+                list(run_dirs),
+                out,
                 formats=fmts,
                 plots=not no_plots,
                 max_plots=max_plots,

@@ -1,35 +1,48 @@
 """``labctl report``: one or several run folders -> CSV, Markdown, HTML (with plots) and JSON files.
 
-The pipeline of a report, one way: :mod:`.model` loads the hosts, :mod:`.plots` draws their
-series, :mod:`.render` turns the data into documents, and this module writes the files.
-Hosts are read one file at a time; each experiment's series is drawn (up to ``max_plots``) while
-its file is open and then dropped, so memory stays flat with the number of hosts. Progress goes
-to a callback per host and per plot (the CLI shows it with rich).
+The pipeline of a report, one way: :mod:`.model` loads the hosts, :mod:`.plots` draws the
+figures, :mod:`.render` turns the data into documents, and this module writes the files.
+Hosts are read one file at a time; each experiment's series is thinned to a small
+:class:`~.model.Line` while its file is open and then dropped, so memory stays flat with the
+number of hosts. The report draws a few figures a person reads across hosts (the verdict map, one
+per experiment with up to ``max_plots`` hosts); ``labctl report --host NAME`` draws one host's
+series in full (:func:`make_host_report`). Progress goes to a callback per host and per figure
+(the CLI shows it with rich).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gc
 import json
+import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ResultError
 from ..matrix import write_exports
 from ..results import utc_now, write_problem
 from .model import (
+    FigureJob,
     HostEntry,
-    Plot,
+    Line,
     ReportData,
+    RunInfo,
     experiment_order,
     load_entries,
     open_run,
     plot_file,
+    series_line,
+    spread,
 )
-from .plots import render_series
-from .render import document, render_html, render_markdown, view
+from .plots import draw_figures, warm_up
+from .render import document, plot_view, render_html, render_markdown, view
 
 FORMATS = ("csv", "md", "html", "json")
 DEFAULT_FORMATS = ("csv", "md", "html")
@@ -43,11 +56,23 @@ Progress = Callable[[int, int, str], None]
 class ReportOutcome:
     data: ReportData
     outputs: dict[str, Path]
-    document: dict[str, Any]
     problems: list[str]
     exit_code: int
     #: (problem line, exit code) per failed host, in host order
     failures: list[tuple[str, int]] = field(default_factory=list)
+
+    @functools.cached_property
+    def document(self) -> dict[str, Any]:
+        """The report as report.json holds it (made when first asked, or by ``--format json``)."""
+        return _document(self.data, self.outputs, self.problems)
+
+
+def _document(
+    data: ReportData, outputs: dict[str, Path], problems: Sequence[str]
+) -> dict[str, Any]:
+    doc = document(data, outputs)
+    doc["problems"] = list(problems)
+    return doc
 
 
 def parse_formats(values: Sequence[str]) -> tuple[str, ...]:
@@ -69,53 +94,132 @@ def parse_formats(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out)) or DEFAULT_FORMATS
 
 
+def _declared(runs: Sequence[RunInfo]) -> list[str]:
+    declared: list[str] = []
+    for r in runs:
+        exps = r.meta.get("experiments")
+        if isinstance(exps, list):
+            declared.extend(str(x) for x in exps)
+    return declared
+
+
 def collect(
     run_paths: Sequence[Path],
     *,
     plots: bool = True,
     max_plots: int = DEFAULT_MAX_PLOTS,
     progress: Progress | None = None,
+    pool: Executor | None = None,
 ) -> ReportData:
+    """Load the runs; with ``plots``, draw the verdict map and one figure per experiment with
+    up to ``max_plots`` hosts' series (evenly spread over the hosts by name).
+
+    With a ``pool`` (one worker process: :func:`figure_pool`), the figures are drawn there while
+    the caller goes on (CSV, tables); :func:`figures_done` collects them. Without, here.
+    """
     runs = [open_run(p) for p in run_paths]
     total = sum(len(r.host_files) for r in runs)
     tick = progress or (lambda _d, _t, _w: None)
-    made: list[tuple[str, str, Plot]] = []  # (run id, host, plot)
-    left_out = 0
+    lines: dict[str, list[Line]] = {}  # experiment -> a line per host that recorded series
     done = 0
 
     def on_series(entry: HostEntry, record: dict[str, Any], series: dict[str, Any]) -> None:
-        nonlocal left_out
-        if not plots:
-            return
-        if len(made) >= max_plots:
-            left_out += 1
-            return
-        tick(done, total, f"plot {record.get('name')} on {entry.host}")
-        title = f"{entry.host} ({entry.run_id})" if len(runs) > 1 else entry.host
-        plot = render_series(title, record, series)
-        if plot is not None:
-            made.append((entry.run_id, entry.host, plot))
+        line = series_line(entry.host, entry.run_id, record, series)
+        if line is not None:
+            lines.setdefault(str(record.get("name", "")), []).append(line)
 
     def step(what: str) -> None:
         nonlocal done
         done += 1
         tick(done, total, what)
 
-    entries = load_entries(runs, on_series=on_series, step=step)
-    declared: list[str] = []
-    for r in runs:
-        exps = r.meta.get("experiments")
-        if isinstance(exps, list):
-            declared.extend(str(x) for x in exps)
-    data = ReportData(runs, entries, experiment_order(entries, declared), generated=utc_now())
-    # a merged report may have renamed the host (host@run) after its plots were drawn
-    names = {(e.run_id, e.host): e.name for e in entries}
-    data.plots = [
-        Plot(names.get((run_id, host), host), p.experiment, p.png, p.drawn, p.not_drawn, p.points)
-        for run_id, host, p in made
-    ]
-    data.plots_left_out = left_out
+    entries = load_entries(runs, on_series=on_series if plots else None, step=step)
+    data = ReportData(
+        runs, entries, experiment_order(entries, _declared(runs)), generated=utc_now()
+    )
+    if plots and entries:
+        job = figure_job(data, lines, max_plots)
+        data.plots_left_out = job.left_out
+        if pool is None:
+            tick(0, 0, "drawing the figures")
+            data.plots = draw_figures(job)
+        else:
+            data.pending = pool.submit(draw_figures, job)
     return data
+
+
+def figure_job(data: ReportData, lines: dict[str, list[Line]], max_plots: int) -> FigureJob:
+    """What the figures need: every host's verdicts and, per experiment, the lines drawn (up to
+    ``max_plots``, evenly spread over the hosts in display order, named and classed)."""
+    # a merged report may have renamed hosts (host@run); lines follow the display order
+    by_key = {(e.run_id, e.host): (i, e) for i, e in enumerate(data.entries)}
+    job = FigureJob(
+        [e.name for e in data.entries],
+        list(data.experiments),
+        [[e.verdict(x).cls for x in data.experiments] for e in data.entries],
+    )
+    for x in [*data.experiments, *(x for x in lines if x not in data.experiments)]:
+        recorded = sorted(lines.get(x, []), key=lambda ln: by_key[(ln.run_id, ln.host)][0])
+        if not recorded:
+            continue
+        for ln in recorded:
+            entry = by_key[(ln.run_id, ln.host)][1]
+            ln.host, ln.cls = entry.name, entry.verdict(x).cls
+        drawn = [recorded[i] for i in spread(len(recorded), max_plots)]
+        job.left_out += len(recorded) - len(drawn)
+        note = ""
+        if len(drawn) < len(recorded):
+            note = f"evenly spread by host name, --max-plots {max_plots}"
+        job.lines.append((x, drawn, len(recorded), note))
+    return job
+
+
+@contextlib.contextmanager
+def _batch_gc() -> Iterator[None]:
+    """No cyclic garbage collection while a report is made: what it allocates (the hosts, a
+    row per value, a cell per host and experiment) lives until the end, and a collection would
+    walk all of it again and again (a fifth of the time on 1,000 hosts). Back on after."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+@contextlib.contextmanager
+def figure_pool(wanted: bool = True) -> Iterator[Executor | None]:
+    """One worker process (forked) that draws the figures beside the main work: it imports
+    matplotlib while the hosts load, then draws while the CSVs and tables are made. None when
+    not ``wanted`` or where fork is not available. Ended (and its process reaped) on every path.
+    """
+    if not wanted or "fork" not in multiprocessing.get_all_start_methods():
+        yield None
+        return
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+    try:
+        pool.submit(warm_up)
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def figures_done(data: ReportData, tick: Progress | None = None) -> None:
+    """Wait for the figures the worker draws (see :func:`collect`) and keep them in ``data``."""
+    if data.pending is None:
+        return
+    if tick is not None:
+        tick(0, 0, "drawing the figures")
+    try:
+        data.plots = data.pending.result()
+    except BrokenProcessPool as exc:
+        raise ResultError(
+            "the process drawing the report's figures died (out of memory?)",
+            hint="labctl report --no-plots, or a smaller --max-plots",
+        ) from exc
+    finally:
+        data.pending = None
 
 
 def _atomic_text(path: Path, text: str) -> None:
@@ -130,8 +234,9 @@ def write(
     formats: Sequence[str],
     progress: Progress | None = None,
     problems: Sequence[str] = (),
-) -> tuple[dict[str, Path], dict[str, Any]]:
-    """Write the asked formats into ``out_dir``; returns (outputs, the JSON document)."""
+) -> tuple[dict[str, Path], dict[str, Any] | None]:
+    """Write the asked formats into ``out_dir``; returns (outputs, the JSON document when
+    report.json was written)."""
     tick = progress or (lambda _d, _t, _w: None)
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs: dict[str, Path] = {}
@@ -142,6 +247,8 @@ def write(
         outputs.update(rep.outputs)
     if "md" in formats or "html" in formats:
         v = view(data)
+        figures_done(data, tick)
+        v.update(plot_view(data))
         if "md" in formats:
             tick(1, steps, "writing report.md")
             plot_dir = out_dir / "plots"
@@ -158,9 +265,9 @@ def write(
             _atomic_text(outputs["report.html"], render_html(v))
     if "json" in formats:
         outputs["report.json"] = out_dir / "report.json"
-    doc = document(data, outputs)
-    doc["problems"] = list(problems)
+    doc = None
     if "json" in formats:
+        doc = _document(data, outputs, problems)
         _atomic_text(outputs["report.json"], json.dumps(doc, indent=2, sort_keys=True) + "\n")
     tick(steps, steps, "done")
     return outputs, doc
@@ -196,7 +303,22 @@ def make_report(
             raise ConfigError("several run folders merge into one report: say where with --out DIR")
         out_dir = run_paths[0]
     want_plots = plots and ("md" in formats or "html" in formats)
-    data = collect(run_paths, plots=want_plots, max_plots=max_plots, progress=progress)
+    with _batch_gc(), figure_pool(want_plots) as pool:
+        data = collect(
+            run_paths, plots=want_plots, max_plots=max_plots, progress=progress, pool=pool
+        )
+        return _finish(data, run_paths, out_dir, formats, progress)
+
+
+def _finish(
+    data: ReportData,
+    run_paths: Sequence[Path],
+    out_dir: Path,
+    formats: Sequence[str],
+    progress: Progress | None,
+    again: str = "",
+) -> ReportOutcome:
+    """Write ``data``'s files; a failed write is one line, with this attempt's temp files gone."""
     failures = host_failures(data)
     problems = [line for line, _code in failures]
     try:
@@ -204,11 +326,71 @@ def make_report(
     except OSError as exc:
         for tmp in out_dir.glob(".*.tmp"):  # half-written files of this attempt
             tmp.unlink(missing_ok=True)
-        again = " ".join(str(p) for p in run_paths)
+        again = " ".join([*(str(p) for p in run_paths), again]).strip()
         raise write_problem(
             exc,
             out_dir,
             hint=f"free space or fix permissions, then `labctl report {again}`",
         ) from exc
     code = next((c for _line, c in failures), 0)
-    return ReportOutcome(data, outputs, doc, problems, code, failures)
+    outcome = ReportOutcome(data, outputs, problems, code, failures)
+    if doc is not None:
+        outcome.__dict__["document"] = doc  # made already: the cached property's value
+    return outcome
+
+
+def host_out_dir(out_dir: Path, host: str) -> Path:
+    """Where ``labctl report --host NAME`` writes: ``<out>/host-<NAME>/``."""
+    safe = "".join(c if c.isalnum() or c in "._@-" else "_" for c in host)
+    return out_dir / f"host-{safe}"
+
+
+def make_host_report(
+    run_paths: Sequence[Path],
+    host: str,
+    out_dir: Path | None = None,
+    *,
+    formats: Sequence[str] = DEFAULT_FORMATS,
+    plots: bool = True,
+    progress: Progress | None = None,
+) -> ReportOutcome:
+    """One host's report with its detailed plots (every experiment's series in full, as
+    :func:`labctl.report.plots.render_series` draws them) in ``<out>/host-<NAME>/``.
+
+    ``host`` is a display name (``centos7``, or ``centos7@RUN`` in a merged report); a name no
+    run holds is a ConfigError listing a few that exist.
+    """
+    from .plots import render_series
+
+    if not run_paths:
+        raise ConfigError("no run folder given", hint="e.g. labctl report results/<run-id>")
+    if out_dir is None and len(run_paths) > 1:
+        raise ConfigError("several run folders merge into one report: say where with --out DIR")
+    runs = [open_run(p) for p in run_paths]
+    tick = progress or (lambda _d, _t, _w: None)
+    # every host is loaded (names may need their run id) but only this host's series drawn
+    wanted: list[tuple[HostEntry, dict[str, Any], dict[str, Any]]] = []
+
+    def on_series(entry: HostEntry, record: dict[str, Any], series: dict[str, Any]) -> None:
+        if entry.host == host.split("@", 1)[0]:
+            wanted.append((entry, record, series))
+
+    entries = load_entries(runs, on_series=on_series if plots else None)
+    chosen = [e for e in entries if host in (e.name, e.host)]
+    if len(chosen) != 1:
+        names = [e.name for e in entries]
+        near = ", ".join(n for n in names if n.startswith(host[:3]))[:200] or ", ".join(names[:8])
+        why = "is in several runs: name it host@run" if chosen else "is not in this report"
+        raise ConfigError(f"host {host!r} {why}", hint=f"hosts: {near}")
+    entry = chosen[0]
+    data = ReportData(
+        runs, [entry], experiment_order([entry], _declared(runs)), generated=utc_now()
+    )
+    drawn = [(e, r, s) for e, r, s in wanted if e is entry]
+    for n, (_e, record, series) in enumerate(drawn):
+        tick(n, len(drawn), f"plot {record.get('name')} on {entry.name}")
+        plot = render_series(entry.name, record, series)
+        if plot is not None:
+            data.plots.append(plot)
+    target = host_out_dir(out_dir or run_paths[0], entry.name)
+    return _finish(data, run_paths, target, formats, progress, f"--host {host}")

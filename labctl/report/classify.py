@@ -26,6 +26,7 @@ wins over everything but the status. A verdict no rule recognises is ``unclassif
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,8 +98,9 @@ def classify(record: dict[str, Any] | None, host_failed: bool = False) -> Verdic
     m: dict[str, Any] = raw if isinstance(raw, dict) else {}
     if isinstance(m.get("host_affected"), bool):
         return Verdict(AFFECTED if m["host_affected"] else CONTAINED, "host_affected")
-    failed = sorted(k for k, v in m.items() if k.startswith("host_") and k.endswith("_ok"))
-    failed = [k for k in failed if m[k] is False]
+    failed = sorted(
+        k for k, v in m.items() if v is False and k.startswith("host_") and k.endswith("_ok")
+    )
     if failed:
         return Verdict(AFFECTED, f"{failed[0]} is false")
     reason = m.get("stop_reason")
@@ -185,6 +187,12 @@ def unit_of(metric: str, value: Any = 0) -> str:
         return "bool"
     if not isinstance(value, int | float):
         return ""
+    return _name_unit(metric)
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_unit(metric: str) -> str:
+    """:func:`unit_of` a number, from its name alone (a few hundred names: cached)."""
     name = metric.rsplit(".", 1)[-1].lower()
     if name.endswith("_bytes_per_s"):
         return "bytes/s"

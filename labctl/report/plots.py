@@ -1,37 +1,53 @@
-"""One PNG per experiment and host: the host-side series against the container's usage.
+"""The report's figures: a few PNGs a person reads across many hosts, and one host's series.
 
-matplotlib is imported here only, lazily, with the Agg backend and without pyplot (no global
-state, no display). Left panel: the container's usage and the host's main free amount over time.
-Right panel: how much each host-side series moved since the start against what the container
-used, with the 1:1 line "every unit lands on the host"; points on that line mean the host paid
-for all of it, points on the floor mean the container's use stayed inside.
+matplotlib is imported here only, lazily (only when a figure is drawn), with the Agg backend and
+without pyplot (no global state, no display).
+
+Across hosts (the report): :func:`render_verdict_map`, every host's class in every experiment,
+hosts grouped by their verdicts, with the counts per experiment beside it; and per experiment
+:func:`render_experiment`, every drawn host as one thin line coloured by its class: the
+container's usage over time, and how far the host's main series moved against what the
+container used, with the 1:1 line "every unit lands on the host".
+
+One host (``labctl report --host NAME``): :func:`render_series`. Left panel: the container's
+usage and the host's main free amount over time. Right panel: how much each host-side series
+moved since the start against what the container used, with the 1:1 line; points on that line
+mean the host paid for all of it, points on the floor mean the container's use stayed inside.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import math
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
-from .classify import series_unit
-from .model import Plot
+from .classify import CLASSES, LABELS, series_unit
+from .model import (
+    LINE_POINTS,
+    FigureJob,
+    Line,
+    Plot,
+    floats,
+    host_series,
+    pick_primary,
+    verdict_order,
+)
 
 _INK = "#1f2933"
 _CONTAINER = "#3b6ea5"
 _HOST = ("#c0392b", "#d68910", "#7d3c98", "#117a65")
-_PRIMARY_WORDS = ("free", "available")
-
-
-def _floats(values: Any, n: int) -> list[float] | None:
-    if not isinstance(values, list) or len(values) != n:
-        return None
-    out: list[float] = []
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            out.append(math.nan)
-        else:
-            out.append(float(v))
-    return out if any(not math.isnan(v) for v in out) else None
+#: the report's class colours (the HTML's --*-edge)
+CLASS_COLOR = {
+    "affected": "#e66a5c",
+    "contained": "#5cb176",
+    "not-measured": "#b6bec8",
+    "error": "#f0b34a",
+    "unclassified": "#7fa3d9",
+}
+_DPI = 80
 
 
 def _first(values: list[float]) -> float:
@@ -63,19 +79,6 @@ def _count_ticks(ax: Any, which: str, unit: str) -> None:
     axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
 
 
-def pick_primary(keys: list[str], units: dict[str, str], container_unit: str) -> str:
-    """The host series that answers the question: a 'free' amount in the container's unit."""
-
-    def score(k: str) -> tuple[int, int, str]:
-        return (
-            0 if units[k] == container_unit else 1,
-            0 if any(w in k for w in _PRIMARY_WORDS) else 1,
-            k,
-        )
-
-    return sorted(keys, key=score)[0]
-
-
 def _legend(ax: Any, ncol: int, **kwargs: Any) -> None:
     """A small legend above the panel, without a frame."""
     ax.legend(
@@ -87,18 +90,6 @@ def _legend(ax: Any, ncol: int, **kwargs: Any) -> None:
         frameon=False,
         borderaxespad=0.2,
     )
-
-
-def _host_series(series: dict[str, Any], n: int) -> dict[str, list[float]]:
-    """The host-side series (every key but ``t`` and ``container``) that hold numbers."""
-    out: dict[str, list[float]] = {}
-    for key in sorted(series):
-        if key in ("t", "container"):
-            continue
-        values = _floats(series[key], n)
-        if values is not None:
-            out[key] = values
-    return out
 
 
 def _draw_over_time(
@@ -167,41 +158,258 @@ def render_series(host: str, record: dict[str, Any], series: dict[str, Any]) -> 
     n = len(t_raw) if isinstance(t_raw, list) else 0
     if n < 2:
         return None
-    t = _floats(t_raw, n) or [float(i) for i in range(n)]
-    container = _floats(series.get("container"), n)
-    host_series = _host_series(series, n)
-    if not host_series and container is None:
+    t = floats(t_raw, n) or [float(i) for i in range(n)]
+    container = floats(series.get("container"), n)
+    hs = host_series(series, n)
+    if not hs and container is None:
         return None
-    units = {k: series_unit(k, record) for k in host_series}
+    units = {k: series_unit(k, record) for k in hs}
     c_unit = series_unit("container", record)
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     name = str(record.get("name", "experiment"))
-    fig = Figure(figsize=(9.6, 3.1), dpi=80)
-    FigureCanvasAgg(fig)
-    fig.patch.set_facecolor("white")
-    same = {k: v for k, v in host_series.items() if units[k] == c_unit}
+    fig = _figure(9.6, 3.1)
+    same = {k: v for k, v in hs.items() if units[k] == c_unit}
     two = container is not None and bool(same)
     axes = fig.subplots(1, 2 if two else 1, squeeze=False)[0]
-    primary = pick_primary(list(host_series), units, c_unit) if host_series else None
-    shown = None if primary is None else (primary, host_series[primary], units[primary])
+    primary = pick_primary(list(hs), units, c_unit) if hs else None
+    shown = None if primary is None else (primary, hs[primary], units[primary])
     _draw_over_time(axes[0], t, container, c_unit, shown)
     drawn: list[str] = []
     not_drawn: list[str] = []
     if two and container is not None:
         _draw_against_usage(axes[1], container, c_unit, same)
         drawn = list(same)
-        not_drawn = [k for k in host_series if units[k] != c_unit]
+        not_drawn = [k for k in hs if units[k] != c_unit]
     elif primary is not None:
         drawn = [primary]
-        not_drawn = [k for k in host_series if k != primary]
+        not_drawn = [k for k in hs if k != primary]
     fig.suptitle(f"{name} on {host}", fontsize=10, color=_INK, x=0.01, y=0.98, ha="left")
     # fixed margins: tight_layout costs more than the rest of the figure together
     fig.subplots_adjust(left=0.075, right=0.985 if two else 0.92, top=0.8, bottom=0.15)
     if two:
         fig.subplots_adjust(wspace=0.42)
+    caption = f"{name} on {host} · {n} samples · drawn: {', '.join(drawn)}"
+    if not_drawn:
+        caption += f" · also recorded: {', '.join(not_drawn)}"
+    return Plot(f"{host}--{name}", name, f"{name} on {host}", caption, _png(fig), host)
+
+
+def warm_up() -> None:
+    """Import what drawing needs (run in the figure worker while the hosts load)."""
+    import matplotlib.backends.backend_agg
+    import matplotlib.collections
+    import matplotlib.figure  # noqa: F401
+
+
+def draw_figures(job: FigureJob) -> list[Plot]:
+    """The report's figures across hosts: the verdict map, then one per experiment."""
+    out = [render_verdict_map(job.hosts, job.experiments, job.patterns)]
+    for name, lines, recorded, note in job.lines:
+        plot = render_experiment(name, lines, recorded, cap_note=note)
+        if plot is not None:
+            out.append(plot)
+    return out
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    fig.patch.set_facecolor("white")
+    return fig
+
+
+def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    return Plot(host, name, buf.getvalue(), tuple(drawn), tuple(not_drawn), n)
+    fig.savefig(buf, format="png", dpi=_DPI)
+    return buf.getvalue()
+
+
+# -- across hosts ---------------------------------------------------------------------------
+#: hosts named under the verdict map when there are at most this many
+MAP_NAMED_HOSTS = 40
+
+
+def render_verdict_map(
+    hosts: Sequence[str], experiments: Sequence[str], patterns: Sequence[Sequence[str]]
+) -> Plot:
+    """Every host's class in every experiment (``patterns[i][j]``: host i, experiment j): one
+    column per host, hosts with the same verdicts side by side (largest group first), and the
+    hosts per class of each experiment beside it."""
+    from matplotlib.colors import ListedColormap
+
+    groups = verdict_order(patterns)
+    order = [i for g in groups for i in g]
+    rank = {c: i for i, c in enumerate(CLASSES)}
+    grid = [
+        [rank.get(patterns[i][j], rank["unclassified"]) for i in order]
+        for j in range(len(experiments))
+    ]
+    named = len(hosts) <= MAP_NAMED_HOSTS
+    top_in, bottom_in = 0.45, 1.25 if named else 0.55  # legend above; names or counts below
+    height = 0.24 * len(experiments) + top_in + bottom_in
+    fig = _figure(9.6, height)
+    ax, bx = fig.subplots(1, 2, gridspec_kw={"width_ratios": [4, 1.2]})
+    cmap = ListedColormap([CLASS_COLOR[c] for c in CLASSES])
+    ax.imshow(
+        grid,
+        aspect="auto",
+        cmap=cmap,
+        vmin=-0.5,
+        vmax=len(CLASSES) - 0.5,
+        interpolation="nearest",
+    )
+    ax.set_yticks(range(len(experiments)), labels=list(experiments), fontsize=7)
+    edges = [0]
+    for g in groups:
+        edges.append(edges[-1] + len(g))
+    for edge in edges[1:-1] if len(groups) <= 20 else ():  # more: the lines would hide cells
+        ax.axvline(edge - 0.5, color="white", lw=0.8)
+    if named:
+        ax.set_xticks(range(len(order)), labels=[hosts[i] for i in order], fontsize=6, rotation=90)
+    elif len(groups) <= 30:  # each group's size under it
+        mids = [(a + b - 1) / 2 for a, b in itertools.pairwise(edges)]
+        ax.set_xticks(mids, labels=[f"{len(g):,}" for g in groups], fontsize=6)
+    else:
+        ax.set_xticks([])
+    ax.set_xlabel(
+        f"{len(hosts):,} hosts, one column each, grouped by their verdicts "
+        f"({len(groups)} groups, largest first)",
+        fontsize=8,
+    )
+    ax.tick_params(length=0)
+    left = [0] * len(experiments)
+    present = []
+    for cls in CLASSES:
+        counts = [sum(1 for p in patterns if p[j] == cls) for j in range(len(experiments))]
+        if any(counts):
+            present.append(cls)
+            ys = range(len(experiments))
+            bx.barh(ys, counts, left=left, color=CLASS_COLOR[cls], height=0.8)
+            left = [a + b for a, b in zip(left, counts, strict=True)]
+    bx.set_ylim(len(experiments) - 0.5, -0.5)
+    bx.set_yticks([])
+    bx.set_xlabel("hosts per class", fontsize=8)
+    bx.tick_params(labelsize=7)
+    _legend(ax, len(present), handles=[_swatch(CLASS_COLOR[c], LABELS[c]) for c in present])
+    fig.subplots_adjust(
+        left=0.14,
+        right=0.985,
+        top=1 - top_in / height,
+        bottom=bottom_in / height,
+        wspace=0.05,
+    )
+    caption = (
+        f"Every host's verdict class in every experiment ({len(hosts):,} hosts x "
+        f"{len(experiments)} experiments); hosts with the same verdicts stand side by side."
+    )
+    return Plot("verdicts", "", "verdict classes across hosts", caption, _png(fig))
+
+
+def _scale(lines: Sequence[Line], unit: str, attr: str) -> tuple[float, str]:
+    if unit != "bytes":
+        return 1.0, unit
+    top = 0.0
+    for line in lines:
+        values = getattr(line, attr)
+        if values is not None:
+            top = max(top, max((abs(v) for v in values if not math.isnan(v)), default=0.0))
+    size, name = _bytes_scale(top)
+    return size, name
+
+
+def _segments(
+    xs: Sequence[Sequence[float]], ys: Sequence[Sequence[float]], sx: float, sy: float
+) -> list[list[tuple[float, float]]]:
+    return [
+        [(x / sx, y / sy) for x, y in zip(xv, yv, strict=True)]
+        for xv, yv in zip(xs, ys, strict=True)
+    ]
+
+
+def render_experiment(
+    name: str, lines: Sequence[Line], recorded: int, *, cap_note: str = ""
+) -> Plot | None:
+    """Every drawn host of one experiment as a thin line coloured by its verdict class: how far
+    the host's main series moved against what the container used (with the 1:1 line), or, when
+    the container's usage is not in the same unit, against time.
+
+    ``recorded``: hosts that recorded series (``lines`` may be a sample of them). Lines whose
+    units differ from the most common are left out (counted in the caption).
+    """
+    if not lines:
+        return None
+    from matplotlib.collections import LineCollection
+    from matplotlib.ticker import MaxNLocator
+
+    unit, c_unit = Counter((ln.unit, ln.c_unit) for ln in lines).most_common(1)[0][0]
+    same = [ln for ln in lines if (ln.unit, ln.c_unit) == (unit, c_unit)]
+    with_c = [ln for ln in same if ln.container is not None]
+    against = bool(with_c) and unit == c_unit
+    shown = with_c if against else same
+    fig = _figure(6.4, 3.0)
+    ax = fig.subplots(1, 1)
+    colors = [CLASS_COLOR.get(ln.cls, CLASS_COLOR["unclassified"]) for ln in shown]
+    many = len(shown) > 50
+    size, su = _scale(shown, unit, "moved")
+    if against:
+        size = max(size, _scale(shown, c_unit, "container")[0])
+        su = _bytes_scale(size)[1] if unit == "bytes" else unit
+        xs: list[Sequence[float]] = [ln.container or () for ln in shown]
+        segs = _segments(xs, [ln.moved for ln in shown], size, size)
+    else:
+        segs = _segments([ln.t for ln in shown], [ln.moved for ln in shown], 1.0, size)
+    ax.add_collection(
+        LineCollection(
+            segs, colors=colors, linewidths=0.8 if many else 1.4, alpha=0.45 if many else 0.85
+        )
+    )
+    ax.autoscale()
+    ax.set_ylim(bottom=0)
+    if against:
+        hi = max(ax.get_xlim()[1], ax.get_ylim()[1])
+        ax.plot([0, hi], [0, hi], ls="--", lw=1, color="#7b8794")
+        ax.set_xlim(0, ax.get_xlim()[1])
+        ax.set_xlabel(f"container usage ({su})", fontsize=8)
+        _count_ticks(ax, "x", c_unit)
+    else:
+        ax.set_xlabel("seconds since start", fontsize=8)
+    keys = "/".join(sorted({ln.key for ln in shown}))
+    ax.set_ylabel(f"host {keys}: change ({su})", fontsize=8)
+    _count_ticks(ax, "y", unit)
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.yaxis.set_major_locator(MaxNLocator(4))
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.25)
+    counts = Counter(ln.cls for ln in shown)
+    handles = [
+        _swatch(CLASS_COLOR[c], f"{LABELS[c]} ({counts[c]:,})") for c in CLASSES if counts.get(c)
+    ]
+    if against:
+        handles.append(_swatch("#7b8794", "1:1: all lands on host", ls="--"))
+    _legend(ax, 3, handles=handles)
+    fig.suptitle(
+        f"{name}: {len(shown):,} hosts", fontsize=10, color=_INK, x=0.01, y=0.98, ha="left"
+    )
+    fig.subplots_adjust(left=0.12, right=0.98, top=0.76, bottom=0.15)
+    what = (
+        "how far the host's main series moved against what the container used (on the dashed "
+        "1:1 line the host paid for every unit)"
+        if against
+        else "how far the host's main series moved since the start"
+    )
+    caption = f"{name}: one line per host, coloured by its verdict class: {what}. "
+    caption += f"{len(shown):,} of {recorded:,} hosts with series drawn"
+    if cap_note:
+        caption += f" ({cap_note})"
+    if len(shown) < len(lines):
+        caption += f"; {len(lines) - len(shown)} left out (other units or no container series)"
+    caption += f"; each series thinned to at most {LINE_POINTS} points."
+    return Plot(f"series--{name}", name, f"{name} across hosts", caption, _png(fig))
+
+
+def _swatch(color: str, label: str, ls: str = "-") -> Any:
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], color=color, lw=2, ls=ls, label=label)

@@ -4,6 +4,11 @@
 The templates get a plain view (dicts and lists of strings, built here), so they hold layout
 only. The HTML is self-contained: CSS inline, plots embedded as base64 PNG. Nothing is written
 here: :mod:`labctl.report.build` writes the files.
+
+The HTML stays small on big runs (a few MiB at 1,000 hosts): a matrix cell carries its whole
+verdict as a tooltip only up to :data:`TOOLTIP_HOSTS` hosts, and "Verdicts in full" shows each
+distinct verdict once with the hosts that share it, up to :data:`DETAIL_ROWS` of them per
+experiment (report.md and verdicts.csv keep every host's).
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from .classify import CLASSES, LABELS, LANDED_RATIO, RULES, short_verdict, unit_
 from .model import HostEntry, ReportData, data_uri, dig, plot_file, redact_ids
 
 REPORT_SCHEMA = 1
+#: the HTML matrix's cells carry the whole verdict as a tooltip up to this many hosts
+TOOLTIP_HOSTS = 200
+#: distinct verdicts shown per experiment under "Verdicts in full" in the HTML
+DETAIL_ROWS = 150
 
 CLASS_SYMBOL = {
     "affected": "\U0001f534",
@@ -212,7 +221,7 @@ def _matrix(
 
 
 def _plot_groups(data: ReportData) -> list[dict[str, Any]]:
-    """The plots by experiment, in the report's experiment order (then any other)."""
+    """The plots by experiment (the verdict map first), in the report's experiment order."""
     plots_by_exp: dict[str, list[dict[str, Any]]] = {}
     for p in data.plots:
         plots_by_exp.setdefault(p.experiment, []).append(
@@ -220,17 +229,39 @@ def _plot_groups(data: ReportData) -> list[dict[str, Any]]:
                 "host": p.host,
                 "uri": data_uri(p),
                 "file": f"plots/{plot_file(p)}",
-                "drawn": ", ".join(p.drawn),
-                "not_drawn": ", ".join(p.not_drawn),
-                "points": p.points,
+                "title": p.title,
+                "caption": p.caption,
             }
         )
-    plot_groups = [
-        {"experiment": x, "plots": plots_by_exp[x]}
-        for x in [*data.experiments, *plots_by_exp]
-        if x in plots_by_exp
-    ]
-    return list({g["experiment"]: g for g in plot_groups}.values())
+    order = ["", *data.experiments, *plots_by_exp]
+    return [{"experiment": x, "plots": plots_by_exp.pop(x)} for x in order if x in plots_by_exp]
+
+
+def plot_view(data: ReportData) -> dict[str, Any]:
+    """The plots' part of :func:`view` (made again once the figures are drawn)."""
+    return {"plot_groups": _plot_groups(data), "plots_left_out": data.plots_left_out}
+
+
+def _detail_groups(hosts: list[dict[str, Any]], most: int) -> tuple[list[dict[str, Any]], int]:
+    """One row per distinct verdict (class, rule, text, key numbers) with the hosts that share
+    it, in host order; at most ``most`` rows: (rows, hosts left out)."""
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    left_out = 0
+    for h in hosts:
+        key = (
+            h["cls"],
+            h["why"],
+            h["verdict"],
+            tuple((m["name"], m["value"]) for m in h["metrics"]),
+        )
+        row = rows.get(key)
+        if row is not None:
+            row["hosts"].append(h["host"])
+        elif len(rows) < most:
+            rows[key] = {**h, "hosts": [h["host"]]}
+        else:
+            left_out += 1
+    return list(rows.values()), left_out
 
 
 def _run_rows(data: ReportData) -> list[dict[str, Any]]:
@@ -249,10 +280,25 @@ def _run_rows(data: ReportData) -> list[dict[str, Any]]:
     ]
 
 
+def baseline_of(data: ReportData) -> Any:
+    """The comparison with the 2015 study (made once per report)."""
+    if data.baseline is None:
+        data.baseline = compare_to_baseline(data.entries)
+    return data.baseline
+
+
+def _details(per_exp: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    out = []
+    for x, hosts in per_exp.items():
+        groups, left_out = _detail_groups(hosts, DETAIL_ROWS)
+        out.append({"experiment": x, "hosts": hosts, "groups": groups, "left_out": left_out})
+    return out
+
+
 def view(data: ReportData) -> dict[str, Any]:
     """Everything the templates show, as plain data."""
     matrix, counts, per_exp = _matrix(data)
-    baseline = compare_to_baseline(data.entries)
+    baseline = baseline_of(data)
     driver_notes = {
         p.host: r.why
         for p in baseline.systems
@@ -275,9 +321,9 @@ def view(data: ReportData) -> dict[str, Any]:
             for c in CLASSES
             if counts[c] or c != "unclassified"
         ],
-        "details": [{"experiment": x, "hosts": per_exp[x]} for x in data.experiments],
-        "plot_groups": _plot_groups(data),
-        "plots_left_out": data.plots_left_out,
+        "details": _details(per_exp),
+        "tooltips": len(data.entries) <= TOOLTIP_HOSTS,
+        **plot_view(data),
         "failed": [
             {"name": e.name, "kind": e.result.error["kind"], "message": e.result.error["message"]}
             for e in data.failed
@@ -391,6 +437,6 @@ def document(data: ReportData, outputs: dict[str, Path] | None = None) -> dict[s
             "plots_left_out": data.plots_left_out,
         },
         "hosts": [_host_doc(e, data.experiments) for e in data.entries],
-        "baseline": compare_to_baseline(data.entries).to_dict(),
+        "baseline": baseline_of(data).to_dict(),
         "outputs": {k: str(v) for k, v in sorted((outputs or {}).items())},
     }

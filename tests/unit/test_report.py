@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from labctl.cli import main
 from labctl.errors import ConfigError, ResultError
-from labctl.report.build import ReportOutcome, make_report, parse_formats
+from labctl.report.build import ReportOutcome, make_host_report, make_report, parse_formats
 from labctl.report.classify import classify, series_unit, short_verdict, unit_of
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -214,10 +214,14 @@ def test_markdown_report(full: tuple[Path, ReportOutcome]) -> None:
     assert "### CentOS 7.0 ↔ centos7 (score" in md
     assert "### CentOS 6.6: no comparable host" in md
     assert "## How verdict classes are decided" in md
+    # figures across hosts: the verdict map, then one per experiment with series
     plots = sorted(p.name for p in (run / "plots").iterdir())
-    assert "centos7--disk.png" in plots and len(plots) == len(out.data.plots) == 14
-    assert "(plots/centos7--disk.png)" in md
-    assert (run / "plots" / "centos7--disk.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(plots) == len(out.data.plots) == 8
+    assert "verdicts.png" in plots and "series--disk.png" in plots
+    assert md.index("(plots/verdicts.png)") < md.index("(plots/series--disk.png)")
+    assert "3 of 3 hosts with series drawn" in md
+    assert "`labctl report RUN --host NAME`" in md
+    assert (run / "plots" / "series--disk.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_report_on_the_article_preset(tmp_path: Path) -> None:
@@ -245,7 +249,8 @@ def test_html_report_is_self_contained(full: tuple[Path, ReportOutcome]) -> None
     run, _out = full
     html = (run / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>")
-    assert html.count("data:image/png;base64,") == 14
+    assert html.count("data:image/png;base64,") == 8
+    assert 'alt="verdict classes across hosts"' in html and 'alt="disk across hosts"' in html
     assert 'class="v affected"' in html and 'class="v contained"' in html
     assert 'class="v not-measured"' in html and 'class="v error"' in html
     assert "http://" not in html and "https://" not in html  # nothing to fetch
@@ -272,11 +277,32 @@ def test_json_report(run: Path) -> None:
 
 
 def test_max_plots_and_no_plots(run: Path) -> None:
-    out = make_report([run], formats=("html",), max_plots=3)
-    assert len(out.data.plots) == 3 and out.data.plots_left_out == 11
-    assert "11 more series were not drawn" in (run / "report.html").read_text()
+    """--max-plots caps the hosts drawn per experiment figure; the rest are counted."""
+    out = make_report([run], formats=("html",), max_plots=1)
+    assert len(out.data.plots) == 8 and out.data.plots_left_out == 14 - 7
+    html = (run / "report.html").read_text()
+    assert "7 more host series were not drawn" in html
+    assert "1 of 3 hosts with series drawn (evenly spread by host name, --max-plots 1)" in html
+    out = make_report([run], formats=("html",), max_plots=0)
+    assert [p.key for p in out.data.plots] == ["verdicts"] and out.data.plots_left_out == 14
     out = make_report([run], formats=("html",), plots=False)
     assert not out.data.plots
+
+
+def test_one_host_report_draws_its_series_in_full(run: Path) -> None:
+    out = make_host_report([run], "centos7")
+    folder = run / "host-centos7"
+    assert out.outputs["report.html"] == folder / "report.html"
+    assert [e.name for e in out.data.entries] == ["centos7"]
+    assert {p.host for p in out.data.plots} == {"centos7"} and len(out.data.plots) == 6
+    assert (folder / "plots" / "centos7--disk.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "centos7--disk.png" in (folder / "report.md").read_text()
+    html = (folder / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 6 and "This host\u2019s series" in html
+    assert "disk on centos7 · 15 samples · drawn: free_bytes, free_bytes_root" in html
+    assert not (run / "report.html").exists()  # the run's own report is left alone
+    with pytest.raises(ConfigError, match="host 'nosuch' is not in this report"):
+        make_host_report([run], "nosuch")
 
 
 def test_everything_is_escaped(run: Path) -> None:
@@ -310,7 +336,13 @@ def test_merge_two_runs_keeps_run_ids_on_colliding_hosts(tmp_path: Path) -> None
         "ubuntu1404",
         "20261128-091500-c0de",
     ) in runs
-    assert {p.host for p in out.data.plots} == {"bookworm@20261128-091500-c0de"}
+    assert out.data.plots[0].key == "verdicts" and out.data.plots_left_out > 0
+    # one host of a merged report: by its merged name
+    one = make_host_report([RESOURCES, SAMPLE], "bookworm@20261128-091500-c0de", out_dir)
+    assert {p.host for p in one.data.plots} == {"bookworm@20261128-091500-c0de"}
+    assert (out_dir / "host-bookworm@20261128-091500-c0de" / "report.html").exists()
+    with pytest.raises(ConfigError, match="is in several runs"):
+        make_host_report([RESOURCES, SAMPLE], "bookworm", out_dir)
     assert len(out.document["runs"]) == 2
     assert any(p.startswith("20261127-120000-abcd/trixie: cannot connect") for p in out.problems)
     assert out.exit_code == 5  # a truncated result file is among the failures
@@ -345,6 +377,17 @@ def test_cli_report_json_on_stdout(run: Path) -> None:
     doc = json.loads(res.stdout)
     assert doc["summary"]["hosts"] == 4 and (run / "report.json").exists()
     assert "problem:" in res.stderr
+
+
+def test_cli_report_one_host(run: Path) -> None:
+    res = CliRunner().invoke(main, ["report", str(run), "--host", "ubuntu1404", "--format", "md"])
+    assert res.exit_code == 0, res.output
+    assert "1 hosts, 0 failed" in res.output
+    assert (run / "host-ubuntu1404" / "report.md").exists()
+    assert (run / "host-ubuntu1404" / "plots" / "ubuntu1404--disk.png").exists()
+    res = CliRunner().invoke(main, ["report", str(run), "--host", "nosuch"])
+    assert res.exit_code == 2 and "not in this report" in res.output
+    assert "Traceback" not in res.output
 
 
 def test_cli_report_merge_and_errors(tmp_path: Path) -> None:
