@@ -87,4 +87,17 @@ def build_agent(cache: Path, agent_dir: Path = AGENT_DIR) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    prune_old(cache, keep=dest)
     return dest
+
+
+#: agents of earlier labctl versions kept in the cache (a checkout switching branches)
+KEEP_OLD = 4
+
+
+def prune_old(cache: Path, keep: Path) -> None:
+    """Remove all but the newest :data:`KEEP_OLD` other agents from the cache."""
+    others = [p for p in cache.glob("probe_agent-*.pyz") if p != keep]
+    others.sort(key=lambda p: p.stat().st_mtime if p.exists() else 0.0, reverse=True)
+    for old in others[KEEP_OLD:]:
+        old.unlink(missing_ok=True)

@@ -84,3 +84,19 @@ def test_agent_path_builds_into_the_labctl_cache(tmp_path: Path,
                           text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == AGENT_VERSION
+
+
+def test_old_agents_are_pruned(tmp_path: Path) -> None:
+    """A checkout that moves through many versions keeps a few agents, not all of them."""
+    import os
+
+    from labctl.agentpack import KEEP_OLD, build_agent
+
+    for i in range(KEEP_OLD + 3):
+        old = tmp_path / f"probe_agent-{i:012x}.pyz"
+        old.write_bytes(b"old")
+        os.utime(old, (1000 + i, 1000 + i))
+    dest = build_agent(tmp_path)
+    left = sorted(p.name for p in tmp_path.glob("probe_agent-*.pyz") if p != dest)
+    assert left == [f"probe_agent-{i:012x}.pyz" for i in range(3, KEEP_OLD + 3)]
+    assert dest.is_file()
