@@ -4,6 +4,7 @@ the presets (the article's systems as stand-ins), the engine each VM runs, and t
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -32,6 +33,8 @@ MIN_MEMORY = 256 * MiB
 MIN_DISK = 256 * MiB
 MAX_CPUS = 64
 _HOST_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+#: the "suite" of a host booted from the user's own cloud image (``--host image:path=FILE``)
+IMAGE_SUITE = "image"
 
 
 def _int_field(value: Any, what: str) -> int:
@@ -69,6 +72,11 @@ class QemuHostSpec:
     init: str = ""
     #: which of the article's systems this host stands in for (a label only)
     stands_for: str = ""
+    #: suite "image": the user's cloud image file (qcow2, raw, ...) booted from a throwaway
+    #: overlay with its own bootloader and kernel and a NoCloud seed (cloudimage.py)
+    image: str = ""
+    #: seconds to wait for SSH on an image host (0 = the default of the accelerator)
+    boot_timeout: int = 0
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -93,6 +101,10 @@ class QemuHostSpec:
         self.cgroup = str(self.cgroup).lower()
         if self.cgroup in ("1", "2"):
             self.cgroup = "v" + self.cgroup
+        v = self.boot_timeout
+        self.boot_timeout = _int_field(v, f"{self.name}: boot_timeout") if v else 0
+        if self.image:  # absolute, so the recorded lab finds it from any folder
+            self.image = os.path.abspath(os.path.expanduser(str(self.image)))
 
     def validate(self) -> None:
         n = self.name
@@ -101,7 +113,11 @@ class QemuHostSpec:
                 f"host name {n!r} is not valid",
                 hint="use 1-31 lowercase letters, digits or -, starting with a letter or digit",
             )
-        if self.suite not in vmimages.SUITES:
+        if self.suite == IMAGE_SUITE or self.image:
+            from labctl.drivers.qemu.cloudimage import validate_image_host
+
+            validate_image_host(self)
+        elif self.suite not in vmimages.SUITES:
             raise ConfigError(
                 f"{n}: unknown suite {self.suite!r}",
                 hint=f"choose from {', '.join(vmimages.SUITES)}",
@@ -234,18 +250,27 @@ _HOST_ALIASES = {
     "fs": "docker_fs",  # the docker driver's --host key
     "disk": "disk_size",
     "inodes": "disk_inodes",
+    "path": "image",  # image:path=FILE
 }
 
 
 def parse_host_option(text: str, defaults: Mapping[str, Any] | None = None) -> QemuHostSpec:
     """``SUITE[:key=value,...]`` (or the docker driver's ``SUITE/key=value``) -> a host spec,
-    e.g. ``bullseye:name=bullseye-v1,cgroup=v1`` or ``bookworm/driver=devicemapper``.
+    e.g. ``bullseye:name=bullseye-v1,cgroup=v1`` or ``bookworm/driver=devicemapper``; the user's
+    own cloud image is ``image:path=FILE[,name=...,memory=...,cgroup=...]`` (or ``image=FILE,...``;
+    only commas separate its items: the path keeps its slashes).
     ``defaults`` fill what the text does not set."""
     m = re.match(r"^\s*([^:/]*)\s*(?:[:/](.*))?$", text, re.S)
     suite, rest = (m.group(1), m.group(2) or "") if m else (text, "")
+    separators = r"[,/]"
+    image = re.match(rf"^\s*{IMAGE_SUITE}\s*(:|(?==))(.*)$", text, re.S)
+    if image:
+        suite, rest, separators = IMAGE_SUITE, image.group(2).lstrip(), ","
+        if image.group(1) == "":  # image=FILE,...
+            rest = "path" + rest
     fields_: dict[str, Any] = dict(defaults or {})
     fields_["suite"] = suite.strip()
-    for item in re.split(r"[,/]", rest):
+    for item in re.split(separators, rest):
         if not item.strip():
             continue
         key, sep, value = item.partition("=")
