@@ -47,6 +47,7 @@ CLOUD_PACKAGES: tuple[str, ...] = (
     "kmod",
     "openssh-server",
     "cloud-init",
+    "python3-cffi-backend",  # debootstrap does not resolve the virtual cffi-backend-api-*
     "ifupdown",  # cloud-init's eni renderer: DHCP on the first NIC
     "isc-dhcp-client",
     "netbase",

@@ -28,7 +28,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from labctl.drivers.base import MiB, format_size, make_ed25519_key, ssh_banner, write_atomic
 from labctl.drivers.qemu.boot import QemuVms, Vm
@@ -42,10 +41,7 @@ from labctl.drivers.qemu.vm import (
     free_port,
     tail,
 )
-from labctl.errors import ConfigError, LabctlError, LabError
-
-if TYPE_CHECKING:
-    from labctl.drivers.qemu.spec import QemuHostSpec
+from labctl.errors import LabctlError, LabError
 
 #: seconds to wait for SSH (and cloud-init) on an image host, by accelerator
 IMAGE_SSH_TIMEOUT = {"kvm": 240.0, "tcg": 600.0}
@@ -60,47 +56,6 @@ DISK_FORMATS = ("qcow2", "raw", "vmdk", "vdi", "vhdx", "vpc", "qed", "qcow")
 #: console lines that show a boot reached userspace and offers a login (no cloud-init ran
 #: before it when no cloud-init line came first)
 _LOGIN_MARKERS = (" login: ",)
-
-
-# --- the spec ---------------------------------------------------------------------------------
-
-
-def validate_image_host(spec: QemuHostSpec) -> None:
-    """What a host booted from the user's image must say (no boot, no qemu-img here)."""
-    from labctl.drivers.qemu.spec import DISTRO_ENGINE, IMAGE_SUITE
-
-    n = spec.name
-    if spec.suite != IMAGE_SUITE:
-        raise ConfigError(
-            f"{n}: image= goes with the suite 'image', not {spec.suite!r}",
-            hint="write --host image:path=FILE,name=NAME,...",
-        )
-    if not spec.image:
-        raise ConfigError(
-            f"{n}: no image file given", hint="write --host image:path=FILE,name=NAME,..."
-        )
-    path = Path(spec.image)
-    if not path.exists():
-        raise ConfigError(f"{n}: no image file at {path}", hint="check the path (image:path=FILE)")
-    if not path.is_file():
-        raise ConfigError(f"{n}: {path} is not a file", hint="give the image file itself")
-    if spec.engine != DISTRO_ENGINE or spec.init:
-        raise ConfigError(
-            f"{n}: engine= and init= are for labctl's own images; an image host gets the engine "
-            "the roles install (docker_engine_* inventory variables)"
-        )
-    if spec.boot_timeout < 0:
-        raise ConfigError(f"{n}: boot_timeout must be 0 (default) or more seconds")
-    from labctl.drivers.qemu.spec import CGROUPS, MAX_CPUS, MIN_MEMORY
-
-    if spec.memory < MIN_MEMORY:
-        raise ConfigError(
-            f"{n}: memory {format_size(spec.memory)} is below the minimum {format_size(MIN_MEMORY)}"
-        )
-    if not 1 <= spec.cpus <= MAX_CPUS:
-        raise ConfigError(f"{n}: cpus must be between 1 and {MAX_CPUS}, got {spec.cpus}")
-    if spec.cgroup not in CGROUPS:
-        raise ConfigError(f"{n}: cgroup must be v1 or v2, got {spec.cgroup!r}")
 
 
 # --- the image --------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import labctl.drivers.qemu.images as vmimages
@@ -114,9 +115,7 @@ class QemuHostSpec:
                 hint="use 1-31 lowercase letters, digits or -, starting with a letter or digit",
             )
         if self.suite == IMAGE_SUITE or self.image:
-            from labctl.drivers.qemu.cloudimage import validate_image_host
-
-            validate_image_host(self)
+            self._validate_image()
         elif self.suite not in vmimages.SUITES:
             raise ConfigError(
                 f"{n}: unknown suite {self.suite!r}",
@@ -136,6 +135,8 @@ class QemuHostSpec:
             raise ConfigError(
                 f"{n}: stands_for must be one of {', '.join(STANDS_FOR)}, got {self.stands_for!r}"
             )
+        if self.image:  # the image's own kernel and the engine the roles install
+            return
         if self.engine != DISTRO_ENGINE:
             self._validate_built_engine()
             return
@@ -159,6 +160,33 @@ class QemuHostSpec:
             raise ConfigError(
                 f"{n}: docker_fs must be one of {', '.join(DOCKER_FS)}, got {self.docker_fs!r}"
             )
+
+    def _validate_image(self) -> None:
+        """What a host booted from the user's image must say (no boot, no qemu-img here)."""
+        n = self.name
+        if self.suite != IMAGE_SUITE:
+            raise ConfigError(
+                f"{n}: image= goes with the suite 'image', not {self.suite!r}",
+                hint="write --host image:path=FILE,name=NAME,...",
+            )
+        if not self.image:
+            raise ConfigError(
+                f"{n}: no image file given", hint="write --host image:path=FILE,name=NAME,..."
+            )
+        path = Path(self.image)
+        if not path.exists():
+            raise ConfigError(
+                f"{n}: no image file at {path}", hint="check the path (image:path=FILE)"
+            )
+        if not path.is_file():
+            raise ConfigError(f"{n}: {path} is not a file", hint="give the image file itself")
+        if self.engine != DISTRO_ENGINE or self.init:
+            raise ConfigError(
+                f"{n}: engine= and init= are for labctl's own images; an image host gets the "
+                "engine the roles install (docker_engine_* inventory variables)"
+            )
+        if self.boot_timeout < 0:
+            raise ConfigError(f"{n}: boot_timeout must be 0 (default) or more seconds")
 
     def _validate_built_engine(self) -> None:
         from labctl.engines import known_versions
