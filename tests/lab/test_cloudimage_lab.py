@@ -6,8 +6,8 @@ Docker with the roles, the probe runs storage-location), then ``labctl lab down`
 
 The bad images, one clear line each and nothing left running: a wrong path, a file that is not
 a disk image, the same image with cloud-init disabled (/etc/cloud/cloud-init.disabled) and with
-a cloud-init that ignores the seed (datasource_list: [None]). The two broken images are made from
-the good one with ``debugfs`` on a raw copy (no mount).
+a cloud-init that looks only for another cloud's seed (datasource_list: [ConfigDrive, None]).
+The two broken images are made from the good one with ``debugfs`` on a raw copy (no mount).
 
 Needs root, qemu-system-x86 + qemu-utils, debootstrap, genisoimage (or xorriso) and the Debian
 mirror (inside the VM too: provisioning installs docker.io). VMs: 2 vCPUs, 1 GiB, under TCG here.
@@ -186,8 +186,8 @@ def _broken_copy(byo: Byo, tmp_path: Path, name: str, path: str, content: str) -
     [
         ("nocloudinit", "/etc/cloud/cloud-init.disabled", "",
          "lacks cloud-init (NoCloud)"),
-        ("noseed", "/etc/cloud/cloud.cfg.d/99-noseed.cfg", "datasource_list: [ None ]\n",
-         "the seed was not taken"),
+        ("noseed", "/etc/cloud/cloud.cfg.d/99-noseed.cfg",
+         "datasource_list: [ ConfigDrive, None ]\n", "the seed was not taken"),
     ],
 )  # fmt: skip
 def test_broken_image_is_one_line_and_stopped(

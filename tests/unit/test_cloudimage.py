@@ -155,3 +155,22 @@ def test_cloud_build_layout_pieces(tmp_path: Path) -> None:
     recipe = cloudbuild.cloud_recipe_for("bookworm")
     assert "cloud-init" in recipe.packages and "docker.io" not in recipe.packages
     assert json.dumps(recipe.settings())  # hashable settings
+
+
+def test_install_grub_keeps_the_partition_table(tmp_path: Path) -> None:
+    disk = tmp_path / "disk.raw"
+    with disk.open("wb") as f:
+        f.truncate(2 << 20)
+    table = b"\x80" + b"\1" * 15 + b"\0" * 48 + b"\x55\xaa"
+    with disk.open("r+b") as f:
+        f.seek(446)
+        f.write(table)
+    boot = b"B" * 510 + b"\x55\xaa"
+    cloudbuild.install_grub(disk, boot, b"C" * 5000)
+    data = disk.read_bytes()
+    assert data[:440] == b"B" * 440 and data[446:512] == table
+    assert data[512 : 512 + 5000] == b"C" * 5000 and data[512 + 5000] == 0
+    with pytest.raises(LabError, match="does not fit"):
+        cloudbuild.install_grub(disk, boot, b"C" * (1 << 20))
+    with pytest.raises(LabError, match="not a boot sector"):
+        cloudbuild.install_grub(disk, b"x" * 512, b"C")

@@ -8,9 +8,10 @@ Layout like the vendors': one qcow2 file, an MBR partition table with one ext4 p
 (label ``cloudimg-rootfs``) at 1 MiB, GRUB (i386-pc) in the MBR and the gap before it, the
 kernel command line in /boot/grub/grub.cfg (``console=ttyS0``). Built with no loop mount: the
 tree goes into a partition image with ``mkfs.ext4 -d``, which is copied into the disk at its
-offset; the partition table (``sfdisk``) and GRUB (``grub-mkimage``, ``grub-bios-setup``) come
-from the image's own packages, run in its chroot on the disk file, so the controller needs no
-bootloader tools. No Docker inside: provisioning installs it, as on a vendor's image.
+offset; the partition table (``sfdisk``) and GRUB's core image (``grub-mkimage``) come from the
+image's own packages, run in its chroot, and GRUB's two pieces are written into the disk file
+where grub-install puts them, so the controller needs no bootloader tools. No Docker inside:
+provisioning installs it, as on a vendor's image.
 
 Cached like the other images (``cache_dir()/cloud/<suite>-<recipe hash 12>/disk.qcow2``).
 """
@@ -51,7 +52,7 @@ CLOUD_PACKAGES: tuple[str, ...] = (
     "ifupdown",  # cloud-init's eni renderer: DHCP on the first NIC
     "isc-dhcp-client",
     "netbase",
-    "grub-pc-bin",  # grub-mkimage, grub-bios-setup and the i386-pc modules, run in the chroot
+    "grub-pc-bin",  # grub-mkimage and the i386-pc modules, run in the chroot
     "fdisk",  # sfdisk, run in the chroot on the disk file
     "python3",
     "iproute2",
@@ -170,6 +171,23 @@ def _customize(root: Path, recipe: CloudRecipe, mirror: str, run: Any) -> str:
     return version
 
 
+def install_grub(disk: Path, boot_img: bytes, core_img: bytes) -> None:
+    """GRUB in the MBR and the gap before the partition, as grub-install lays it out:
+    boot.img's code (its first 440 bytes; the partition table stays) in sector 0, whose default
+    says "core at sector 1", and core.img from sector 1, whose first sector grub-mkimage made
+    to load the rest from sector 2 on. (grub-bios-setup does the same on a device but refuses
+    a disk file whose root it cannot guess.)"""
+    if len(boot_img) != 512 or boot_img[510:512] != b"\x55\xaa":
+        raise LabError("GRUB's boot.img is not a boot sector")
+    if len(core_img) > PART_START - 512:
+        raise LabError(f"GRUB's core.img ({len(core_img)} bytes) does not fit before the partition")
+    with disk.open("r+b") as f:
+        f.seek(0)
+        f.write(boot_img[:440])
+        f.seek(512)
+        f.write(core_img)
+
+
 def copy_into(part: Path, disk: Path, offset: int) -> None:
     """Copy ``part`` into ``disk`` at ``offset``, keeping holes (both files are sparse)."""
     chunk = 1 << 20
@@ -229,8 +247,9 @@ def build_cloud_image(
                     "sfdisk")  # fmt: skip
                 copy_into(part, work, PART_START)
                 part.unlink()
-                run(["chroot", str(root), "grub-bios-setup", "--skip-fs-probe",
-                     "-d", "/boot/grub/i386-pc", "/tmp/disk.raw"], "grub-bios-setup")  # fmt: skip
+                grub = root / "boot" / "grub" / "i386-pc"
+                install_grub(work, (grub / "boot.img").read_bytes(),
+                             (grub / "core.img").read_bytes())  # fmt: skip
                 shutil.rmtree(out, ignore_errors=True)
                 out.mkdir(parents=True)
                 run([QEMU_IMG, "convert", "-q", "-O", "qcow2", str(work), str(out / "disk.qcow2")],
