@@ -31,7 +31,7 @@ from labctl.drivers.debootstrap import detect_mirror
 from labctl.drivers.qemu import cloudbuild
 from labctl.hosts import HostRecord
 from labctl.inventory import load_inventory
-from tests.helpers import labctl, only_run, remote
+from tests.helpers import labctl, only_run, qemu_processes, remote
 
 pytestmark = pytest.mark.lab
 
@@ -40,19 +40,6 @@ BAD_BOOT_TIMEOUT = 300  # seconds: the bound of a broken image's boot
 
 def _say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr)
-
-
-def _qemu_processes(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                args = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if args and b"qemu-system" in args[0] and any(marker.encode() in a for a in args):
-                found.append(int(entry.name))
-    return found
 
 
 @dataclass
@@ -81,7 +68,7 @@ def byo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Byo]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LABCTL_HOME", str(home))
         yield Byo(home, image, seconds)
-    assert _qemu_processes(str(home)) == [], "a QEMU process of a test lab is left"
+    assert qemu_processes(str(home)) == [], "a QEMU process of a test lab is left"
 
 
 def _lab_up(lab: str, host: str) -> subprocess.CompletedProcess[str]:
@@ -104,7 +91,7 @@ def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
 
 
 def _nothing_left(byo: Byo, lab: str) -> None:
-    assert _qemu_processes(f"{byo.home}/labs/{lab}/") == []
+    assert qemu_processes(f"{byo.home}/labs/{lab}/") == []
     vms = byo.home / "labs" / lab / "vms"
     assert not vms.exists() or not any(vms.iterdir()), list(vms.iterdir())
 
@@ -117,9 +104,10 @@ def test_cloud_image_is_provisioned_and_probed(byo: Byo, tmp_path: Path) -> None
         proc = _lab_up(lab, host)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         inventory = byo.home / "labs" / lab / "inventory.yml"
-        (rec,) = load_inventory(inventory)
+        (rec,) = load_inventory(inventory).hosts
         assert rec.name == "deb12" and rec.address == "127.0.0.1" and rec.user == "root"
-        assert rec.labels["image"] == byo.image.name and rec.labels["cgroup"] == "v2"
+        assert rec.labels["image"] == byo.image.name and rec.labels["kernel_cgroup"] == "v2"
+        assert rec.vars["labctl_image_path"] == str(byo.image)
         # the host key is the one made on the controller (known_hosts written before the boot)
         known = (byo.home / "labs" / lab / "known_hosts").read_text().split()
         assert remote(rec, "hostname").strip() == "deb12"

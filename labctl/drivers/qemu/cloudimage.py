@@ -375,8 +375,9 @@ class ImageVms(QemuVms):
                 vm, f"booted with cgroup {vm.cgroup or '?'}, not {vm.spec.cgroup} as asked: the "
                 "image's own kernel command line decides (say cgroup=" + (vm.cgroup or "v2") + ")",
             )  # fmt: skip
+        done = "" if vm.reused else f", {time.monotonic() - vm.started_at:.1f} s after boot"
         self._say(
             vm.name,
             f"ready on {ADDRESS}:{vm.port}: kernel {vm.kernel}, cgroup {vm.cgroup}, cloud-init "
-            f"done {time.monotonic() - vm.started_at:.1f} s after boot",
+            f"done{done}",
         )

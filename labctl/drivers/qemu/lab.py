@@ -198,11 +198,17 @@ class QemuLab(ImageVms):
     def _record(self, vm: Vm) -> HostRecord:
         assert vm.port is not None
         if vm.spec.image:  # the user's cloud image: whatever the roles install
-            labels = {"driver": "qemu", "lab": self.lab, "suite": vm.spec.suite,
-                      "image": Path(vm.spec.image).name, "cgroup": vm.spec.cgroup}  # fmt: skip
+            labels = {
+                "driver": "qemu",
+                "lab": self.lab,
+                "suite": vm.spec.suite,
+                "image": Path(vm.spec.image).name,
+                "kernel_cgroup": vm.spec.cgroup,
+            }
             host_vars = {
                 **self._common_host_vars(vm.port, vm.spec.suite, None),
-                "labctl_image": vm.spec.image,
+                "labctl_image": Path(vm.spec.image).name,
+                "labctl_image_path": vm.spec.image,
                 "labctl_kernel_cgroup": vm.spec.cgroup,
                 "labctl_accel": vm.accel,
                 "labctl_vm_cpus": vm.spec.cpus,
