@@ -33,7 +33,8 @@ from labctl.hosts import HostRecord
 from labctl.inventory import load_inventory
 from tests.helpers import labctl, only_run, qemu_processes, remote
 
-pytestmark = pytest.mark.lab
+# the image build (~4 min) and Docker installed by apt under TCG (~10 min on a loaded machine)
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(2700)]
 
 BAD_BOOT_TIMEOUT = 300  # seconds: the bound of a broken image's boot
 
