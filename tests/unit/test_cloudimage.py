@@ -114,7 +114,7 @@ def test_make_seed_writes_a_cidata_volume(tmp_path: Path) -> None:
                      host_private=private, host_public=public, host="c7")  # fmt: skip
     data = seed.read_bytes()
     assert data[0x8001:0x8006] == b"CD001"  # ISO 9660 primary volume descriptor
-    assert data[0x8028:0x8028 + 32].decode().strip() == "cidata"
+    assert data[0x8028 : 0x8028 + 32].decode().strip() == "cidata"
     assert b"#cloud-config" in data and b'"local-hostname": "c7"' in data
     assert seed.stat().st_mode & 0o077 == 0
 
