@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -56,6 +57,8 @@ DISK_FORMATS = ("qcow2", "raw", "vmdk", "vdi", "vhdx", "vpc", "qed", "qcow")
 #: console lines that show a boot reached userspace and offers a login (no cloud-init ran
 #: before it when no cloud-init line came first)
 _LOGIN_MARKERS = (" login: ",)
+#: terminal colour codes of systemd's console lines (dropped from the one-line errors)
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 # --- the image --------------------------------------------------------------------------------
@@ -301,7 +304,7 @@ class ImageVms(QemuVms):
         from labctl.drivers.base import DownReport
 
         console = vm.directory / "console.log"
-        shown = tail(console, 3)
+        shown = _ANSI.sub("", tail(console, 3))
         self._stop_vm(vm.name, DownReport())
         vm.port = None
         return LabError(message + (f" (console: {shown})" if shown else ""), host=vm.name,
@@ -331,7 +334,7 @@ class ImageVms(QemuVms):
                 if refused:
                     why = f"SSH answers but refuses the lab key for root ({refused})"
                 elif "cloud-init" in text.lower():
-                    why = "cloud-init ran but did not take the seed's SSH settings"
+                    why = "cloud-init ran but the seed was not taken (no sshd with its host key)"
                 else:
                     why = "the image may lack cloud-init (NoCloud)"
                 raise self._image_failed(vm, f"no SSH after {timeout:.0f} s: {why}")
