@@ -20,8 +20,9 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 
 # -- system packages --------------------------------------------------------------------------
 # docker.io: the engine and client; debootstrap: lab host images; openssh-client: ansible's ssh;
-# e2fsprogs/util-linux: lab disks; python3-venv: the controller's venv.
-pkgs=(docker.io debootstrap openssh-client e2fsprogs util-linux ca-certificates chromium qemu-system-x86 qemu-utils)
+# e2fsprogs/util-linux: lab disks; python3-venv: the controller's venv; genisoimage: the
+# cloud-init seed of a qemu host booted from your own image.
+pkgs=(docker.io debootstrap openssh-client e2fsprogs util-linux ca-certificates chromium qemu-system-x86 qemu-utils genisoimage)
 python="${PYTHON:-python3}"
 if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then pkgs+=(python3-venv python3-pip); fi
 missing=()

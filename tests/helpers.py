@@ -30,6 +30,20 @@ def labctl(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]
     )
 
 
+def qemu_processes(marker: str) -> list[int]:
+    """The QEMU processes whose command line mentions ``marker`` (e.g. a test's LABCTL_HOME)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                args = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if args and b"qemu-system" in args[0] and any(marker.encode() in a for a in args):
+                found.append(int(entry.name))
+    return found
+
+
 def only_run(results: Path) -> Path:
     """The one run folder under a results folder."""
     runs = [p for p in results.iterdir() if (p / "run.json").exists()]

@@ -25,6 +25,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import labctl.drivers.qemu.images as vmimages
@@ -37,7 +38,8 @@ from labctl.drivers.base import (
     recorded_driver,
     write_atomic,
 )
-from labctl.drivers.qemu.boot import QemuVms, Vm
+from labctl.drivers.qemu.boot import Vm
+from labctl.drivers.qemu.cloudimage import ImageVms, check_image, image_accel, seed_tool
 from labctl.drivers.qemu.spec import DISTRO_ENGINE, PRESETS, QemuLabSpec, engine_vars, recorded_spec
 from labctl.drivers.qemu.vm import ADDRESS, Accel, detect_accel, port_open
 from labctl.errors import ConfigError, LabctlError, LabError
@@ -52,7 +54,7 @@ OPTIONS = frozenset(
 VM_PARTS = "QEMU processes, overlays, ports"
 
 
-class QemuLab(QemuVms):
+class QemuLab(ImageVms):
     """Lab hosts as local QEMU VMs with their suites' own kernels."""
 
     name = "qemu"
@@ -107,6 +109,9 @@ class QemuLab(QemuVms):
         started = time.monotonic()
         for h in self.spec.hosts:  # before any boot: an engine that is not built stops here
             engine_vars(h)
+            if h.image:  # and an image file that is not a disk image, or no seed tool
+                check_image(Path(h.image), h.name)
+                seed_tool()
         key_file, public_key = self._make_directory()
         old = self._read_state()
         old_hosts: dict[str, Any] = dict(old.get("hosts") or {})
@@ -119,7 +124,7 @@ class QemuLab(QemuVms):
                 vm.reused, vm.pid, vm.port = True, pid, int(rec["port"])
                 vm.host_key = str(rec["host_key"])
                 vm.accel = str(rec.get("accel") or "tcg")
-                current = vmimages.vm_recipe_for(vm.spec.suite).short_hash
+                current = "" if vm.spec.image else vmimages.vm_recipe_for(vm.spec.suite).short_hash
                 if rec.get("recipe") and rec["recipe"] != current:
                     self._say(
                         vm.name,
@@ -139,14 +144,15 @@ class QemuLab(QemuVms):
                 self._say(name, "note: running but not in the lab's hosts; `down` removes it")
 
         to_boot = [vm for vm in vms if not vm.reused]
-        suites = [vm.spec.suite for vm in to_boot]
+        suites = [vm.spec.suite for vm in to_boot if not vm.spec.image]
         built = vmimages.ensure_vm_images(suites, mirror=self._mirror, progress=self._progress)
         for vm in to_boot:
-            vm.image = built[vm.spec.suite]
-        if to_boot:
-            first = to_boot[0].image
-            assert first is not None
-            self.accel = detect_accel(first.kernel, first.initrd, want=self.spec.accel)
+            vm.image = built.get(vm.spec.suite)
+        own = [vm.image for vm in to_boot if vm.image is not None]
+        if own:
+            self.accel = detect_accel(own[0].kernel, own[0].initrd, want=self.spec.accel)
+        elif to_boot:  # only the users' images: no labctl kernel for a KVM trial boot
+            self.accel = image_accel(self.spec.accel)
         elif old.get("accel"):
             self.accel = Accel(str(old["accel"]), str(old.get("accel_reason", "")))
         else:
@@ -157,21 +163,21 @@ class QemuLab(QemuVms):
         try:
             if self.accel.name == "kvm":
                 for vm in to_boot:
-                    self._boot(vm, public_key)
+                    self._boot_any(vm, public_key)
                     state_hosts[vm.name] = self._vm_state(vm)
                     self._write_state(state_hosts)
                 self._write_known_hosts(vms)
                 with ThreadPoolExecutor(max_workers=len(vms)) as pool:
-                    for fut in [pool.submit(self._wait_ready, vm) for vm in vms]:
+                    for fut in [pool.submit(self._wait_any, vm) for vm in vms]:
                         fut.result()
             else:  # software emulation: one after another (parallel boots fight for the cores)
                 for vm in vms:
                     if not vm.reused:
-                        self._boot(vm, public_key)
+                        self._boot_any(vm, public_key)
                         state_hosts[vm.name] = self._vm_state(vm)
                         self._write_state(state_hosts)
                     self._write_known_hosts([v for v in vms if v.port is not None])
-                    self._wait_ready(vm)
+                    self._wait_any(vm)
         finally:
             for vm in vms:
                 if vm.port is not None:
@@ -181,10 +187,34 @@ class QemuLab(QemuVms):
         records = [self._record(vm) for vm in vms]
         return self._finish_up(records, ((vm.port, vm.host_key) for vm in vms), key_file, started)
 
+    def _boot_any(self, vm: Vm, public_key: str) -> None:
+        self._boot_image(vm, public_key) if vm.spec.image else self._boot(vm, public_key)
+
+    def _wait_any(self, vm: Vm) -> None:
+        self._wait_image(vm) if vm.spec.image else self._wait_ready(vm)
+
     # --- files --------------------------------------------------------------------------------
 
     def _record(self, vm: Vm) -> HostRecord:
         assert vm.port is not None
+        if vm.spec.image:  # the user's cloud image: whatever the roles install
+            labels = {
+                "driver": "qemu",
+                "lab": self.lab,
+                "suite": vm.spec.suite,
+                "image": Path(vm.spec.image).name,
+                "kernel_cgroup": vm.spec.cgroup,
+            }
+            host_vars = {
+                **self._common_host_vars(vm.port, vm.spec.suite, None),
+                "labctl_image": Path(vm.spec.image).name,
+                "labctl_image_path": vm.spec.image,
+                "labctl_kernel_cgroup": vm.spec.cgroup,
+                "labctl_accel": vm.accel,
+                "labctl_vm_cpus": vm.spec.cpus,
+                "labctl_vm_memory": format_size(vm.spec.memory),
+            }
+            return self._host_record(vm.name, vm.port, labels=labels, host_vars=host_vars)
         labels = {
             "driver": "qemu",
             "lab": self.lab,
@@ -233,6 +263,8 @@ class QemuLab(QemuVms):
                 {"recipe": img.recipe, "image": str(img.directory),
                  "kernel_version": img.kernel_version}
             )  # fmt: skip
+        if vm.spec.image:
+            rec["cloud_image"] = vm.spec.image
         if vm.accel:
             rec["accel"] = vm.accel
         for key in ("kernel", "cgroup", "docker_version", "storage_driver", "docker_fs"):
@@ -297,7 +329,8 @@ class QemuLab(QemuVms):
                     state="running" if pid is not None else "stopped",
                     address=ADDRESS if pid is not None else None,
                     port=port if pid is not None else None,
-                    image=f"{rec.get('suite', '?')}-{rec.get('recipe', '?')} "
+                    image=rec.get("cloud_image")
+                    or f"{rec.get('suite', '?')}-{rec.get('recipe', '?')} "
                     f"(kernel {rec.get('kernel_version', '?')})",
                     details=details,
                 )

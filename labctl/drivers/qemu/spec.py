@@ -4,9 +4,11 @@ the presets (the article's systems as stand-ins), the engine each VM runs, and t
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import labctl.drivers.qemu.images as vmimages
@@ -32,6 +34,8 @@ MIN_MEMORY = 256 * MiB
 MIN_DISK = 256 * MiB
 MAX_CPUS = 64
 _HOST_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+#: the "suite" of a host booted from the user's own cloud image (``--host image:path=FILE``)
+IMAGE_SUITE = "image"
 
 
 def _int_field(value: Any, what: str) -> int:
@@ -69,6 +73,11 @@ class QemuHostSpec:
     init: str = ""
     #: which of the article's systems this host stands in for (a label only)
     stands_for: str = ""
+    #: suite "image": the user's cloud image file (qcow2, raw, ...) booted from a throwaway
+    #: overlay with its own bootloader and kernel and a NoCloud seed (cloudimage.py)
+    image: str = ""
+    #: seconds to wait for SSH on an image host (0 = the default of the accelerator)
+    boot_timeout: int = 0
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -93,6 +102,10 @@ class QemuHostSpec:
         self.cgroup = str(self.cgroup).lower()
         if self.cgroup in ("1", "2"):
             self.cgroup = "v" + self.cgroup
+        v = self.boot_timeout
+        self.boot_timeout = _int_field(v, f"{self.name}: boot_timeout") if v else 0
+        if self.image:  # absolute, so the recorded lab finds it from any folder
+            self.image = os.path.abspath(os.path.expanduser(str(self.image)))
 
     def validate(self) -> None:
         n = self.name
@@ -101,7 +114,9 @@ class QemuHostSpec:
                 f"host name {n!r} is not valid",
                 hint="use 1-31 lowercase letters, digits or -, starting with a letter or digit",
             )
-        if self.suite not in vmimages.SUITES:
+        if self.suite == IMAGE_SUITE or self.image:
+            self._validate_image()
+        elif self.suite not in vmimages.SUITES:
             raise ConfigError(
                 f"{n}: unknown suite {self.suite!r}",
                 hint=f"choose from {', '.join(vmimages.SUITES)}",
@@ -120,6 +135,8 @@ class QemuHostSpec:
             raise ConfigError(
                 f"{n}: stands_for must be one of {', '.join(STANDS_FOR)}, got {self.stands_for!r}"
             )
+        if self.image:  # the image's own kernel and the engine the roles install
+            return
         if self.engine != DISTRO_ENGINE:
             self._validate_built_engine()
             return
@@ -143,6 +160,33 @@ class QemuHostSpec:
             raise ConfigError(
                 f"{n}: docker_fs must be one of {', '.join(DOCKER_FS)}, got {self.docker_fs!r}"
             )
+
+    def _validate_image(self) -> None:
+        """What a host booted from the user's image must say (no boot, no qemu-img here)."""
+        n = self.name
+        if self.suite != IMAGE_SUITE:
+            raise ConfigError(
+                f"{n}: image= goes with the suite 'image', not {self.suite!r}",
+                hint="write --host image:path=FILE,name=NAME,...",
+            )
+        if not self.image:
+            raise ConfigError(
+                f"{n}: no image file given", hint="write --host image:path=FILE,name=NAME,..."
+            )
+        path = Path(self.image)
+        if not path.exists():
+            raise ConfigError(
+                f"{n}: no image file at {path}", hint="check the path (image:path=FILE)"
+            )
+        if not path.is_file():
+            raise ConfigError(f"{n}: {path} is not a file", hint="give the image file itself")
+        if self.engine != DISTRO_ENGINE or self.init:
+            raise ConfigError(
+                f"{n}: engine= and init= are for labctl's own images; an image host gets the "
+                "engine the roles install (docker_engine_* inventory variables)"
+            )
+        if self.boot_timeout < 0:
+            raise ConfigError(f"{n}: boot_timeout must be 0 (default) or more seconds")
 
     def _validate_built_engine(self) -> None:
         from labctl.engines import known_versions
@@ -234,18 +278,27 @@ _HOST_ALIASES = {
     "fs": "docker_fs",  # the docker driver's --host key
     "disk": "disk_size",
     "inodes": "disk_inodes",
+    "path": "image",  # image:path=FILE
 }
 
 
 def parse_host_option(text: str, defaults: Mapping[str, Any] | None = None) -> QemuHostSpec:
     """``SUITE[:key=value,...]`` (or the docker driver's ``SUITE/key=value``) -> a host spec,
-    e.g. ``bullseye:name=bullseye-v1,cgroup=v1`` or ``bookworm/driver=devicemapper``.
+    e.g. ``bullseye:name=bullseye-v1,cgroup=v1`` or ``bookworm/driver=devicemapper``; the user's
+    own cloud image is ``image:path=FILE[,name=...,memory=...,cgroup=...]`` (or ``image=FILE,...``;
+    only commas separate its items: the path keeps its slashes).
     ``defaults`` fill what the text does not set."""
     m = re.match(r"^\s*([^:/]*)\s*(?:[:/](.*))?$", text, re.S)
     suite, rest = (m.group(1), m.group(2) or "") if m else (text, "")
+    separators = r"[,/]"
+    image = re.match(rf"^\s*{IMAGE_SUITE}\s*(:|(?==))(.*)$", text, re.S)
+    if image:
+        suite, rest, separators = IMAGE_SUITE, image.group(2).lstrip(), ","
+        if image.group(1) == "":  # image=FILE,...
+            rest = "path" + rest
     fields_: dict[str, Any] = dict(defaults or {})
     fields_["suite"] = suite.strip()
-    for item in re.split(r"[,/]", rest):
+    for item in re.split(separators, rest):
         if not item.strip():
             continue
         key, sep, value = item.partition("=")
