@@ -29,6 +29,7 @@ from labctl.errors import UnknownHostKey
 from labctl.experiments import EXPERIMENTS
 from labctl.hosts import HostRecord
 from labctl.transport import SSHTransport
+from tests.helpers import qemu_processes
 
 pytestmark = pytest.mark.lab
 
@@ -42,20 +43,6 @@ class VmLab:
     state: LabState
     messages: list[tuple[str, str]]
     up_seconds: float
-
-
-def _qemu_processes(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if args and b"qemu-system" in args[0] and any(marker.encode() in a for a in args):
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +83,7 @@ def vm_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmLab]:
         finally:
             report = driver.down()
             assert report.ok, report.problems
-            assert _qemu_processes(str(home)) == [], "a QEMU process of the test lab is left"
+            assert qemu_processes(str(home)) == [], "a QEMU process of the test lab is left"
 
 
 def _host(lab: VmLab, name: str = "bookworm") -> HostRecord:

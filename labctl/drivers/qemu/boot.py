@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,13 +159,12 @@ class QemuVms(LabDriver):
                     hint=f"command: {shlex.join(cmd)}",
                 )  # fmt: skip
         append = kernel_cmdline(vm.spec.suite, vm.spec.cgroup)
-        console = d / "console.log"
-        last = ""
-        for _attempt in range(5):
-            port = free_port()
-            cmd = qemu_command(
+        accel = self.accel.name
+
+        def command(port: int) -> list[str]:
+            return qemu_command(
                 name=self.process_name(vm.name),
-                accel=self.accel.name,
+                accel=accel,
                 cpus=vm.spec.cpus,
                 memory=vm.spec.memory,
                 kernel=img.kernel,
@@ -175,16 +175,34 @@ class QemuVms(LabDriver):
                 port=port,
                 fw_cfg={n: fw / n for n in FW_FILES},
                 pidfile=self._pidfile(vm.name),
-                console_log=console,
+                console_log=d / "console.log",
                 qmp_socket=d / "qmp.sock",
             )
+
+        what = (
+            f"{vm.spec.suite} (kernel {img.kernel_version}, {accel}, {vm.spec.cpus} cpu, "
+            f"{format_size(vm.spec.memory)}, cgroup {vm.spec.cgroup}, "
+            f"{vm.spec.storage_driver} on {vm.spec.docker_fs})"
+        )
+        self._start_qemu(vm, command, what)
+
+    def _ssh_answered(self, vm: Vm) -> None:
+        """The first SSH login of a VM this ``up`` booted: its boot-to-SSH time, said once."""
+        if vm.boot_to_ssh is None and not vm.reused:
+            vm.boot_to_ssh = time.monotonic() - vm.started_at
+            self._say(vm.name, f"SSH answers after {vm.boot_to_ssh:.1f} s")
+
+    def _start_qemu(self, vm: Vm, command: Callable[[int], list[str]], what: str) -> None:
+        """Start ``vm``'s QEMU (daemonized) on a free port, again on a new port when another
+        process took it first; its command line is kept in the VM's folder."""
+        d = vm.directory
+        console = d / "console.log"
+        last = ""
+        for _attempt in range(5):
+            port = free_port()
+            cmd = command(port)
             write_atomic(d / "qemu.cmdline", shlex.join(cmd) + "\n", 0o600)
-            self._say(
-                vm.name,
-                f"booting {vm.spec.suite} (kernel {img.kernel_version}, {self.accel.name}, "
-                f"{vm.spec.cpus} cpu, {format_size(vm.spec.memory)}, cgroup {vm.spec.cgroup}, "
-                f"{vm.spec.storage_driver} on {vm.spec.docker_fs}) on {ADDRESS}:{port}",
-            )
+            self._say(vm.name, f"booting {what} on {ADDRESS}:{port}")
             vm.started_at = time.monotonic()
             proc = subprocess.run(
                 cmd, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
@@ -249,9 +267,7 @@ class QemuVms(LabDriver):
                 continue
             try:
                 with SSHTransport(self._transport_record(vm), connect_timeout=20.0) as t:
-                    if vm.boot_to_ssh is None and not vm.reused:
-                        vm.boot_to_ssh = time.monotonic() - vm.started_at
-                        self._say(vm.name, f"SSH answers after {vm.boot_to_ssh:.1f} s")
+                    self._ssh_answered(vm)
                     waiting_for = "labctl-vm-init"
                     res = t.run("systemctl is-failed labctl-vm-init.service", timeout=30)
                     if res.stdout.strip() == "failed":

@@ -30,16 +30,16 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl.drivers.base import MiB, format_size, make_ed25519_key, ssh_banner, write_atomic
+from labctl.drivers.base import format_size, make_ed25519_key, ssh_banner, write_atomic
 from labctl.drivers.qemu.boot import QemuVms, Vm
 from labctl.drivers.qemu.vm import (
     ADDRESS,
     QEMU_BINARY,
     QEMU_IMG,
     Accel,
-    _kvm_usable,
     _opt_path,
-    free_port,
+    decided_accel,
+    machine_args,
     tail,
 )
 from labctl.errors import LabctlError, LabError
@@ -182,20 +182,11 @@ def image_qemu_command(
 ) -> list[str]:  # fmt: skip
     """QEMU for a cloud image: the firmware boots the disk (no -kernel), the seed is a second
     read-only disk. No -no-reboot: some images reboot once on first boot (e.g. SELinux)."""
-    if accel not in ("kvm", "tcg"):
-        raise ValueError(f"accel must be kvm or tcg, got {accel!r}")
-    accel_args = (["-accel", "kvm", "-cpu", "host"] if accel == "kvm"
-                  else ["-accel", "tcg,thread=multi", "-cpu", "max"])  # fmt: skip
+    machine = machine_args(
+        QEMU_BINARY, name=name, accel=accel, cpus=cpus, memory=memory, console_log=console_log
+    )
     return [
-        QEMU_BINARY,
-        "-name", f"{name},process={name}",
-        "-machine", "q35",
-        *accel_args,
-        "-smp", str(cpus),
-        "-m", f"{max(1, memory // MiB)}M",
-        "-nodefaults", "-no-user-config",
-        "-display", "none",
-        "-serial", f"file:{console_log}",
+        *machine,
         "-drive", f"file={_opt_path(root_disk)},format=qcow2,if=none,id=root,discard=unmap",
         "-device", "virtio-blk-pci,drive=root,bootindex=0",
         "-drive", f"file={_opt_path(seed)},format=raw,if=none,id=seed,readonly=on",
@@ -212,18 +203,10 @@ def image_accel(want: str) -> Accel:
     """The accelerator of a lab with only image hosts (no labctl kernel for a KVM trial boot):
     KVM when asked for; under auto, TCG unless a trial boot on this controller chose KVM."""
     from labctl.drivers.qemu import images as vmimages
-    from labctl.drivers.qemu.vm import ACCEL_ENV
 
-    forced = os.environ.get(ACCEL_ENV, "").strip().lower() or want
-    if forced == "tcg":
-        return Accel("tcg", "asked for (software emulation)")
-    why_not = _kvm_usable()
-    if forced == "kvm":
-        if why_not:
-            raise LabError(f"KVM was asked for but is not usable: {why_not}", hint="use accel tcg")
-        return Accel("kvm", "asked for")
-    if why_not:
-        return Accel("tcg", f"no KVM ({why_not})")
+    decided = decided_accel(want)
+    if decided is not None:
+        return decided
     try:
         cached = json.loads((vmimages.vm_cache_dir() / "accel.json").read_text())
         if cached.get("accel") == "kvm":
@@ -266,38 +249,21 @@ class ImageVms(QemuVms):
         if proc.returncode != 0:
             raise LabError(f"qemu-img failed: {proc.stderr.strip()[-300:]}", host=vm.name,
                            hint=f"command: {shlex.join(cmd)}")  # fmt: skip
-        console = d / "console.log"
-        last = ""
-        for _attempt in range(5):
-            port = free_port()
-            cmd = image_qemu_command(
-                name=self.process_name(vm.name), accel=self.accel.name, cpus=vm.spec.cpus,
+        accel = self.accel.name
+
+        def command(port: int) -> list[str]:
+            return image_qemu_command(
+                name=self.process_name(vm.name), accel=accel, cpus=vm.spec.cpus,
                 memory=vm.spec.memory, root_disk=root, seed=seed, port=port,
-                pidfile=self._pidfile(vm.name), console_log=console, qmp_socket=d / "qmp.sock",
+                pidfile=self._pidfile(vm.name), console_log=d / "console.log",
+                qmp_socket=d / "qmp.sock",
             )  # fmt: skip
-            write_atomic(d / "qemu.cmdline", shlex.join(cmd) + "\n", 0o600)
-            self._say(
-                vm.name,
-                f"booting the image {info.path.name} ({info.format}, "
-                f"{format_size(info.virtual_size)}; {self.accel.name}, {vm.spec.cpus} cpu, "
-                f"{format_size(vm.spec.memory)}) with a NoCloud seed on {ADDRESS}:{port}",
-            )
-            vm.started_at = time.monotonic()
-            proc = subprocess.run(
-                cmd, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
-            )
-            if proc.returncode == 0:
-                vm.port, vm.pid = port, self.vm_pid(vm.name)
-                if vm.pid is None:
-                    raise LabError("QEMU started but its pid file does not name a running QEMU",
-                                   host=vm.name, hint=f"see {console}")  # fmt: skip
-                return
-            last = proc.stderr.strip()
-            if "hostfwd" not in last and "forwarding" not in last:
-                break
-        raise LabError(
-            f"QEMU did not start: {last[-400:]}", host=vm.name, hint=f"see {d / 'qemu.cmdline'}"
+
+        what = (
+            f"the image {info.path.name} ({info.format}, {format_size(info.virtual_size)}; "
+            f"{accel}, {vm.spec.cpus} cpu, {format_size(vm.spec.memory)}) with a NoCloud seed"
         )
+        self._start_qemu(vm, command, what)
 
     def _image_failed(self, vm: Vm, message: str) -> LabError:
         """The one line for an image host that does not come up; its VM is stopped."""
@@ -343,9 +309,7 @@ class ImageVms(QemuVms):
                 continue
             try:
                 with SSHTransport(self._transport_record(vm), connect_timeout=20.0) as t:
-                    if vm.boot_to_ssh is None and not vm.reused:
-                        vm.boot_to_ssh = time.monotonic() - vm.started_at
-                        self._say(vm.name, f"SSH answers after {vm.boot_to_ssh:.1f} s")
+                    self._ssh_answered(vm)
                     res = t.run("test -e /var/lib/cloud/instance/boot-finished", timeout=30)
                     if not res.ok:
                         time.sleep(2.0)

@@ -60,6 +60,30 @@ def _opt_path(path: Path) -> str:
     return str(path).replace(",", ",,")
 
 
+def machine_args(
+    binary: str, *, name: str, accel: str, cpus: int, memory: int, console_log: Path
+) -> list[str]:
+    """The start of every labctl QEMU command line: the machine, accelerator, CPUs, memory,
+    no devices or display of QEMU's own, the serial console into ``console_log``."""
+    if accel == "kvm":
+        accel_args = ["-accel", "kvm", "-cpu", "host"]
+    elif accel == "tcg":
+        accel_args = ["-accel", "tcg,thread=multi", "-cpu", "max"]
+    else:
+        raise ValueError(f"accel must be kvm or tcg, got {accel!r}")
+    return [
+        binary,
+        "-name", f"{name},process={name}",
+        "-machine", "q35",
+        *accel_args,
+        "-smp", str(cpus),
+        "-m", f"{max(1, memory // MiB)}M",
+        "-nodefaults", "-no-user-config",
+        "-display", "none",
+        "-serial", f"file:{console_log}",
+    ]  # fmt: skip
+
+
 def qemu_command(
     *,
     name: str,
@@ -79,22 +103,11 @@ def qemu_command(
     binary: str = QEMU_BINARY,
 ) -> list[str]:
     """The full QEMU command line of one VM (detached, pid file, no display)."""
-    if accel == "kvm":
-        accel_args = ["-accel", "kvm", "-cpu", "host"]
-    elif accel == "tcg":
-        accel_args = ["-accel", "tcg,thread=multi", "-cpu", "max"]
-    else:
-        raise ValueError(f"accel must be kvm or tcg, got {accel!r}")
+    machine = machine_args(
+        binary, name=name, accel=accel, cpus=cpus, memory=memory, console_log=console_log
+    )
     cmd = [
-        binary,
-        "-name", f"{name},process={name}",
-        "-machine", "q35",
-        *accel_args,
-        "-smp", str(cpus),
-        "-m", f"{max(1, memory // MiB)}M",
-        "-nodefaults", "-no-user-config",
-        "-display", "none",
-        "-serial", f"file:{console_log}",
+        *machine,
         "-kernel", str(kernel),
         "-initrd", str(initrd),
         "-append", append,
@@ -163,10 +176,9 @@ def _accel_cache_key(kernel: Path) -> str:
     return f"{boot_id}|{shutil.which(QEMU_BINARY)}|{kernel}"
 
 
-def detect_accel(kernel: Path, initrd: Path, *, want: str = "auto") -> Accel:
-    """KVM when asked or when a trial boot of ``kernel`` under KVM reaches the kernel's own
-    panic (no init) within seconds; else TCG. /dev/kvm alone proves little: nested KVM may
-    exist and still hang or abort QEMU. The answer is cached per controller boot."""
+def decided_accel(want: str) -> Accel | None:
+    """The accelerator when no trial is needed: asked for (``want`` or $LABCTL_QEMU_ACCEL), or
+    TCG when KVM is not usable; None: auto with a usable KVM (a trial decides)."""
     forced = os.environ.get(ACCEL_ENV, "").strip().lower() or want
     if forced not in ACCELS:
         raise ConfigError(f"{ACCEL_ENV}={forced!r}: choose from {', '.join(ACCELS)}")
@@ -179,6 +191,16 @@ def detect_accel(kernel: Path, initrd: Path, *, want: str = "auto") -> Accel:
         return Accel("kvm", "asked for")
     if why_not:
         return Accel("tcg", f"no KVM ({why_not})")
+    return None
+
+
+def detect_accel(kernel: Path, initrd: Path, *, want: str = "auto") -> Accel:
+    """KVM when asked or when a trial boot of ``kernel`` under KVM reaches the kernel's own
+    panic (no init) within seconds; else TCG. /dev/kvm alone proves little: nested KVM may
+    exist and still hang or abort QEMU. The answer is cached per controller boot."""
+    decided = decided_accel(want)
+    if decided is not None:
+        return decided
     cache_file = vmimages.vm_cache_dir() / "accel.json"
     key = _accel_cache_key(kernel)
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
