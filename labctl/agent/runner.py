@@ -70,7 +70,10 @@ def run_experiment(agent, name, records=None):
         if series is not None:
             record["series"] = series
         if agent.start_retries:
-            record["metrics"]["container_start_retries"] = list(agent.start_retries)
+            # metrics are scalars (the controller's loader refuses lists): a count and the
+            # last error the engine gave
+            record["metrics"]["container_start_retries"] = len(agent.start_retries)
+            record["metrics"]["container_start_retry_error"] = agent.start_retries[-1]
             del agent.start_retries[:]
         end = time.time()
         record["finished"] = iso_utc(end)

@@ -814,3 +814,28 @@ def test_a_start_that_loses_the_udev_race_is_tried_again(tmp_path: Path) -> None
     with pytest.raises(pa.ExperimentError):
         agent.start_container("t", "img", ["/bin/true"])
     assert len(agent.start_retries) == 1
+
+
+def test_start_retries_are_scalar_metrics_the_loader_accepts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose container start was retried (Docker 1.5.0's udev race) keeps a count and the
+    last error as metrics; a list there made the controller refuse the whole host file."""
+    import labctl.agent.runner as runner
+    from labctl.results import _schema_problem
+
+    agent = pa.Agent("r1", "h", str(tmp_path), 60, docker=pa.Docker("/bin/false"))
+
+    def flaky(agent_: object, metrics: dict[str, object]) -> str:
+        agent.start_retries.extend(["Error mounting '/dev/mapper/a'", "Error mounting 'b'"])
+        return "separate"
+
+    monkeypatch.setitem(runner.EXPERIMENTS, "storage-location", flaky)
+    record = runner.run_experiment(agent, "storage-location")
+    m = record["metrics"]
+    assert m["container_start_retries"] == 2
+    assert m["container_start_retry_error"] == "Error mounting 'b'"
+    assert agent.start_retries == []
+    data = {"schema": 1, "host": "h", "run_id": "r1", "status": "ok", "experiments": [record]}
+    problem = _schema_problem(data, "h", "r1")
+    assert problem is None, problem
