@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import errno
 import json
+import signal
 import threading
 import time
 from pathlib import Path
@@ -25,6 +26,9 @@ def test_ctrl_c_returns_at_once_while_hosts_block() -> None:
         return probe.HostOutcome(host.name)
 
     hosts = [HostRecord(name=f"h{i}", address="127.0.0.1") for i in range(3)]
+    # a run started in the background (`cmd &` in a script) inherits SIGINT ignored, and then
+    # interrupt_main does nothing: Ctrl-C's handler for this test, as in a terminal
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Timer(0.3, _thread.interrupt_main).start()
     t0 = time.monotonic()
     try:
@@ -35,6 +39,7 @@ def test_ctrl_c_returns_at_once_while_hosts_block() -> None:
     finally:
         release.set()
         probe.STOP.clear()
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_write_failures_are_one_line_per_host(tmp_path: Path) -> None:
