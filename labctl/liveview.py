@@ -80,9 +80,7 @@ class HostBoard:
         if row is None:
             row = self.rows[host] = HostRow(host, started=now)
         row.update(message, now)
-        if self._live is not None:
-            self._live.update(self.table(now))
-        else:
+        if self._live is None:  # live: the table is drawn by Live's own refresh, 4 times a second
             self.console.print(f"[bold cyan]{host}[/] {message}", markup=True, soft_wrap=True)
 
     def table(self, now: float | None = None) -> RenderableType:
@@ -92,7 +90,7 @@ class HostBoard:
             t.add_column(
                 col, no_wrap=True, overflow="ellipsis", max_width=70 if col == "last" else None
             )
-        for row in self.rows.values():
+        for row in list(self.rows.values()):  # hosts' threads may add rows meanwhile
             style = {"failed": "red", "done": "green", "collected": "green"}.get(row.stage, "")
             t.add_row(
                 Text(row.host, style="bold cyan"),
@@ -108,7 +106,7 @@ class HostBoard:
         t = Table(title="hosts", title_justify="left", box=None, pad_edge=False)
         for col in ("host", "result", "experiments", "elapsed"):
             t.add_column(col, no_wrap=True)
-        for row in self.rows.values():
+        for row in list(self.rows.values()):  # hosts' threads may add rows meanwhile
             ok = row.stage in ("done", "collected")
             t.add_row(
                 Text(row.host, style="bold cyan"),
@@ -124,8 +122,9 @@ class HostBoard:
     def __enter__(self) -> HostBoard:
         if self.live_wanted:
             self._live = Live(
-                self.table(), console=self.console, refresh_per_second=4, transient=True
-            )
+                console=self.console, refresh_per_second=4, transient=True,
+                get_renderable=self.table,
+            )  # fmt: skip
             self._live.__enter__()
         return self
 
