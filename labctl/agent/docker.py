@@ -4,11 +4,55 @@ namespace)."""
 
 from __future__ import absolute_import, division, print_function
 
+import json
 import os
+import socket
 
 from .consts import CLEANUP_CMD_TIMEOUT, NAME_PREFIX
 from .osparse import parse_ps_names
-from .text import CmdResult, read_text, run_cmd, to_int, version_tuple, which
+from .text import CmdResult, read_text, run_cmd, to_int, to_text, version_tuple, which
+
+
+def engine_socket_path():
+    """The engine's unix socket (DOCKER_HOST unix://..., else /var/run/docker.sock); None
+    when DOCKER_HOST points elsewhere (tcp)."""
+    host = os.environ.get("DOCKER_HOST") or ""
+    if host.startswith("unix://"):
+        return host[len("unix://"):]
+    if host:
+        return None
+    return "/var/run/docker.sock"
+
+
+def engine_request(method, path, timeout=10.0, sock_path=None):
+    """One HTTP/1.0 request to the engine over its unix socket, without forking.
+
+    Returns (status, body text); raises socket.error/OSError/ValueError when it cannot.
+    """
+    sock_path = sock_path or engine_socket_path()
+    if not sock_path:
+        raise ValueError("DOCKER_HOST is not a unix socket")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout)
+        s.connect(sock_path)
+        req = "%s %s HTTP/1.0\r\nHost: docker\r\nContent-Length: 0\r\n\r\n" % (method, path)
+        s.sendall(req.encode("ascii"))
+        chunks = []
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        s.close()
+    raw = b"".join(chunks)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line = to_text(head.split(b"\r\n")[0])
+    parts = status_line.split()
+    if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+        raise ValueError("not an HTTP answer: %r" % status_line[:60])
+    return int(parts[1]), to_text(body)
 
 
 class Docker(object):
@@ -28,7 +72,11 @@ class Docker(object):
         return vt is not None and vt >= minimum
 
     def container_names(self, timeout=CLEANUP_CMD_TIMEOUT):
-        """All containers as [(id, [names])]; None when docker cannot tell."""
+        """All containers as [(id, [names])]; None when docker cannot tell. The engine's
+        socket first (no fork, no Go client: a tenth of the CPU), then the CLI."""
+        rows = engine_container_names(timeout)
+        if rows is not None:
+            return rows
         res = self.run(["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}}"], timeout)
         if not res.ok:
             res = self.run(["ps", "-a", "--no-trunc"], timeout)
@@ -104,3 +152,22 @@ def daemon_mount_namespace(pid):
     if not init_ns or not daemon_ns:
         return None
     return "host" if init_ns == daemon_ns else "private"
+
+
+def engine_container_names(timeout=CLEANUP_CMD_TIMEOUT):
+    """[(id, [names])] of every container, from the engine's socket (API 1.17, Docker 1.5, to
+    today: /containers/json?all=1, names with a leading "/"); None when the socket cannot say."""
+    try:
+        status, body = engine_request("GET", "/containers/json?all=1", timeout)
+        listed = json.loads(body) if status == 200 else None
+    except (socket.error, OSError, ValueError):
+        return None
+    if not isinstance(listed, list):
+        return None
+    rows = []
+    for c in listed:
+        if not isinstance(c, dict) or not c.get("Id"):
+            continue
+        names = [str(n).lstrip("/") for n in (c.get("Names") or []) if n]
+        rows.append((str(c["Id"]), [n for n in names if "/" not in n]))
+    return rows

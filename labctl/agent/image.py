@@ -6,6 +6,7 @@ from __future__ import absolute_import, division, print_function
 
 import hashlib
 import os
+import struct
 import tarfile
 import time
 
@@ -37,8 +38,59 @@ def _loader_candidates():
     return found
 
 
+def elf_interpreter(path):
+    """The loader a dynamic ELF binary names (PT_INTERP); "" for a static ELF binary; None when
+    the file is not ELF or cannot be read."""
+    try:
+        f = open(path, "rb")
+    except (IOError, OSError):
+        return None
+    try:
+        head = f.read(64)
+        if len(head) < 52 or head[:4] != b"\x7fELF" or head[4:5] not in (b"\x01", b"\x02"):
+            return None
+        wide = head[4:5] == b"\x02"
+        order = "<" if head[5:6] == b"\x01" else ">"
+        if wide:
+            phoff, = struct.unpack(order + "Q", head[32:40])
+            phentsize, phnum = struct.unpack(order + "HH", head[54:58])
+        else:
+            phoff, = struct.unpack(order + "I", head[28:32])
+            phentsize, phnum = struct.unpack(order + "HH", head[42:46])
+        for i in range(min(phnum, 64)):
+            f.seek(phoff + i * phentsize)
+            ph = f.read(phentsize)
+            if len(ph) < (56 if wide else 32):
+                return None  # headers past the end: let ldd judge it
+            if struct.unpack(order + "I", ph[:4])[0] != 3:
+                continue  # not PT_INTERP
+            if wide:
+                offset, = struct.unpack(order + "Q", ph[8:16])
+                size, = struct.unpack(order + "Q", ph[32:40])
+            else:
+                offset, = struct.unpack(order + "I", ph[4:8])
+                size, = struct.unpack(order + "I", ph[16:20])
+            f.seek(offset)
+            return f.read(min(size, 4096)).split(b"\x00")[0].decode("utf-8", "replace")
+        return ""
+    except (IOError, OSError, struct.error):
+        return None
+    finally:
+        f.close()
+
+
 def shared_libraries(binary):
-    """Files (libraries and loader) a dynamic binary needs, by ldd or the loader."""
+    """Files (libraries and loader) a dynamic binary needs: by its own loader's ``--list`` (one
+    small process; ldd is a shell script that costs ten times the CPU), else by ldd, else by
+    any loader found."""
+    interp = elf_interpreter(binary)
+    if interp == "":
+        return [], []  # static: nothing to carry
+    res = None
+    if interp and os.path.isfile(interp):
+        res = run_cmd([interp, "--list", binary], timeout=30)
+        if res.ok and res.out.strip():
+            return parse_ldd(res.out)
     ldd = which("ldd") or find_tool("ldd")
     res = None
     if ldd:

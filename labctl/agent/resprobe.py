@@ -22,11 +22,11 @@ from .disklimit import (
     swap_limit_applied,
     thin_pool_overcommit,
 )
+from .docker import engine_request
 from .errors import ExperimentError, SkipExperiment
 from .limits import SERIES_KEYS
 from .osparse import find_mount
 from .sampling import (
-    engine_request,
     find_child,
     inspect_state,
     parse_proc_io,

@@ -14,10 +14,11 @@ import time
 from .cgroups import _read_cg_number, host_cgroup_limits
 from .consts import KIB, NAME_PREFIX
 from .disklimit import allocated_bytes
+from .docker import engine_request
 from .dockerparse import parse_inspect
 from .osparse import mem_available, parse_meminfo
 from .runstate import pid_alive
-from .text import _read_int, errno_text, fmt_bytes, read_text, to_int, to_text
+from .text import _read_int, errno_text, fmt_bytes, read_text, to_int
 
 # -- a stall must mean the writer really stalled -----------------------------------------------
 
@@ -210,48 +211,6 @@ def fs_free(path):
     frsize = st.f_frsize or st.f_bsize
     return {"free_bytes": st.f_bfree * frsize, "free_inodes": st.f_ffree,
             "size_bytes": st.f_blocks * frsize, "inodes_total": st.f_files}
-
-
-def engine_socket_path():
-    """The engine's unix socket (DOCKER_HOST unix://..., else /var/run/docker.sock); None
-    when DOCKER_HOST points elsewhere (tcp)."""
-    host = os.environ.get("DOCKER_HOST") or ""
-    if host.startswith("unix://"):
-        return host[len("unix://"):]
-    if host:
-        return None
-    return "/var/run/docker.sock"
-
-
-def engine_request(method, path, timeout=10.0, sock_path=None):
-    """One HTTP/1.0 request to the engine over its unix socket, without forking.
-
-    Returns (status, body text); raises socket.error/OSError/ValueError when it cannot.
-    """
-    sock_path = sock_path or engine_socket_path()
-    if not sock_path:
-        raise ValueError("DOCKER_HOST is not a unix socket")
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.settimeout(timeout)
-        s.connect(sock_path)
-        req = "%s %s HTTP/1.0\r\nHost: docker\r\nContent-Length: 0\r\n\r\n" % (method, path)
-        s.sendall(req.encode("ascii"))
-        chunks = []
-        while True:
-            data = s.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        s.close()
-    raw = b"".join(chunks)
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status_line = to_text(head.split(b"\r\n")[0])
-    parts = status_line.split()
-    if len(parts) < 2 or not parts[0].startswith("HTTP/"):
-        raise ValueError("not an HTTP answer: %r" % status_line[:60])
-    return int(parts[1]), to_text(body)
 
 
 def signal_process(pid, start_time=None):

@@ -191,6 +191,22 @@ def test_reap_removes_dead_runs_only(tmp_path: Path, tracked: list[str]) -> None
     assert live_c in left and other in left
 
 
+def test_socket_listing_matches_the_cli(tracked: list[str]) -> None:
+    """The agent lists containers over the engine's socket (no Go client per call); it must
+    name them as `docker ps -a` does."""
+    name = f"labctl-probe-{_run_id('list')}-storage"
+    tracked.append(name)
+    created = _docker("create", "--net=none", "--name", name, _probe_image(), "/bin/sleep", "1")
+    assert created.returncode == 0, created.stderr
+    by_socket = agenthelp.pa.engine_container_names(30)
+    assert by_socket is not None
+    cli = agenthelp.pa.parse_ps_names(
+        _docker("ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}}").stdout)
+    ours = created.stdout.strip()
+    assert (ours, [name]) in by_socket
+    assert dict(by_socket)[ours] == dict(cli)[ours]
+
+
 def test_sigterm_cleans_up_and_still_writes_result(tmp_path: Path) -> None:
     run_id = _run_id("sig")
     out = tmp_path / "res.json"

@@ -18,7 +18,8 @@ VENV_BIN = Path(sys.executable).parent
 # what the agent may import: modules that exist in every stdlib from 2.6 to 3.13
 STDLIB_26_313 = {
     "binascii", "errno", "hashlib", "json", "optparse", "os", "platform", "re", "shutil",
-    "signal", "socket", "subprocess", "sys", "tarfile", "tempfile", "time", "traceback",
+    "signal", "socket", "struct", "subprocess", "sys", "tarfile", "tempfile", "time",
+    "traceback",
     "__future__",
 }
 
