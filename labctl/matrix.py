@@ -26,12 +26,16 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
+import operator
+import re
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .report.classify import classify, unit_of
+from .report.classify import classify, name_unit, unit_of
 from .results import HostResult, RunDir
 
 if TYPE_CHECKING:
@@ -181,7 +185,13 @@ def host_values(result: HostResult) -> Iterator[tuple[str, str]]:
             prefix = f"{name}."
             for key in sorted(metrics):
                 value = metrics[key]
-                yield prefix + key, value if type(value) is str else format_value(value)
+                kind = type(value)
+                if kind is str:
+                    yield prefix + key, value
+                elif kind is int:
+                    yield prefix + key, str(value)
+                else:
+                    yield prefix + key, format_value(value)
 
 
 def _as_asked(result: HostResult) -> str:
@@ -229,15 +239,16 @@ def matrix_table(results: list[HostResult]) -> Table:
     """Wide matrix rows: one per metric (first seen across hosts), one column per host (by
     name), empty where a host has no such metric."""
     ordered = sorted(results, key=lambda r: r.host)
-    cells: dict[str, dict[str, str]] = {}  # metric -> host -> value, metrics in first-seen order
+    # metric -> host -> value, metrics in first-seen order
+    cells: defaultdict[str, dict[str, str]] = defaultdict(dict)
     for r in ordered:
+        h = r.host
         for metric, value in host_values(r):
-            by = cells.get(metric)
-            if by is None:
-                by = cells[metric] = {}
-            by[r.host] = value
+            cells[metric][h] = value
     hosts = [r.host for r in ordered]
-    rows: list[Sequence[str]] = [[m, *(by.get(h, "") for h in hosts)] for m, by in cells.items()]
+    rows: list[Sequence[str]] = [
+        [m, *map(by.get, hosts, itertools.repeat(""))] for m, by in cells.items()
+    ]
     return ["metric", *(column_label(r) for r in ordered)], rows
 
 
@@ -339,8 +350,13 @@ def result_rows(result: HostResult, run_id: str = "") -> Iterator[tuple[str, ...
         if isinstance(metrics, dict):
             for key in sorted(metrics):
                 value = metrics[key]
-                if type(value) is str:  # most values: no formatting, no unit
+                kind = type(value)  # exact types first: most values are strings or numbers
+                if kind is str:
                     yield (run_id, h, name, key, value, "")
+                elif kind is int:
+                    yield (run_id, h, name, key, str(value), name_unit(key))
+                elif kind is float:
+                    yield (run_id, h, name, key, f"{value:.6g}", name_unit(key))
                 else:
                     yield (run_id, h, name, key, format_value(value), unit_of(key, value))
 
@@ -416,22 +432,33 @@ def _write_csv(table: Table, path: Path) -> None:
     """Quoted only where needed, ``\n`` line ends (the bytes pandas' ``to_csv`` wrote).
 
     A row none of whose fields holds a comma, a quote or a line break is joined as it is (the
-    csv module would not quote it either); the few others go through :mod:`csv`.
+    csv module would not quote it either); the few others go through :mod:`csv`. Every row is
+    joined at once and the others are found by counting (C loops: 200,000 rows on 1,000 hosts).
     """
     header, rows = table
-    quoted = io.StringIO()
-    writer = csv.writer(quoted, lineterminator="\n")
-    parts: list[str] = []
-    for row in (header, *rows):
-        line = ",".join(row)
-        plain = len(row) > 1 and line.count(",") == len(row) - 1
-        if plain and '"' not in line and "\n" not in line and "\r" not in line:
-            parts.append(line + "\n")
-        else:
-            writer.writerow(row)
-            parts.append(quoted.getvalue())
+    all_rows = [header, *rows]
+    lines = list(map(",".join, all_rows))
+    widths = list(map(len, all_rows))
+    # a row whose line holds more commas than its separators has a comma in a field
+    seps = map(operator.sub, widths, itertools.repeat(1))
+    commas = map(str.count, lines, itertools.repeat(","))
+    odd = set(itertools.compress(itertools.count(), map(operator.ne, commas, seps)))
+    odd.update(i for i, width in enumerate(widths) if width < 2)
+    text = "\n".join(lines)
+    if '"' in text or "\r" in text or text.count("\n") != len(lines) - 1:
+        odd.update(i for i, line in enumerate(lines) if _CSV_SPECIAL.search(line))
+    if odd:
+        quoted = io.StringIO()
+        writer = csv.writer(quoted, lineterminator="\n")
+        for i in odd:
+            writer.writerow(all_rows[i])
+            lines[i] = quoted.getvalue()[:-1]
             quoted.seek(0)
             quoted.truncate()
+        text = "\n".join(lines)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(parts), encoding="utf-8", newline="")
+    tmp.write_text(text + "\n", encoding="utf-8", newline="")
     tmp.replace(path)
+
+
+_CSV_SPECIAL = re.compile('["\r\n]')
