@@ -9,6 +9,7 @@ file: it becomes a :class:`HostResult` whose ``error`` says what is wrong with i
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import re
@@ -265,17 +266,32 @@ def _schema_problem(data: dict[str, Any], host: str, run_id: str | None) -> str 
         if not isinstance(metrics, dict):
             return f"has {name}.metrics of type {type(metrics).__name__}, expected an object"
         for key, value in metrics.items():
-            if not isinstance(value, _SCALARS):
-                return f"has {name}.{key} of type {type(value).__name__}, expected a value"
+            kind = type(value)  # exact types first: what JSON decodes to
+            if kind not in _SCALAR_TYPES and not isinstance(value, _SCALARS):
+                return f"has {name}.{key} of type {kind.__name__}, expected a value"
             if value is None:
                 continue
-            if (key in _BOOL_METRICS or key.endswith("_ok")) and not isinstance(value, bool):
+            wants = _metric_type(key)
+            if not wants:  # most metrics: any value
+                continue
+            if wants & _WANTS_BOOL and not isinstance(value, bool):
                 return f"has {name}.{key} = {value!r}, expected true or false"
-            if key.endswith(_NUMBER_SUFFIXES) and (
+            if wants & _WANTS_NUMBER and (
                 isinstance(value, bool) or not isinstance(value, int | float)
             ):
                 return f"has {name}.{key} = {value!r}, expected a number"
     return None
+
+
+_SCALAR_TYPES = frozenset(_SCALARS)
+_WANTS_BOOL, _WANTS_NUMBER = 1, 2
+
+
+@functools.lru_cache(maxsize=4096)
+def _metric_type(key: str) -> int:
+    """What a metric's name asks of its value: _WANTS_BOOL, _WANTS_NUMBER (or both), 0."""
+    wants = _WANTS_BOOL if key in _BOOL_METRICS or key.endswith("_ok") else 0
+    return wants | (_WANTS_NUMBER if key.endswith(_NUMBER_SUFFIXES) else 0)
 
 
 def load_host_file(path: Path, run_id: str | None = None) -> HostResult:
