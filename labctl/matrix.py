@@ -8,14 +8,16 @@ Rows of the matrix are facts and measured values (``section.metric``), columns a
 labelled with distribution, kernel, Docker version and storage driver. A host that failed keeps
 its column: its ``status`` and ``error`` rows say why, its other cells stay empty.
 
-Three CSVs, each in a stable order so they diff cleanly between runs:
+Three CSVs (and a fourth on request), each in a stable order so they diff cleanly between runs:
 
 - ``matrix.csv``: wide, rows are metrics, columns are hosts (sorted by name);
 - ``results.csv``: long and tidy, one row per run x host x experiment x metric, with a unit
   (facts have an empty experiment);
 - ``verdicts.csv``: one row per experiment x host (with its engine), the verdict and its class
   (see :mod:`labctl.report.classify`); a failed host or an experiment a host did not run still
-  has its row.
+  has its row;
+- ``series.csv`` (only when asked, ``labctl report --format series``): the series the agent
+  sampled, long, one row per host x experiment x key x sample (``t``, value, unit).
 
 Column labels and verdicts.csv's ``engine`` name the engine that answered (``facts.docker``:
 ``docker 1.5.0 | devicemapper``). An inventory label that asks for an engine or a driver is the
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .report.classify import classify, name_unit, unit_of
+from .report.classify import classify, name_unit, series_unit, unit_of
 from .results import HostResult, RunDir
 
 if TYPE_CHECKING:
@@ -428,17 +430,74 @@ def write_exports(
     )
 
 
+SERIES_COLUMNS = ["run", "host", "experiment", "key", "t", "value", "unit"]
+
+
+def _sample(value: Any) -> str:
+    """One sample as recorded: numbers in full (``repr`` of a float), a gap as empty."""
+    kind = type(value)
+    if kind is int:
+        return str(value)
+    if kind is float:
+        return repr(value)
+    return format_value(value)
+
+
+def series_rows(result: HostResult, run_id: str = "") -> Iterator[tuple[str, ...]]:
+    """Every sample of one host's series (its file as loaded, series included): one row per
+    experiment x key x sample, beside the sample's ``t`` (seconds since the experiment's start,
+    paired by position) and the key's unit (``container``: the container's own usage)."""
+    h = result.host
+    run_id = run_id or str(result.data.get("run_id") or "")
+    for exp in result.experiments:
+        series = exp.get("series")
+        t_raw = series.get("t") if isinstance(series, dict) else None
+        if not isinstance(series, dict) or not isinstance(t_raw, list):
+            continue
+        name = str(exp.get("name", "experiment"))
+        t = list(map(_sample, t_raw))
+        for key in sorted(series):
+            values = series[key]
+            if key == "t" or not isinstance(values, list):
+                continue
+            unit = series_unit(key, exp)
+            for when, value in zip(t, map(_sample, values), strict=False):
+                yield (run_id, h, name, key, when, value, unit)
+
+
+def write_series(
+    results: Iterable[HostResult], path: Path, runs: Mapping[str, str] | None = None
+) -> Path:
+    """``series.csv``: :func:`series_rows` of each host in turn (hosts as given, written one at
+    a time: a long run's samples never sit in memory together)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
+        fh.write(_csv_text([SERIES_COLUMNS]))
+        for r in results:
+            rows: list[Sequence[str]] = list(series_rows(r, (runs or {}).get(r.host, "")))
+            if rows:
+                fh.write(_csv_text(rows))
+    tmp.replace(path)
+    return path
+
+
 def _write_csv(table: Table, path: Path) -> None:
+    """A table (header, rows) as a CSV file, see :func:`_csv_text`."""
+    header, rows = table
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(_csv_text([header, *rows]), encoding="utf-8", newline="")
+    tmp.replace(path)
+
+
+def _csv_text(rows: list[Sequence[str]]) -> str:
     """Quoted only where needed, ``\n`` line ends (the bytes pandas' ``to_csv`` wrote).
 
     A row none of whose fields holds a comma, a quote or a line break is joined as it is (the
     csv module would not quote it either); the few others go through :mod:`csv`. Every row is
     joined at once and the others are found by counting (C loops: 200,000 rows on 1,000 hosts).
     """
-    header, rows = table
-    all_rows = [header, *rows]
-    lines = list(map(",".join, all_rows))
-    widths = list(map(len, all_rows))
+    lines = list(map(",".join, rows))
+    widths = list(map(len, rows))
     # a row whose line holds more commas than its separators has a comma in a field
     seps = map(operator.sub, widths, itertools.repeat(1))
     commas = map(str.count, lines, itertools.repeat(","))
@@ -451,14 +510,12 @@ def _write_csv(table: Table, path: Path) -> None:
         quoted = io.StringIO()
         writer = csv.writer(quoted, lineterminator="\n")
         for i in odd:
-            writer.writerow(all_rows[i])
+            writer.writerow(rows[i])
             lines[i] = quoted.getvalue()[:-1]
             quoted.seek(0)
             quoted.truncate()
         text = "\n".join(lines)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text + "\n", encoding="utf-8", newline="")
-    tmp.replace(path)
+    return text + "\n"
 
 
 _CSV_SPECIAL = re.compile('["\r\n]')

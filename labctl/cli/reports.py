@@ -23,7 +23,8 @@ from .common import (
     "formats",
     multiple=True,
     metavar="FMT",
-    help="csv, md, html, json (comma separated or repeated) [csv,md,html].",
+    help="csv, md, html, json, series (every host's samples in series.csv); comma separated"
+    " or repeated, all for every one [csv,md,html].",
 )
 @click.option(
     "--out",

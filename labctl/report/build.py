@@ -21,13 +21,13 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ResultError
-from ..matrix import write_exports
-from ..results import utc_now, write_problem
+from ..matrix import write_exports, write_series
+from ..results import HostResult, load_host_file, utc_now, write_problem
 from .model import (
     FigureJob,
     HostEntry,
@@ -44,7 +44,9 @@ from .model import (
 from .plots import draw_figures, warm_up
 from .render import document, plot_view, render_html, render_markdown, view
 
-FORMATS = ("csv", "md", "html", "json")
+#: ``series``: every host's series sample by sample in series.csv (opt-in: read from the host
+#: files again, one at a time, after the report)
+FORMATS = ("csv", "md", "html", "json", "series")
 DEFAULT_FORMATS = ("csv", "md", "html")
 DEFAULT_MAX_PLOTS = 120
 
@@ -263,6 +265,11 @@ def write(
             tick(2, steps, "writing report.html")
             outputs["report.html"] = out_dir / "report.html"
             _atomic_text(outputs["report.html"], render_html(v))
+    if "series" in formats:
+        tick(steps - 1, steps, "writing series.csv")
+        outputs["series.csv"] = write_series(
+            _with_series(data), out_dir / "series.csv", data.run_of
+        )
     if "json" in formats:
         outputs["report.json"] = out_dir / "report.json"
     doc = None
@@ -271,6 +278,15 @@ def write(
         _atomic_text(outputs["report.json"], json.dumps(doc, indent=2, sort_keys=True) + "\n")
     tick(steps, steps, "done")
     return outputs, doc
+
+
+def _with_series(data: ReportData) -> Iterator[HostResult]:
+    """Each host's result with its series, in results.csv's order: its file read again (the
+    report dropped the series as it loaded them), under the report's name for it."""
+    for e in sorted(data.entries, key=lambda e: e.name):
+        again = load_host_file(e.result.path, e.run_id)
+        if again.data:  # a file that became unreadable since has no series to give
+            yield replace(again, host=e.name)
 
 
 def host_failures(data: ReportData) -> list[tuple[str, int]]:
