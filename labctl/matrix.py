@@ -32,7 +32,7 @@ import itertools
 import operator
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,6 +115,29 @@ def asked_mismatches(result: HostResult) -> list[str]:
             what = "storage driver" if key == "storage_driver" else "Docker"
             out.append(f"{what} {asked} asked, the engine runs {running}")
     return out
+
+
+#: a record's verdict class: (record, or None when the host has none; the host failed) -> class
+ClassOf = Callable[[dict[str, Any] | None, bool], str]
+
+
+def _class_of(record: dict[str, Any] | None, host_failed: bool) -> str:
+    return classify(record, host_failed=host_failed).cls
+
+
+def class_memo() -> ClassOf:
+    """:func:`~labctl.report.classify.classify` remembered per record, for one set of results
+    that stays alive while it is used (records are told apart by identity)."""
+    memo: dict[tuple[int, bool], str] = {}
+
+    def class_of(record: dict[str, Any] | None, host_failed: bool) -> str:
+        key = (id(record), host_failed)
+        cls = memo.get(key)
+        if cls is None:
+            cls = memo[key] = classify(record, host_failed=host_failed).cls
+        return cls
+
+    return class_of
 
 
 @dataclass(frozen=True)
@@ -282,11 +305,13 @@ def verdicts_table(
     results: list[HostResult],
     runs: Mapping[str, str] | None = None,
     experiments: Iterable[str] = (),
+    class_of: ClassOf | None = None,
 ) -> Table:
     """One row per experiment x host: status, verdict, class (and run when known).
 
     ``experiments`` adds names asked for but absent from every host (e.g. run.json's list).
     """
+    class_of = class_of or _class_of
     names = sorted(set(_experiment_names(results)) | {e for e in experiments if e})
     rows: list[Sequence[str]] = []
     for r in sorted(results, key=lambda r: r.host):
@@ -297,7 +322,7 @@ def verdicts_table(
             rows.append(("", r.host, engine, "error", r.error["message"], "error", run_id))
         for name in names:
             exp = by_name.get(name)
-            cls = classify(exp, host_failed=not r.ok).cls
+            cls = class_of(exp, not r.ok)
             if exp is not None:
                 status, verdict = str(exp.get("status", "")), format_value(exp.get("verdict"))
             elif r.error:
@@ -321,8 +346,11 @@ def build_verdicts(
 RESULT_COLUMNS = ["run", "host", "experiment", "metric", "value", "unit"]
 
 
-def result_rows(result: HostResult, run_id: str = "") -> Iterator[tuple[str, ...]]:
+def result_rows(
+    result: HostResult, run_id: str = "", class_of: ClassOf | None = None
+) -> Iterator[tuple[str, ...]]:
     """The tidy rows of one host: status, labels, facts, then each experiment's values."""
+    class_of = class_of or _class_of
     h = result.host
     run_id = run_id or str(result.data.get("run_id") or "")
     yield (run_id, h, "", "status", "ok" if result.ok else "error", "")
@@ -341,7 +369,7 @@ def result_rows(result: HostResult, run_id: str = "") -> Iterator[tuple[str, ...
     for exp in result.experiments:
         name = str(exp.get("name", "experiment"))
         yield (run_id, h, name, "status", format_value(exp.get("status")), "")
-        yield (run_id, h, name, "class", classify(exp, host_failed=not result.ok).cls, "")
+        yield (run_id, h, name, "class", class_of(exp, not result.ok), "")
         yield (run_id, h, name, "verdict", format_value(exp.get("verdict")), "")
         err = exp.get("error")
         if isinstance(err, dict):
@@ -363,12 +391,16 @@ def result_rows(result: HostResult, run_id: str = "") -> Iterator[tuple[str, ...
                     yield (run_id, h, name, key, format_value(value), unit_of(key, value))
 
 
-def results_table(results: list[HostResult], runs: Mapping[str, str] | None = None) -> Table:
+def results_table(
+    results: list[HostResult],
+    runs: Mapping[str, str] | None = None,
+    class_of: ClassOf | None = None,
+) -> Table:
     """The long, tidy table: one row per run x host x experiment x metric, with its unit."""
     rows: list[Sequence[str]] = [
         row
         for r in sorted(results, key=lambda r: r.host)
-        for row in result_rows(r, (runs or {}).get(r.host, ""))
+        for row in result_rows(r, (runs or {}).get(r.host, ""), class_of)
     ]
     return list(RESULT_COLUMNS), rows
 
@@ -417,9 +449,10 @@ def write_exports(
         "results.csv": out_dir / "results.csv",
         "verdicts.csv": out_dir / "verdicts.csv",
     }
+    class_of = class_memo()  # each record classified once for results.csv and verdicts.csv
     _write_csv(matrix_table(results), paths["matrix.csv"])
-    _write_csv(results_table(results, runs), paths["results.csv"])
-    _write_csv(verdicts_table(results, runs, experiments), paths["verdicts.csv"])
+    _write_csv(results_table(results, runs, class_of), paths["results.csv"])
+    _write_csv(verdicts_table(results, runs, experiments, class_of), paths["verdicts.csv"])
     return Report(
         paths["matrix.csv"],
         paths["verdicts.csv"],
@@ -502,7 +535,8 @@ def _csv_text(rows: list[Sequence[str]]) -> str:
     seps = map(operator.sub, widths, itertools.repeat(1))
     commas = map(str.count, lines, itertools.repeat(","))
     odd = set(itertools.compress(itertools.count(), map(operator.ne, commas, seps)))
-    odd.update(i for i, width in enumerate(widths) if width < 2)
+    if widths and min(widths) < 2:
+        odd.update(i for i, width in enumerate(widths) if width < 2)
     text = "\n".join(lines)
     if '"' in text or "\r" in text or text.count("\n") != len(lines) - 1:
         odd.update(i for i, line in enumerate(lines) if _CSV_SPECIAL.search(line))
