@@ -42,7 +42,6 @@ from .model import (
     spread,
 )
 from .plots import draw_figures, warm_up
-from .render import document, plot_view, render_html, render_markdown, view
 
 #: ``series``: every host's series sample by sample in series.csv (opt-in: read from the host
 #: files again, one at a time, after the report)
@@ -72,6 +71,8 @@ class ReportOutcome:
 def _document(
     data: ReportData, outputs: dict[str, Path], problems: Sequence[str]
 ) -> dict[str, Any]:
+    from .render import document
+
     doc = document(data, outputs)
     doc["problems"] = list(problems)
     return doc
@@ -239,6 +240,10 @@ def write(
 ) -> tuple[dict[str, Path], dict[str, Any] | None]:
     """Write the asked formats into ``out_dir``; returns (outputs, the JSON document when
     report.json was written)."""
+    # jinja2 and the comparison with the study: imported here, once the figure worker is
+    # forked (it has no use for them)
+    from .render import plot_view, render_html, render_markdown, view
+
     tick = progress or (lambda _d, _t, _w: None)
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs: dict[str, Path] = {}
