@@ -14,7 +14,7 @@ experiment (report.md and verdicts.csv keep every host's).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,22 @@ def md_cell(value: Any) -> str:
     for a, b in (("\\", "\\\\"), ("|", "\\|"), ("<", "\\<"), (">", "\\>"), ("`", "\\`")):
         text = text.replace(a, b)
     return text
+
+
+def _md_cells() -> Callable[[Any], str]:
+    """:func:`md_cell` for one document: a text seen before is not looked at again (labels,
+    symbols and verdicts repeat on every host)."""
+    seen: dict[str, str] = {}
+
+    def cell(value: Any) -> str:
+        if type(value) is not str:
+            return md_cell(value)
+        out = seen.get(value)
+        if out is None:
+            out = seen[value] = md_cell(value)
+        return out
+
+    return cell
 
 
 def _host_rows(entries: Iterable[HostEntry]) -> list[dict[str, str]]:
@@ -365,7 +381,7 @@ _DICT_ATTRIBUTES = frozenset(dir(dict))
 def _env(markdown: bool) -> jinja2.Environment:
     """HTML: autoescape on. Markdown: every ``{{ }}`` goes through :func:`md_cell` (finalize),
     which escapes what Markdown would read (pipes, backticks) and neutralises ``<``/``>``."""
-    kwargs: dict[str, Any] = {"finalize": md_cell} if markdown else {}
+    kwargs: dict[str, Any] = {"finalize": _md_cells()} if markdown else {}
     return _Environment(
         loader=jinja2.PackageLoader("labctl", "templates"),
         autoescape=not markdown,
