@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -412,6 +414,20 @@ def test_cli_report_default_formats(run: Path) -> None:
     assert "Traceback" not in res.output
     res = CliRunner().invoke(main, ["report", str(run), "--format", "series"])
     assert res.exit_code == 1 and f"series:   {run / 'series.csv'}" in res.output
+
+
+def test_cli_report_leaves_pandas_and_matplotlib_out_of_its_process(run: Path) -> None:
+    """A report's start-up is part of its time: pandas is never needed, and matplotlib only in
+    the worker process that draws the figures."""
+    code = (
+        "import sys, labctl.cli\n"
+        f"sys.argv = ['labctl', 'report', {str(run)!r}]\n"
+        "try:\n    labctl.cli.main()\nexcept SystemExit:\n    pass\n"
+        "print('heavy:', sorted(m for m in ('pandas', 'numpy', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.splitlines()[-1] == "heavy: []", out.stdout + out.stderr
+    assert (run / "plots" / "verdicts.png").exists()  # the figures were drawn all the same
 
 
 def test_cli_report_json_on_stdout(run: Path) -> None:
