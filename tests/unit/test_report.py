@@ -416,6 +416,16 @@ def test_cli_report_default_formats(run: Path) -> None:
     assert res.exit_code == 1 and f"series:   {run / 'series.csv'}" in res.output
 
 
+def test_cli_report_prints_a_hosts_words_as_they_are(run: Path) -> None:
+    path = run / "hosts" / "centos66.json"
+    doc = json.loads(path.read_text())
+    doc["error"]["message"] = "centos66: [bold]sudo[/] said [/] and [red]no[/red]"
+    path.write_text(json.dumps(doc))
+    res = CliRunner().invoke(main, ["report", str(run), "--format", "csv"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "problem: centos66: [bold]sudo[/] said [/] and [red]no[/red]\n" in res.stderr
+
+
 def test_cli_report_leaves_pandas_and_matplotlib_out_of_its_process(run: Path) -> None:
     """A report's start-up is part of its time: pandas is never needed, and matplotlib only in
     the worker process that draws the figures."""
