@@ -160,7 +160,7 @@ class BaselineComparison:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        data = _plain(self)
+        data: dict[str, Any] = _plain(self)
         data["comparable"] = self.comparable
         data["summary"] = self.summary()
         for s, src in zip(data["systems"], self.systems, strict=True):
