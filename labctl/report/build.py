@@ -290,10 +290,19 @@ def _documents(
         return
     # jinja2 and the comparison with the study: imported here, once the figure worker is
     # forked (it has no use for them)
-    from .render import plot_view, render_html, render_markdown, view
+    from .render import (
+        html_template,
+        markdown_template,
+        plot_view,
+        render_html,
+        render_markdown,
+        view,
+    )
 
     steps = len(formats)
     v = view(data)
+    md = markdown_template() if "md" in formats else None  # compiled while the figures are
+    html = html_template() if "html" in formats else None  # still being drawn
     figures_done(data, tick)
     v.update(plot_view(data))
     if "md" in formats:
@@ -305,11 +314,11 @@ def _documents(
                 (plot_dir / plot_file(p)).write_bytes(p.png)
             outputs["plots"] = plot_dir
         outputs["report.md"] = out_dir / "report.md"
-        _atomic_text(outputs["report.md"], render_markdown(v))
+        _atomic_text(outputs["report.md"], render_markdown(v, md))
     if "html" in formats:
         tick(2, steps, "writing report.html")
         outputs["report.html"] = out_dir / "report.html"
-        _atomic_text(outputs["report.html"], render_html(v))
+        _atomic_text(outputs["report.html"], render_html(v, html))
 
 
 class _Beside:

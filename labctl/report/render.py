@@ -393,12 +393,22 @@ def _env(markdown: bool) -> jinja2.Environment:
     )
 
 
-def render_html(v: dict[str, Any]) -> str:
-    return _env(markdown=False).get_template("report.html.j2").render(**v)
+def html_template() -> jinja2.Template:
+    """report.html's template, compiled (made while the figures are still being drawn)."""
+    return _env(markdown=False).get_template("report.html.j2")
 
 
-def render_markdown(v: dict[str, Any]) -> str:
-    return _env(markdown=True).get_template("report.md.j2").render(**v)
+def markdown_template() -> jinja2.Template:
+    """report.md's template, compiled (its cells are escaped once per distinct text)."""
+    return _env(markdown=True).get_template("report.md.j2")
+
+
+def render_html(v: dict[str, Any], template: jinja2.Template | None = None) -> str:
+    return (template or html_template()).render(**v)
+
+
+def render_markdown(v: dict[str, Any], template: jinja2.Template | None = None) -> str:
+    return (template or markdown_template()).render(**v)
 
 
 # -- report.json --------------------------------------------------------------------------------
