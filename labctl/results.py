@@ -9,6 +9,8 @@ file: it becomes a :class:`HostResult` whose ``error`` says what is wrong with i
 from __future__ import annotations
 
 import errno
+import functools
+import itertools
 import json
 import os
 import re
@@ -17,6 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from types import NoneType
 from typing import Any
 
 from . import __version__
@@ -264,18 +267,52 @@ def _schema_problem(data: dict[str, Any], host: str, run_id: str | None) -> str 
             continue
         if not isinstance(metrics, dict):
             return f"has {name}.metrics of type {type(metrics).__name__}, expected an object"
-        for key, value in metrics.items():
-            if not isinstance(value, _SCALARS):
-                return f"has {name}.{key} of type {type(value).__name__}, expected a value"
-            if value is None:
-                continue
-            if (key in _BOOL_METRICS or key.endswith("_ok")) and not isinstance(value, bool):
-                return f"has {name}.{key} = {value!r}, expected true or false"
-            if key.endswith(_NUMBER_SUFFIXES) and (
-                isinstance(value, bool) or not isinstance(value, int | float)
-            ):
-                return f"has {name}.{key} = {value!r}, expected a number"
+        problem = _metrics_problem(name, metrics)
+        if problem is not None:
+            return problem
     return None
+
+
+def _metrics_problem(name: str, metrics: dict[str, Any]) -> str | None:
+    """The first metric of an experiment whose value is not a JSON scalar, or not of the type
+    its name asks for (``*_ok``: a boolean, ``*_bytes``: a number...), or None."""
+    # most files (270 metrics a host): every value of a JSON type, checked in C loops, and
+    # only the metrics whose names ask for a type looked at
+    if _SCALAR_TYPES.issuperset(map(type, metrics.values())):
+        for key in itertools.compress(metrics, map(_metric_type, metrics)):
+            kind = type(metrics[key])
+            wants = _metric_type(key)
+            if kind is not NoneType and (
+                (wants & _WANTS_BOOL and kind is not bool)
+                or (wants & _WANTS_NUMBER and kind is not int and kind is not float)
+            ):
+                break
+        else:
+            return None
+    for key, value in metrics.items():  # a problem: the first one, in the file's order
+        if not isinstance(value, _SCALARS):
+            return f"has {name}.{key} of type {type(value).__name__}, expected a value"
+        if value is None:
+            continue
+        wants = _metric_type(key)
+        if wants & _WANTS_BOOL and not isinstance(value, bool):
+            return f"has {name}.{key} = {value!r}, expected true or false"
+        if wants & _WANTS_NUMBER and (
+            isinstance(value, bool) or not isinstance(value, int | float)
+        ):
+            return f"has {name}.{key} = {value!r}, expected a number"
+    return None
+
+
+_SCALAR_TYPES = frozenset(_SCALARS)
+_WANTS_BOOL, _WANTS_NUMBER = 1, 2
+
+
+@functools.lru_cache(maxsize=4096)
+def _metric_type(key: str) -> int:
+    """What a metric's name asks of its value: _WANTS_BOOL, _WANTS_NUMBER (or both), 0."""
+    wants = _WANTS_BOOL if key in _BOOL_METRICS or key.endswith("_ok") else 0
+    return wants | (_WANTS_NUMBER if key.endswith(_NUMBER_SUFFIXES) else 0)
 
 
 def load_host_file(path: Path, run_id: str | None = None) -> HostResult:

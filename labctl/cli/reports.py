@@ -23,7 +23,8 @@ from .common import (
     "formats",
     multiple=True,
     metavar="FMT",
-    help="csv, md, html, json (comma separated or repeated) [csv,md,html].",
+    help="csv, md, html, json, series (every host's samples in series.csv); comma separated"
+    " or repeated, all for every one [csv,md,html].",
 )
 @click.option(
     "--out",
@@ -92,8 +93,11 @@ def report_cmd(
             label = names.get(kind, kind.removesuffix(".csv")) + ":"
             out_console.print(f"{label:<9} {path}", soft_wrap=True)
         out_console.print(report_summary(outcome), soft_wrap=True)
-    for line in outcome.problems:
-        err_console.print(f"[red]problem:[/] {line}", markup=True, soft_wrap=True, highlight=False)
+    if outcome.problems:  # one print: 1,000 hosts may have hundreds (a host's words escaped)
+        from rich.markup import escape
+
+        text = "\n".join(f"[red]problem:[/] {escape(line)}" for line in outcome.problems)
+        err_console.print(text, markup=True, soft_wrap=True, highlight=False)
     sys.exit(outcome.exit_code)
 
 

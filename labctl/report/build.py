@@ -18,16 +18,18 @@ import gc
 import json
 import multiprocessing
 import os
+import pickle
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ResultError
-from ..matrix import write_exports
-from ..results import utc_now, write_problem
+from ..matrix import export_paths, write_exports, write_series
+from ..results import HostResult, load_host_file, utc_now, write_problem
 from .model import (
     FigureJob,
     HostEntry,
@@ -42,9 +44,10 @@ from .model import (
     spread,
 )
 from .plots import draw_figures, warm_up
-from .render import document, plot_view, render_html, render_markdown, view
 
-FORMATS = ("csv", "md", "html", "json")
+#: ``series``: every host's series sample by sample in series.csv (opt-in: read from the host
+#: files again, one at a time, after the report)
+FORMATS = ("csv", "md", "html", "json", "series")
 DEFAULT_FORMATS = ("csv", "md", "html")
 DEFAULT_MAX_PLOTS = 120
 
@@ -70,6 +73,8 @@ class ReportOutcome:
 def _document(
     data: ReportData, outputs: dict[str, Path], problems: Sequence[str]
 ) -> dict[str, Any]:
+    from .render import document
+
     doc = document(data, outputs)
     doc["problems"] = list(problems)
     return doc
@@ -241,28 +246,28 @@ def write(
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs: dict[str, Path] = {}
     steps = len(formats)
+    csv = None
     if "csv" in formats:
         tick(0, steps, "writing CSV")
-        rep = write_exports(data.results, out_dir, runs=data.run_of, experiments=data.experiments)
-        outputs.update(rep.outputs)
-    if "md" in formats or "html" in formats:
-        v = view(data)
-        figures_done(data, tick)
-        v.update(plot_view(data))
-        if "md" in formats:
-            tick(1, steps, "writing report.md")
-            plot_dir = out_dir / "plots"
-            if data.plots:
-                plot_dir.mkdir(exist_ok=True)
-                for p in data.plots:
-                    (plot_dir / plot_file(p)).write_bytes(p.png)
-                outputs["plots"] = plot_dir
-            outputs["report.md"] = out_dir / "report.md"
-            _atomic_text(outputs["report.md"], render_markdown(v))
-        if "html" in formats:
-            tick(2, steps, "writing report.html")
-            outputs["report.html"] = out_dir / "report.html"
-            _atomic_text(outputs["report.html"], render_html(v))
+        csv = _Beside(
+            lambda: write_exports(
+                data.results, out_dir, runs=data.run_of, experiments=data.experiments
+            ),
+            forked="md" in formats or "html" in formats,  # the documents meanwhile
+        )
+        outputs.update(export_paths(out_dir))
+    try:
+        _documents(data, out_dir, formats, outputs, tick)
+        if csv is not None:
+            csv.join()
+    finally:
+        if csv is not None:
+            csv.close()
+    if "series" in formats:
+        tick(steps - 1, steps, "writing series.csv")
+        outputs["series.csv"] = write_series(
+            _with_series(data), out_dir / "series.csv", data.run_of
+        )
     if "json" in formats:
         outputs["report.json"] = out_dir / "report.json"
     doc = None
@@ -271,6 +276,125 @@ def write(
         _atomic_text(outputs["report.json"], json.dumps(doc, indent=2, sort_keys=True) + "\n")
     tick(steps, steps, "done")
     return outputs, doc
+
+
+def _documents(
+    data: ReportData,
+    out_dir: Path,
+    formats: Sequence[str],
+    outputs: dict[str, Path],
+    tick: Progress,
+) -> None:
+    """report.md (with plots/) and report.html, as asked."""
+    if "md" not in formats and "html" not in formats:
+        return
+    # jinja2 and the comparison with the study: imported here, once the figure worker is
+    # forked (it has no use for them)
+    from .render import (
+        html_template,
+        markdown_template,
+        plot_view,
+        render_html,
+        render_markdown,
+        view,
+    )
+
+    steps = len(formats)
+    v = view(data)
+    md = markdown_template() if "md" in formats else None  # compiled while the figures are
+    html = html_template() if "html" in formats else None  # still being drawn
+    figures_done(data, tick)
+    v.update(plot_view(data))
+    if "md" in formats:
+        tick(1, steps, "writing report.md")
+        plot_dir = out_dir / "plots"
+        if data.plots:
+            plot_dir.mkdir(exist_ok=True)
+            for p in data.plots:
+                (plot_dir / plot_file(p)).write_bytes(p.png)
+            outputs["plots"] = plot_dir
+        outputs["report.md"] = out_dir / "report.md"
+        _atomic_text(outputs["report.md"], render_markdown(v, md))
+    if "html" in formats:
+        tick(2, steps, "writing report.html")
+        outputs["report.html"] = out_dir / "report.html"
+        _atomic_text(outputs["report.html"], render_html(v, html))
+
+
+class _Beside:
+    """``work()`` in a forked child while this process goes on (the CSVs while the documents
+    are made: the child has the loaded hosts, shared copy-on-write, and a core of its own when
+    one is free). :meth:`join` waits for it and raises its OSError here (a full disk is one
+    line, as ever); where fork is missing, or the child ended any other way, ``work()`` runs
+    here in :meth:`join`. :meth:`close` ends and reaps the child on every path.
+    """
+
+    def __init__(self, work: Callable[[], Any], forked: bool = True) -> None:
+        self.work = work
+        self.pid = 0
+        self.fd = -1
+        if not forked or "fork" not in multiprocessing.get_all_start_methods():
+            return
+        r, w = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:  # no process to spare: all of it here, in join()
+            os.close(r)
+            os.close(w)
+            return
+        if pid == 0:  # the child: no return from here, and no clean-up of the parent's
+            os.close(r)  # threads or files either (os._exit)
+            said = b"?"
+            try:
+                work()
+                said = b"ok"
+            except OSError as exc:
+                said = b"E" + pickle.dumps(OSError(exc.errno, exc.strerror, exc.filename))
+            except BaseException:  # Ctrl-C, a bug: the parent tries again itself
+                pass
+            finally:
+                with contextlib.suppress(OSError):
+                    os.write(w, said)
+                os._exit(0)
+        os.close(w)
+        self.pid, self.fd = pid, r
+
+    def join(self) -> None:
+        if not self.pid:
+            self.work()
+            return
+        chunks = []
+        while chunk := os.read(self.fd, 65536):  # until the child's end of the pipe closes
+            chunks.append(chunk)
+        os.waitpid(self.pid, 0)
+        self.pid = 0
+        self.close()
+        said = b"".join(chunks)
+        if said == b"ok":
+            return
+        if said.startswith(b"E"):
+            raise pickle.loads(said[1:])
+        self.work()  # the child died (killed, out of memory) or failed otherwise: here
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self.pid:  # not joined (this process is failing): the child ends with it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+            self.pid = 0
+
+
+def _with_series(data: ReportData) -> Iterator[HostResult]:
+    """Each host's result with its series, in results.csv's order: its file read again (the
+    report dropped the series as it loaded them), under the report's name for it."""
+    for e in sorted(data.entries, key=lambda e: e.name):
+        again = load_host_file(e.result.path, e.run_id)
+        if again.data:  # a file that became unreadable since has no series to give
+            yield replace(again, host=e.name)
 
 
 def host_failures(data: ReportData) -> list[tuple[str, int]]:

@@ -187,11 +187,11 @@ def unit_of(metric: str, value: Any = 0) -> str:
         return "bool"
     if not isinstance(value, int | float):
         return ""
-    return _name_unit(metric)
+    return name_unit(metric)
 
 
 @functools.lru_cache(maxsize=4096)
-def _name_unit(metric: str) -> str:
+def name_unit(metric: str) -> str:
     """:func:`unit_of` a number, from its name alone (a few hundred names: cached)."""
     name = metric.rsplit(".", 1)[-1].lower()
     if name.endswith("_bytes_per_s"):

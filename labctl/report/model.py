@@ -117,11 +117,17 @@ LINE_POINTS = 100
 _PRIMARY_WORDS = ("free", "available")
 
 
+_NUMBER_TYPES = frozenset((int, float))
+
+
 def floats(values: Any, n: int) -> list[float] | None:
     """``values`` as n floats (NaN where not a number), or None when none is a number."""
     if not isinstance(values, list) or len(values) != n:
         return None
-    out: list[float] = []
+    if _NUMBER_TYPES.issuperset(map(type, values)):  # all numbers (most series): C loops
+        out = list(map(float, values))
+        return None if all(map(math.isnan, out)) else out
+    out = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int | float):
             out.append(math.nan)

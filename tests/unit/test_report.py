@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,6 +154,7 @@ def test_short_verdict() -> None:
 def test_parse_formats() -> None:
     assert parse_formats(()) == ("csv", "md", "html")
     assert parse_formats(("csv,md", "json", "csv")) == ("csv", "md", "json")
+    assert parse_formats(("all",)) == ("csv", "md", "html", "json", "series")
     with pytest.raises(ConfigError, match="unknown report format 'pdf'"):
         parse_formats(("pdf",))
 
@@ -320,6 +323,45 @@ def test_everything_is_escaped(run: Path) -> None:
 
 
 # -- merging runs ---------------------------------------------------------------------------
+def test_series_csv_holds_every_sample_when_asked(tmp_path: Path) -> None:
+    out_dir = tmp_path / "one"
+    out = make_report([RESOURCES], out_dir, formats=("csv", "series"))
+    assert out.outputs["series.csv"] == out_dir / "series.csv"
+    rows = _csv(out_dir / "series.csv")
+    assert list(rows[0]) == ["run", "host", "experiment", "key", "t", "value", "unit"]
+    got: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+    for r in rows:
+        got.setdefault((r["host"], r["experiment"], r["key"]), []).append((r["t"], r["value"]))
+    # every sample of every key of every host file, as recorded, beside its t
+    expected: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+    for path in sorted((RESOURCES / "hosts").glob("*.json")):
+        doc = json.loads(path.read_text())
+        for exp in doc["experiments"]:
+            series = exp.get("series") or {}
+            for key, values in series.items():
+                if key != "t":
+                    pairs = [(repr(t), str(v)) for t, v in zip(series["t"], values, strict=True)]
+                    expected[(doc["host"], exp["name"], key)] = pairs
+    assert got == expected and len(rows) == sum(map(len, expected.values())) > 500
+    units = {(r["experiment"], r["key"]): r["unit"] for r in rows}
+    assert units[("disk", "container")] == units[("disk", "free_bytes")] == "bytes"
+    assert units[("inodes", "free_inodes")] == "count" and ("disk", "t") not in units
+    assert {r["run"] for r in rows} == {"20261128-091500-c0de"}
+    assert [r["host"] for r in rows] == sorted(r["host"] for r in rows)  # results.csv's order
+    # not written unless asked; a merged report names hosts as its other files do
+    assert "series.csv" not in make_report([RESOURCES], tmp_path / "d", plots=False).outputs
+    assert not (tmp_path / "d" / "series.csv").exists()
+    make_report([RESOURCES, SAMPLE], tmp_path / "m", formats=("csv", "series"))
+    hosts = {r["host"] for r in _csv(tmp_path / "m" / "series.csv")}
+    assert hosts == {"bookworm@20261128-091500-c0de", "centos7@20261128-091500-c0de", "ubuntu1404"}
+    assert hosts <= {r["host"] for r in _csv(tmp_path / "m" / "results.csv")}
+    # one host's report: that host's samples only
+    one = make_host_report([RESOURCES], "centos7", out_dir, formats=("series",))
+    mine = _csv(one.outputs["series.csv"])
+    assert {r["host"] for r in mine} == {"centos7"}
+    assert len(mine) == sum(len(v) for k, v in expected.items() if k[0] == "centos7")
+
+
 def test_merge_two_runs_keeps_run_ids_on_colliding_hosts(tmp_path: Path) -> None:
     out_dir = tmp_path / "merged"
     out = make_report([RESOURCES, SAMPLE], out_dir, formats=("csv", "html", "json"), max_plots=2)
@@ -365,11 +407,37 @@ def test_cli_report_default_formats(run: Path) -> None:
     assert res.exit_code == 1, res.output  # centos66 failed
     for name in ("matrix.csv", "results.csv", "verdicts.csv", "report.md", "report.html"):
         assert (run / name).exists(), name
-    assert not (run / "report.json").exists()
+    assert not (run / "report.json").exists() and not (run / "series.csv").exists()
     assert "matrix:" in res.output and "html:" in res.output
     assert "4 hosts, 1 failed" in res.output
     assert "centos66: authentication failed" in res.output
     assert "Traceback" not in res.output
+    res = CliRunner().invoke(main, ["report", str(run), "--format", "series"])
+    assert res.exit_code == 1 and f"series:   {run / 'series.csv'}" in res.output
+
+
+def test_cli_report_prints_a_hosts_words_as_they_are(run: Path) -> None:
+    path = run / "hosts" / "centos66.json"
+    doc = json.loads(path.read_text())
+    doc["error"]["message"] = "centos66: [bold]sudo[/] said [/] and [red]no[/red]"
+    path.write_text(json.dumps(doc))
+    res = CliRunner().invoke(main, ["report", str(run), "--format", "csv"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "problem: centos66: [bold]sudo[/] said [/] and [red]no[/red]\n" in res.stderr
+
+
+def test_cli_report_leaves_pandas_and_matplotlib_out_of_its_process(run: Path) -> None:
+    """A report's start-up is part of its time: pandas is never needed, and matplotlib only in
+    the worker process that draws the figures."""
+    code = (
+        "import sys, labctl.cli\n"
+        f"sys.argv = ['labctl', 'report', {str(run)!r}]\n"
+        "try:\n    labctl.cli.main()\nexcept SystemExit:\n    pass\n"
+        "print('heavy:', sorted(m for m in ('pandas', 'numpy', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.splitlines()[-1] == "heavy: []", out.stdout + out.stderr
+    assert (run / "plots" / "verdicts.png").exists()  # the figures were drawn all the same
 
 
 def test_cli_report_json_on_stdout(run: Path) -> None:
