@@ -18,8 +18,6 @@ import gc
 import json
 import multiprocessing
 import os
-import pickle
-import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -28,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ResultError
-from ..matrix import export_paths, write_exports, write_series
+from ..matrix import write_exports, write_series
 from ..results import HostResult, load_host_file, utc_now, write_problem
 from .model import (
     FigureJob,
@@ -246,23 +244,11 @@ def write(
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs: dict[str, Path] = {}
     steps = len(formats)
-    csv = None
     if "csv" in formats:
         tick(0, steps, "writing CSV")
-        csv = _Beside(
-            lambda: write_exports(
-                data.results, out_dir, runs=data.run_of, experiments=data.experiments
-            ),
-            forked="md" in formats or "html" in formats,  # the documents meanwhile
-        )
-        outputs.update(export_paths(out_dir))
-    try:
-        _documents(data, out_dir, formats, outputs, tick)
-        if csv is not None:
-            csv.join()
-    finally:
-        if csv is not None:
-            csv.close()
+        rep = write_exports(data.results, out_dir, runs=data.run_of, experiments=data.experiments)
+        outputs.update(rep.outputs)
+    _documents(data, out_dir, formats, outputs, tick)
     if "series" in formats:
         tick(steps - 1, steps, "writing series.csv")
         outputs["series.csv"] = write_series(
@@ -319,73 +305,6 @@ def _documents(
         tick(2, steps, "writing report.html")
         outputs["report.html"] = out_dir / "report.html"
         _atomic_text(outputs["report.html"], render_html(v, html))
-
-
-class _Beside:
-    """``work()`` in a forked child while this process goes on (the CSVs while the documents
-    are made: the child has the loaded hosts, shared copy-on-write, and a core of its own when
-    one is free). :meth:`join` waits for it and raises its OSError here (a full disk is one
-    line, as ever); where fork is missing, or the child ended any other way, ``work()`` runs
-    here in :meth:`join`. :meth:`close` ends and reaps the child on every path.
-    """
-
-    def __init__(self, work: Callable[[], Any], forked: bool = True) -> None:
-        self.work = work
-        self.pid = 0
-        self.fd = -1
-        if not forked or "fork" not in multiprocessing.get_all_start_methods():
-            return
-        r, w = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:  # no process to spare: all of it here, in join()
-            os.close(r)
-            os.close(w)
-            return
-        if pid == 0:  # the child: no return from here, and no clean-up of the parent's
-            os.close(r)  # threads or files either (os._exit)
-            said = b"?"
-            try:
-                work()
-                said = b"ok"
-            except OSError as exc:
-                said = b"E" + pickle.dumps(OSError(exc.errno, exc.strerror, exc.filename))
-            except BaseException:  # Ctrl-C, a bug: the parent tries again itself
-                pass
-            finally:
-                with contextlib.suppress(OSError):
-                    os.write(w, said)
-                os._exit(0)
-        os.close(w)
-        self.pid, self.fd = pid, r
-
-    def join(self) -> None:
-        if not self.pid:
-            self.work()
-            return
-        chunks = []
-        while chunk := os.read(self.fd, 65536):  # until the child's end of the pipe closes
-            chunks.append(chunk)
-        os.waitpid(self.pid, 0)
-        self.pid = 0
-        self.close()
-        said = b"".join(chunks)
-        if said == b"ok":
-            return
-        if said.startswith(b"E"):
-            raise pickle.loads(said[1:])
-        self.work()  # the child died (killed, out of memory) or failed otherwise: here
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        if self.pid:  # not joined (this process is failing): the child ends with it
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(self.pid, 0)
-            self.pid = 0
 
 
 def _with_series(data: ReportData) -> Iterator[HostResult]:

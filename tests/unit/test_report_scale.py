@@ -6,18 +6,16 @@ No timings are asserted (bench/report_bench.py measures them)."""
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import itertools
 import math
-import os
 from pathlib import Path
 
 import pytest
 
 from labctl.errors import ResultError
 from labctl.matrix import _write_csv
-from labctl.report.build import _Beside, make_report
+from labctl.report.build import make_report
 from labctl.report.model import LINE_POINTS, series_line, spread, thin, verdict_order
 from labctl.report.render import DETAIL_ROWS, TOOLTIP_HOSTS, _detail_groups
 from tests.manyhosts import many_hosts_run
@@ -144,31 +142,7 @@ def test_a_240_host_report_stays_small(tmp_path: Path) -> None:
     assert md.count("- **bookworm-0000** (") == 8 and md.count("- **ubuntu1404-0239** (") == 8
 
 
-def test_work_beside_runs_in_a_child_and_its_failures_come_back(tmp_path: Path) -> None:
-    parent = os.getpid()
-    mark = tmp_path / "by"
-    _Beside(lambda: mark.write_text(str(os.getpid()))).join()
-    assert mark.read_text() != str(parent)  # done in the forked child
-    with pytest.raises(PermissionError) as exc:  # the child's OSError, raised here
-        _Beside(_fails).join()
-    assert exc.value.errno == errno.EACCES and exc.value.strerror == "Permission denied"
-
-    def dies() -> None:
-        if os.getpid() != parent:
-            os._exit(3)  # the child ends without a word: the work is done here instead
-        mark.write_text(str(os.getpid()))
-
-    _Beside(dies).join()
-    assert mark.read_text() == str(parent)
-    _Beside(lambda: mark.write_text("here"), forked=False).join()
-    assert mark.read_text() == "here"
-
-
-def _fails() -> None:
-    raise PermissionError(errno.EACCES, "Permission denied", "x")
-
-
-@pytest.mark.parametrize("formats", [("csv",), ("csv", "md")])  # in this process; in a child
+@pytest.mark.parametrize("formats", [("csv",), ("csv", "md")])
 def test_a_failed_csv_write_is_one_line_and_leaves_no_temp_file(
     tmp_path: Path, formats: tuple[str, ...]
 ) -> None:
