@@ -11,6 +11,7 @@ import pytest
 
 from labctl.drivers.qemu import QemuHostSpec, QemuLab, QemuLabSpec, vm
 from labctl.drivers.qemu import images as vmimages
+from labctl.drivers.qemu import initramfs as vminitramfs
 from labctl.drivers.qemu import spec as qspec
 from labctl.drivers.qemu.spec import parse_host_option
 from labctl.drivers.qemu.vm import kernel_cmdline, lab_env, qemu_command
@@ -124,6 +125,7 @@ def test_kernel_cmdline_cgroup_v2() -> None:
     assert not any(w.startswith("systemd.legacy_systemd_cgroup_controller") for w in words)
     assert "root=LABEL=labctl-root" in words and "console=ttyS0" in words
     assert "panic=-1" in words and "net.ifnames=0" in words
+    assert "quiet" in words  # console lines cost boot time under TCG
     assert not any(w.startswith("SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE") for w in words)
 
 
@@ -481,3 +483,121 @@ def test_preset_refuses_options_that_would_change_its_hosts(
     res = CliRunner().invoke(main, ["lab", "up", "--preset", "article", "--memory", "2GiB"])
     assert res.exit_code == 2
     assert "--preset article brings its own qemu hosts: --memory cannot change them" in res.output
+
+
+# --- the lean boot: labctl's initramfs and the early sshd -------------------------------------
+
+
+def _read_cpio(data: bytes) -> dict[str, tuple[int, bytes, tuple[int, int]]]:
+    """name -> (mode, data, (rdev major, minor)) of a newc archive, checking its framing."""
+    out: dict[str, tuple[int, bytes, tuple[int, int]]] = {}
+    i = 0
+    while True:
+        assert data[i : i + 6] == b"070701", f"bad magic at {i}"
+        f = [int(data[i + 6 + 8 * k : i + 14 + 8 * k], 16) for k in range(13)]
+        mode, size, rdev, namesize = f[1], f[6], (f[9], f[10]), f[11]
+        name = data[i + 110 : i + 110 + namesize - 1].decode()
+        i = (i + 110 + namesize + 3) & ~3
+        if name == "TRAILER!!!":
+            assert len(data) % 512 == 0 and not data[i:].strip(b"\0")
+            return out
+        out[name] = (mode, data[i : i + size], rdev)
+        i = (i + size + 3) & ~3
+
+
+def test_cpio_newc_round_trips_files_dirs_and_the_console_node() -> None:
+    entries = [
+        vminitramfs.directory("dev"),
+        vminitramfs.chardev("dev/console", 5, 1),
+        vminitramfs.regular("init", b"#!/bin/sh\n", 0o755),
+        vminitramfs.regular("a/odd-size", b"12345"),
+    ]
+    data = vminitramfs.cpio_newc(entries)
+    members = _read_cpio(data)
+    assert list(members) == ["dev", "dev/console", "init", "a/odd-size"]
+    assert members["dev/console"][0] == 0o020600 and members["dev/console"][2] == (5, 1)
+    assert members["init"] == (0o100755, b"#!/bin/sh\n", (0, 0))
+    assert members["a/odd-size"][1] == b"12345"
+    assert data == vminitramfs.cpio_newc(entries)  # reproducible: no mtimes, no owners
+    with pytest.raises(ValueError):
+        vminitramfs.cpio_newc([vminitramfs.regular("/abs", b"")])
+
+
+DEP = """kernel/drivers/virtio/virtio.ko:
+kernel/drivers/virtio/virtio_ring.ko: kernel/drivers/virtio/virtio.ko
+kernel/drivers/virtio/virtio_pci_legacy_dev.ko:
+kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_legacy_dev.ko kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
+kernel/drivers/block/virtio_blk.ko.xz: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
+kernel/net/core/failover.ko:
+kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko
+kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
+kernel/drivers/firmware/qemu_fw_cfg.ko:
+"""  # noqa: E501
+BUILTIN = "kernel/fs/ext4/ext4.ko\n"
+
+
+def test_load_order_puts_dependencies_first_once_and_skips_built_ins() -> None:
+    order = vminitramfs.load_order(DEP, BUILTIN, vminitramfs.BOOT_MODULES)
+    names = [vminitramfs.module_name(p) for p in order]
+    assert names == [
+        "virtio", "virtio_ring", "virtio_pci_legacy_dev", "virtio_pci", "virtio_blk",
+        "failover", "net_failover", "virtio_net", "qemu_fw_cfg",
+    ]  # fmt: skip
+    assert "kernel/drivers/block/virtio_blk.ko.xz" in order
+    with pytest.raises(LabError, match="neither a module nor built in"):
+        vminitramfs.load_order(DEP, "", ["ext4"])
+
+
+def test_build_initramfs_from_an_image_tree(tmp_path: Path) -> None:
+    import lzma
+
+    version = "6.1.0-9-cloud-amd64"
+    mods = tmp_path / "usr/lib/modules" / version
+    for line in DEP.splitlines():
+        path = mods / line.split(":")[0]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = f"ELF {path.name}".encode()
+        path.write_bytes(lzma.compress(body) if path.name.endswith(".xz") else body)
+    (mods / "modules.dep").write_text(DEP)
+    (mods / "modules.builtin").write_text(BUILTIN)
+    klibc = tmp_path / "usr/lib/klibc/bin"
+    klibc.mkdir(parents=True)
+    for tool in vminitramfs.KLIBC_TOOLS:
+        (klibc / tool).write_bytes(f"klibc {tool}".encode())
+    (tmp_path / "usr/lib/klibc-ABC.so").write_bytes(b"klibc so")
+    init = vmimages._read_image_files()["labctl-initramfs-init"]
+    members = _read_cpio(vminitramfs.build_initramfs(tmp_path, version, init))
+    assert members["init"] == (0o100755, init, (0, 0))
+    assert members["lib/klibc-ABC.so"][1] == b"klibc so"  # the tools' ELF interpreter
+    assert members["bin/run-init"][1] == b"klibc run-init"
+    order = members["modules/order"][1].decode().split()
+    assert order[0] == "00-virtio.ko" and order[4] == "04-virtio_blk.ko" and len(order) == 9
+    assert members["modules/04-virtio_blk.ko"][1] == b"ELF virtio_blk.ko.xz"  # decompressed
+    assert members["dev/console"][2] == (5, 1)
+    (tmp_path / "usr/lib/klibc-ABC.so").unlink()
+    with pytest.raises(LabError, match="klibc"):
+        vminitramfs.build_initramfs(tmp_path, version, init)
+
+
+def _unit(name: str) -> dict[str, list[str]]:
+    """key -> values of a unit file of image_files/ (all sections)."""
+    out: dict[str, list[str]] = {}
+    for line in vmimages._read_image_files()[name].decode().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out.setdefault(key.strip(), []).extend(value.split())
+    return out
+
+
+def test_sshd_starts_early_with_the_host_key_from_the_controller() -> None:
+    ssh, early = _unit("ssh.service"), _unit("labctl-vm-ssh.service")
+    assert ssh["DefaultDependencies"] == ["no"] and early["DefaultDependencies"] == ["no"]
+    assert "labctl-vm-ssh.service" in ssh["After"] and "labctl-vm-ssh.service" in ssh["Requires"]
+    assert not {"network.target", "basic.target", "sysinit.target"} & set(ssh["After"])
+    assert early["ExecStart"] == ["/usr/local/sbin/labctl-vm-init", "ssh"]
+    assert "ssh.service" in early["Before"]
+    assert "labctl-vm-ssh.service" in vmimages.ENABLE_UNITS
+    # Docker comes after sshd; the data disk phase after the early one
+    assert "ssh.service" in _unit("docker-labctl.conf")["After"]
+    assert "labctl-vm-ssh.service" in _unit("labctl-vm-init.service")["Requires"]
+    assert vmimages.VM_IMAGE_FILES["ssh.service"][0] == "/etc/systemd/system/ssh.service"

@@ -46,6 +46,8 @@ from labctl.hosts import HostRecord
 
 READY_TIMEOUT = {"kvm": 180.0, "tcg": 480.0}
 STOP_TIMEOUT = 10.0
+#: how often to look for sshd's banner while a VM boots (a refused probe costs the guest nothing)
+BANNER_POLL = 0.25
 FW_FILES = ("lab.env", "ssh_host_ed25519_key", "ssh_host_ed25519_key.pub", "authorized_keys")
 
 
@@ -263,7 +265,7 @@ class QemuVms(LabDriver):
                     hint=f"see {console}; `labctl lab down` removes the VM",
                 )
             if not ssh_banner(vm.port, 3.0):
-                time.sleep(1.0)
+                time.sleep(BANNER_POLL)
                 continue
             try:
                 with SSHTransport(self._transport_record(vm), connect_timeout=20.0) as t:

@@ -3,8 +3,10 @@
 Each suite's image is a ``debootstrap --variant=minbase`` tree with the suite's cloud kernel, an
 initramfs-tools initrd, systemd, sshd, Docker, python3 and the files in ``image_files/``, written
 into a raw ext4 disk with ``mkfs.ext4 -d`` (no loop mount, no root filesystem of the controller
-involved). The kernel and initrd are copied out next to the disk: QEMU boots them directly
-(``-kernel``/``-initrd``), so the kernel command line (cgroup v1 or v2) is chosen per boot.
+involved). The kernel is copied out next to the disk with labctl's own small initramfs
+(``initramfs.py``): QEMU boots them directly (``-kernel``/``-initrd``), so the kernel command line
+(cgroup v1 or v2) is chosen per boot. sshd starts early in the boot (``labctl-vm-ssh.service``
+hands it the host key and configures eth0), before udev, AppArmor, the data disk and Docker.
 
 Images live in ``cache_dir()/vm/<suite>-<recipe hash 12>/`` (``disk.raw``, ``vmlinuz``,
 ``initrd.img``, ``image.json`` written last = complete). The hash covers the suite, the package
@@ -28,12 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from labctl.drivers import debootstrap
+from labctl.drivers.qemu import initramfs as vminitramfs
 from labctl.errors import ConfigError, LabError
 from labctl.locks import file_lock
 from labctl.paths import cache_dir
 
 #: bump when the build steps change in a way the package list and files do not show
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 ROOT_DISK_SIZE = 3 << 30  # sparse; the root filesystem uses ~700 MB of it
 
 VM_PACKAGES: tuple[str, ...] = (
@@ -66,12 +69,15 @@ SUITES: tuple[str, ...] = tuple(VM_EXTRA_PACKAGES)
 VM_IMAGE_FILES: dict[str, tuple[str, int]] = {
     "labctl-vm-init": ("/usr/local/sbin/labctl-vm-init", 0o755),
     "labctl-vm-init.service": ("/etc/systemd/system/labctl-vm-init.service", 0o644),
+    "labctl-vm-ssh.service": ("/etc/systemd/system/labctl-vm-ssh.service", 0o644),
+    "ssh.service": ("/etc/systemd/system/ssh.service", 0o644),
     "docker-labctl.conf": ("/etc/systemd/system/docker.service.d/labctl.conf", 0o644),
     "sshd-labctl.conf": ("/etc/ssh/sshd_config.d/labctl.conf", 0o644),
-    "10-labctl.network": ("/etc/systemd/network/10-labctl.network", 0o644),
+    "labctl-initramfs-init": ("/usr/local/share/labctl/initramfs-init", 0o755),
 }
 #: units enabled / masked in the image (part of the recipe)
-ENABLE_UNITS: tuple[str, ...] = ("labctl-vm-init.service", "systemd-networkd.service")
+#: (eth0 is configured by labctl-vm-ssh.service early in the boot, not by systemd-networkd)
+ENABLE_UNITS: tuple[str, ...] = ("labctl-vm-init.service", "labctl-vm-ssh.service")
 #: the distribution's engine is started by labctl-vm-init, and only on hosts that keep it: a host
 #: that runs an engine built from source (Docker 1.5.0) must not have 20.10 start on its disk first
 DISABLE_UNITS: tuple[str, ...] = ("docker.service", "docker.socket", "containerd.service")
@@ -123,6 +129,7 @@ class VmRecipe(debootstrap.ImageRecipe):
             "disable": list(DISABLE_UNITS),
             "mask": list(MASK_UNITS),
             "initramfs": [INITRAMFS_CONF, list(INITRAMFS_MODULES)],
+            "boot_initramfs": [list(vminitramfs.BOOT_MODULES), list(vminitramfs.KLIBC_TOOLS)],
             "files": {k: VM_IMAGE_FILES.get(k, ("", 0)) for k in sorted(self.files)},
         }
 
@@ -321,7 +328,12 @@ def build_vm_image(recipe: VmRecipe, mirror: str, *, progress: Progress | None =
                 _version, kernel, initrd = _kernel_files(root)
                 assert initrd is not None
                 shutil.copyfile(kernel, out / "vmlinuz")
-                shutil.copyfile(initrd, out / "initrd.img")
+                # QEMU boots labctl's small initramfs (initramfs-tools' one stays in /boot)
+                (out / "initrd.img").write_bytes(
+                    vminitramfs.build_initramfs(
+                        root, version, recipe.files["labctl-initramfs-init"]
+                    )
+                )
                 disk = out / "disk.raw"
                 _run(mkfs_command(root, disk, recipe.root_size, _mke2fs_version()), log,
                      what="mkfs.ext4 -d", suite=recipe.suite, log_path=log_path)  # fmt: skip

@@ -35,7 +35,8 @@ KVM_TRIAL_TIMEOUT = 15.0
 def kernel_cmdline(suite: str, cgroup: str) -> str:
     """The VM kernel's command line. cgroup v1 is systemd's legacy hierarchy (no cgroup2 mount
     beside it); trixie's systemd (257) refuses it unless forced (the kernel passes unknown
-    ``A=B`` words to init's environment)."""
+    ``A=B`` words to init's environment). ``quiet``: under TCG every console line costs time;
+    labctl's own boot steps still print their errors there (the console log names them)."""
     if cgroup not in CGROUPS:
         raise ConfigError(f"cgroup must be v1 or v2, got {cgroup!r}")
     words = [
@@ -43,6 +44,7 @@ def kernel_cmdline(suite: str, cgroup: str) -> str:
         "rootfstype=ext4",
         "rw",
         "console=ttyS0",
+        "quiet",
         "panic=-1",
         "net.ifnames=0",
         "fsck.mode=skip",
