@@ -601,3 +601,14 @@ def test_sshd_starts_early_with_the_host_key_from_the_controller() -> None:
     assert "ssh.service" in _unit("docker-labctl.conf")["After"]
     assert "labctl-vm-ssh.service" in _unit("labctl-vm-init.service")["Requires"]
     assert vmimages.VM_IMAGE_FILES["ssh.service"][0] == "/etc/systemd/system/ssh.service"
+
+
+def test_boot_error_finds_labctls_own_failure_lines() -> None:
+    console = (
+        "[    7.6] Run /init as init process\n"
+        "[    9.1] labctl-vm init[201]: labctl-vm-init: error: cannot read the host key\n"
+    )
+    assert vm.boot_error(console) == "labctl-vm-init: error: cannot read the host key"
+    assert vm.boot_error("labctl initramfs: error: no virtio disk with serial labctl-root\n")
+    assert vm.boot_error("labctl-vm-init: host key ssh-ed25519 AAAA... installed\n") is None
+    assert vm.boot_error("") is None

@@ -32,12 +32,14 @@ from labctl.drivers.qemu.vm import (
     QEMU_BINARY,
     QEMU_IMG,
     Accel,
+    boot_error,
     cmdline_of,
     free_port,
     kernel_cmdline,
     lab_env,
     qemu_command,
     read_pid,
+    read_text,
     tail,
     zombie,
 )
@@ -265,6 +267,10 @@ class QemuVms(LabDriver):
                     hint=f"see {console}; `labctl lab down` removes the VM",
                 )
             if not ssh_banner(vm.port, 3.0):
+                failed = boot_error(read_text(console)) if vm.boot_to_ssh is None else None
+                if failed:
+                    raise LabError(f"the VM's boot failed: {failed}", host=vm.name,
+                                   hint=f"see {console}")  # fmt: skip
                 time.sleep(BANNER_POLL)
                 continue
             try:

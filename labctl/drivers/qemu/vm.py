@@ -280,6 +280,28 @@ def read_pid(pidfile: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+#: how labctl's boot steps in the guest say they failed (initramfs /init, labctl-vm-init)
+BOOT_ERROR_MARKERS = ("labctl initramfs: error:", "labctl-vm-init: error:")
+
+
+def boot_error(console_text: str) -> str | None:
+    """The first line where one of labctl's boot steps says it failed (a VM that will never
+    answer SSH: no use waiting for the timeout), else None."""
+    for line in console_text.splitlines():
+        for marker in BOOT_ERROR_MARKERS:
+            if marker in line:
+                return line[line.index(marker) :].strip()
+    return None
+
+
+def read_text(path: Path) -> str:
+    """A console log's text ("" when it is not there yet)."""
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def tail(path: Path, lines: int = 8) -> str:
     try:
         text = path.read_text(errors="replace")
