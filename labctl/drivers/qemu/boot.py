@@ -48,8 +48,15 @@ from labctl.hosts import HostRecord
 
 READY_TIMEOUT = {"kvm": 180.0, "tcg": 480.0}
 STOP_TIMEOUT = 10.0
-#: how often to look for sshd's banner while a VM boots (a refused probe costs the guest nothing)
-BANNER_POLL = 0.25
+#: how often to look for sshd's banner while a VM boots (a refused probe costs the guest
+#: nothing), and how long one probe waits for it: 3 s until the guest's console says its network
+#: is up (before that a probe only waits on QEMU's user-mode network), then long: a probe that
+#: reaches sshd starts an sshd process in the guest, seconds under TCG on a busy machine, and
+#: closing it early wastes that start and piles up more (seen: 20 probes dropped in a row)
+BANNER_POLL = 0.5
+BANNER_WAIT = (3.0, 20.0)
+#: what labctl-vm-init prints on the console once eth0 has its address (sshd starts next)
+NETWORK_UP_MARKER = "labctl-vm-init: eth0 "
 FW_FILES = ("lab.env", "ssh_host_ed25519_key", "ssh_host_ed25519_key.pub", "authorized_keys")
 
 
@@ -266,8 +273,9 @@ class QemuVms(LabDriver):
                     host=vm.name,
                     hint=f"see {console}; `labctl lab down` removes the VM",
                 )
-            if not ssh_banner(vm.port, 3.0):
-                failed = boot_error(read_text(console)) if vm.boot_to_ssh is None else None
+            text = read_text(console) if vm.boot_to_ssh is None else ""
+            if not ssh_banner(vm.port, BANNER_WAIT[NETWORK_UP_MARKER in text]):
+                failed = boot_error(text)
                 if failed:
                     raise LabError(f"the VM's boot failed: {failed}", host=vm.name,
                                    hint=f"see {console}")  # fmt: skip
