@@ -612,3 +612,14 @@ def test_boot_error_finds_labctls_own_failure_lines() -> None:
     assert vm.boot_error("labctl initramfs: error: no virtio disk with serial labctl-root\n")
     assert vm.boot_error("labctl-vm-init: host key ssh-ed25519 AAAA... installed\n") is None
     assert vm.boot_error("") is None
+
+
+def test_heavy_early_boot_work_waits_for_sshd_or_is_gone() -> None:
+    assert "ssh.service" in _unit("udev-trigger-labctl.conf")["After"]
+    dest = vmimages.VM_IMAGE_FILES["udev-trigger-labctl.conf"][0]
+    assert dest == "/etc/systemd/system/systemd-udev-trigger.service.d/labctl.conf"
+    assert "apparmor.service" in vmimages.MASK_UNITS  # dockerd loads its own profile
+    assert "systemd-gpt-auto-generator" in vmimages.MASK_GENERATORS
+    assert "systemd-sysv-generator" not in vmimages.MASK_GENERATORS  # SysV-started engines
+    settings = vmimages.vm_recipe_for("bookworm").settings()
+    assert settings["mask_generators"] == list(vmimages.MASK_GENERATORS)

@@ -72,7 +72,6 @@ VM_IMAGE_FILES: dict[str, tuple[str, int]] = {
     "labctl-vm-ssh.service": ("/etc/systemd/system/labctl-vm-ssh.service", 0o644),
     "ssh.service": ("/etc/systemd/system/ssh.service", 0o644),
     "docker-labctl.conf": ("/etc/systemd/system/docker.service.d/labctl.conf", 0o644),
-    "apparmor-labctl.conf": ("/etc/systemd/system/apparmor.service.d/labctl.conf", 0o644),
     "udev-trigger-labctl.conf": (
         "/etc/systemd/system/systemd-udev-trigger.service.d/labctl.conf",
         0o644,
@@ -97,6 +96,10 @@ MASK_UNITS: tuple[str, ...] = (
     "serial-getty@ttyS0.service",
     "getty-static.service",
     "dpkg-db-backup.timer",
+    # loads the distribution's profiles (lsb_release, nvidia_modprobe: nothing a lab host runs),
+    # 6-16 s of CPU under TCG early in the boot; dockerd loads its own docker-default profile
+    # with apparmor_parser, which is what `docker run` needs
+    "apparmor.service",
 )
 #: systemd generators a labctl VM has no use for (no GPT auto-mounts, crypt/verity/integrity
 #: volumes, hibernation, boot counting, offline updates): each is a program started before the
