@@ -623,3 +623,18 @@ def test_heavy_early_boot_work_waits_for_sshd_or_is_gone() -> None:
     assert "systemd-sysv-generator" not in vmimages.MASK_GENERATORS  # SysV-started engines
     settings = vmimages.vm_recipe_for("bookworm").settings()
     assert settings["mask_generators"] == list(vmimages.MASK_GENERATORS)
+
+
+def test_a_tree_without_klibc_insmod_is_unsupported_not_broken(tmp_path: Path) -> None:
+    version = "5.10.0-9-cloud-amd64"
+    mods = tmp_path / "lib/modules" / version
+    mods.mkdir(parents=True)
+    (mods / "modules.dep").write_text("")
+    (mods / "modules.builtin").write_text("")
+    klibc = tmp_path / "usr/lib/klibc/bin"
+    klibc.mkdir(parents=True)
+    for tool in set(vminitramfs.KLIBC_TOOLS) - {"insmod"}:
+        (klibc / tool).write_bytes(b"x")
+    (tmp_path / "usr/lib/klibc-ABC.so").write_bytes(b"x")
+    with pytest.raises(vminitramfs.Unsupported, match="insmod"):
+        vminitramfs.build_initramfs(tmp_path, version, b"#!/bin/sh\n")

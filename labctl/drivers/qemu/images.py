@@ -350,12 +350,19 @@ def build_vm_image(recipe: VmRecipe, mirror: str, *, progress: Progress | None =
                 _version, kernel, initrd = _kernel_files(root)
                 assert initrd is not None
                 shutil.copyfile(kernel, out / "vmlinuz")
-                # QEMU boots labctl's small initramfs (initramfs-tools' one stays in /boot)
-                (out / "initrd.img").write_bytes(
-                    vminitramfs.build_initramfs(
-                        root, version, recipe.files["labctl-initramfs-init"]
+                # QEMU boots labctl's small initramfs (initramfs-tools' one stays in /boot),
+                # or initramfs-tools' one where the tree lacks a klibc tool (bullseye: insmod)
+                initramfs = "labctl"
+                try:
+                    (out / "initrd.img").write_bytes(
+                        vminitramfs.build_initramfs(
+                            root, version, recipe.files["labctl-initramfs-init"]
+                        )
                     )
-                )
+                except vminitramfs.Unsupported as exc:
+                    say(recipe.suite, f"note: {exc.message}; booting initramfs-tools' initrd")
+                    shutil.copyfile(initrd, out / "initrd.img")
+                    initramfs = "initramfs-tools"
                 disk = out / "disk.raw"
                 _run(mkfs_command(root, disk, recipe.root_size, _mke2fs_version()), log,
                      what="mkfs.ext4 -d", suite=recipe.suite, log_path=log_path)  # fmt: skip
@@ -366,6 +373,7 @@ def build_vm_image(recipe: VmRecipe, mirror: str, *, progress: Progress | None =
                     "short_hash": recipe.short_hash,
                     "packages": list(recipe.packages),
                     "kernel_version": version,
+                    "initramfs": initramfs,
                     "mirror": mirror,
                     "debootstrap_seconds": round(t_boot, 1),
                     "build_seconds": round(seconds, 1),

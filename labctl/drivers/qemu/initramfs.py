@@ -27,6 +27,11 @@ KLIBC_TOOLS: tuple[str, ...] = ("sh", "insmod", "mount", "umount", "run-init", "
 _MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.gz", ".ko.zst")
 
 
+class Unsupported(LabError):
+    """The image tree lacks what this initramfs needs (bullseye's klibc-utils has no insmod):
+    the image keeps initramfs-tools' initrd instead."""
+
+
 # --- pure pieces --------------------------------------------------------------------------------
 
 
@@ -155,6 +160,14 @@ def _module_bytes(path: Path) -> bytes:
 
 def build_initramfs(root: Path, version: str, init: bytes) -> bytes:
     """The initramfs of the kernel ``version`` installed in the image tree ``root``."""
+    klibc_bin = root / "usr/lib/klibc/bin"
+    sos = sorted((root / "usr/lib").glob("klibc-*.so"))
+    missing = [t for t in KLIBC_TOOLS if not (klibc_bin / t).is_file()]
+    if not sos or missing:
+        raise Unsupported(
+            "klibc in the VM image tree lacks "
+            + (", ".join(missing) if missing else "its shared library")
+        )
     mod_dir = next(
         (d for d in (root / "usr/lib/modules" / version, root / "lib/modules" / version)
          if (d / "modules.dep").is_file()),
@@ -168,13 +181,6 @@ def build_initramfs(root: Path, version: str, init: bytes) -> bytes:
         builtin.read_text() if builtin.is_file() else "",
         BOOT_MODULES,
     )
-    klibc_bin = root / "usr/lib/klibc/bin"
-    sos = sorted((root / "usr/lib").glob("klibc-*.so"))
-    if not klibc_bin.is_dir() or not sos:
-        raise LabError(
-            "klibc-utils is missing from the VM image tree (initramfs-tools brings it)",
-            hint="keep initramfs-tools in the VM package list",
-        )
     tools = {name: (klibc_bin / name).read_bytes() for name in KLIBC_TOOLS}
     modules = [(module_name(p), _module_bytes(mod_dir / p)) for p in order]
     return cpio_newc(initramfs_entries(init, tools, (sos[-1].name, sos[-1].read_bytes()), modules))
