@@ -48,13 +48,13 @@ from labctl.hosts import HostRecord
 
 READY_TIMEOUT = {"kvm": 180.0, "tcg": 480.0}
 STOP_TIMEOUT = 10.0
-#: how often to look for sshd's banner while a VM boots (a refused probe costs the guest
-#: nothing), and how long one probe waits for it: 3 s until the guest's console says its network
-#: is up (before that a probe only waits on QEMU's user-mode network), then long: a probe that
-#: reaches sshd starts an sshd process in the guest, seconds under TCG on a busy machine, and
-#: closing it early wastes that start and piles up more (seen: 20 probes dropped in a row)
+#: how often to look for sshd while a VM boots (a refused probe costs the guest nothing). Until
+#: the guest's console says its network is up, a cheap banner probe (3 s); after that the SSH
+#: login itself: every connection that reaches sshd starts an sshd process in the guest, seconds
+#: under TCG on a busy machine, so a banner probe before the login would double that wait (and
+#: probes closed before their banner only pile up more of them: seen 20 in a row)
 BANNER_POLL = 0.5
-BANNER_WAIT = (3.0, 20.0)
+BANNER_WAIT = 3.0
 #: what labctl-vm-init prints on the console once eth0 has its address (sshd starts next)
 NETWORK_UP_MARKER = "labctl-vm-init: eth0 "
 FW_FILES = ("lab.env", "ssh_host_ed25519_key", "ssh_host_ed25519_key.pub", "authorized_keys")
@@ -274,7 +274,7 @@ class QemuVms(LabDriver):
                     hint=f"see {console}; `labctl lab down` removes the VM",
                 )
             text = read_text(console) if vm.boot_to_ssh is None else ""
-            if not ssh_banner(vm.port, BANNER_WAIT[NETWORK_UP_MARKER in text]):
+            if NETWORK_UP_MARKER not in text and not ssh_banner(vm.port, BANNER_WAIT):
                 failed = boot_error(text)
                 if failed:
                     raise LabError(f"the VM's boot failed: {failed}", host=vm.name,
@@ -323,7 +323,7 @@ class QemuVms(LabDriver):
                 if isinstance(exc, LabError):
                     raise
                 last_error = exc.line()
-                time.sleep(2.0)
+                time.sleep(2.0 if vm.boot_to_ssh is not None else BANNER_POLL)
                 continue
             break
         vm.kernel = facts[0].strip() if facts else ""
