@@ -120,7 +120,7 @@ def test_disk_inodes_can_be_left_to_mkfs() -> None:
 
 
 def test_kernel_cmdline_cgroup_v2() -> None:
-    words = kernel_cmdline("bookworm", "v2").split()
+    words = kernel_cmdline("bookworm", "v2", accel="kvm").split()
     assert "systemd.unified_cgroup_hierarchy=1" in words
     assert not any(w.startswith("systemd.legacy_systemd_cgroup_controller") for w in words)
     assert "root=LABEL=labctl-root" in words and "console=ttyS0" in words
@@ -131,21 +131,29 @@ def test_kernel_cmdline_cgroup_v2() -> None:
 
 @pytest.mark.parametrize("suite", ["bullseye", "bookworm"])
 def test_kernel_cmdline_cgroup_v1(suite: str) -> None:
-    words = kernel_cmdline(suite, "v1").split()
+    words = kernel_cmdline(suite, "v1", accel="tcg").split()
     assert "systemd.unified_cgroup_hierarchy=0" in words
     assert "systemd.legacy_systemd_cgroup_controller=1" in words
     assert "SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1" not in words
 
 
 def test_kernel_cmdline_cgroup_v1_on_trixie_is_forced() -> None:
-    words = kernel_cmdline("trixie", "v1").split()
+    words = kernel_cmdline("trixie", "v1", accel="kvm").split()
     assert "systemd.unified_cgroup_hierarchy=0" in words
     assert "SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1" in words
 
 
+def test_kernel_cmdline_trusts_the_tsc_under_tcg_only() -> None:
+    # TCG's TSC is one host counter for every vCPU; without this the guest reads the HPET
+    assert "tsc=reliable" in kernel_cmdline("bookworm", "v2", accel="tcg").split()
+    assert not any(
+        w.startswith("tsc=") for w in kernel_cmdline("bookworm", "v2", accel="kvm").split()
+    )
+
+
 def test_kernel_cmdline_refuses_unknown_cgroup() -> None:
     with pytest.raises(ConfigError):
-        kernel_cmdline("bookworm", "v3")
+        kernel_cmdline("bookworm", "v3", accel="tcg")
 
 
 # --- QEMU command line ------------------------------------------------------------------------

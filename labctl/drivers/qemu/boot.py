@@ -169,8 +169,8 @@ class QemuVms(LabDriver):
                     f"qemu-img failed: {proc.stderr.strip()[-300:]}", host=vm.name,
                     hint=f"command: {shlex.join(cmd)}",
                 )  # fmt: skip
-        append = kernel_cmdline(vm.spec.suite, vm.spec.cgroup)
         accel = self.accel.name
+        append = kernel_cmdline(vm.spec.suite, vm.spec.cgroup, accel=accel)
 
         def command(port: int) -> list[str]:
             return qemu_command(

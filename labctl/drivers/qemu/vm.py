@@ -32,11 +32,15 @@ KVM_TRIAL_TIMEOUT = 15.0
 # --- pure pieces: kernel command line and QEMU command line ----------------------------------
 
 
-def kernel_cmdline(suite: str, cgroup: str) -> str:
+def kernel_cmdline(suite: str, cgroup: str, *, accel: str) -> str:
     """The VM kernel's command line. cgroup v1 is systemd's legacy hierarchy (no cgroup2 mount
     beside it); trixie's systemd (257) refuses it unless forced (the kernel passes unknown
     ``A=B`` words to init's environment). ``quiet``: under TCG every console line costs time;
-    labctl's own boot steps still print their errors there (the console log names them)."""
+    labctl's own boot steps still print their errors there (the console log names them).
+    ``tsc=reliable`` under TCG: QEMU derives every vCPU's TSC from one host counter, so it is
+    synchronized and stable, but the kernel's check across emulated CPUs (timed by a preempted
+    host) calls it unsynchronized and falls back to the HPET, whose every read is an emulated
+    MMIO access: each clock read of the guest's programs then leaves the translated code."""
     if cgroup not in CGROUPS:
         raise ConfigError(f"cgroup must be v1 or v2, got {cgroup!r}")
     words = [
@@ -50,6 +54,8 @@ def kernel_cmdline(suite: str, cgroup: str) -> str:
         "fsck.mode=skip",
         f"systemd.unified_cgroup_hierarchy={0 if cgroup == 'v1' else 1}",
     ]
+    if accel == "tcg":
+        words.append("tsc=reliable")
     if cgroup == "v1":  # all-v1 ("legacy"), as in 2015: no cgroup2 hierarchy next to it
         words.append("systemd.legacy_systemd_cgroup_controller=1")
     if cgroup == "v1" and suite not in ("bullseye", "bookworm"):
