@@ -100,10 +100,30 @@ MASK_UNITS: tuple[str, ...] = (
     # 6-16 s of CPU under TCG early in the boot; dockerd loads its own docker-default profile
     # with apparmor_parser, which is what `docker run` needs
     "apparmor.service",
+    # early units that start a program each (modprobe, mount) beside labctl-vm-ssh.service and
+    # sshd's first login, for nothing a lab host uses: configfs, EFI pstore, FUSE, debugfs,
+    # tracefs, hugetlbfs, binfmt_misc; dm_mod and loop are only wanted by systemd-repart, which
+    # never runs here (labctl-vm-init loads dm_thin_pool and loop for devicemapper itself)
+    "modprobe@configfs.service",
+    "modprobe@dm_mod.service",
+    "modprobe@efi_pstore.service",
+    "modprobe@fuse.service",
+    "modprobe@loop.service",
+    "sys-kernel-config.mount",
+    "sys-fs-fuse-connections.mount",
+    "sys-kernel-debug.mount",
+    "sys-kernel-tracing.mount",
+    "dev-hugepages.mount",
+    "proc-sys-fs-binfmt_misc.automount",
+    "systemd-binfmt.service",
+    # no display (-nodefaults): nobody logs in on tty1
+    "getty@tty1.service",
 )
 #: systemd generators a labctl VM has no use for (no GPT auto-mounts, crypt/verity/integrity
-#: volumes, hibernation, boot counting, offline updates): each is a program started before the
-#: first unit, seconds under TCG; masked by a /dev/null link in /etc/systemd/system-generators
+#: volumes, hibernation, boot counting, offline updates, gettys, /etc/rc.local, the kernel command
+#: line's systemd.run=/systemd.mask=/debug shell): each is a program started before the first
+#: unit, seconds under TCG; masked by a /dev/null link in /etc/systemd/system-generators.
+#: Kept: fstab (the root entry) and sysv (init scripts, as 2015's engines install them)
 MASK_GENERATORS: tuple[str, ...] = (
     "systemd-gpt-auto-generator",
     "systemd-cryptsetup-generator",
@@ -112,6 +132,10 @@ MASK_GENERATORS: tuple[str, ...] = (
     "systemd-hibernate-resume-generator",
     "systemd-bless-boot-generator",
     "systemd-system-update-generator",
+    "systemd-getty-generator",
+    "systemd-rc-local-generator",
+    "systemd-run-generator",
+    "systemd-debug-generator",
 )
 #: the initrd only needs the root disk's drivers (ext4 is built in): a small initrd unpacks and
 #: boots seconds faster under TCG than initramfs-tools' default MODULES=most
