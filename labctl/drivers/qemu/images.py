@@ -290,6 +290,13 @@ def customize_tree(root: Path, recipe: VmRecipe, mirror: str, log: Any, log_path
     """Turn a debootstrap tree into a bootable VM tree; returns the kernel version."""
     for key in (root / "etc" / "ssh").glob("ssh_host_*"):
         key.unlink()  # the controller hands each VM its own key at boot
+    # OpenSSH 9.8+ (trixie) penalizes sources of unauthenticated connections; every controller
+    # connection comes from QEMU's one user-mode address, so one bad client would lock all out
+    if b"PerSourcePenalties" in (root / "usr" / "sbin" / "sshd").read_bytes():
+        (root / "etc" / "ssh" / "sshd_config.d").mkdir(parents=True, exist_ok=True)
+        (root / "etc" / "ssh" / "sshd_config.d" / "labctl-penalties.conf").write_text(
+            "PerSourcePenalties no\n"
+        )
     (root / "etc" / "apt" / "sources.list").write_text(f"deb {mirror} {recipe.suite} main\n")
     debootstrap.install_files(root, recipe.files, VM_IMAGE_FILES)
     (root / "etc" / "fstab").write_text(
