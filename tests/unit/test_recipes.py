@@ -38,14 +38,14 @@ def test_lab_host_image_tags_are_unchanged(suite: str, docker: bool, python: str
 @pytest.mark.parametrize(
     ("suite", "folder"),
     [
-        ("bullseye", "bullseye-b82e2de94a07"),
-        ("bookworm", "bookworm-b7c6f93b1f24"),
-        ("trixie", "trixie-00278c4a9ced"),
+        ("bullseye", "bullseye-6fa7cbf464ae"),
+        ("bookworm", "bookworm-699580345171"),
+        ("trixie", "trixie-6ff2937aa72f"),
     ],
 )
 def test_vm_image_folders_are_unchanged(suite: str, folder: str) -> None:
     # moved on purpose by the lean VM boot (issue 12): recipe version 2, new units and masks,
-    # then fewer early units and generators
+    # then fewer early units and generators, and some after sshd
     r = vmimages.vm_recipe_for(suite, files=_files(vmimages.VM_IMAGE_FILES))
     assert isinstance(r, ImageRecipe)
     assert r.directory.name == folder

@@ -119,6 +119,21 @@ MASK_UNITS: tuple[str, ...] = (
     # no display (-nodefaults): nobody logs in on tty1
     "getty@tty1.service",
 )
+#: early units that wait until sshd has started (a drop-in ``After=ssh.service`` each), so they
+#: do not compete with labctl-vm-ssh.service and sshd for the two emulated CPUs; nothing on
+#: sshd's way needs them (root is mounted rw by the initramfs, the kernel's random pool is ready,
+#: the sshd user is in the image, no modules-load.d or sysctl.d setting concerns sshd)
+AFTER_SSH_UNITS: tuple[str, ...] = (
+    "systemd-remount-fs.service",
+    "systemd-sysctl.service",
+    "systemd-modules-load.service",
+    "systemd-random-seed.service",
+    "systemd-sysusers.service",
+    "systemd-journal-flush.service",
+)
+AFTER_SSH_DROPIN = (
+    "# labctl VM lab host: started once sshd runs (see images.py)\n[Unit]\nAfter=ssh.service\n"
+)
 #: systemd generators a labctl VM has no use for (no GPT auto-mounts, crypt/verity/integrity
 #: volumes, hibernation, boot counting, offline updates, gettys, /etc/rc.local, the kernel command
 #: line's systemd.run=/systemd.mask=/debug shell): each is a program started before the first
@@ -173,6 +188,7 @@ class VmRecipe(debootstrap.ImageRecipe):
             "disable": list(DISABLE_UNITS),
             "mask": list(MASK_UNITS),
             "mask_generators": list(MASK_GENERATORS),
+            "after_ssh": list(AFTER_SSH_UNITS),
             "initramfs": [INITRAMFS_CONF, list(INITRAMFS_MODULES)],
             "boot_initramfs": [list(vminitramfs.BOOT_MODULES), list(vminitramfs.KLIBC_TOOLS)],
             "files": {k: VM_IMAGE_FILES.get(k, ("", 0)) for k in sorted(self.files)},
@@ -327,6 +343,10 @@ def customize_tree(root: Path, recipe: VmRecipe, mirror: str, log: Any, log_path
         ["chroot", str(root), "systemctl", "disable", *DISABLE_UNITS],
         log, what="systemctl disable", suite=recipe.suite, log_path=log_path,
     )  # fmt: skip
+    for unit in AFTER_SSH_UNITS:
+        dropin = root / "etc/systemd/system" / f"{unit}.d" / "labctl-after-ssh.conf"
+        dropin.parent.mkdir(parents=True, exist_ok=True)
+        dropin.write_text(AFTER_SSH_DROPIN)
     masks = [root / "etc/systemd/system" / unit for unit in MASK_UNITS]
     masks += [root / "etc/systemd/system-generators" / gen for gen in MASK_GENERATORS]
     for link in masks:
