@@ -38,9 +38,9 @@ def test_lab_host_image_tags_are_unchanged(suite: str, docker: bool, python: str
 @pytest.mark.parametrize(
     ("suite", "folder"),
     [
-        ("bullseye", "bullseye-6fa7cbf464ae"),
-        ("bookworm", "bookworm-699580345171"),
-        ("trixie", "trixie-6ff2937aa72f"),
+        ("bullseye", "bullseye-10d2e9ceacd1"),
+        ("bookworm", "bookworm-d6762b3b17e7"),
+        ("trixie", "trixie-c4f6ba027651"),
     ],
 )
 def test_vm_image_folders_are_unchanged(suite: str, folder: str) -> None:

@@ -122,7 +122,9 @@ MASK_UNITS: tuple[str, ...] = (
 #: early units that wait until sshd has started (a drop-in ``After=ssh.service`` each), so they
 #: do not compete with labctl-vm-ssh.service and sshd for the two emulated CPUs; nothing on
 #: sshd's way needs them (root is mounted rw by the initramfs, the kernel's random pool is ready,
-#: the sshd user is in the image, no modules-load.d or sysctl.d setting concerns sshd)
+#: the sshd user is in the image, no modules-load.d or sysctl.d setting concerns sshd). They are
+#: one-shot chores of the boot and run at nice 19, so the first SSH login, which comes while
+#: they run, gets the CPUs first (no process of the lab's work descends from them)
 AFTER_SSH_UNITS: tuple[str, ...] = (
     "systemd-remount-fs.service",
     "systemd-sysctl.service",
@@ -132,7 +134,8 @@ AFTER_SSH_UNITS: tuple[str, ...] = (
     "systemd-journal-flush.service",
 )
 AFTER_SSH_DROPIN = (
-    "# labctl VM lab host: started once sshd runs (see images.py)\n[Unit]\nAfter=ssh.service\n"
+    "# labctl VM lab host: started once sshd runs, at low CPU priority (see images.py)\n"
+    "[Unit]\nAfter=ssh.service\n[Service]\nNice=19\n"
 )
 #: systemd generators a labctl VM has no use for (no GPT auto-mounts, crypt/verity/integrity
 #: volumes, hibernation, boot counting, offline updates, gettys, /etc/rc.local, the kernel command
@@ -188,7 +191,7 @@ class VmRecipe(debootstrap.ImageRecipe):
             "disable": list(DISABLE_UNITS),
             "mask": list(MASK_UNITS),
             "mask_generators": list(MASK_GENERATORS),
-            "after_ssh": list(AFTER_SSH_UNITS),
+            "after_ssh": [AFTER_SSH_DROPIN, list(AFTER_SSH_UNITS)],
             "initramfs": [INITRAMFS_CONF, list(INITRAMFS_MODULES)],
             "boot_initramfs": [list(vminitramfs.BOOT_MODULES), list(vminitramfs.KLIBC_TOOLS)],
             "files": {k: VM_IMAGE_FILES.get(k, ("", 0)) for k in sorted(self.files)},
