@@ -159,7 +159,7 @@ def test_kernel_cmdline_refuses_unknown_cgroup() -> None:
 # --- QEMU command line ------------------------------------------------------------------------
 
 
-def _cmd(accel: str, tmp: Path = Path("/lab/vms/b")) -> list[str]:
+def _cmd(accel: str, tmp: Path = Path("/lab/vms/b"), bios: Path | None = None) -> list[str]:
     return qemu_command(
         name="labctl-t-bookworm",
         accel=accel,
@@ -175,6 +175,7 @@ def _cmd(accel: str, tmp: Path = Path("/lab/vms/b")) -> list[str]:
         pidfile=tmp / "qemu.pid",
         console_log=tmp / "console.log",
         qmp_socket=tmp / "qmp.sock",
+        bios=bios,
     )
 
 
@@ -192,6 +193,12 @@ def test_qemu_command_tcg() -> None:
     assert "-daemonize" in cmd and _opt(cmd, "-pidfile") == ["/lab/vms/b/qemu.pid"]
     assert _opt(cmd, "-serial") == ["file:/lab/vms/b/console.log"]
     assert "-nodefaults" in cmd and _opt(cmd, "-display") == ["none"]
+
+
+def test_qemu_command_firmware_only_when_given() -> None:
+    assert "-bios" not in _cmd("tcg")  # QEMU's default SeaBIOS
+    cmd = _cmd("tcg", bios=Path("/usr/share/qemu/qboot.rom"))
+    assert _opt(cmd, "-bios") == ["/usr/share/qemu/qboot.rom"]
 
 
 def test_qemu_command_kvm() -> None:

@@ -38,6 +38,7 @@ from labctl.drivers.qemu.vm import (
     kernel_cmdline,
     lab_env,
     qemu_command,
+    qemu_firmware,
     read_pid,
     read_text,
     tail,
@@ -174,6 +175,7 @@ class QemuVms(LabDriver):
                 )  # fmt: skip
         accel = self.accel.name
         append = kernel_cmdline(vm.spec.suite, vm.spec.cgroup, accel=accel)
+        bios = qemu_firmware()
 
         def command(port: int) -> list[str]:
             return qemu_command(
@@ -191,6 +193,7 @@ class QemuVms(LabDriver):
                 pidfile=self._pidfile(vm.name),
                 console_log=d / "console.log",
                 qmp_socket=d / "qmp.sock",
+                bios=bios,
             )
 
         what = (

@@ -92,6 +92,30 @@ def machine_args(
     ]  # fmt: skip
 
 
+#: QEMU's minimal firmware: it only boots ``-kernel`` (no disks, no option ROMs): about 0.5 s less
+#: than SeaBIOS from QEMU's start to the kernel under TCG
+QBOOT = "qboot.rom"
+
+
+def qemu_firmware() -> Path | None:
+    """This QEMU's qboot (found in the data folders ``qemu -L help`` lists), else None:
+    QEMU's default SeaBIOS boots the VM then."""
+    binary = shutil.which(QEMU_BINARY)
+    if binary is None:
+        return None
+    try:
+        proc = subprocess.run(
+            [binary, "-L", "help"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in proc.stdout.splitlines():
+        candidate = Path(line.strip()) / QBOOT
+        if line.strip() and candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
 def qemu_command(
     *,
     name: str,
@@ -108,14 +132,17 @@ def qemu_command(
     pidfile: Path,
     console_log: Path,
     qmp_socket: Path,
+    bios: Path | None = None,
     binary: str = QEMU_BINARY,
 ) -> list[str]:
-    """The full QEMU command line of one VM (detached, pid file, no display)."""
+    """The full QEMU command line of one VM (detached, pid file, no display); ``bios``: a
+    firmware instead of QEMU's default (qboot, see ``qemu_firmware``)."""
     machine = machine_args(
         binary, name=name, accel=accel, cpus=cpus, memory=memory, console_log=console_log
     )
     cmd = [
         *machine,
+        *(["-bios", str(bios)] if bios is not None else []),
         "-kernel", str(kernel),
         "-initrd", str(initrd),
         "-append", append,
