@@ -11,6 +11,7 @@ import pytest
 
 from labctl.drivers.qemu import QemuHostSpec, QemuLab, QemuLabSpec, vm
 from labctl.drivers.qemu import images as vmimages
+from labctl.drivers.qemu import initramfs as vminitramfs
 from labctl.drivers.qemu import spec as qspec
 from labctl.drivers.qemu.spec import parse_host_option
 from labctl.drivers.qemu.vm import kernel_cmdline, lab_env, qemu_command
@@ -119,37 +120,46 @@ def test_disk_inodes_can_be_left_to_mkfs() -> None:
 
 
 def test_kernel_cmdline_cgroup_v2() -> None:
-    words = kernel_cmdline("bookworm", "v2").split()
+    words = kernel_cmdline("bookworm", "v2", accel="kvm").split()
     assert "systemd.unified_cgroup_hierarchy=1" in words
     assert not any(w.startswith("systemd.legacy_systemd_cgroup_controller") for w in words)
     assert "root=LABEL=labctl-root" in words and "console=ttyS0" in words
     assert "panic=-1" in words and "net.ifnames=0" in words
+    assert "quiet" in words  # console lines cost boot time under TCG
     assert not any(w.startswith("SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE") for w in words)
 
 
 @pytest.mark.parametrize("suite", ["bullseye", "bookworm"])
 def test_kernel_cmdline_cgroup_v1(suite: str) -> None:
-    words = kernel_cmdline(suite, "v1").split()
+    words = kernel_cmdline(suite, "v1", accel="tcg").split()
     assert "systemd.unified_cgroup_hierarchy=0" in words
     assert "systemd.legacy_systemd_cgroup_controller=1" in words
     assert "SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1" not in words
 
 
 def test_kernel_cmdline_cgroup_v1_on_trixie_is_forced() -> None:
-    words = kernel_cmdline("trixie", "v1").split()
+    words = kernel_cmdline("trixie", "v1", accel="kvm").split()
     assert "systemd.unified_cgroup_hierarchy=0" in words
     assert "SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1" in words
 
 
+def test_kernel_cmdline_trusts_the_tsc_under_tcg_only() -> None:
+    # TCG's TSC is one host counter for every vCPU; without this the guest reads the HPET
+    assert "tsc=reliable" in kernel_cmdline("bookworm", "v2", accel="tcg").split()
+    assert not any(
+        w.startswith("tsc=") for w in kernel_cmdline("bookworm", "v2", accel="kvm").split()
+    )
+
+
 def test_kernel_cmdline_refuses_unknown_cgroup() -> None:
     with pytest.raises(ConfigError):
-        kernel_cmdline("bookworm", "v3")
+        kernel_cmdline("bookworm", "v3", accel="tcg")
 
 
 # --- QEMU command line ------------------------------------------------------------------------
 
 
-def _cmd(accel: str, tmp: Path = Path("/lab/vms/b")) -> list[str]:
+def _cmd(accel: str, tmp: Path = Path("/lab/vms/b"), bios: Path | None = None) -> list[str]:
     return qemu_command(
         name="labctl-t-bookworm",
         accel=accel,
@@ -165,6 +175,7 @@ def _cmd(accel: str, tmp: Path = Path("/lab/vms/b")) -> list[str]:
         pidfile=tmp / "qemu.pid",
         console_log=tmp / "console.log",
         qmp_socket=tmp / "qmp.sock",
+        bios=bios,
     )
 
 
@@ -182,6 +193,12 @@ def test_qemu_command_tcg() -> None:
     assert "-daemonize" in cmd and _opt(cmd, "-pidfile") == ["/lab/vms/b/qemu.pid"]
     assert _opt(cmd, "-serial") == ["file:/lab/vms/b/console.log"]
     assert "-nodefaults" in cmd and _opt(cmd, "-display") == ["none"]
+
+
+def test_qemu_command_firmware_only_when_given() -> None:
+    assert "-bios" not in _cmd("tcg")  # QEMU's default SeaBIOS
+    cmd = _cmd("tcg", bios=Path("/usr/share/qemu/qboot.rom"))
+    assert _opt(cmd, "-bios") == ["/usr/share/qemu/qboot.rom"]
 
 
 def test_qemu_command_kvm() -> None:
@@ -481,3 +498,158 @@ def test_preset_refuses_options_that_would_change_its_hosts(
     res = CliRunner().invoke(main, ["lab", "up", "--preset", "article", "--memory", "2GiB"])
     assert res.exit_code == 2
     assert "--preset article brings its own qemu hosts: --memory cannot change them" in res.output
+
+
+# --- the lean boot: labctl's initramfs and the early sshd -------------------------------------
+
+
+def _read_cpio(data: bytes) -> dict[str, tuple[int, bytes, tuple[int, int]]]:
+    """name -> (mode, data, (rdev major, minor)) of a newc archive, checking its framing."""
+    out: dict[str, tuple[int, bytes, tuple[int, int]]] = {}
+    i = 0
+    while True:
+        assert data[i : i + 6] == b"070701", f"bad magic at {i}"
+        f = [int(data[i + 6 + 8 * k : i + 14 + 8 * k], 16) for k in range(13)]
+        mode, size, rdev, namesize = f[1], f[6], (f[9], f[10]), f[11]
+        name = data[i + 110 : i + 110 + namesize - 1].decode()
+        i = (i + 110 + namesize + 3) & ~3
+        if name == "TRAILER!!!":
+            assert len(data) % 512 == 0 and not data[i:].strip(b"\0")
+            return out
+        out[name] = (mode, data[i : i + size], rdev)
+        i = (i + size + 3) & ~3
+
+
+def test_cpio_newc_round_trips_files_dirs_and_the_console_node() -> None:
+    entries = [
+        vminitramfs.directory("dev"),
+        vminitramfs.chardev("dev/console", 5, 1),
+        vminitramfs.regular("init", b"#!/bin/sh\n", 0o755),
+        vminitramfs.regular("a/odd-size", b"12345"),
+    ]
+    data = vminitramfs.cpio_newc(entries)
+    members = _read_cpio(data)
+    assert list(members) == ["dev", "dev/console", "init", "a/odd-size"]
+    assert members["dev/console"][0] == 0o020600 and members["dev/console"][2] == (5, 1)
+    assert members["init"] == (0o100755, b"#!/bin/sh\n", (0, 0))
+    assert members["a/odd-size"][1] == b"12345"
+    assert data == vminitramfs.cpio_newc(entries)  # reproducible: no mtimes, no owners
+    with pytest.raises(ValueError):
+        vminitramfs.cpio_newc([vminitramfs.regular("/abs", b"")])
+
+
+DEP = """kernel/drivers/virtio/virtio.ko:
+kernel/drivers/virtio/virtio_ring.ko: kernel/drivers/virtio/virtio.ko
+kernel/drivers/virtio/virtio_pci_legacy_dev.ko:
+kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_legacy_dev.ko kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
+kernel/drivers/block/virtio_blk.ko.xz: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
+kernel/net/core/failover.ko:
+kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko
+kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
+kernel/drivers/firmware/qemu_fw_cfg.ko:
+"""  # noqa: E501
+BUILTIN = "kernel/fs/ext4/ext4.ko\n"
+
+
+def test_load_order_puts_dependencies_first_once_and_skips_built_ins() -> None:
+    order = vminitramfs.load_order(DEP, BUILTIN, vminitramfs.BOOT_MODULES)
+    names = [vminitramfs.module_name(p) for p in order]
+    assert names == [
+        "virtio", "virtio_ring", "virtio_pci_legacy_dev", "virtio_pci", "virtio_blk",
+        "failover", "net_failover", "virtio_net", "qemu_fw_cfg",
+    ]  # fmt: skip
+    assert "kernel/drivers/block/virtio_blk.ko.xz" in order
+    with pytest.raises(LabError, match="neither a module nor built in"):
+        vminitramfs.load_order(DEP, "", ["ext4"])
+
+
+def test_build_initramfs_from_an_image_tree(tmp_path: Path) -> None:
+    import lzma
+
+    version = "6.1.0-9-cloud-amd64"
+    mods = tmp_path / "usr/lib/modules" / version
+    for line in DEP.splitlines():
+        path = mods / line.split(":")[0]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = f"ELF {path.name}".encode()
+        path.write_bytes(lzma.compress(body) if path.name.endswith(".xz") else body)
+    (mods / "modules.dep").write_text(DEP)
+    (mods / "modules.builtin").write_text(BUILTIN)
+    klibc = tmp_path / "usr/lib/klibc/bin"
+    klibc.mkdir(parents=True)
+    for tool in vminitramfs.KLIBC_TOOLS:
+        (klibc / tool).write_bytes(f"klibc {tool}".encode())
+    (tmp_path / "usr/lib/klibc-ABC.so").write_bytes(b"klibc so")
+    init = vmimages._read_image_files()["labctl-initramfs-init"]
+    members = _read_cpio(vminitramfs.build_initramfs(tmp_path, version, init))
+    assert members["init"] == (0o100755, init, (0, 0))
+    assert members["lib/klibc-ABC.so"][1] == b"klibc so"  # the tools' ELF interpreter
+    assert members["bin/run-init"][1] == b"klibc run-init"
+    order = members["modules/order"][1].decode().split()
+    assert order[0] == "00-virtio.ko" and order[4] == "04-virtio_blk.ko" and len(order) == 9
+    assert members["modules/04-virtio_blk.ko"][1] == b"ELF virtio_blk.ko.xz"  # decompressed
+    assert members["dev/console"][2] == (5, 1)
+    (tmp_path / "usr/lib/klibc-ABC.so").unlink()
+    with pytest.raises(LabError, match="klibc"):
+        vminitramfs.build_initramfs(tmp_path, version, init)
+
+
+def _unit(name: str) -> dict[str, list[str]]:
+    """key -> values of a unit file of image_files/ (all sections)."""
+    out: dict[str, list[str]] = {}
+    for line in vmimages._read_image_files()[name].decode().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out.setdefault(key.strip(), []).extend(value.split())
+    return out
+
+
+def test_sshd_starts_early_with_the_host_key_from_the_controller() -> None:
+    ssh, early = _unit("ssh.service"), _unit("labctl-vm-ssh.service")
+    assert ssh["DefaultDependencies"] == ["no"] and early["DefaultDependencies"] == ["no"]
+    assert "labctl-vm-ssh.service" in ssh["After"] and "labctl-vm-ssh.service" in ssh["Requires"]
+    assert not {"network.target", "basic.target", "sysinit.target"} & set(ssh["After"])
+    assert early["ExecStart"] == ["/usr/local/sbin/labctl-vm-init", "ssh"]
+    assert "ssh.service" in early["Before"]
+    assert "labctl-vm-ssh.service" in vmimages.ENABLE_UNITS
+    # Docker comes after sshd; the data disk phase after the early one
+    assert "ssh.service" in _unit("docker-labctl.conf")["After"]
+    assert "labctl-vm-ssh.service" in _unit("labctl-vm-init.service")["Requires"]
+    assert vmimages.VM_IMAGE_FILES["ssh.service"][0] == "/etc/systemd/system/ssh.service"
+
+
+def test_boot_error_finds_labctls_own_failure_lines() -> None:
+    console = (
+        "[    7.6] Run /init as init process\n"
+        "[    9.1] labctl-vm init[201]: labctl-vm-init: error: cannot read the host key\n"
+    )
+    assert vm.boot_error(console) == "labctl-vm-init: error: cannot read the host key"
+    assert vm.boot_error("labctl initramfs: error: no virtio disk with serial labctl-root\n")
+    assert vm.boot_error("labctl-vm-init: host key ssh-ed25519 AAAA... installed\n") is None
+    assert vm.boot_error("") is None
+
+
+def test_heavy_early_boot_work_waits_for_sshd_or_is_gone() -> None:
+    assert "ssh.service" in _unit("udev-trigger-labctl.conf")["After"]
+    dest = vmimages.VM_IMAGE_FILES["udev-trigger-labctl.conf"][0]
+    assert dest == "/etc/systemd/system/systemd-udev-trigger.service.d/labctl.conf"
+    assert "apparmor.service" in vmimages.MASK_UNITS  # dockerd loads its own profile
+    assert "systemd-gpt-auto-generator" in vmimages.MASK_GENERATORS
+    assert "systemd-sysv-generator" not in vmimages.MASK_GENERATORS  # SysV-started engines
+    settings = vmimages.vm_recipe_for("bookworm").settings()
+    assert settings["mask_generators"] == list(vmimages.MASK_GENERATORS)
+
+
+def test_a_tree_without_klibc_insmod_is_unsupported_not_broken(tmp_path: Path) -> None:
+    version = "5.10.0-9-cloud-amd64"
+    mods = tmp_path / "lib/modules" / version
+    mods.mkdir(parents=True)
+    (mods / "modules.dep").write_text("")
+    (mods / "modules.builtin").write_text("")
+    klibc = tmp_path / "usr/lib/klibc/bin"
+    klibc.mkdir(parents=True)
+    for tool in set(vminitramfs.KLIBC_TOOLS) - {"insmod"}:
+        (klibc / tool).write_bytes(b"x")
+    (tmp_path / "usr/lib/klibc-ABC.so").write_bytes(b"x")
+    with pytest.raises(vminitramfs.Unsupported, match="insmod"):
+        vminitramfs.build_initramfs(tmp_path, version, b"#!/bin/sh\n")

@@ -32,12 +32,15 @@ from labctl.drivers.qemu.vm import (
     QEMU_BINARY,
     QEMU_IMG,
     Accel,
+    boot_error,
     cmdline_of,
     free_port,
     kernel_cmdline,
     lab_env,
     qemu_command,
+    qemu_firmware,
     read_pid,
+    read_text,
     tail,
     zombie,
 )
@@ -46,6 +49,18 @@ from labctl.hosts import HostRecord
 
 READY_TIMEOUT = {"kvm": 180.0, "tcg": 480.0}
 STOP_TIMEOUT = 10.0
+#: how often to look for sshd while a VM boots. Until the guest's console says its network is
+#: up, no connection at all: QEMU's user-mode network accepts on the host side at once and keeps
+#: re-sending the SYN of a probe the guest cannot answer yet, so a probe that gave up reaches
+#: sshd seconds later anyway, and every connection that reaches sshd starts an sshd process in
+#: the guest (seconds under TCG, beside the real login: seen 3-4 such in one boot). After that
+#: the SSH login itself (the guest refuses it at once until sshd listens). An image whose console
+#: lacks the line is still found by banner probes (3 s) once NETWORK_UP_WAIT has passed.
+BANNER_POLL = 0.5
+BANNER_WAIT = 3.0
+NETWORK_UP_WAIT = 60.0
+#: what labctl-vm-init prints on the console once eth0 has its address (sshd starts next)
+NETWORK_UP_MARKER = "labctl-vm-init: eth0 "
 FW_FILES = ("lab.env", "ssh_host_ed25519_key", "ssh_host_ed25519_key.pub", "authorized_keys")
 
 
@@ -158,8 +173,9 @@ class QemuVms(LabDriver):
                     f"qemu-img failed: {proc.stderr.strip()[-300:]}", host=vm.name,
                     hint=f"command: {shlex.join(cmd)}",
                 )  # fmt: skip
-        append = kernel_cmdline(vm.spec.suite, vm.spec.cgroup)
         accel = self.accel.name
+        append = kernel_cmdline(vm.spec.suite, vm.spec.cgroup, accel=accel)
+        bios = qemu_firmware()
 
         def command(port: int) -> list[str]:
             return qemu_command(
@@ -177,6 +193,7 @@ class QemuVms(LabDriver):
                 pidfile=self._pidfile(vm.name),
                 console_log=d / "console.log",
                 qmp_socket=d / "qmp.sock",
+                bios=bios,
             )
 
         what = (
@@ -262,8 +279,14 @@ class QemuVms(LabDriver):
                     host=vm.name,
                     hint=f"see {console}; `labctl lab down` removes the VM",
                 )
-            if not ssh_banner(vm.port, 3.0):
-                time.sleep(1.0)
+            text = read_text(console) if vm.boot_to_ssh is None else ""
+            quiet = not vm.reused and time.monotonic() - begin < NETWORK_UP_WAIT
+            if NETWORK_UP_MARKER not in text and (quiet or not ssh_banner(vm.port, BANNER_WAIT)):
+                failed = boot_error(text)
+                if failed:
+                    raise LabError(f"the VM's boot failed: {failed}", host=vm.name,
+                                   hint=f"see {console}")  # fmt: skip
+                time.sleep(BANNER_POLL)
                 continue
             try:
                 with SSHTransport(self._transport_record(vm), connect_timeout=20.0) as t:
@@ -307,7 +330,7 @@ class QemuVms(LabDriver):
                 if isinstance(exc, LabError):
                     raise
                 last_error = exc.line()
-                time.sleep(2.0)
+                time.sleep(2.0 if vm.boot_to_ssh is not None else BANNER_POLL)
                 continue
             break
         vm.kernel = facts[0].strip() if facts else ""

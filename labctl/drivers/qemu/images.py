@@ -3,8 +3,10 @@
 Each suite's image is a ``debootstrap --variant=minbase`` tree with the suite's cloud kernel, an
 initramfs-tools initrd, systemd, sshd, Docker, python3 and the files in ``image_files/``, written
 into a raw ext4 disk with ``mkfs.ext4 -d`` (no loop mount, no root filesystem of the controller
-involved). The kernel and initrd are copied out next to the disk: QEMU boots them directly
-(``-kernel``/``-initrd``), so the kernel command line (cgroup v1 or v2) is chosen per boot.
+involved). The kernel is copied out next to the disk with labctl's own small initramfs
+(``initramfs.py``): QEMU boots them directly (``-kernel``/``-initrd``), so the kernel command line
+(cgroup v1 or v2) is chosen per boot. sshd starts early in the boot (``labctl-vm-ssh.service``
+hands it the host key and configures eth0), before udev, AppArmor, the data disk and Docker.
 
 Images live in ``cache_dir()/vm/<suite>-<recipe hash 12>/`` (``disk.raw``, ``vmlinuz``,
 ``initrd.img``, ``image.json`` written last = complete). The hash covers the suite, the package
@@ -28,12 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from labctl.drivers import debootstrap
+from labctl.drivers.qemu import initramfs as vminitramfs
 from labctl.errors import ConfigError, LabError
 from labctl.locks import file_lock
 from labctl.paths import cache_dir
 
 #: bump when the build steps change in a way the package list and files do not show
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 ROOT_DISK_SIZE = 3 << 30  # sparse; the root filesystem uses ~700 MB of it
 
 VM_PACKAGES: tuple[str, ...] = (
@@ -66,12 +69,19 @@ SUITES: tuple[str, ...] = tuple(VM_EXTRA_PACKAGES)
 VM_IMAGE_FILES: dict[str, tuple[str, int]] = {
     "labctl-vm-init": ("/usr/local/sbin/labctl-vm-init", 0o755),
     "labctl-vm-init.service": ("/etc/systemd/system/labctl-vm-init.service", 0o644),
+    "labctl-vm-ssh.service": ("/etc/systemd/system/labctl-vm-ssh.service", 0o644),
+    "ssh.service": ("/etc/systemd/system/ssh.service", 0o644),
     "docker-labctl.conf": ("/etc/systemd/system/docker.service.d/labctl.conf", 0o644),
+    "udev-trigger-labctl.conf": (
+        "/etc/systemd/system/systemd-udev-trigger.service.d/labctl.conf",
+        0o644,
+    ),
     "sshd-labctl.conf": ("/etc/ssh/sshd_config.d/labctl.conf", 0o644),
-    "10-labctl.network": ("/etc/systemd/network/10-labctl.network", 0o644),
+    "labctl-initramfs-init": ("/usr/local/share/labctl/initramfs-init", 0o755),
 }
 #: units enabled / masked in the image (part of the recipe)
-ENABLE_UNITS: tuple[str, ...] = ("labctl-vm-init.service", "systemd-networkd.service")
+#: (eth0 is configured by labctl-vm-ssh.service early in the boot, not by systemd-networkd)
+ENABLE_UNITS: tuple[str, ...] = ("labctl-vm-init.service", "labctl-vm-ssh.service")
 #: the distribution's engine is started by labctl-vm-init, and only on hosts that keep it: a host
 #: that runs an engine built from source (Docker 1.5.0) must not have 20.10 start on its disk first
 DISABLE_UNITS: tuple[str, ...] = ("docker.service", "docker.socket", "containerd.service")
@@ -86,6 +96,64 @@ MASK_UNITS: tuple[str, ...] = (
     "serial-getty@ttyS0.service",
     "getty-static.service",
     "dpkg-db-backup.timer",
+    # loads the distribution's profiles (lsb_release, nvidia_modprobe: nothing a lab host runs),
+    # 6-16 s of CPU under TCG early in the boot; dockerd loads its own docker-default profile
+    # with apparmor_parser, which is what `docker run` needs
+    "apparmor.service",
+    # early units that start a program each (modprobe, mount) beside labctl-vm-ssh.service and
+    # sshd's first login, for nothing a lab host uses: configfs, EFI pstore, FUSE, debugfs,
+    # tracefs, hugetlbfs, binfmt_misc; dm_mod and loop are only wanted by systemd-repart, which
+    # never runs here (labctl-vm-init loads dm_thin_pool and loop for devicemapper itself)
+    "modprobe@configfs.service",
+    "modprobe@dm_mod.service",
+    "modprobe@efi_pstore.service",
+    "modprobe@fuse.service",
+    "modprobe@loop.service",
+    "sys-kernel-config.mount",
+    "sys-fs-fuse-connections.mount",
+    "sys-kernel-debug.mount",
+    "sys-kernel-tracing.mount",
+    "dev-hugepages.mount",
+    "proc-sys-fs-binfmt_misc.automount",
+    "systemd-binfmt.service",
+    # no display (-nodefaults): nobody logs in on tty1
+    "getty@tty1.service",
+)
+#: early units that wait until sshd has started (a drop-in ``After=ssh.service`` each), so they
+#: do not compete with labctl-vm-ssh.service and sshd for the two emulated CPUs; nothing on
+#: sshd's way needs them (root is mounted rw by the initramfs, the kernel's random pool is ready,
+#: the sshd user is in the image, no modules-load.d or sysctl.d setting concerns sshd). They are
+#: one-shot chores of the boot and run at nice 19, so the first SSH login, which comes while
+#: they run, gets the CPUs first (no process of the lab's work descends from them)
+AFTER_SSH_UNITS: tuple[str, ...] = (
+    "systemd-remount-fs.service",
+    "systemd-sysctl.service",
+    "systemd-modules-load.service",
+    "systemd-random-seed.service",
+    "systemd-sysusers.service",
+    "systemd-journal-flush.service",
+)
+AFTER_SSH_DROPIN = (
+    "# labctl VM lab host: started once sshd runs, at low CPU priority (see images.py)\n"
+    "[Unit]\nAfter=ssh.service\n[Service]\nNice=19\n"
+)
+#: systemd generators a labctl VM has no use for (no GPT auto-mounts, crypt/verity/integrity
+#: volumes, hibernation, boot counting, offline updates, gettys, /etc/rc.local, the kernel command
+#: line's systemd.run=/systemd.mask=/debug shell): each is a program started before the first
+#: unit, seconds under TCG; masked by a /dev/null link in /etc/systemd/system-generators.
+#: Kept: fstab (the root entry) and sysv (init scripts, as 2015's engines install them)
+MASK_GENERATORS: tuple[str, ...] = (
+    "systemd-gpt-auto-generator",
+    "systemd-cryptsetup-generator",
+    "systemd-veritysetup-generator",
+    "systemd-integritysetup-generator",
+    "systemd-hibernate-resume-generator",
+    "systemd-bless-boot-generator",
+    "systemd-system-update-generator",
+    "systemd-getty-generator",
+    "systemd-rc-local-generator",
+    "systemd-run-generator",
+    "systemd-debug-generator",
 )
 #: the initrd only needs the root disk's drivers (ext4 is built in): a small initrd unpacks and
 #: boots seconds faster under TCG than initramfs-tools' default MODULES=most
@@ -122,7 +190,10 @@ class VmRecipe(debootstrap.ImageRecipe):
             "enable": list(ENABLE_UNITS),
             "disable": list(DISABLE_UNITS),
             "mask": list(MASK_UNITS),
+            "mask_generators": list(MASK_GENERATORS),
+            "after_ssh": [AFTER_SSH_DROPIN, list(AFTER_SSH_UNITS)],
             "initramfs": [INITRAMFS_CONF, list(INITRAMFS_MODULES)],
+            "boot_initramfs": [list(vminitramfs.BOOT_MODULES), list(vminitramfs.KLIBC_TOOLS)],
             "files": {k: VM_IMAGE_FILES.get(k, ("", 0)) for k in sorted(self.files)},
         }
 
@@ -238,6 +309,13 @@ def customize_tree(root: Path, recipe: VmRecipe, mirror: str, log: Any, log_path
     """Turn a debootstrap tree into a bootable VM tree; returns the kernel version."""
     for key in (root / "etc" / "ssh").glob("ssh_host_*"):
         key.unlink()  # the controller hands each VM its own key at boot
+    # OpenSSH 9.8+ (trixie) penalizes sources of unauthenticated connections; every controller
+    # connection comes from QEMU's one user-mode address, so one bad client would lock all out
+    if b"PerSourcePenalties" in (root / "usr" / "sbin" / "sshd").read_bytes():
+        (root / "etc" / "ssh" / "sshd_config.d").mkdir(parents=True, exist_ok=True)
+        (root / "etc" / "ssh" / "sshd_config.d" / "labctl-penalties.conf").write_text(
+            "PerSourcePenalties no\n"
+        )
     (root / "etc" / "apt" / "sources.list").write_text(f"deb {mirror} {recipe.suite} main\n")
     debootstrap.install_files(root, recipe.files, VM_IMAGE_FILES)
     (root / "etc" / "fstab").write_text(
@@ -268,8 +346,13 @@ def customize_tree(root: Path, recipe: VmRecipe, mirror: str, log: Any, log_path
         ["chroot", str(root), "systemctl", "disable", *DISABLE_UNITS],
         log, what="systemctl disable", suite=recipe.suite, log_path=log_path,
     )  # fmt: skip
-    for unit in MASK_UNITS:
-        link = root / "etc" / "systemd" / "system" / unit
+    for unit in AFTER_SSH_UNITS:
+        dropin = root / "etc/systemd/system" / f"{unit}.d" / "labctl-after-ssh.conf"
+        dropin.parent.mkdir(parents=True, exist_ok=True)
+        dropin.write_text(AFTER_SSH_DROPIN)
+    masks = [root / "etc/systemd/system" / unit for unit in MASK_UNITS]
+    masks += [root / "etc/systemd/system-generators" / gen for gen in MASK_GENERATORS]
+    for link in masks:
         link.parent.mkdir(parents=True, exist_ok=True)
         if link.is_symlink() or link.exists():
             link.unlink()
@@ -321,7 +404,19 @@ def build_vm_image(recipe: VmRecipe, mirror: str, *, progress: Progress | None =
                 _version, kernel, initrd = _kernel_files(root)
                 assert initrd is not None
                 shutil.copyfile(kernel, out / "vmlinuz")
-                shutil.copyfile(initrd, out / "initrd.img")
+                # QEMU boots labctl's small initramfs (initramfs-tools' one stays in /boot),
+                # or initramfs-tools' one where the tree lacks a klibc tool (bullseye: insmod)
+                initramfs = "labctl"
+                try:
+                    (out / "initrd.img").write_bytes(
+                        vminitramfs.build_initramfs(
+                            root, version, recipe.files["labctl-initramfs-init"]
+                        )
+                    )
+                except vminitramfs.Unsupported as exc:
+                    say(recipe.suite, f"note: {exc.message}; booting initramfs-tools' initrd")
+                    shutil.copyfile(initrd, out / "initrd.img")
+                    initramfs = "initramfs-tools"
                 disk = out / "disk.raw"
                 _run(mkfs_command(root, disk, recipe.root_size, _mke2fs_version()), log,
                      what="mkfs.ext4 -d", suite=recipe.suite, log_path=log_path)  # fmt: skip
@@ -332,6 +427,7 @@ def build_vm_image(recipe: VmRecipe, mirror: str, *, progress: Progress | None =
                     "short_hash": recipe.short_hash,
                     "packages": list(recipe.packages),
                     "kernel_version": version,
+                    "initramfs": initramfs,
                     "mirror": mirror,
                     "debootstrap_seconds": round(t_boot, 1),
                     "build_seconds": round(seconds, 1),
