@@ -86,7 +86,6 @@ def shared_libraries(binary):
     interp = elf_interpreter(binary)
     if interp == "":
         return [], []  # static: nothing to carry
-    res = None
     if interp and os.path.isfile(interp):
         res = run_cmd([interp, "--list", binary], timeout=30)
         if res.ok and res.out.strip():

@@ -14,11 +14,6 @@ from .sampling import inspect_state
 from .text import random_token, read_text
 
 
-def inspect_container(agent, name):
-    """The container's inspect document (the engine's socket first, then the CLI)."""
-    return inspect_state(agent.docker, name, 30)
-
-
 def storage_candidates(inspect, root, driver):
     """Host paths where the container's root may live, best (the write layer) first."""
     first = []
@@ -240,7 +235,7 @@ def experiment_storage_location(agent, metrics):
             metrics["container_root_source"] = rm["source"]
             metrics["container_root_is_block_device"] = rm["source"].startswith("/dev/")
         # find the file from the host: docker inspect first, then a bounded walk
-        insp = inspect_container(agent, name)
+        insp = inspect_state(agent.docker, name, agent.deadline.remaining(30))
         metrics["graph_driver"] = (insp.get("GraphDriver") or {}).get("Name") or \
             insp.get("Driver") or None
         ids = [insp.get("Id") or cid]
