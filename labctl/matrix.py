@@ -435,11 +435,6 @@ def write_report(run: RunDir) -> Report:
     return write_exports(results, run.path, runs=runs, experiments=declared)
 
 
-def export_paths(out_dir: Path) -> dict[str, Path]:
-    """Where :func:`write_exports` writes: csv name -> path."""
-    return {name: out_dir / name for name in ("matrix.csv", "results.csv", "verdicts.csv")}
-
-
 def write_exports(
     results: list[HostResult],
     out_dir: Path,
@@ -449,7 +444,7 @@ def write_exports(
 ) -> Report:
     """The three CSVs of these hosts into ``out_dir`` (``runs``: host name -> run id)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = export_paths(out_dir)
+    paths = {name: out_dir / name for name in ("matrix.csv", "results.csv", "verdicts.csv")}
     class_of = class_memo()  # each record classified once for results.csv and verdicts.csv
     _write_csv(matrix_table(results), paths["matrix.csv"])
     _write_csv(results_table(results, runs, class_of), paths["results.csv"])

@@ -254,10 +254,9 @@ def write(
         outputs["series.csv"] = write_series(
             _with_series(data), out_dir / "series.csv", data.run_of
         )
-    if "json" in formats:
-        outputs["report.json"] = out_dir / "report.json"
     doc = None
     if "json" in formats:
+        outputs["report.json"] = out_dir / "report.json"  # listed in the document itself
         doc = _document(data, outputs, problems)
         _atomic_text(outputs["report.json"], json.dumps(doc, indent=2, sort_keys=True) + "\n")
     tick(steps, steps, "done")
