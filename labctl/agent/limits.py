@@ -163,12 +163,17 @@ def cap_within_floor(cap, floor, free):
     return cap, False
 
 
-def floor_breached(value, floor, rate, horizon):
+def floor_breached(value, floor, rate, horizon, room=None):
     """True when the free amount ``value`` is at the floor, or will be within ``horizon``
-    seconds at the current rate of decline ``rate`` (units per second)."""
+    seconds at the current rate of decline ``rate`` (units per second).  ``room``, when known,
+    is the most the container can still take under its own kernel limit (--pids-limit, -m):
+    a burst of forks up to a 64-pid limit cannot take more than 64 pids, however fast."""
     if value is None or not floor:
         return False
-    return value - max(rate or 0.0, 0.0) * horizon <= floor
+    drop = max(rate or 0.0, 0.0) * horizon
+    if room is not None:
+        drop = min(drop, max(room, 0))
+    return value - drop <= floor
 
 
 def decline_rate(prev, cur):

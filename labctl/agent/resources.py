@@ -98,6 +98,7 @@ class ResourceRun(RunProbes, RunMetrics, RunCleanup):
         self.cleaned = False
         self.storage_opt_size = None  # disk-limited: --storage-opt size= (engine took it)
         self.writer = None        # disk: dd's pid (the writer whose own counter is read)
+        self.kernel_limit = None  # the container's --pids-limit / -m, when the engine took it
         self.shared_dir = None    # disk-shared: the host folder the container writes to
         self.vm0 = None           # memory: /proc/vmstat oom_kill before the container
         self.dmesg0 = None        # the kernel log before the container (memory, thin pool)
@@ -272,6 +273,8 @@ class ResourceRun(RunProbes, RunMetrics, RunCleanup):
                 m[key] = value
         m["limit_applied"] = bool(applied["memory_limit_bytes"] or applied["pids_limit"]
                                   or m.get("disk_limit_bytes"))
+        self.kernel_limit = applied["pids_limit"] if resource == "processes" else \
+            applied["memory_limit_bytes"] if resource == "memory" else None
         soak_s = int(lim["experiment_timeout_s"]) if agent.mode == "exhaust" else 0
         script = container_script(name, amount, sleep_s, soak_s)
         cname, cid = agent.start_container(name, m["probe_image"],
@@ -473,6 +476,17 @@ class ResourceRun(RunProbes, RunMetrics, RunCleanup):
             "killed_by_agent": m["killed_by_agent"], "limit_applied": m["limit_applied"],
             "near_limit": near, "host_exhausted": exhausted, "host_had_room": room})
 
+    def room_left(self, s):
+        """The most the container can still take of its resource under its own kernel limit
+        (None: no limit, or its own cgroup is not readable).  Pids: the limit minus its
+        pids.current, exact.  Memory: the whole limit, since its usage counts page cache that
+        it can trade for anonymous memory."""
+        if not self.kernel_limit or not self.cg_dir:
+            return None
+        if self.resource == "processes":
+            return None if s.get("container") is None else self.kernel_limit - s["container"]
+        return self.kernel_limit
+
     def watch(self, sampler, start, floors, cname):
         """Sample until the container is done, exits, or must be stopped; -> why."""
         lim = self.limits
@@ -497,7 +511,8 @@ class ResourceRun(RunProbes, RunMetrics, RunCleanup):
             back = self.samples[-4] if len(self.samples) >= 4 else self.samples[0]
             for key, floor in sorted(floors.items()):
                 rate = decline_rate((back["t"], back[key]), (now, s[key]))
-                if floor_breached(s[key], floor, rate, horizon):
+                room = self.room_left(s) if key == FREE_KEY[self.resource] else None
+                if floor_breached(s[key], floor, rate, horizon, room):
                     self.m["floor_tripped"] = key
                     self.m["floor_tripped_value"] = s[key]
                     self.m["floor_tripped_at"] = floor

@@ -123,6 +123,16 @@ def test_floor_breached_looks_ahead() -> None:
     assert not pa.floor_breached(1000, 100, -500, 0.5)           # rising: no look-ahead
 
 
+def test_floor_look_ahead_is_bounded_by_the_containers_own_limit() -> None:
+    # seen in CI: 64 forks in a burst (rate ~640/s) on a lab host with 411 free pids and a
+    # 256 floor; the container's --pids-limit 64 left it room for 1 more pid, not 320
+    assert pa.floor_breached(411, 256, 640, 0.5)
+    assert not pa.floor_breached(411, 256, 640, 0.5, room=1)
+    assert pa.floor_breached(300, 256, 640, 0.5, room=50)        # the room itself crosses
+    assert not pa.floor_breached(300, 256, 640, 0.5, room=-3)    # over its limit: no more
+    assert pa.floor_breached(256, 256, 0, 0.5, room=0)           # at the floor all the same
+
+
 def test_decline_rate() -> None:
     assert pa.decline_rate((0.0, 1000), (0.5, 500)) == 1000.0
     assert pa.decline_rate((0.0, 500), (0.5, 1000)) == 0.0
