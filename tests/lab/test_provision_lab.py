@@ -103,6 +103,12 @@ def test_pinned_distro_engine_on_a_host_without_docker(plab: Any, tmp_path: Path
     assert cold.returncode == 0, cold.stdout + cold.stderr
     assert "cold: the engine does not answer" in cold.stderr
     assert server_version(pinned).startswith("20.10.24")
+    # no version asked and docker.io there: the package manager does not run at all
+    plain = provision(plab, "pinned", "--full")
+    assert "pinned: provisioned (0 changed)" in plain.stdout, plain.stdout + plain.stderr
+    events = _task_names()
+    assert "Look for the distribution's engine package" in events, events
+    assert not [t for t in events if t.startswith(("Refresh the apt", "Install Docker"))], events
     # a version the mirror does not offer: one clear line, nothing changed
     bad = provision(plab, "pinned", "-e", "docker_engine_version=19.03.0")
     assert bad.returncode != 0

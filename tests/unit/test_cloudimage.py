@@ -155,6 +155,9 @@ def test_cloud_build_layout_pieces(tmp_path: Path) -> None:
     recipe = cloudbuild.cloud_recipe_for("bookworm")
     assert "cloud-init" in recipe.packages and "docker.io" not in recipe.packages
     assert json.dumps(recipe.settings())  # hashable settings
+    docker = cloudbuild.cloud_recipe_for("bookworm", extra_packages=("docker.io", "sudo"))
+    assert docker.packages == (*recipe.packages, "docker.io")  # sudo is in already
+    assert docker.directory != recipe.directory  # a variant is its own cached image
 
 
 def test_install_grub_keeps_the_partition_table(tmp_path: Path) -> None:

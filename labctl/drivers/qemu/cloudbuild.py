@@ -10,8 +10,8 @@ kernel command line in /boot/grub/grub.cfg (``console=ttyS0``). Built with no lo
 tree goes into a partition image with ``mkfs.ext4 -d``, which is copied into the disk at its
 offset; the partition table (``sfdisk``) and GRUB's core image (``grub-mkimage``) come from the
 image's own packages, run in its chroot, and GRUB's two pieces are written into the disk file
-where grub-install puts them, so the controller needs no bootloader tools. No Docker inside:
-provisioning installs it, as on a vendor's image.
+where grub-install puts them, so the controller needs no bootloader tools. No Docker inside
+unless a variant adds it (``extra_packages``): provisioning installs it, as on a vendor's image.
 
 Cached like the other images (``cache_dir()/cloud/<suite>-<recipe hash 12>/disk.qcow2``).
 """
@@ -97,10 +97,13 @@ class CloudRecipe(debootstrap.ImageRecipe):
         return self.directory / "disk.qcow2"
 
 
-def cloud_recipe_for(suite: str = "bookworm") -> CloudRecipe:
+def cloud_recipe_for(suite: str = "bookworm", extra_packages: tuple[str, ...] = ()) -> CloudRecipe:
+    """The recipe of ``suite``'s cloud image; ``extra_packages`` make a variant, as the vendors'
+    ready-made images do (e.g. ``docker.io``, like a cloud's "Docker" image)."""
     if suite not in SUITES:
         raise ConfigError(f"no cloud image recipe for {suite!r}", hint=f"use {', '.join(SUITES)}")
-    return CloudRecipe(suite=suite, packages=CLOUD_PACKAGES, files={})
+    packages = CLOUD_PACKAGES + tuple(p for p in extra_packages if p not in CLOUD_PACKAGES)
+    return CloudRecipe(suite=suite, packages=packages, files={})
 
 
 def grub_cfg(kernel_version: str) -> str:
