@@ -279,7 +279,10 @@ class QemuVms(LabDriver):
                     host=vm.name,
                     hint=f"see {console}; `labctl lab down` removes the VM",
                 )
-            text = read_text(console) if vm.boot_to_ssh is None else ""
+            # until SSH first answers: no connection before the console says eth0 is up;
+            # after it (waiting for the engine), straight back in
+            first = vm.boot_to_ssh is None
+            text = read_text(console) if first else NETWORK_UP_MARKER
             quiet = not vm.reused and time.monotonic() - begin < NETWORK_UP_WAIT
             if NETWORK_UP_MARKER not in text and (quiet or not ssh_banner(vm.port, BANNER_WAIT)):
                 failed = boot_error(text)
