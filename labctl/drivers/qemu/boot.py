@@ -279,16 +279,9 @@ class QemuVms(LabDriver):
                     host=vm.name,
                     hint=f"see {console}; `labctl lab down` removes the VM",
                 )
-            # until SSH first answers: no connection before the console says eth0 is up;
-            # after it (waiting for the engine), straight back in
-            first = vm.boot_to_ssh is None
-            text = read_text(console) if first else NETWORK_UP_MARKER
-            quiet = not vm.reused and time.monotonic() - begin < NETWORK_UP_WAIT
-            if NETWORK_UP_MARKER not in text and (quiet or not ssh_banner(vm.port, BANNER_WAIT)):
-                failed = boot_error(text)
-                if failed:
-                    raise LabError(f"the VM's boot failed: {failed}", host=vm.name,
-                                   hint=f"see {console}")  # fmt: skip
+            # until SSH first answers, no connection before the network is up; after it
+            # (waiting for the engine), straight back in
+            if vm.boot_to_ssh is None and not self._network_up(vm, console, begin):
                 time.sleep(BANNER_POLL)
                 continue
             try:
@@ -354,6 +347,22 @@ class QemuVms(LabDriver):
             f"docker {vm.docker_version} ({vm.storage_driver} on {vm.docker_fs})"
             + (f", {vm.boot_to_docker:.1f} s after boot" if vm.boot_to_docker else ""),
         )
+
+    def _network_up(self, vm: Vm, console: Path, begin: float) -> bool:
+        """Has the booting VM's console said eth0 is up (or, for a console without the line,
+        once NETWORK_UP_WAIT has passed, does sshd send its banner)?  LabError when the console
+        shows the boot failed."""
+        assert vm.port is not None
+        text = read_text(console)
+        if NETWORK_UP_MARKER in text:
+            return True
+        quiet = not vm.reused and time.monotonic() - begin < NETWORK_UP_WAIT
+        if not quiet and ssh_banner(vm.port, BANNER_WAIT):
+            return True
+        failed = boot_error(text)
+        if failed:
+            raise LabError(f"the VM's boot failed: {failed}", host=vm.name, hint=f"see {console}")
+        return False
 
     def _raise_if_engine_failed(self, t: Any, vm: Vm) -> None:
         st = t.run("systemctl is-failed docker.service", timeout=30)
