@@ -57,8 +57,16 @@ def container_script(name, amount, sleep_s, soak_s=0):
         linger = "r=$?; echo \"labctl-rc $r\"; if [ $r -ne 0 ]; then sleep 1; fi; exit $r"
         if amount is None:
             return "tail /dev/zero; " + linger
-        return ("(head -c %d /dev/zero && echo held > %s && exec sleep %d) | tail; %s"
-                % (int(amount), STATE_FILE, sleep_s, linger))
+        # under its own limit (-m), both sides of the pipe ask the killer to take them before
+        # the container's first process (raising one's own oom_score_adj needs no privilege):
+        # seen in CI, head's next pipe write met the limit again before tail's charge was
+        # gone, the killer took the shell (bigger than head) and the container ended at once.
+        # Without a limit the kernel's own choice between container and host is the finding.
+        first = "echo 1000 2>/dev/null > /proc/self/oom_score_adj; " if name == "memory-limited" \
+            else ""
+        reader = "(%sexec tail)" % first if first else "tail"
+        return ("(%shead -c %d /dev/zero && echo held > %s && exec sleep %d) | %s; %s"
+                % (first, int(amount), STATE_FILE, sleep_s, reader, linger))
     n = BIG_COUNT if amount is None else int(amount)
     script = ""
     keep = "exec sleep @S@"

@@ -298,6 +298,12 @@ def test_container_scripts_bounded_and_exhaust() -> None:
     mem = pa.container_script("memory", 64 * MIB, 180)
     assert mem.startswith(f"(head -c {64 * MIB} /dev/zero && echo held") and "| tail" in mem
     assert pa.container_script("memory-limited", None, 180).startswith("tail /dev/zero")
+    # under its own -m, the pipe's processes go before the container's first one (CI saw the
+    # shell OOM-killed after tail, and the container's peak lost with it)
+    limited = pa.container_script("memory-limited", 32 * MIB, 180)
+    adj = "echo 1000 2>/dev/null > /proc/self/oom_score_adj; "
+    assert limited.startswith(f"({adj}head -c {32 * MIB} /dev/zero && echo held")
+    assert f"| ({adj}exec tail); r=$?" in limited and adj not in mem
     procs = pa.container_script("processes", 50, 180)
     assert "sleep 180 &" in procs and "while [ $i -lt 50 ]" in procs
 
