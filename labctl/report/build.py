@@ -200,12 +200,32 @@ def figure_pool(wanted: bool = True) -> Iterator[Executor | None]:
     if not wanted or "fork" not in multiprocessing.get_all_start_methods():
         yield None
         return
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+    pool = ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_end_with_parent,
+        initargs=(os.getpid(),),
+    )
     try:
         pool.submit(warm_up)
         yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _end_with_parent(parent: int, every: float = 0.5) -> None:
+    """In the figure worker: exit when the process that forked it is gone. A worker waits on
+    its task queue, whose ends it shares with the parent, so a parent killed by SIGKILL would
+    leave it waiting forever (holding the parent's stdout and stderr open)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="labctl-parent-watch", daemon=True).start()
 
 
 def figures_done(data: ReportData, tick: Progress | None = None) -> None:

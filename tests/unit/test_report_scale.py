@@ -151,3 +151,35 @@ def test_a_failed_csv_write_is_one_line_and_leaves_no_temp_file(
     with pytest.raises(ResultError, match=r"cannot write .* \(Is a directory\)"):
         make_report([run], formats=formats, plots=False)
     assert not list(run.glob(".*.tmp"))
+
+
+def test_the_figure_worker_ends_when_its_parent_is_killed() -> None:
+    """A controller killed by SIGKILL while its figure worker lives (seen in the fault suite:
+    the orphan held the killed probe's stdout open for good) leaves no process behind."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import os, sys\n"
+        "from labctl.report.build import figure_pool\n"
+        "with figure_pool() as pool:\n"
+        "    pool.submit(os.getpid).result()\n"
+        "    print(*pool._processes, flush=True)\n"
+        "    os.kill(os.getpid(), 9)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == -9, proc.stderr
+    (worker,) = map(int, proc.stdout.split())
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(worker, 9)
+    raise AssertionError(f"the figure worker {worker} outlived its killed parent by 10 s")
