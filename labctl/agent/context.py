@@ -31,6 +31,16 @@ class Deadline(object):
         return left
 
 
+def lost_udev_race(text):
+    """Docker 1.5.0's static binary has no udev sync: on devicemapper a start can fail while
+    udev still makes the device node, as "Error mounting '/dev/mapper/...'" (seen on the 1st and
+    the 6th container of a run) or "Error getting container ... from driver devicemapper: open
+    /dev/mapper/...: no such file" (seen in CI); the same start a moment later works."""
+    low = (text or "").lower()
+    return "/dev/mapper/" in low and ("error mounting" in low
+                                      or "from driver devicemapper" in low)
+
+
 class Agent(object):
     def __init__(self, run_id, host, workdir, timeout, progress_path=None, docker=None,
                  mode="bounded", limit_overrides=None):
@@ -94,10 +104,7 @@ class Agent(object):
         self.containers.append(name)
         res = self.docker_cmd(args, 120)
         for delay in (1, 3):
-            # Docker 1.5.0's static binary has no udev sync: on devicemapper a start can fail
-            # with "Error mounting '/dev/mapper/...'" while udev still makes the node (seen on
-            # the 1st and the 6th container of a run); the same start a moment later works
-            if res.ok or "error mounting '/dev/mapper/" not in (res.err + res.out).lower():
+            if res.ok or not lost_udev_race(res.err + res.out):
                 break
             self.start_retries.append(one_line(res.err or res.out, 300))
             self.docker.remove_container(name)

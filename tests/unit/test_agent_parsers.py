@@ -816,6 +816,20 @@ def test_a_start_that_loses_the_udev_race_is_tried_again(tmp_path: Path) -> None
     assert len(agent.start_retries) == 1
 
 
+def test_the_udev_race_has_two_faces_and_nothing_else_is_retried() -> None:
+    from labctl.agent.context import lost_udev_race
+
+    assert lost_udev_race("Cannot start container x: Error mounting '/dev/mapper/docker-1-x'"
+                          " on '/var/lib/docker/devicemapper/mnt/x': no such file or directory")
+    # seen in CI on the 1.5.0 lab (c70, memory-limited)
+    assert lost_udev_race("Error response from daemon: Cannot start container f7bc66: Error"
+                          " getting container f7bc66 from driver devicemapper: open"
+                          " /dev/mapper/docker-254:16-1234-f7bc66: no such file or directory")
+    assert not lost_udev_race("Error response from daemon: no such image")
+    assert not lost_udev_race("from driver devicemapper: thin pool is full")
+    assert not lost_udev_race("")
+
+
 def test_start_retries_are_scalar_metrics_the_loader_accepts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
