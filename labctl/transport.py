@@ -101,6 +101,9 @@ def _connect_error(host: HostRecord, known: Path, exc: Exception) -> TransportEr
     elif isinstance(exc, paramiko.SSHException):
         cls, what = HostNotAnswering, f"SSH handshake with {where} failed ({exc})"
         hint = "check that sshd runs there"
+    elif isinstance(exc, EOFError):
+        cls, what = HostNotAnswering, f"SSH server at {where} closed the connection mid-handshake"
+        hint = "sshd may be restarting or refusing new connections (MaxStartups); run again"
     else:
         cls, what = HostUnreachable, f"cannot connect to {where} ({exc})"
         hint = "check the address and port in the inventory and that the host is up"
@@ -147,7 +150,8 @@ class SSHTransport:
                 allow_agent=host.key_file is None,
                 look_for_keys=host.key_file is None,
             )
-        except (paramiko.SSHException, OSError) as exc:
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            # EOFError: sshd closed the connection mid-handshake (restarting, MaxStartups)
             client.close()
             raise _connect_error(host, known, exc) from exc
         self._client = client

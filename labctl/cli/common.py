@@ -97,7 +97,8 @@ def probe_options(
 
 
 class _Main(click.Group):
-    """Ctrl-C anywhere in a command (even while it imports) is exit 130, never "Aborted!"."""
+    """Ctrl-C anywhere in a command (even while it imports) is exit 130, never "Aborted!"; an
+    EOFError that escapes (a bug: click would also print a bare "Aborted!") says what it was."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -105,6 +106,15 @@ class _Main(click.Group):
         except KeyboardInterrupt:
             err_console.print("interrupted", style="red")
             sys.exit(130)
+        except EOFError as exc:
+            if State.debug:
+                raise RuntimeError("EOFError escaped") from exc
+            err_console.print(
+                f"[red]error:[/] unexpected end of input or connection (EOFError: {exc!r}); "
+                "this is a labctl bug: rerun with --debug and report the traceback",
+                markup=True, soft_wrap=True,
+            )  # fmt: skip
+            sys.exit(1)
 
 
 def _sigterm(signum: int, frame: Any) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from labctl.cli import main
+from labctl.cli.common import _Main
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "run-sample"
 
@@ -37,3 +39,21 @@ def test_help_carries_examples() -> None:
     assert res.exit_code == 0 and "labctl run" in res.output
     for cmd in ("run", "probe", "report", "collect", "provision", "lab"):
         assert cmd in res.output
+
+
+def test_an_escaped_eoferror_is_named_not_aborted() -> None:
+    """click turns EOFError into a bare "Aborted!" (CI saw one from paramiko's handshake): ours
+    names it as a bug, with what to do."""
+
+    @click.group(cls=_Main)
+    def group() -> None:
+        pass
+
+    @group.command()
+    def handshake() -> None:
+        raise EOFError
+
+    res = CliRunner().invoke(group, ["handshake"])
+    assert res.exit_code == 1
+    assert "Aborted!" not in res.output
+    assert "EOFError" in res.output and "rerun with --debug" in res.output

@@ -6,6 +6,7 @@ import _thread
 import errno
 import json
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -13,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from labctl import probe
-from labctl.errors import ResultError
+from labctl.errors import HostNotAnswering, ResultError
 from labctl.hosts import HostRecord
 from labctl.results import SCHEMA_VERSION, load_host_file, write_problem
+from labctl.transport import SSHTransport
 
 
 def test_ctrl_c_returns_at_once_while_hosts_block() -> None:
@@ -90,3 +92,32 @@ def test_host_file_identity_and_types(tmp_path: Path, changes: dict, needle: str
     else:
         assert res.error is not None and res.error["kind"] == "result"
         assert needle in res.error["message"], res.error["message"]
+
+
+def test_sshd_closing_mid_handshake_is_a_retryable_one_liner() -> None:
+    """cloud-init restarts sshd while it boots: a connect that meets the restart gets EOF from
+    paramiko, which must be the retryable HostNotAnswering, not an EOFError out of the CLI."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def banner_then_close() -> None:
+        conn, _ = server.accept()
+        conn.sendall(b"SSH-2.0-OpenSSH_9.2p1\r\n")
+        conn.recv(256)
+        conn.close()
+
+    peer = threading.Thread(target=banner_then_close, daemon=True)
+    peer.start()
+    host = HostRecord(name="deb12", address="127.0.0.1", port=port, user="root",
+                      password="x")  # fmt: skip
+    try:
+        with pytest.raises(HostNotAnswering) as caught:
+            SSHTransport(host, connect_timeout=5.0).connect()
+    finally:
+        peer.join(5)
+        server.close()
+    assert caught.value.line().startswith(
+        f"deb12: SSH server at 127.0.0.1:{port} closed the connection mid-handshake"
+    )
