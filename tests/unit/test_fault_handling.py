@@ -105,7 +105,10 @@ def test_sshd_closing_mid_handshake_is_a_retryable_one_liner() -> None:
     def banner_then_close() -> None:
         conn, _ = server.accept()
         conn.sendall(b"SSH-2.0-OpenSSH_9.2p1\r\n")
-        conn.recv(256)
+        # FIN, not RST: a close with the client's unread KEXINIT queued would reset instead
+        conn.shutdown(socket.SHUT_WR)
+        while conn.recv(4096):
+            pass
         conn.close()
 
     peer = threading.Thread(target=banner_then_close, daemon=True)
