@@ -62,6 +62,11 @@ class _Refuse(paramiko.MissingHostKeyPolicy):
         raise paramiko.SSHException(f"unknown host key {key.get_name()} for {hostname}")
 
 
+#: what paramiko and the socket raise when a connection fails or drops: paramiko also raises a
+#: bare EOFError (sshd closed the connection mid-handshake: restarting, MaxStartups)
+SSH_FAILURES = (paramiko.SSHException, OSError, EOFError)
+
+
 def load_private_key(host: HostRecord) -> paramiko.PKey:
     """Load the host's key file whatever its type and format (OpenSSH, PEM; RSA, ed25519...)."""
     assert host.key_file is not None
@@ -150,8 +155,7 @@ class SSHTransport:
                 allow_agent=host.key_file is None,
                 look_for_keys=host.key_file is None,
             )
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            # EOFError: sshd closed the connection mid-handshake (restarting, MaxStartups)
+        except SSH_FAILURES as exc:
             client.close()
             raise _connect_error(host, known, exc) from exc
         self._client = client
@@ -234,7 +238,7 @@ class SSHTransport:
                 err += chan.recv_stderr(65536)
             status = chan.recv_exit_status()
             chan.close()
-        except (paramiko.SSHException, OSError, EOFError) as exc:
+        except SSH_FAILURES as exc:
             raise HostUnreachable(
                 f"SSH connection lost while running a command ({exc})", host=self.host.name
             ) from exc
@@ -253,7 +257,7 @@ class SSHTransport:
                 fh.write(data)
             sftp.chmod(tmp, mode)
             sftp.posix_rename(tmp, remote)
-        except (paramiko.SSHException, OSError, EOFError) as exc:
+        except SSH_FAILURES as exc:
             raise TransportError(
                 f"cannot copy {local.name} to {remote} ({exc})",
                 host=self.host.name,
@@ -277,7 +281,7 @@ class SSHTransport:
                     h.update(chunk)
         except FileNotFoundError:
             return None
-        except (paramiko.SSHException, OSError, EOFError) as exc:
+        except SSH_FAILURES as exc:
             raise TransportError(f"cannot read {remote} ({exc})", host=self.host.name) from exc
         return h.hexdigest()
 
@@ -287,7 +291,7 @@ class SSHTransport:
             self.sftp.stat(remote)
         except FileNotFoundError:
             return False
-        except (paramiko.SSHException, OSError, EOFError) as exc:
+        except SSH_FAILURES as exc:
             raise HostUnreachable(f"cannot stat {remote} ({exc})", host=self.host.name) from exc
         return True
 
@@ -298,7 +302,7 @@ class SSHTransport:
                 return bytes(fh.read())
         except FileNotFoundError:
             return None
-        except (paramiko.SSHException, OSError, EOFError) as exc:
+        except SSH_FAILURES as exc:
             raise HostUnreachable(f"cannot read {remote} ({exc})", host=self.host.name) from exc
 
 
