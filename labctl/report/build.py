@@ -18,6 +18,8 @@ import gc
 import json
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -217,8 +219,6 @@ def _end_with_parent(parent: int, every: float = 0.5) -> None:
     """In the figure worker: exit when the process that forked it is gone. A worker waits on
     its task queue, whose ends it shares with the parent, so a parent killed by SIGKILL would
     leave it waiting forever (holding the parent's stdout and stderr open)."""
-    import threading
-    import time
 
     def watch() -> None:
         while os.getppid() == parent:
