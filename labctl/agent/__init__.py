@@ -11,7 +11,7 @@ Commands::
 
     python probe_agent.pyz run --run-id ID --host NAME --out PATH
         [--experiments storage-location|all|disk,disk-limited,disk-shared,inodes,
-         memory,memory-limited,processes,processes-limited] [--workdir /var/tmp/labctl]
+         memory,memory-limited,processes,processes-limited] [--workdir DIR]
         [--timeout 300] [--mode bounded|exhaust] [--limit NAME=VALUE ...]
 
 The resource experiments (the study's Table 2) are bounded by default: each stops at a cap
@@ -20,6 +20,9 @@ real exhaustion with the agent protecting itself.
     python probe_agent.pyz facts
     python probe_agent.pyz reap [--workdir DIR]
     python probe_agent.pyz --version
+
+Every folder and file it uses keeps one rule (``hostpaths``): only root and the user it runs as
+can change it; it refuses anything else (exit 3) and never writes through a link.
 
 ``run`` is meant to be started detached (setsid/nohup).  It writes its result
 atomically to PATH (PATH.tmp, fsync, rename) and appends one JSON object per
@@ -34,7 +37,7 @@ every path; a reaper removes what earlier, dead runs left behind.  The agent
 never touches a container whose name does not start with ``labctl-probe-``.
 
 The modules, each built only on those before it (no import cycle; the compat unit test checks):
-consts, text, dockerparse, osparse, docker, cgroups, disklimit, facts, limits, errors,
+consts, hostpaths, text, dockerparse, osparse, docker, cgroups, disklimit, facts, limits, errors,
 runstate, image, sampling, context, oom, container, storage, resclean, verdicts, resmetrics,
 resprobe, resources, runner, cli (and ``__main__``).  Every import is relative (``from .text
 import read_text``), so the package runs the same from this folder and from the zip.

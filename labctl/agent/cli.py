@@ -8,12 +8,24 @@ import optparse
 import os
 import sys
 
-from .consts import AGENT_VERSION, DEFAULT_EXPERIMENTS, DEFAULT_TIMEOUT, DEFAULT_WORKDIR, RUN_ID_RE
+from .consts import AGENT_VERSION, DEFAULT_EXPERIMENTS, DEFAULT_TIMEOUT, RUN_ID_RE
 from .docker import Docker
 from .facts import docker_facts, gather_facts
+from .hostpaths import (
+    MISSING,
+    UnsafePath,
+    default_base,
+    ensure_local_dir,
+    local_problem,
+    runs_of,
+    work_of,
+)
 from .limits import DEFAULT_LIMITS, MODES, parse_limit_options
 from .runner import EXPERIMENT_ORDER, EXPERIMENTS, execute_run
-from .runstate import CONTROLLER_RUNS, fs_parents_of, reap
+from .runstate import fs_parents_of, reap
+
+#: the exit code of a run refused because a path it would use is not safe (hostpaths)
+EXIT_UNSAFE_PATH = 3
 
 USAGE = """usage: probe_agent.pyz COMMAND [options]
 
@@ -28,14 +40,36 @@ commands:
   facts          print the host's facts as JSON
   reap [--workdir DIR] [--runs DIR]
                  remove leftovers (labctl-probe-* containers, run folders, the
-                 controller's folders in /var/tmp/labctl-runs) of dead runs
+                 controller's folders in <labctl's folder>/runs) of dead runs
   --version      print the agent version
 
+labctl's folder: /var/lib/labctl for root, ~/.local/state/labctl for others; the
+workdir is its work/ (every folder the agent uses must be writable by root and its
+user only: it refuses others, exit 3)
+
 examples:
-  python probe_agent.pyz run --run-id r1 --host centos66 --out /var/tmp/labctl/r1.json
-  python probe_agent.pyz run --run-id r2 --host lab1 --out /var/tmp/labctl/r2.json \
+  python probe_agent.pyz run --run-id r1 --host centos66 --out /var/lib/labctl/r1.json
+  python probe_agent.pyz run --run-id r2 --host lab1 --out /var/lib/labctl/r2.json \
       --experiments disk,memory-limited --limit disk_cap_bytes=256M --limit memory_limit_bytes=32M
 """
+
+
+def _refuse(exc):
+    """One line on stderr for a path the agent will not use; the exit code that says so."""
+    sys.stderr.write("labctl probe agent: refusing to run: %s: another user of this host could "
+                     "change what the agent runs or writes there; remove or fix it (chown root, "
+                     "chmod go-w), or use another folder\n" % exc.line())
+    return EXIT_UNSAFE_PATH
+
+
+def _own_file_problem():
+    """The shipped agent (a .pyz) checks its own file: run by root from a place another user
+    can change, it would run that user's code."""
+    me = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if not me.endswith(".pyz"):
+        return None  # `python -m labctl.agent` from a checkout
+    problem = local_problem(os.path.realpath(me))
+    return UnsafePath(*problem) if problem else None
 
 
 def _parser(prog, usage):
@@ -68,7 +102,7 @@ def main(argv=None):
         p.add_option("--limit", dest="limits", action="append", default=[],
                      metavar="NAME=VALUE", help="override a limit (repeatable), e.g. "
                      "disk_cap_bytes=512M; names: %s" % ", ".join(sorted(DEFAULT_LIMITS)))
-        p.add_option("--workdir", dest="workdir", default=DEFAULT_WORKDIR)
+        p.add_option("--workdir", dest="workdir", default=work_of(default_base()))
         p.add_option("--timeout", dest="timeout", type="float", default=DEFAULT_TIMEOUT)
         opts, args = p.parse_args(rest)
         if args:
@@ -97,8 +131,17 @@ def main(argv=None):
             overrides = parse_limit_options(opts.limits)
         except ValueError as exc:
             p.error(str(exc))
-        return execute_run(opts.run_id, opts.host, os.path.abspath(opts.out), exps,
-                           os.path.abspath(opts.workdir), opts.timeout, opts.mode, overrides)
+        out, workdir = os.path.abspath(opts.out), os.path.abspath(opts.workdir)
+        unsafe = _own_file_problem()
+        if unsafe is not None:
+            return _refuse(unsafe)
+        try:
+            ensure_local_dir(os.path.dirname(out))
+            ensure_local_dir(workdir)
+        except UnsafePath as exc:
+            return _refuse(exc)
+        return execute_run(opts.run_id, opts.host, out, exps, workdir, opts.timeout, opts.mode,
+                           overrides)
     if command == "facts":
         p = _parser("probe_agent.pyz facts", "%prog")
         opts, args = p.parse_args(rest)
@@ -109,12 +152,20 @@ def main(argv=None):
         return 0
     if command == "reap":
         p = _parser("probe_agent.pyz reap", "%prog [--workdir DIR] [--runs DIR]")
-        p.add_option("--workdir", dest="workdir", default=DEFAULT_WORKDIR)
-        p.add_option("--runs", dest="runs", default=CONTROLLER_RUNS,
-                     help="the controller's run folders (default %s)" % CONTROLLER_RUNS)
+        base = default_base()
+        p.add_option("--workdir", dest="workdir", default=work_of(base))
+        p.add_option("--runs", dest="runs", default=runs_of(base),
+                     help="the controller's run folders (default %s)" % runs_of(base))
         opts, args = p.parse_args(rest)
         if args:
             p.error("unexpected arguments: %s" % " ".join(args))
+        unsafe = _own_file_problem()
+        for path in (opts.workdir, opts.runs):
+            problem = local_problem(os.path.abspath(path))
+            if problem and problem[1] != MISSING:
+                unsafe = unsafe or UnsafePath(*problem)
+        if unsafe is not None:
+            return _refuse(unsafe)
         docker = Docker()
         root = docker_facts(docker).get("root_dir") if docker.path else None
         removed = reap(os.path.abspath(opts.workdir), docker, fs_parents=fs_parents_of(root),

@@ -8,7 +8,6 @@ import re
 AGENT_VERSION = "0.1.0"
 SCHEMA_VERSION = 1
 
-DEFAULT_WORKDIR = "/var/tmp/labctl"
 DEFAULT_TIMEOUT = 300
 DEFAULT_EXPERIMENTS = ("storage-location",)
 NAME_PREFIX = "labctl-probe-"

@@ -11,6 +11,7 @@ import time
 from .consts import NAME_PREFIX, PROBE_TOOLS_ALL
 from .docker import Docker
 from .errors import ExperimentError
+from .hostpaths import ensure_local_dir
 from .image import ensure_probe_image
 from .limits import DEFAULT_LIMITS
 from .runstate import runs_dir
@@ -68,9 +69,7 @@ class Agent(object):
         as the run found it), reused after.  Metrics for one experiment; only the first
         experiment says it was built."""
         if self.image is None:
-            if not os.path.isdir(self.run_dir):
-                os.makedirs(self.run_dir)
-            self.image = ensure_probe_image(self.docker, self.run_dir, PROBE_TOOLS_ALL,
+            self.image = ensure_probe_image(self.docker, self.ensure_run_dir(), PROBE_TOOLS_ALL,
                                             timeout=self.deadline.remaining(cap))
         info = dict(self.image)
         if self.image_reported:
@@ -78,6 +77,10 @@ class Agent(object):
             info["probe_image_bytes"] = None
         self.image_reported = True
         return info
+
+    def ensure_run_dir(self):
+        """The agent's folder of this run (hostpaths' rule: made 0700, or refused)."""
+        return ensure_local_dir(self.run_dir)
 
     def limits(self):
         """DEFAULT_LIMITS with the --limit overrides (caps/floors are resolved per

@@ -12,6 +12,7 @@ import time
 
 from .consts import AGENT_VERSION, DEFAULT_PROBE_TOOLS, IMAGE_REPO, TOOL_DIRS
 from .errors import ExperimentError
+from .hostpaths import open_replacing
 from .osparse import parse_ldd
 from .runstate import live_agent_run_ids
 from .text import run_cmd, which
@@ -157,7 +158,8 @@ def write_probe_tar(plan, tar_path):
             dirs.add(d)
             d = os.path.dirname(d)
     now = int(time.time())
-    tar = tarfile.open(tar_path, "w", format=tarfile.GNU_FORMAT)
+    out = open_replacing(tar_path)
+    tar = tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT)
     try:
         for d in sorted(dirs):
             ti = tarfile.TarInfo(d.lstrip("/"))
@@ -184,6 +186,7 @@ def write_probe_tar(plan, tar_path):
                 f.close()
     finally:
         tar.close()
+        out.close()
     return os.path.getsize(tar_path)
 
 

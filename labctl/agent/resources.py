@@ -26,6 +26,7 @@ from .container import (
     parse_container_log,
 )
 from .disklimit import disk_limited_cap, host_had_room
+from .hostpaths import ensure_local_dir
 from .image import find_tool
 from .limits import (
     _CAP_KEYS,
@@ -166,16 +167,15 @@ class ResourceRun(RunProbes, RunMetrics, RunCleanup):
         dfacts = (agent.facts or {}).get("docker") or {}
         root = dfacts.get("root_dir")
         server = agent.docker.server_version
-        if not os.path.isdir(agent.run_dir):
-            os.makedirs(agent.run_dir)
+        agent.ensure_run_dir()
         fsdir, on_root = self.same_fs_dir(root)
         self.fsdir = fsdir
         self.shared_dir = None
         target = root if (root and os.path.isdir(root)) else fsdir
         if name == "disk-shared":
-            self.shared_dir = os.path.join(fsdir, "shared")
-            if not os.path.isdir(self.shared_dir):
-                os.makedirs(self.shared_dir)
+            # open to the container's users (a user namespace maps its root to another uid);
+            # fsdir above it is the agent's own (0700), so no user of the host reaches it
+            self.shared_dir = ensure_local_dir(os.path.join(fsdir, "shared"))
             os.chmod(self.shared_dir, 0o777)
             target = self.shared_dir
         mounts = host_mounts()

@@ -24,6 +24,7 @@ from .disklimit import (
 )
 from .docker import engine_request
 from .errors import ExperimentError, SkipExperiment
+from .hostpaths import UnsafePath, ensure_local_dir
 from .limits import SERIES_KEYS
 from .osparse import find_mount
 from .sampling import (
@@ -213,9 +214,8 @@ class RunProbes(object):
                 cands.append((os.path.join(top, self.name), top))
         for path, top in cands:
             try:
-                if not os.path.isdir(path):
-                    os.makedirs(path)
-            except OSError:
+                ensure_local_dir(path)  # a place another user can change is no candidate
+            except (OSError, UnsafePath):
                 continue
             if top and top not in agent.paths:
                 agent.paths.append(top)
@@ -230,9 +230,7 @@ class RunProbes(object):
             if top in agent.paths:
                 agent.paths.remove(top)
         path = cands[0][0]
-        if not os.path.isdir(path):
-            os.makedirs(path)
-        return path, False
+        return ensure_local_dir(path), False
 
     # -- reading the container from the host ------------------------------------
     def _cproc(self, rel):

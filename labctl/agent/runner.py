@@ -15,6 +15,7 @@ from .context import Agent
 from .docker import Docker
 from .errors import AgentInterrupted, ExperimentError, SkipExperiment
 from .facts import gather_facts
+from .hostpaths import UnsafePath, ensure_local_dir
 from .limits import RESOURCE_EXPERIMENTS, RESOURCE_OF
 from .resources import _resource_experiment
 from .runstate import (
@@ -110,9 +111,7 @@ def execute_run(run_id, host, out, experiments, workdir, timeout, mode="bounded"
     """The body of `run`; returns the process exit code."""
     progress_path = out + ".progress"
     reserve = out + ".reserve"
-    out_dir = os.path.dirname(out)
-    if out_dir and not os.path.isdir(out_dir):
-        os.makedirs(out_dir)
+    ensure_local_dir(os.path.dirname(out))
     for stale in (out, out + ".tmp", progress_path, reserve):
         try:
             os.remove(stale)
@@ -135,9 +134,7 @@ def execute_run(run_id, host, out, experiments, workdir, timeout, mode="bounded"
             install_signal_handlers()
             agent.progress("start", None, "agent %s (python %s, pid %d) on %s"
                            % (AGENT_VERSION, result["python"], os.getpid(), host))
-            if not os.path.isdir(agent.run_dir):
-                os.makedirs(agent.run_dir)
-            write_pid_file(agent.run_dir)
+            write_pid_file(agent.ensure_run_dir())
             facts = gather_facts(docker)
             result["facts"] = facts
             agent.facts = facts
@@ -146,7 +143,7 @@ def execute_run(run_id, host, out, experiments, workdir, timeout, mode="bounded"
             try:
                 reaped = reap(workdir, (usable and docker) or None, own_run_id=run_id,
                               fs_parents=fs_parents_of(dfacts.get("root_dir")),
-                              controller_runs=controller_runs_of(out))
+                              controller_runs=controller_runs_of(out, workdir))
                 result["reaped"] = {"containers": reaped["containers"],
                                     "workdirs": reaped["workdirs"], "errors": reaped["errors"]}
             except Exception as exc:
@@ -195,7 +192,7 @@ def execute_run(run_id, host, out, experiments, workdir, timeout, mode="bounded"
         result["finished"] = iso_utc()
         try:
             write_json_atomic(out, result, reserve)
-        except (IOError, OSError) as exc:
+        except (IOError, OSError, UnsafePath) as exc:
             sys.stderr.write("labctl probe agent: cannot write the result to %s: %s\n"
                              % (out, exc))
             exit_code = 1

@@ -12,6 +12,7 @@ import time
 
 from .consts import NAME_PREFIX, RUN_ID_RE
 from .errors import AgentInterrupted
+from .hostpaths import RUNS, local_problem, open_replacing
 from .text import read_text, to_int
 
 
@@ -42,9 +43,9 @@ def runs_dir(workdir):
 
 def write_pid_file(run_dir):
     path = os.path.join(run_dir, "agent.pid")
-    f = open(path, "w")
+    f = open_replacing(path)
     try:
-        f.write("%d %s\n" % (os.getpid(), _proc_start_time(os.getpid()) or ""))
+        f.write(("%d %s\n" % (os.getpid(), _proc_start_time(os.getpid()) or "")).encode("ascii"))
     finally:
         f.close()
     return path
@@ -79,8 +80,6 @@ def live_agent_run_ids():
     return ids
 
 
-#: the controller's folder on a host: one <run-id>/ per run (agent copy, log, result)
-CONTROLLER_RUNS = "/var/tmp/labctl-runs"
 #: a controller run folder without a pid file that changed this recently may be a run being
 #: started (between its mkdir, upload and launch); an upload in progress is also seen by the
 #: file it holds open, so the grace can be short
@@ -126,7 +125,7 @@ def _open_under(parent):
 
 
 def reap_controller_runs(parent, live, removed, now=None):
-    """The controller's run folders of dead runs in ``parent`` (/var/tmp/labctl-runs): gone,
+    """The controller's run folders of dead runs in ``parent`` (<labctl's folder>/runs): gone,
     except an uncollected result (kept with its log for `labctl collect`, for a week).
     A folder is live when an agent of its run lives (pid + start time in its agent.pid, or
     seen in /proc), or when it has no agent.pid yet and either holds a file some process has
@@ -219,6 +218,8 @@ def reap(workdir, docker, own_run_id=None, fs_parents=(), controller_runs=None):
                     else:
                         removed["errors"].append("could not remove container %s" % cname)
     for parent in fs_parents or ():
+        if not parent or local_problem(os.path.abspath(parent)):
+            continue  # a place another user can change: the agent made nothing there
         try:
             entries = sorted(os.listdir(parent))
         except (OSError, TypeError):
@@ -237,11 +238,12 @@ def reap(workdir, docker, own_run_id=None, fs_parents=(), controller_runs=None):
     return removed
 
 
-def controller_runs_of(out):
-    """/var/tmp/labctl-runs when the result goes to <it>/<run-id>/result.json (the
-    controller's layout), else None: a hand-run agent reaps no folder it did not make."""
+def controller_runs_of(out, workdir):
+    """<base>/runs when the result goes to <base>/runs/<run-id>/result.json and the workdir
+    is <base>/work (the controller's layout, hostpaths), else None: a hand-run agent reaps no
+    folder it did not make."""
     parent = os.path.dirname(os.path.dirname(os.path.abspath(out)))
-    if os.path.basename(parent) == os.path.basename(CONTROLLER_RUNS):
+    if parent == os.path.join(os.path.dirname(os.path.abspath(workdir)), RUNS):
         return parent
     return None
 

@@ -16,6 +16,7 @@ from .consts import KIB, NAME_PREFIX
 from .disklimit import allocated_bytes
 from .docker import engine_request
 from .dockerparse import parse_inspect
+from .hostpaths import NOFOLLOW, open_replacing
 from .osparse import mem_available, parse_meminfo
 from .runstate import pid_alive
 from .text import _read_int, errno_text, fmt_bytes, read_text, to_int
@@ -298,7 +299,7 @@ def reserve_space(path, size):
     """Write ``size`` real bytes to ``path`` (not sparse) so the result can be written later
     even on a full disk; returns the bytes reserved (0 when it could not)."""
     try:
-        f = open(path, "wb")
+        f = open_replacing(path)
         try:
             block = b"\0" * (64 * KIB)
             left = int(size)
@@ -323,7 +324,7 @@ def host_try_write(directory, size):
     path = os.path.join(directory, "labctl-hostcheck-write")
     try:
         try:
-            f = open(path, "wb")
+            f = open_replacing(path)
             try:
                 f.write(b"\1" * int(size))
                 f.flush()
@@ -348,7 +349,7 @@ def host_try_create(directory):
     path = os.path.join(directory, "labctl-hostcheck-create")
     try:
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | NOFOLLOW, 0o600)
             os.close(fd)
             return True, None
         except OSError as exc:

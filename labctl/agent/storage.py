@@ -9,6 +9,7 @@ import time
 
 from .consts import FIND_TIME_LIMIT
 from .errors import ExperimentError
+from .hostpaths import NOFOLLOW
 from .osparse import find_mount, parse_mountinfo, parse_proc_mounts, root_mount
 from .sampling import inspect_state
 from .text import random_token, read_text
@@ -171,7 +172,8 @@ def _read_and_change(agent, name, path, cfile, token):
     can_read = content is not None and content.strip() == token
     new_token = "host-" + random_token()
     try:
-        f = open(path, "w")
+        # the container's file, seen from the host: written in place, never through a link
+        f = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NOFOLLOW, 0o644), "w")
         try:
             f.write(new_token + "\n")
             f.flush()
@@ -207,8 +209,7 @@ def experiment_storage_location(agent, metrics):
         "host_can_read_via_daemon_ns": None, "host_can_write_via_daemon_ns": None,
         "container_sees_daemon_ns_write": None,
     })
-    if not os.path.isdir(agent.run_dir):
-        os.makedirs(agent.run_dir)
+    agent.ensure_run_dir()
     metrics.update(agent.probe_image())
     token = random_token()
     cfile = "/labctl-probe-%s.txt" % token

@@ -14,6 +14,7 @@ import tempfile
 import time
 
 from .consts import GIB, KIB, MIB
+from .hostpaths import NOFOLLOW, ensure_local_dir, open_append, open_replacing
 
 try:  # Python 2
     TEXT_TYPE = unicode
@@ -225,19 +226,18 @@ def write_json_atomic(path, obj, reserve=None):
     ``reserve``: a file of real (not sparse) bytes written before the run; it becomes the
     .tmp file and is overwritten in place, so a full disk cannot stop the result."""
     parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        os.makedirs(parent)
+    ensure_local_dir(parent)
     tmp = path + ".tmp"
     data = json.dumps(obj, indent=2, sort_keys=True, separators=(",", ": "))
     f = None
-    if reserve and os.path.isfile(reserve):
+    if reserve and os.path.isfile(reserve) and not os.path.islink(reserve):
         try:
             os.rename(reserve, tmp)
-            f = open(tmp, "r+b")
+            f = os.fdopen(os.open(tmp, os.O_RDWR | NOFOLLOW), "r+b")
         except (IOError, OSError):
             f = None
     if f is None:
-        f = open(tmp, "wb")
+        f = open_replacing(tmp)
     try:
         f.write(data.encode("utf-8"))
         f.write(b"\n")
@@ -264,7 +264,7 @@ def append_progress(path, event, experiment=None, message=""):
     line = json.dumps({"t": time.time(), "event": event, "experiment": experiment,
                        "message": to_text(message)}, sort_keys=True)
     try:
-        f = open(path, "ab")
+        f = open_append(path)
         try:
             f.write(line.encode("utf-8") + b"\n")
             f.flush()

@@ -1,4 +1,4 @@
-"""The agent's janitor for the controller's run folders on a host (/var/tmp/labctl-runs)."""
+"""The agent's janitor for the controller's run folders on a host (<labctl's folder>/runs)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,9 @@ def test_dead_runs_go_uncollected_results_stay_live_and_starting_runs_stay(
 
 
 def test_only_the_controllers_layout_is_reaped(tmp_path: Path) -> None:
-    assert pa.controller_runs_of("/var/tmp/labctl-runs/r1/result.json") == "/var/tmp/labctl-runs"
-    assert pa.controller_runs_of(str(tmp_path / "r1.json")) is None
-    assert pa.controller_runs_of("/tmp/x/result.json") is None
+    work = "/var/lib/labctl/work"
+    assert pa.controller_runs_of("/var/lib/labctl/runs/r1/result.json", work) == (
+        "/var/lib/labctl/runs")
+    assert pa.controller_runs_of(str(tmp_path / "r1.json"), work) is None
+    assert pa.controller_runs_of("/tmp/x/result.json", work) is None
+    assert pa.controller_runs_of("/var/lib/labctl/runs/r1/result.json", "/elsewhere/work") is None
