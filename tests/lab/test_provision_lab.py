@@ -237,3 +237,29 @@ def test_secrets_stay_out_of_output_and_run_folders(plab: Any) -> None:
         if p.is_file() and secret in p.read_text(encoding="utf-8", errors="replace")
     ]
     assert leaks == []
+
+
+def test_an_uploaded_engine_never_lands_where_another_user_can_reach(
+    plab: Any, tmp_path: Path
+) -> None:
+    """The script path copies a controller file with scp: to a fresh private folder, never to
+    a name in /tmp another local user could make first (here a link to a file of root's), and
+    the script checks and installs root's own copy of it (issue 21)."""
+    from tests.security.attacker import as_user
+
+    nopy = host_named(plab, "bookworm-nopython")
+    engine = tmp_path / "docker-planted"
+    engine.write_bytes(b"not an engine")
+    remote(nopy, "echo victim > /etc/labctl-victim && "
+                 + as_user("ln -s /etc/labctl-victim /tmp/docker-planted"))  # fmt: skip
+    try:
+        proc = provision(plab, "bookworm-nopython", "--full", "-e", "docker_engine_method=binary",
+                         "-e", f"docker_engine_binary_src={engine}",
+                         "-e", f"docker_engine_binary_sha256={'0' * 64}")  # fmt: skip
+        assert proc.returncode != 0
+        assert "docker-planted has sha256" in proc.stdout + proc.stderr
+        assert remote(nopy, "cat /etc/labctl-victim").strip() == "victim"
+        assert remote(nopy, "ls -d /tmp/labctl-engine.* 2>/dev/null; true").strip() == ""
+        assert remote(nopy, "stat -c '%a %U' /var/cache/labctl-docker").strip() == "700 root"
+    finally:
+        remote(nopy, "rm -f /etc/labctl-victim /tmp/docker-planted")

@@ -101,8 +101,18 @@ sha256_of() {
   else openssl dgst -sha256 "$1" | sed 's/.*= //'; fi
 }
 
+# the staging folder holds what is installed as root: root's own, and nobody else may write there
+stage_ok() {
+  [ -d "$stage" ] && [ ! -L "$stage" ] || return 1
+  set -- $(ls -ldn "$stage")
+  [ "$3" = 0 ] && case "$1" in d????-??-*) return 0 ;; esac
+  return 1
+}
+
 install_binary() {
   mkdir -p "$stage" || die "cannot create $stage"
+  stage_ok || die "$stage is not root's own folder (a link, another owner, or writable by others): remove it and run again"
+  chmod 700 "$stage"
   if [ -n "$url" ]; then
     art="$stage/$(basename "$url")"
     if [ ! -f "$art" ] || [ "$(sha256_of "$art")" != "$sha" ]; then
@@ -113,7 +123,9 @@ install_binary() {
   else
     [ -f "$file" ] || die "the engine file $file was not copied to the host"
     art="$stage/$(basename "$file")"
-    mv -f "$file" "$art"
+    # a copy of root's own: what is checked below and installed is a file nobody else holds
+    (umask 077 && cp "$file" "$art.part") && mv -f "$art.part" "$art" || die "cannot copy $file to $stage"
+    rm -f "$file"
   fi
   [ "$check" = 1 ] && [ ! -f "$art" ] && return 0
   got=$(sha256_of "$art")
