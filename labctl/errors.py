@@ -78,6 +78,13 @@ class ProbeError(LabctlError):
     kind = "probe"
 
 
+class UnsafeHostPath(ProbeError):
+    """A path labctl would use on a host that a user other than root and the login user could
+    change (agent/hostpaths.py's rule): refused before anything runs there."""
+
+    kind = "unsafe-path"
+
+
 class ResultError(LabctlError):
     """A result file or run folder is missing, malformed or truncated."""
 

@@ -29,5 +29,7 @@ class HostRecord:
     disposable: bool = False
     #: interpreter for the probe agent on the host; None = first of python3, python2, python
     agent_python: str | None = None
+    #: labctl's folder on the host; None = /var/lib/labctl for root, ~/.local/state/labctl else
+    host_dir: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     vars: dict[str, Any] = field(default_factory=dict, repr=False)

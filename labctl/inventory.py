@@ -12,6 +12,8 @@ ansible accepts (INI, YAML, directories, plugins) works. Variables labctl reads:
 |   | ansible_ssh_common_args, else ~/.ssh/known_hosts) |
 | labctl_disposable | true: the host may be driven to real exhaustion (--exhaust) |
 | labctl_agent_python | interpreter for the probe agent (else python3, python2, python) |
+| labctl_host_dir | labctl's folder on the host (else /var/lib/labctl for root, |
+|   | ~/.local/state/labctl for another user); only root and that user may write there |
 | labctl_* (others) | shown as ``lab.*`` rows in the matrix (driver, suite, ...) |
 """
 
@@ -28,7 +30,9 @@ from .errors import InventoryError, LabctlError
 from .hosts import HostRecord
 
 _TRUE = {"1", "true", "yes", "on", "y"}
-_CONSUMED = {"labctl_known_hosts", "labctl_disposable", "labctl_agent_python"}
+_CONSUMED = {"labctl_known_hosts", "labctl_disposable", "labctl_agent_python", "labctl_host_dir"}
+#: an absolute path of plain names (it is quoted anyway; this keeps error lines readable)
+_HOST_DIR = re.compile(r"^(/[A-Za-z0-9_.@+-]+)+$")
 
 
 @dataclass
@@ -99,6 +103,15 @@ def host_from_vars(name: str, hv: dict[str, Any], base: Path) -> HostRecord:
             host=name,
             hint="fix ansible_ssh_private_key_file in the inventory",
         )
+    host_dir = hv.get("labctl_host_dir")
+    if host_dir is not None and (
+        not _HOST_DIR.match(str(host_dir)) or {".", ".."} & set(str(host_dir).split("/"))
+    ):
+        raise InventoryError(
+            f"labctl_host_dir {host_dir!r} is not an absolute path of plain names",
+            host=name,
+            hint="give a folder such as /var/lib/labctl (no spaces, '.' or '..')",
+        )
     known = hv.get("labctl_known_hosts") or _known_hosts_from_args(
         str(hv.get("ansible_ssh_common_args", "") or "")
     )
@@ -119,6 +132,7 @@ def host_from_vars(name: str, hv: dict[str, Any], base: Path) -> HostRecord:
         password=hv.get("ansible_password") or hv.get("ansible_ssh_pass"),
         disposable=truthy(hv.get("labctl_disposable", False)),
         agent_python=str(hv["labctl_agent_python"]) if hv.get("labctl_agent_python") else None,
+        host_dir=str(host_dir) if host_dir else None,
         labels=labels,
         vars=dict(hv),
     )

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .files import atomic_open, write_atomic
 from .report.classify import classify, name_unit, series_unit, unit_of
 from .results import HostResult, RunDir
 
@@ -499,23 +500,19 @@ def write_series(
 ) -> Path:
     """``series.csv``: :func:`series_rows` of each host in turn (hosts as given, written one at
     a time: a long run's samples never sit in memory together)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as fh:
+    with atomic_open(path) as fh:
         fh.write(_csv_text([SERIES_COLUMNS]))
         for r in results:
             rows: list[Sequence[str]] = list(series_rows(r, (runs or {}).get(r.host, "")))
             if rows:
                 fh.write(_csv_text(rows))
-    tmp.replace(path)
     return path
 
 
 def _write_csv(table: Table, path: Path) -> None:
     """A table (header, rows) as a CSV file, see :func:`_csv_text`."""
     header, rows = table
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(_csv_text([header, *rows]), encoding="utf-8", newline="")
-    tmp.replace(path)
+    write_atomic(path, _csv_text([header, *rows]))
 
 
 def _csv_text(rows: list[Sequence[str]]) -> str:

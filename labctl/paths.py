@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 
 from .agentpack import build_agent
+from .errors import ProbeError
+from .files import unsafe_reason
 
 
 def home_dir() -> Path:
@@ -29,8 +31,17 @@ def lab_dir(lab: str) -> Path:
 
 def agent_path() -> Path:
     """The probe agent as pushed to a host: ``probe_agent-<hash12>.pyz``, built from
-    labctl/agent/ into the cache when its sources changed (labctl/agentpack.py)."""
-    return build_agent(cache_dir() / "agent")
+    labctl/agent/ into the cache when its sources changed (labctl/agentpack.py); refused when
+    another user of this machine could change it (it runs as root on every host probed)."""
+    path = build_agent(cache_dir() / "agent")
+    unsafe = unsafe_reason(path)
+    if unsafe is not None:
+        raise ProbeError(
+            f"the probe agent {path}: {unsafe}: another user could change the code labctl "
+            "runs on every host",
+            hint="fix it (chown, chmod o-w) or set LABCTL_CACHE to a folder only you can write",
+        )
+    return path
 
 
 def project_root() -> Path:

@@ -234,6 +234,8 @@ def collect_run(
     """Fetch results that finished on the hosts after the controller lost them."""
     run = RunDir(run_path)
     summary = RunSummary(run=run)
+    if inventory_path is None:
+        run.check_private()  # the hosts and keys to use come from run.json
     meta = run.read_run()
     if inventory_path is not None:
         hosts = load_inventory(inventory_path).hosts

@@ -2,8 +2,9 @@
 
 The agent runs under ``setsid nohup`` so a dropped SSH connection or a killed controller does not
 stop it; it writes its result file on the host atomically, and :func:`collect_hosts` can fetch
-it later. The controller keeps its files on the host in ``/var/tmp/labctl-runs/<run-id>/``, which
-it removes once the result is safely on the controller.
+it later. The controller keeps its files on the host in ``<labctl's folder>/runs/<run-id>/``
+(:mod:`labctl.hostdirs`: made and checked so that no other user of the host can change them),
+which it removes once the result is safely on the controller.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import hostdirs
 from .errors import (
     HostNotAnswering,
     HostUnreachable,
@@ -27,9 +29,11 @@ from .errors import (
     ProbeError,
     ResultError,
     TransportError,
+    UnsafeHostPath,
 )
 from .experiments import EXPERIMENTS
 from .fanout import forks_for
+from .hostdirs import HostSide
 from .hosts import HostRecord
 from .paths import agent_path
 from .results import RunDir, utc_now
@@ -38,10 +42,9 @@ from .transport import SSHTransport
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, str], None]
-REMOTE_RUNS = "/var/tmp/labctl-runs"
-AGENT_WORKDIR = "/var/tmp/labctl"
 DEFAULT_EXPERIMENTS = EXPERIMENTS
-_PYTHONS = ("python3", "python2", "python", "/usr/libexec/platform-python")
+#: what the agent says on stderr (its log) when it refuses a path (agent/cli.py)
+_AGENT_REFUSES = "refusing to run: "
 #: set on Ctrl-C/SIGTERM: every host's follower stops at its next poll (the agents run on)
 STOP = threading.Event()
 #: field 22 of /proc/PID/stat (start time in ticks): with the pid, it names one process for good
@@ -85,10 +88,6 @@ class HostOutcome:
         return f"{self.host}: {err.get('message', 'the agent reported a failure')}"
 
 
-def remote_dir(run_id: str) -> str:
-    return f"{REMOTE_RUNS}/{run_id}"
-
-
 def host_summary(host: HostRecord) -> dict[str, Any]:
     """What run.json keeps of a host so `labctl collect` can reconnect (never a password)."""
     return {
@@ -99,6 +98,7 @@ def host_summary(host: HostRecord) -> dict[str, Any]:
         "key_file": str(host.key_file) if host.key_file else None,
         "known_hosts": str(host.known_hosts) if host.known_hosts else None,
         "agent_python": host.agent_python,
+        "host_dir": host.host_dir,
         "disposable": host.disposable,
         "labels": host.labels,
     }
@@ -113,28 +113,10 @@ def host_from_summary(data: dict[str, Any]) -> HostRecord:
         key_file=Path(data["key_file"]) if data.get("key_file") else None,
         known_hosts=Path(data["known_hosts"]) if data.get("known_hosts") else None,
         agent_python=data.get("agent_python"),
+        host_dir=data.get("host_dir"),
         disposable=bool(data.get("disposable", False)),
         labels={str(k): str(v) for k, v in (data.get("labels") or {}).items()},
     )
-
-
-def find_python(t: SSHTransport, host: HostRecord) -> str:
-    candidates = (host.agent_python,) if host.agent_python else _PYTHONS
-    script = "; ".join(
-        f"command -v {shlex.quote(p)} >/dev/null 2>&1 && {{ echo {shlex.quote(p)}; exit 0; }}"
-        for p in candidates
-        if p
-    )
-    res = t.run(f"{script}; exit 1", timeout=30)
-    if not res.ok or not res.stdout.strip():
-        wanted = host.agent_python or "python3, python2 or python"
-        raise ProbeError(
-            f"no Python interpreter on the host (looked for {wanted})",
-            host=host.name,
-            hint="install python3 (2.6+ works), e.g. with `labctl provision`, "
-            "or set labctl_agent_python",
-        )
-    return res.stdout.strip().splitlines()[0]
 
 
 def _decorate(data: dict[str, Any], host: HostRecord) -> dict[str, Any]:
@@ -153,26 +135,31 @@ class _HostProbe:
         self.host = host
         self.options = options
         self.progress = progress
-        self.rdir = remote_dir(run.run_id)
-        self.result_path = f"{self.rdir}/result.json"
+        self.side: HostSide | None = None
+        self.rdir = ""
+        self.result_path = ""
         self._progress_seen = 0
         self.start_time: str | None = None
 
+    def locate(self, t: SSHTransport, *, python: bool = False) -> HostSide:
+        """Who labctl is on the host and where this run's files are there."""
+        self.side = hostdirs.identify(t, python=python)
+        self.rdir = self.side.run_dir(self.run.run_id)
+        self.result_path = f"{self.rdir}/result.json"
+        return self.side
+
     def start(self, t: SSHTransport) -> int:
-        python = find_python(t, self.host)
-        mk = t.run(f"mkdir -p {shlex.quote(self.rdir)} && chmod 700 {shlex.quote(self.rdir)}")
-        if not mk.ok:
-            raise ProbeError(
-                f"cannot create {self.rdir} ({mk.stderr.strip() or mk.stdout.strip()})",
-                host=self.host.name,
-                hint="check free space and that the SSH user may write to /var/tmp",
-            )
+        side = self.locate(t, python=True)
+        hostdirs.prepare_run(t, side, self.run.run_id)
         local = agent_path()  # probe_agent-<hash>.pyz: the reaper knows agents by that name
         agent = f"{self.rdir}/{local.name}"
-        digest = t.put(local, agent, mode=0o755)
-        self.progress(self.host.name, f"agent pushed (sha256 {digest[:12]}), python {python}")
+        digest = t.put(local, agent, mode=0o700)
+        # the file and every folder above it: only root and the login user can change them,
+        # so what runs next is what was checked
+        hostdirs.check(t, side, agent)
+        self.progress(self.host.name, f"agent pushed (sha256 {digest[:12]}), python {side.python}")
         args = [
-            python,
+            side.python,
             agent,
             "run",
             "--run-id",
@@ -182,7 +169,7 @@ class _HostProbe:
             "--out",
             self.result_path,
             "--workdir",
-            AGENT_WORKDIR,
+            side.work,
             "--timeout",
             str(int(self.options.timeout)),
             "--experiments",
@@ -211,7 +198,7 @@ class _HostProbe:
                 f"could not start the agent (exit {res.exit_status}: "
                 f"{res.stderr.strip() or res.stdout.strip() or 'no output'})",
                 host=self.host.name,
-                hint="re-run the probe; see /var/tmp/labctl-runs on the host",
+                hint=f"re-run the probe; see {self.rdir} on the host",
             ) from None
 
     def follow(self, t: SSHTransport, pid: int) -> tuple[dict[str, Any], SSHTransport]:
@@ -242,6 +229,11 @@ class _HostProbe:
                     return self._parse(raw), t
                 if not self._alive(t, pid) and not t.exists(self.result_path):
                     log_text = (t.read(f"{self.rdir}/agent.log") or b"").decode("utf-8", "replace")
+                    if _AGENT_REFUSES in log_text:
+                        raise UnsafeHostPath(
+                            log_text.split(_AGENT_REFUSES, 1)[1].strip().splitlines()[0],
+                            host=self.host.name,
+                        )
                     detail = " | ".join(log_text.strip().splitlines()[-3:]) or "no output"
                     raise ProbeError(
                         f"the agent exited without a result ({detail})",
@@ -345,10 +337,9 @@ class _HostProbe:
         """'running' when an agent of this run lives on the host (pid + start time from the
         launch's or the agent's own pid file); 'gone' when one was started and is dead;
         'never' when none was started (the controller stopped first)."""
-        files = " ".join(
-            shlex.quote(f)
-            for f in (f"{self.rdir}/agent.pid", f"{AGENT_WORKDIR}/runs/{self.run.run_id}/agent.pid")
-        )
+        assert self.side is not None
+        own = f"{self.side.work}/runs/{self.run.run_id}/agent.pid"  # the agent's own pid file
+        files = " ".join(shlex.quote(f) for f in (f"{self.rdir}/agent.pid", own))
         script = (
             f'seen=; for f in {files}; do [ -e "$f" ] && seen=1; '
             'read p s < "$f" 2>/dev/null || continue; '
@@ -441,6 +432,7 @@ def collect_host(run: RunDir, host: HostRecord, progress: Progress) -> HostOutco
     hp = _HostProbe(run, host, ProbeOptions(), progress)
     try:
         with hp.connect() as t:
+            hostdirs.check_if_there(t, hp.locate(t), hp.rdir)
             raw = t.read(hp.result_path)
             if raw is None:
                 state = hp.agent_state(t)
@@ -520,6 +512,8 @@ def probe_hosts(
 ) -> list[HostOutcome]:
     opts = options or ProbeOptions()
     prog = progress or (lambda _h, _m: None)
+    if hosts:
+        agent_path()  # built and checked once, before any host: a refusal is one line
     parallel = forks_for(len(hosts), opts.forks)
     return _parallel(lambda h: probe_host(run, h, opts, prog), hosts, parallel)
 

@@ -17,6 +17,7 @@ from typing import Any
 from .ansible import run_playbook
 from .errors import ConfigError, ProvisionError
 from .fanout import forks_for
+from .files import write_atomic
 from .inventory import Inventory, load_inventory
 from .paths import playbooks_dir
 from .provision_vars import preflight
@@ -119,7 +120,7 @@ def redact_tree(folder: Path, secrets: list[str]) -> int:
         for secret in sorted(set(secrets), key=len, reverse=True):
             new = new.replace(secret, REDACTED)
         if new != text:
-            path.write_text(new, encoding="utf-8")
+            write_atomic(path, new, 0o600)
             changed += 1
     return changed
 

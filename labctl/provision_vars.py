@@ -25,6 +25,7 @@ VARIABLES: tuple[Var, ...] = (
     Var("labctl_known_hosts", "~/.ssh/known_hosts", "known_hosts file with the host's key"),
     Var("labctl_disposable", "false", "true: --exhaust may drive this host to exhaustion"),
     Var("labctl_agent_python", "first of python3/python2", "interpreter for the probe agent"),
+    Var("labctl_host_dir", "/var/lib/labctl (root)", "labctl's folder on the host (root-only)"),
     Var("labctl_warm_enabled", "true", "false: every task runs on a host provisioned as asked"),
     Var("ansible_pipelining", "true", "false for a host whose sudo needs a tty (requiretty)"),
     Var("docker_engine_method", "distro", "distro (the distribution's package) or binary"),

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import secrets
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 from . import __version__
 from .errors import ResultError
+from .files import unsafe_reason, write_json
 
 SCHEMA_VERSION = 1
 _HOST_NAME = re.compile(r"^[A-Za-z0-9_.@:-]+$")
@@ -38,21 +38,6 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_problem(exc: OSError, what: Path, *, host: str | None = None, hint: str) -> ResultError:
     """A failed write (no space, no permission, read-only) as one line naming what and why."""
     why = exc.strerror or str(exc)
@@ -63,6 +48,31 @@ def write_problem(exc: OSError, what: Path, *, host: str | None = None, hint: st
     elif exc.errno == errno.EROFS:
         why = "the results disk is read-only"
     return ResultError(f"cannot write {what} ({why})", host=host, hint=hint)
+
+
+def new_private_dir(root: Path, name: str) -> Path:
+    """A new folder ``root/name`` only its owner may enter (0700, whatever the umask), never one
+    that is there already; refused when another user of this machine could change ``root`` or a
+    folder above it (:func:`labctl.files.unsafe_reason`). ``root`` is used as checked: with its
+    links resolved."""
+    root = Path(os.path.realpath(root))
+    unsafe = unsafe_reason(root)
+    if unsafe is not None:
+        raise ResultError(
+            f"results folder {root}: {unsafe}: another user could change the results and what "
+            "labctl reads back from them",
+            hint="fix it (chown, chmod o-w) or give another --results",
+        )
+    path = root / name
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700)
+        os.chmod(path, 0o700)
+    except OSError as exc:
+        raise write_problem(
+            exc, path, hint=f"free space, or give another --results than {root}"
+        ) from exc
+    return path
 
 
 @dataclass
@@ -103,14 +113,27 @@ class RunDir:
 
     @classmethod
     def create(cls, root: Path, run_id: str | None = None) -> RunDir:
-        run = cls(root / (run_id or new_run_id()))
+        """A new run folder under ``root`` (see :func:`new_private_dir`), with ``hosts/``."""
+        run = cls(new_private_dir(root, run_id or new_run_id()))
         try:
-            (run.path / "hosts").mkdir(parents=True, exist_ok=False)
+            (run.path / "hosts").mkdir(mode=0o700)
         except OSError as exc:
             raise write_problem(
-                exc, run.path, hint=f"free space, or give another --results than {root}"
+                exc, run.path, hint="free space, or give another --results"
             ) from exc
         return run
+
+    def check_private(self) -> None:
+        """Refuse a run folder (or run.json) another user could have changed: `collect`
+        connects to the hosts run.json names, with the keys it names."""
+        for path in (self.path, self.run_file):
+            unsafe = unsafe_reason(path)
+            if unsafe is not None:
+                raise ResultError(
+                    f"{path}: {unsafe}: another user could have changed the hosts and keys "
+                    "it names",
+                    hint="check it, fix it (chown, chmod go-w) and run again",
+                )
 
     @property
     def run_id(self) -> str:
@@ -138,7 +161,7 @@ class RunDir:
         current.setdefault("run_id", self.run_id)
         current.setdefault("labctl_version", __version__)
         try:
-            atomic_write_json(self.run_file, current)
+            write_json(self.run_file, current)
         except OSError as exc:
             raise write_problem(
                 exc,
@@ -150,7 +173,7 @@ class RunDir:
         """Write one host's file; a failed write is a ResultError naming the host."""
         path = self.host_file(host)
         try:
-            atomic_write_json(path, data)
+            write_json(path, data)
         except OSError as exc:
             raise write_problem(
                 exc,

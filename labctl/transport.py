@@ -8,12 +8,15 @@ the host and says what to do.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import paramiko
 
@@ -26,7 +29,10 @@ from .errors import (
     TransportError,
     UnknownHostKey,
 )
+from .files import unsafe_reason
 from .hosts import HostRecord
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,15 @@ SSH_FAILURES = (paramiko.SSHException, OSError, EOFError)
 def load_private_key(host: HostRecord) -> paramiko.PKey:
     """Load the host's key file whatever its type and format (OpenSSH, PEM; RSA, ed25519...)."""
     assert host.key_file is not None
+    with contextlib.suppress(OSError):  # a missing key is the loader's error
+        mode = host.key_file.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise AuthenticationFailed(
+                f"private key {host.key_file} is open to other users (mode {mode:04o}); ssh "
+                "refuses such a key too",
+                host=host.name,
+                hint=f"chmod 600 {host.key_file}",
+            )
     try:
         return paramiko.PKey.from_path(host.key_file)
     except paramiko.PasswordRequiredException as exc:
@@ -128,6 +143,13 @@ class SSHTransport:
     def connect(self) -> SSHTransport:
         host = self.host
         known = host.known_hosts or Path.home() / ".ssh" / "known_hosts"
+        unsafe = unsafe_reason(known)
+        if unsafe is not None:
+            raise UnknownHostKey(
+                f"known_hosts file {known}: {unsafe}: another user could put any key there",
+                host=host.name,
+                hint="fix it (chown, chmod go-w) or point labctl_known_hosts at a file of yours",
+            )
         client = paramiko.SSHClient()
         if known.exists():
             try:
@@ -247,13 +269,18 @@ class SSHTransport:
         )
 
     def put(self, local: Path, remote: str, *, mode: int = 0o644) -> str:
-        """Copy a file to the host and verify its sha256 there; returns the checksum."""
+        """Copy a file to the host and verify its sha256 there; returns the checksum.
+
+        The copy goes to ``remote.part``, made new (O_EXCL: a link or file left there is
+        removed first, never written through), then renamed over ``remote``."""
         data = local.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         try:
             sftp = self.sftp
             tmp = f"{remote}.part"
-            with sftp.open(tmp, "wb") as fh:
+            with contextlib.suppress(FileNotFoundError):
+                sftp.remove(tmp)
+            with sftp.open(tmp, "wx") as fh:
                 fh.write(data)
             sftp.chmod(tmp, mode)
             sftp.posix_rename(tmp, remote)
@@ -284,6 +311,35 @@ class SSHTransport:
         except SSH_FAILURES as exc:
             raise TransportError(f"cannot read {remote} ({exc})", host=self.host.name) from exc
         return h.hexdigest()
+
+    def _sftp_call(self, what: str, remote: str, call: Callable[[], T]) -> T:
+        """An SFTP call whose answer from the host (no such file, permission denied) is an
+        OSError, and whose lost connection is HostUnreachable."""
+        try:
+            return call()
+        except OSError as exc:
+            transport = self._client.get_transport() if self._client else None
+            if transport is not None and transport.is_active():
+                raise  # the host's answer about the path
+            raise HostUnreachable(
+                f"SSH connection lost ({what} {remote}: {exc})", host=self.host.name
+            ) from exc
+        except SSH_FAILURES as exc:
+            raise HostUnreachable(
+                f"SSH connection lost ({what} {remote}: {exc})", host=self.host.name
+            ) from exc
+
+    def lstat(self, remote: str) -> paramiko.SFTPAttributes:
+        """The host's lstat of ``remote`` (uid, mode), over SFTP; OSError from the host."""
+        return self._sftp_call("lstat", remote, lambda: self.sftp.lstat(remote))
+
+    def mkdir(self, remote: str, mode: int = 0o700) -> None:
+        """mkdir on the host, over SFTP (fails when anything is there); OSError from the host."""
+        self._sftp_call("mkdir", remote, lambda: self.sftp.mkdir(remote, mode))
+
+    def realpath(self, remote: str) -> str:
+        """``remote`` with every symlink resolved, by the host (SFTP's realpath)."""
+        return self._sftp_call("realpath", remote, lambda: self.sftp.normalize(remote))
 
     def exists(self, remote: str) -> bool:
         """Whether a remote path exists, asked over SFTP (no new process on the host)."""

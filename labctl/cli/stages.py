@@ -66,7 +66,7 @@ def provision_cmd(
     """
     from ..provision import parse_extra_vars, provision_inventory
     from ..provision_vars import help_text
-    from ..results import new_run_id
+    from ..results import new_private_dir, new_run_id
 
     if help_vars:
         out_console.print(help_text(), soft_wrap=True, markup=False)
@@ -74,7 +74,7 @@ def provision_cmd(
     if inventory is None:
         raise click.UsageError("-i/--inventory is required")
     inv = inventory
-    pdd = results / "provision" / new_run_id()
+    pdd = guard(lambda: new_private_dir(results / "provision", new_run_id()))
     rep = guard(
         watched(
             lambda: provision_inventory(

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from labctl.errors import ConfigError
+from labctl.errors import ConfigError, LabError
+from labctl.files import unsafe_reason, write_atomic
 from labctl.hosts import HostRecord
 from labctl.paths import lab_dir
 
@@ -267,17 +268,6 @@ def validated(spec: SpecT) -> SpecT:
     return spec
 
 
-def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write a lab file whole or not at all, with its mode set before it appears."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
 class LabDriver(abc.ABC):
     """Makes, inspects and destroys the hosts of one lab.
 
@@ -341,7 +331,14 @@ class LabDriver(abc.ABC):
 
     def _make_directory(self) -> tuple[Path, str]:
         """The lab's folder (owner only) and key: (private key path, public key line)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        unsafe = unsafe_reason(self.directory)
+        if unsafe is not None:  # its key logs in as root on every host of the lab
+            raise LabError(
+                f"lab folder {self.directory}: {unsafe}: another user could read or change "
+                "the lab's key and known_hosts",
+                hint="fix it (chown, chmod go-w) or set LABCTL_HOME to a folder of your own",
+            )
         os.chmod(self.directory, 0o700)
         return ensure_key_pair(self.directory, f"labctl-{self.lab}")
 

@@ -17,6 +17,7 @@ from typing import Any
 from labctl.engines.source import sha256_file
 from labctl.engines.versions import KNOWN_VERSIONS, known_version
 from labctl.errors import ConfigError
+from labctl.files import write_json
 from labctl.paths import cache_dir
 
 MANIFEST = "manifest.json"
@@ -120,9 +121,7 @@ def install_build(staging: Path, final: Path) -> None:
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
-    tmp = directory / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, directory / MANIFEST)
+    write_json(directory / MANIFEST, manifest, 0o644)
 
 
 def engines_table(builds: list[EngineBuild]) -> str:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ResultError
+from ..files import write_atomic
 from ..matrix import write_exports, write_series
 from ..results import HostResult, load_host_file, utc_now, write_problem
 from .model import (
@@ -245,12 +246,6 @@ def figures_done(data: ReportData, tick: Progress | None = None) -> None:
         data.pending = None
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write(
     data: ReportData,
     out_dir: Path,
@@ -278,7 +273,7 @@ def write(
     if "json" in formats:
         outputs["report.json"] = out_dir / "report.json"  # listed in the document itself
         doc = _document(data, outputs, problems)
-        _atomic_text(outputs["report.json"], json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        write_atomic(outputs["report.json"], json.dumps(doc, indent=2, sort_keys=True) + "\n")
     tick(steps, steps, "done")
     return outputs, doc
 
@@ -316,14 +311,14 @@ def _documents(
         if data.plots:
             plot_dir.mkdir(exist_ok=True)
             for p in data.plots:
-                (plot_dir / plot_file(p)).write_bytes(p.png)
+                write_atomic(plot_dir / plot_file(p), p.png)
             outputs["plots"] = plot_dir
         outputs["report.md"] = out_dir / "report.md"
-        _atomic_text(outputs["report.md"], render_markdown(v, md))
+        write_atomic(outputs["report.md"], render_markdown(v, md))
     if "html" in formats:
         tick(2, steps, "writing report.html")
         outputs["report.html"] = out_dir / "report.html"
-        _atomic_text(outputs["report.html"], render_html(v, html))
+        write_atomic(outputs["report.html"], render_html(v, html))
 
 
 def _with_series(data: ReportData) -> Iterator[HostResult]:

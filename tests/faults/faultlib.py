@@ -245,8 +245,8 @@ class FaultLab:
         script = r"""
 docker ps -aq --filter name=labctl-probe- | sed 's/^/container /'
 pgrep -f '[p]robe_agent-[0-9a-f]*[.]pyz run' | sed 's/^/agent process /'
-ls -A /var/tmp/labctl/runs 2>/dev/null | sed 's/^/agent run folder /'
-for d in /var/tmp/labctl-runs/*; do
+ls -A /var/lib/labctl/work/runs 2>/dev/null | sed 's/^/agent run folder /'
+for d in /var/lib/labctl/runs/*; do
   [ -d "$d" ] || continue
   for f in $(ls -A "$d"); do
     case "$f" in result.json|agent.log) ;; *) echo "controller run file $d/$f";; esac

@@ -244,7 +244,7 @@ def test_killed_controller_loses_nothing_collect_fetches_it(lab: Any, tmp_path: 
         assert rows["storage-location.host_can_read"][col(columns, host.name)] == "true"
         # the host's run folder is gone once the result is safe on the controller
         assert (
-            remote(host, f"test -e /var/tmp/labctl-runs/{run_dir.name} && echo left || true") == ""
+            remote(host, f"test -e /var/lib/labctl/runs/{run_dir.name} && echo left || true") == ""
         )
         assert remote(host, "docker ps -aq --filter name=labctl-probe-") == ""
     # collecting again is harmless: everything is already here

@@ -68,7 +68,7 @@ def test_exhaust_on_the_lab(lab: Any, tmp_path: Path) -> None:
         if h.name in ("bullseye", "bookworm"):
             with SSHTransport(h) as t:
                 assert t.run("docker ps -aq --filter name=labctl-probe-").stdout == ""
-                assert not t.exists(f"/var/tmp/labctl-runs/{run.name}")
+                assert not t.exists(f"/var/lib/labctl/runs/{run.name}")
 
 
 def test_bounded_floors_are_never_crossed(lab: Any, tmp_path: Path) -> None:

@@ -69,12 +69,7 @@ for wd, mask, name in events():
 log("watcher done")
 """
 
-_EVIL_MAIN = (
-    "import os\n"
-    f"f = open({PWNED!r}, 'w')\n"
-    "f.write('uid=%d\\n' % os.getuid())\n"
-    "f.close()\n"
-)
+_EVIL_MAIN = f"import os\nf = open({PWNED!r}, 'w')\nf.write('uid=%d\\n' % os.getuid())\nf.close()\n"
 
 
 def evil_pyz() -> bytes:

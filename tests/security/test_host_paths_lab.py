@@ -62,7 +62,7 @@ def test_a_swapped_run_folder_never_runs_the_users_code(lab: Any, host: Any, tmp
     watched = attacker.stop_watcher(host)
     assert attacker.pwned(host) == "", f"the user's code ran: {watched}"
     assert proc.returncode == 0, proc.stderr
-    assert attacker.root_files_under(host, OLD_RUNS, OLD_WORK) == [], watched
+    assert attacker.root_files_under(host, OLD_RUNS, OLD_WORK) == []
     data = json.loads((only_run(tmp_path / "results") / "hosts" / f"{HOST}.json").read_text())
     assert data["status"] == "ok"
 
@@ -93,12 +93,13 @@ def test_an_unsafe_host_folder_is_refused_in_one_line(
     lab: Any, host: Any, tmp_path: Path, setup: str, host_dir: str, why: str
 ) -> None:
     remote(host, setup)
+    before = attacker.root_files_under(host, MINE)  # what the setup itself made as root
     proc = probe(lab, tmp_path, inventory_with(lab, tmp_path, labctl_host_dir=host_dir))
     line = refused_line(proc)
     assert proc.returncode == 4, proc.stderr
     assert line.startswith(f"problem: {HOST}: {MINE} ") and why in line, line
     assert "labctl_host_dir" in line, line
-    assert attacker.root_files_under(host, MINE) == []
+    assert attacker.root_files_under(host, MINE) == before
     assert attacker.pwned(host) == ""
 
 
@@ -107,8 +108,11 @@ def test_a_symlinked_runs_or_work_folder_is_refused(
     lab: Any, host: Any, tmp_path: Path, part: str
 ) -> None:
     """Even root's own symlink: labctl's folders are real folders or nothing."""
-    remote(host, f"mkdir -m 700 /var/lib/labctl-test /var/lib/labctl-test/elsewhere && "
-                 f"ln -s elsewhere /var/lib/labctl-test/{part}")
+    remote(
+        host,
+        f"mkdir -m 700 /var/lib/labctl-test /var/lib/labctl-test/elsewhere && "
+        f"ln -s elsewhere /var/lib/labctl-test/{part}",
+    )
     inv = inventory_with(lab, tmp_path, labctl_host_dir="/var/lib/labctl-test")
     line = refused_line(probe(lab, tmp_path, inv))
     assert f"/var/lib/labctl-test/{part}" in line and "symbolic link" in line, line
@@ -120,8 +124,11 @@ def test_a_planted_part_file_is_not_followed(lab: Any, host: Any, tmp_path: Path
     writes through it."""
     from labctl.transport import SSHTransport
 
-    remote(host, "mkdir -m 700 /var/lib/labctl-test && echo victim > /var/lib/labctl-test/v && "
-                 "ln -s v /var/lib/labctl-test/agent.pyz.part")
+    remote(
+        host,
+        "mkdir -m 700 /var/lib/labctl-test && echo victim > /var/lib/labctl-test/v && "
+        "ln -s v /var/lib/labctl-test/agent.pyz.part",
+    )
     local = tmp_path / "agent.pyz"
     local.write_bytes(b"payload")
     with SSHTransport(host) as t:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import ResultError
-from labctl.results import SCHEMA_VERSION, RunDir, atomic_write_json, load_host_file, new_run_id
+from labctl.files import write_json
+from labctl.results import SCHEMA_VERSION, RunDir, load_host_file, new_run_id
 
 
 def test_run_ids_sort_by_time_and_are_unique() -> None:
@@ -19,16 +20,16 @@ def test_run_ids_sort_by_time_and_are_unique() -> None:
 
 def test_atomic_write_leaves_no_temp_file(tmp_path: Path) -> None:
     target = tmp_path / "a" / "x.json"
-    atomic_write_json(target, {"b": 1, "a": [1, 2]})
+    write_json(target, {"b": 1, "a": [1, 2]})
     assert json.loads(target.read_text()) == {"a": [1, 2], "b": 1}
     assert [p.name for p in target.parent.iterdir()] == ["x.json"]
 
 
 def test_atomic_write_keeps_old_file_when_serialising_fails(tmp_path: Path) -> None:
     target = tmp_path / "x.json"
-    atomic_write_json(target, {"ok": True})
+    write_json(target, {"ok": True})
     with pytest.raises(TypeError):
-        atomic_write_json(target, {"bad": object()})
+        write_json(target, {"bad": object()})
     assert json.loads(target.read_text()) == {"ok": True}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
 

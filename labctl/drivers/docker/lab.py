@@ -32,7 +32,6 @@ from labctl.drivers.base import (
     HostStatus,
     LabState,
     Progress,
-    write_atomic,
 )
 from labctl.drivers.docker.containers import (
     LABEL_HOST,
@@ -48,6 +47,7 @@ from labctl.drivers.docker.containers import (
 from labctl.drivers.docker.hosts import DockerHosts, Host
 from labctl.drivers.docker.spec import PYTHON_INTERPRETERS, DockerLabSpec
 from labctl.errors import ConfigError
+from labctl.files import write_atomic
 from labctl.hosts import HostRecord
 
 ADDRESS = LOOPBACK

@@ -24,7 +24,6 @@ from labctl.drivers.base import (
     format_size,
     make_ed25519_key,
     ssh_banner,
-    write_atomic,
 )
 from labctl.drivers.qemu.spec import DISTRO_ENGINE, QemuHostSpec
 from labctl.drivers.qemu.vm import (
@@ -45,6 +44,7 @@ from labctl.drivers.qemu.vm import (
     zombie,
 )
 from labctl.errors import LabctlError, LabError
+from labctl.files import write_atomic
 from labctl.hosts import HostRecord
 
 READY_TIMEOUT = {"kvm": 180.0, "tcg": 480.0}

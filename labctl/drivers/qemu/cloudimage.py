@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl.drivers.base import format_size, make_ed25519_key, ssh_banner, write_atomic
+from labctl.drivers.base import format_size, make_ed25519_key, ssh_banner
 from labctl.drivers.qemu.boot import QemuVms, Vm
 from labctl.drivers.qemu.vm import (
     ADDRESS,
@@ -43,6 +43,7 @@ from labctl.drivers.qemu.vm import (
     tail,
 )
 from labctl.errors import LabctlError, LabError
+from labctl.files import write_atomic
 
 #: seconds to wait for SSH (and cloud-init) on an image host, by accelerator
 IMAGE_SSH_TIMEOUT = {"kvm": 240.0, "tcg": 600.0}

@@ -36,13 +36,13 @@ from labctl.drivers.base import (
     Progress,
     format_size,
     recorded_driver,
-    write_atomic,
 )
 from labctl.drivers.qemu.boot import Vm
 from labctl.drivers.qemu.cloudimage import ImageVms, check_image, image_accel, seed_tool
 from labctl.drivers.qemu.spec import DISTRO_ENGINE, PRESETS, QemuLabSpec, engine_vars, recorded_spec
 from labctl.drivers.qemu.vm import ADDRESS, Accel, detect_accel, port_open
 from labctl.errors import ConfigError, LabctlError, LabError
+from labctl.files import write_atomic
 from labctl.hosts import HostRecord
 
 #: the `labctl lab up` options of a qemu lab
