@@ -87,6 +87,8 @@ STARTING_GRACE_S = 10
 #: a dead run's result that no controller fetched is kept this long for `labctl collect`
 UNCOLLECTED_KEEP_S = 7 * 24 * 3600
 _UNCOLLECTED_KEEP = ("result.json", "agent.log")
+#: from the launch's empty pid file to its agent showing in /proc (a fork and an exec)
+LAUNCH_GRACE_S = 2
 
 
 def _newest_mtime(path):
@@ -141,7 +143,12 @@ def reap_controller_runs(parent, live, removed, now=None):
             live.add(name)
             continue
         age = now - _newest_mtime(path)
-        if pid is None:
+        if pid is None and os.path.lexists(os.path.join(path, "agent.pid")):
+            # an empty pid file: the launch was cut (its shell killed before it wrote the
+            # pid); an agent it started is in `live` once it runs, so wait only for that
+            if age < LAUNCH_GRACE_S:
+                continue
+        elif pid is None:  # no pid file yet: between mkdir, upload and launch
             if held is None:
                 held = _open_under(parent)
             if name in held:

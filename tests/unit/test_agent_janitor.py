@@ -42,6 +42,10 @@ def test_dead_runs_go_uncollected_results_stay_live_and_starting_runs_stay(
         slow = _run_dir(runs, "r-slow-upload", {"probe_agent-0a1b.pyz.part": "x"})
         uploading = (slow / "probe_agent-0a1b.pyz.part").open("a")  # as sftp-server holds it
         stray = _run_dir(runs, "not a run id", {"x": "x"})
+        # the launch's shell killed before it wrote the pid: an empty pid file, nothing runs
+        cut_launch = _run_dir(runs, "r-cut-launch", {"agent.pid": "", "probe_agent-0a1b.pyz": "x"},
+                              age_s=3)  # fmt: skip
+        launching = _run_dir(runs, "r-launching", {"agent.pid": ""}, age_s=0.5)
         removed: dict[str, list[str]] = {"workdirs": [], "errors": []}
         pa.reap_controller_runs(str(runs), set(), removed)
         uploading.close()
@@ -49,6 +53,7 @@ def test_dead_runs_go_uncollected_results_stay_live_and_starting_runs_stay(
         sleeper.kill()
         sleeper.wait()
     assert not killed.exists() and not reused.exists() and not cut.exists()
+    assert not cut_launch.exists() and launching.exists()
     assert sorted(p.name for p in finished.iterdir()) == ["agent.log", "result.json"]
     assert live.exists() and starting.exists() and slow.exists() and stray.exists()
     assert removed["errors"] == []
