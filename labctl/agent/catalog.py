@@ -1,0 +1,33 @@
+# -*- coding: utf-8 -*-
+"""The study's checks (Table 2 of the 2015 study), declared once.
+
+The agent runs them by these names, in this order; the controller asks for them, orders its
+reports by them and lists them in its help from this same table (labctl/experiments.py reads it).
+Each entry: the name, the shared resource it exhausts (None for storage-location, which
+exhausts nothing) and the question it answers, in one line.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+EXPERIMENTS = (
+    ("storage-location", None,
+     "where do a container's files live on the host; can the host read and change them?"),
+    ("disk", "disk", "a container writes one huge file into its own filesystem"),
+    ("disk-limited", "disk",
+     "the same with a per-container disk limit, where the engine has one"),
+    ("disk-shared", "disk", "the same into a folder the host shares with it (bind mount)"),
+    ("inodes", "inodes", "a container creates very many empty files"),
+    ("memory", "memory", "a container allocates memory, without a limit"),
+    ("memory-limited", "memory", "the same with -m"),
+    ("processes", "processes", "a container forks many children, without a limit"),
+    ("processes-limited", "processes", "the same with --pids-limit"),
+)
+#: the names, in the order the agent runs them and people read them
+ORDER = tuple(name for name, _resource, _question in EXPERIMENTS)
+#: experiment -> the resource it exhausts (the resource checks only)
+RESOURCE_OF = dict((name, resource) for name, resource, _question in EXPERIMENTS if resource)
+#: the resource checks, in order
+RESOURCE_EXPERIMENTS = tuple(name for name in ORDER if name in RESOURCE_OF)
+QUESTION = dict((name, question) for name, _resource, question in EXPERIMENTS)
+#: what the agent runs when it is not told (the controller asks for what its user asks)
+DEFAULT = ("storage-location",)
