@@ -16,9 +16,9 @@ from . import __version__
 from .errors import Interrupted, LabctlError, ResultError
 from .hosts import HostRecord
 from .inventory import Inventory, load_inventory
-from .matrix import Report
 from .probe import ProbeOptions, collect_hosts, host_from_summary, host_summary, probe_hosts
 from .provision import ProvisionReport, provision_inventory
+from .report.matrix import Report
 from .results import RunDir, utc_now
 
 Progress = Callable[[str, str], None]

@@ -141,8 +141,8 @@ def compare_cmd(
     """
     import json
 
-    from ..compare import unusable_files
     from ..errors import ConfigError, ResultError
+    from ..report.compare import unusable_files
 
     problems: list[str] = []
 
@@ -153,7 +153,7 @@ def compare_cmd(
                 hint="e.g. labctl compare results/A results/B",
             )
         if baseline is not None:
-            from ..baseline import compare_to_baseline
+            from ..report.baseline import compare_to_baseline
             from ..report.model import load_entries, open_run
             from ..report.text import baseline_table
 
@@ -161,7 +161,7 @@ def compare_cmd(
             cmp = compare_to_baseline(entries, baseline)
             problems.extend(unusable_files(entries, "A"))
             return cmp, baseline_table(cmp)
-        from ..compare import compare_runs
+        from ..report.compare import compare_runs
         from ..report.text import compare_table
 
         assert run_b is not None

@@ -1,8 +1,11 @@
-"""Reports people read: CSV exports, Markdown and HTML with plots, JSON, comparisons.
+"""The report stage, whole: a run folder's host files in, CSVs, documents and comparisons out.
 
-Kept light on purpose (``labctl.matrix`` imports :mod:`labctl.report.classify`): the heavy
-parts live in submodules that the CLI imports when asked. Imports go one way:
-``classify`` (verdict rules) <- ``model`` (the data: hosts, plots, :class:`ReportData`) <-
-``plots`` (drawing) and ``render`` (documents) <- ``build`` (``labctl report``: writes files);
-``text`` (terminal tables) and ``runs`` (``labctl runs``) stand beside them.
+Layers point down only (each module imports from those listed before it, never after):
+``classify`` (verdict classes and units) <- ``model`` (run folders loaded into host entries,
+:class:`ReportData`) <- ``samekernel`` (hosts on one kernel with different engines) and
+``matrix`` (the CSV tables) <- ``baseline`` (the 2015 study: load, score, pair) <- ``compare``
+(two runs, check by check) <- ``plots`` and ``render`` (figures, HTML, Markdown, JSON) <-
+``build`` (``labctl report``: writes the files) <- ``text`` (terminal tables); ``runs``
+(``labctl runs``) stands apart. The package itself imports nothing: the CLI imports the
+modules it needs when a report is asked for.
 """

@@ -29,8 +29,8 @@ from typing import Any
 
 from ..errors import ConfigError, ResultError
 from ..files import write_atomic
-from ..matrix import write_exports, write_series
 from ..results import HostResult, load_host_file, utc_now, write_problem
+from .matrix import write_exports, write_series
 from .model import (
     FigureJob,
     HostEntry,

@@ -21,9 +21,9 @@ from typing import Any
 import jinja2
 
 from .. import __version__
-from ..baseline import compare_to_baseline, files_in_tree, mount_namespace
-from ..matrix import asked_mismatches, column_label, format_value
+from .baseline import compare_to_baseline, files_in_tree, mount_namespace
 from .classify import CLASSES, LABELS, LANDED_RATIO, RULES, short_verdict, unit_of
+from .matrix import asked_mismatches, column_label, format_value
 from .model import HostEntry, ReportData, data_uri, dig, plot_file, redact_ids
 
 REPORT_SCHEMA = 1

@@ -16,11 +16,11 @@ from rich.text import Text
 from .classify import LABELS
 
 if TYPE_CHECKING:
-    from ..baseline import BaselineComparison
-    from ..compare import Comparison
-    from ..samekernel import SameKernelGroup
+    from .baseline import BaselineComparison
     from .build import Progress, ReportOutcome
+    from .compare import Comparison
     from .runs import RunRow
+    from .samekernel import SameKernelGroup
 
 CLASS_STYLE = {
     "affected": "bold red",

@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from labctl.baseline import (
+from labctl.cli import main
+from labctl.errors import ConfigError
+from labctl.report.baseline import (
     BaselineComparison,
     SystemPairing,
     compare_to_baseline,
     kernel_line,
     load_baseline,
 )
-from labctl.cli import main
-from labctl.compare import compare_runs, same_value
-from labctl.errors import ConfigError
+from labctl.report.compare import compare_runs, same_value
 from labctl.report.model import load_entries, open_run
 from labctl.report.runs import list_runs
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.matrix import (
+from labctl.report.matrix import (
     asked_mismatches,
     build_matrix,
     build_verdicts,

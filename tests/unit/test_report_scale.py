@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import ResultError
-from labctl.matrix import _write_csv
 from labctl.report.build import make_report
+from labctl.report.matrix import _write_csv
 from labctl.report.model import LINE_POINTS, series_line, spread, thin, verdict_order
 from labctl.report.render import DETAIL_ROWS, TOOLTIP_HOSTS, _detail_groups
 from tests.manyhosts import many_hosts_run

@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .files import atomic_open, write_atomic
-from .report.classify import classify, name_unit, series_unit, unit_of
-from .results import HostResult, RunDir
+from ..files import atomic_open, write_atomic
+from ..results import HostResult, RunDir
+from .classify import classify, name_unit, series_unit, unit_of
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .matrix import FACT_ROWS, format_value
-from .report.model import HostEntry, dig, load_entries, open_run, redact_ids
+from .model import HostEntry, dig, load_entries, open_run, redact_ids
 from .samekernel import SameKernelGroup, same_kernel_groups
 
 #: metrics that differ on every run by nature; skipped unless ``include_volatile``

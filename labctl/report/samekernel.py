@@ -6,7 +6,7 @@ verdict class that differs comes from the engine (or from a storage driver or mo
 that differs too, which is said beside it). For each experiment: the class on every host, what
 changed between each newer-engine host and its closest older-engine host (same storage driver
 first, then the same kind of driver), and the engine features that explain it, from the data
-file's ``engine_changes`` (``labctl/baseline/article.json``): which protection arrived with the
+file's ``engine_changes`` (``report/baseline/article.json``): which protection arrived with the
 newer engine (``--pids-limit`` since 1.11, ``--storage-opt size=`` since 1.12/1.13), which was
 already there (devicemapper's base size), and what changed the other way (``MountFlags=slave``
 left the upstream unit in 1.12).
@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .report.model import HostEntry, dig, experiment_order
+from .model import HostEntry, dig, experiment_order
 
 #: drivers that keep a container's files as folders of the host's filesystem (union mounts)
 UNION_DRIVERS = frozenset({"aufs", "overlay", "overlay2"})
