@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .ansible import run_playbook
+from .ansible import PlaybookRun, run_playbook
 from .errors import ConfigError, ProvisionError
 from .fanout import forks_for
 from .files import write_atomic
@@ -125,6 +125,64 @@ def redact_tree(folder: Path, secrets: list[str]) -> int:
     return changed
 
 
+class _Relay:
+    """ansible-runner's events -> the report's host entries and per-host progress lines, with
+    every secret hidden."""
+
+    def __init__(self, report: ProvisionReport, hidden: list[str], progress: Progress | None):
+        self.report = report
+        self.hidden = hidden
+        self.progress = progress
+
+    def hide(self, text: str) -> str:
+        for secret in self.hidden:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def say(self, host: str, message: str) -> None:
+        if self.progress is not None:
+            self.progress(host, self.hide(message))
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        data = event.get("event_data") or {}
+        host = data.get("host")
+        kind = event.get("event", "")
+        if not host:
+            return
+        entry = self.report.hosts.setdefault(host, HostProvision(host))
+        task = data.get("task") or ""
+        if kind == "runner_on_ok":
+            res = data.get("res") or {}
+            if task == WARM_TASK:
+                said = str(res.get("stdout") or "").strip()
+                entry.warm = said.startswith("warm:")
+                self.say(host, said)
+                return
+            text = f"{task} (changed)" if res.get("changed") else task
+            if data.get("task_action") in ("debug", "ansible.builtin.debug") and res.get("msg"):
+                text = f"{task}: {' '.join(str(res['msg']).split())}"
+            self.say(host, text)
+        elif kind in _FAIL_EVENTS and not data.get("ignore_errors"):
+            entry.status = _FAIL_EVENTS[kind]
+            entry.task = task
+            entry.message = _message(data.get("res") or {})
+            self.say(host, f"{entry.status}: {task}: {entry.message}")
+
+
+def _apply_stats(report: ProvisionReport, run: PlaybookRun) -> None:
+    """The play recap's counts: changed tasks, and hosts that failed without a failed event."""
+    report.artifact_dir = run.artifact_dir
+    report.status = run.status
+    for host, n in (run.stats.get("changed") or {}).items():
+        report.hosts.setdefault(host, HostProvision(host)).changed = int(n)
+    for key, status in (("dark", "unreachable"), ("failures", "failed")):
+        for host in run.stats.get(key) or {}:
+            entry = report.hosts.setdefault(host, HostProvision(host))
+            if entry.ok:
+                entry.status, entry.task = status, entry.task or "?"
+                entry.message = entry.message or "see the ansible artifacts"
+
+
 def provision(
     inventory: Path,
     private_data_dir: Path,
@@ -143,47 +201,13 @@ def provision(
     extravars = {"labctl_warm_playbooks_digest": tree_digest(book.parent), **(extravars or {})}
     report = ProvisionReport()
     hidden = sorted({*secret_values(extravars or {}), *(secrets or [])}, key=len, reverse=True)
-
-    def hide(text: str) -> str:
-        for secret in hidden:
-            text = text.replace(secret, REDACTED)
-        return text
-
-    def prog(host: str, message: str) -> None:
-        if progress is not None:
-            progress(host, hide(message))
-
-    def on_event(event: dict[str, Any]) -> None:
-        data = event.get("event_data") or {}
-        host = data.get("host")
-        kind = event.get("event", "")
-        if not host:
-            return
-        entry = report.hosts.setdefault(host, HostProvision(host))
-        task = data.get("task") or ""
-        if kind == "runner_on_ok":
-            res = data.get("res") or {}
-            if task == WARM_TASK:
-                said = str(res.get("stdout") or "").strip()
-                entry.warm = said.startswith("warm:")
-                prog(host, said)
-                return
-            text = f"{task} (changed)" if res.get("changed") else task
-            if data.get("task_action") in ("debug", "ansible.builtin.debug") and res.get("msg"):
-                text = f"{task}: {' '.join(str(res['msg']).split())}"
-            prog(host, text)
-        elif kind in _FAIL_EVENTS and not data.get("ignore_errors"):
-            entry.status = _FAIL_EVENTS[kind]
-            entry.task = task
-            entry.message = _message(data.get("res") or {})
-            prog(host, f"{entry.status}: {task}: {entry.message}")
-
+    relay = _Relay(report, hidden, progress)
     try:
         run = run_playbook(
             playbook=book,
             inventory=inventory,
             private_data_dir=private_data_dir,
-            event_handler=on_event,
+            event_handler=relay,
             extravars=extravars,
             limit=",".join(limit) if limit else None,
             check=check,
@@ -192,17 +216,8 @@ def provision(
     finally:
         redact_tree(private_data_dir, hidden)
     for entry in report.hosts.values():
-        entry.message = hide(entry.message) if entry.message else entry.message
-    report.artifact_dir = run.artifact_dir
-    report.status = run.status
-    for host, n in (run.stats.get("changed") or {}).items():
-        report.hosts.setdefault(host, HostProvision(host)).changed = int(n)
-    for key, status in (("dark", "unreachable"), ("failures", "failed")):
-        for host in run.stats.get(key) or {}:
-            entry = report.hosts.setdefault(host, HostProvision(host))
-            if entry.ok:
-                entry.status, entry.task = status, entry.task or "?"
-                entry.message = entry.message or "see the ansible artifacts"
+        entry.message = relay.hide(entry.message) if entry.message else entry.message
+    _apply_stats(report, run)
     if not report.hosts and run.status != "successful":
         raise ProvisionError(
             f"ansible-playbook ended with status {run.status} (rc {run.rc}) before any host ran",

@@ -1,5 +1,5 @@
 """``python -m labctl.cli``: the same as the ``labctl`` command."""
 
-from labctl.cli import main
+from . import main
 
 main()

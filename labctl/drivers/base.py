@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from labctl.errors import ConfigError, LabError
-from labctl.files import unsafe_reason, write_atomic
-from labctl.hosts import HostRecord
-from labctl.paths import lab_dir
+from ..errors import ConfigError, LabError
+from ..files import unsafe_reason, write_atomic
+from ..hosts import HostRecord
+from ..paths import lab_dir
 
 #: the only address the controller uses to reach lab hosts (published / forwarded ports)
 LOOPBACK = "127.0.0.1"
@@ -213,7 +213,7 @@ def ssh_banner(port: int, timeout: float) -> bool:
 
 def choose_mirror(configured: str | None) -> str:
     """The Debian mirror of a lab's image builds: its own setting, else the controller's."""
-    from labctl.drivers.debootstrap import detect_mirror
+    from ..debootstrap import detect_mirror
 
     return configured.rstrip("/") if configured else detect_mirror()
 

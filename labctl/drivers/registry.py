@@ -19,8 +19,8 @@ from __future__ import annotations
 import importlib
 from typing import Any, NamedTuple
 
-from labctl.drivers.base import LabDriver, Progress, option_flag, recorded_driver
-from labctl.errors import ConfigError
+from ..errors import ConfigError
+from .base import LabDriver, Progress, option_flag, recorded_driver
 
 
 class Entry(NamedTuple):

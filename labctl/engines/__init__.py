@@ -8,9 +8,9 @@ The rest of labctl asks for a build with ``require_engine("1.5.0")``.
 
 from __future__ import annotations
 
-from labctl.engines.build import BuildOutcome, build_engine
-from labctl.engines.store import EngineBuild, find_engine, list_engines, require_engine
-from labctl.engines.versions import known_versions
+from .build import BuildOutcome, build_engine
+from .store import EngineBuild, find_engine, list_engines, require_engine
+from .versions import known_versions
 
 __all__ = [
     "BuildOutcome",

@@ -18,16 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import labctl.engines.buildimage as buildimage
-import labctl.engines.store as store
-from labctl.drivers import debootstrap
-from labctl.engines.elf import is_static_elf
-from labctl.engines.patches import Patch, load_patches, patches_dir
-from labctl.engines.source import Source, is_url, resolve_source, sha256_file
-from labctl.engines.versions import DOCKER_PKG, KnownVersion, known_version
-from labctl.errors import LabError
-from labctl.locks import file_lock
-from labctl.paths import cache_dir
+from .. import debootstrap
+from ..errors import LabError
+from ..locks import file_lock
+from ..paths import cache_dir
+from . import buildimage, store
+from .elf import is_static_elf
+from .patchset import Patch, load_patches, patches_dir
+from .source import Source, is_url, resolve_source, sha256_file
+from .versions import DOCKER_PKG, KnownVersion, known_version
 
 BUILD_SCRIPT = "build-docker.sh"
 CONTAINER_TIMEOUT = 1800.0
@@ -167,7 +166,7 @@ def _run_container(
 
 
 def _docker_client() -> Any:
-    from labctl.dockerclient import connect
+    from ..dockerclient import connect
 
     return connect("engines are built in a container")
 

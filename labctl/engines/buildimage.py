@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from labctl.drivers import debootstrap
-from labctl.errors import LabError
-from labctl.locks import file_lock
-from labctl.paths import cache_dir
+from .. import debootstrap
+from ..errors import LabError
+from ..locks import file_lock
+from ..paths import cache_dir
 
 IMAGE_REPOSITORY = "labctl-engine-build"
 #: bump when the build steps change in a way the packages and files do not show

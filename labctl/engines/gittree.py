@@ -12,7 +12,7 @@ import hashlib
 import tarfile
 from pathlib import Path
 
-from labctl.errors import ConfigError
+from ..errors import ConfigError
 
 #: a folder: entry name -> (git mode, binary sha1) or a sub-folder
 Tree = dict[str, "tuple[str, bytes] | Tree"]

@@ -18,10 +18,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl.engines.gittree import archive_tree_id
-from labctl.engines.versions import KnownVersion
-from labctl.errors import ConfigError
-from labctl.paths import cache_dir
+from ..errors import ConfigError
+from ..paths import cache_dir
+from .gittree import archive_tree_id
+from .versions import KnownVersion
 
 DOWNLOAD_TIMEOUT = 120.0
 #: Docker 1.5.0's archive is 6 MB; anything this large is not what we asked for

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl.engines.source import sha256_file
-from labctl.engines.versions import KNOWN_VERSIONS, known_version
-from labctl.errors import ConfigError
-from labctl.files import write_json
-from labctl.paths import cache_dir
+from ..errors import ConfigError
+from ..files import write_json
+from ..paths import cache_dir
+from .source import sha256_file
+from .versions import KNOWN_VERSIONS, known_version
 
 MANIFEST = "manifest.json"
 BINARY = "docker"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from labctl.engines.gittree import commit_tree, git_object_id
-from labctl.errors import ConfigError
+from ..errors import ConfigError
+from .gittree import commit_tree, git_object_id
 
 DOCKER_PKG = "github.com/docker/docker"
 

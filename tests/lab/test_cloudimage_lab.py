@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.drivers.debootstrap import detect_mirror
+from labctl.debootstrap import detect_mirror
 from labctl.drivers.qemu import cloudbuild
 from labctl.hosts import HostRecord
 from labctl.inventory import load_inventory

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.engines import build, buildimage, elf, gittree, patches, source, store, versions
+from labctl.engines import build, buildimage, elf, gittree, patchset, source, store, versions
 from labctl.errors import ConfigError
 from tests.conftest import fake_engine_build
 
@@ -138,7 +138,7 @@ def test_a_missing_source_file_and_an_unknown_version_are_config_errors(tmp_path
 
 
 def test_the_shipped_patches_are_listed_with_a_reason_and_hash() -> None:
-    found = patches.load_patches("1.5.0")
+    found = patchset.load_patches("1.5.0")
     assert [p.name for p in found] == [
         "0001-vendor-import-path.patch",
         "0002-devmapper-flexible-array.patch",
@@ -147,23 +147,23 @@ def test_the_shipped_patches_are_listed_with_a_reason_and_hash() -> None:
         assert p.reason and len(p.reason) < 120
         assert p.sha256 == hashlib.sha256(p.path.read_bytes()).hexdigest()
     # every patch file in the folder is in the series (none forgotten, none applied unlisted)
-    on_disk = {f.name for f in patches.patches_dir("1.5.0").glob("*.patch")}
+    on_disk = {f.name for f in patchset.patches_dir("1.5.0").glob("*.patch")}
     assert on_disk == {p.name for p in found}
 
 
 def test_series_parsing_and_its_errors(tmp_path: Path) -> None:
-    assert patches.parse_series("# c\n\na.patch  why a\nb.patch why b\n") == [
+    assert patchset.parse_series("# c\n\na.patch  why a\nb.patch why b\n") == [
         ("a.patch", "why a"),
         ("b.patch", "why b"),
     ]
     (tmp_path / "series").write_text("a.patch\n")
     (tmp_path / "a.patch").write_text("x")
     with pytest.raises(ConfigError, match="has no reason"):
-        patches.load_patches("9.9", base=tmp_path)
+        patchset.load_patches("9.9", base=tmp_path)
     (tmp_path / "series").write_text("b.patch because\n")
     with pytest.raises(ConfigError, match=r"b\.patch listed in"):
-        patches.load_patches("9.9", base=tmp_path)
-    assert patches.load_patches("9.9", base=tmp_path / "none") == []
+        patchset.load_patches("9.9", base=tmp_path)
+    assert patchset.load_patches("9.9", base=tmp_path / "none") == []
 
 
 # -- build settings and the cache key ----------------------------------------------------------
@@ -183,11 +183,11 @@ def test_build_flags_are_the_eras_static_bundle_with_new_style_x() -> None:
 
 def test_inputs_change_with_a_patch_or_the_build_image() -> None:
     known = versions.known_version("1.5.0")
-    ps = patches.load_patches("1.5.0")
+    ps = patchset.load_patches("1.5.0")
     recipe = buildimage.build_image_recipe()
     base = build.build_inputs(known, ps, recipe)
     assert base == build.build_inputs(known, ps, buildimage.build_image_recipe())
-    changed = [patches.Patch(ps[0].name, ps[0].reason, "0" * 64, ps[0].path), *ps[1:]]
+    changed = [patchset.Patch(ps[0].name, ps[0].reason, "0" * 64, ps[0].path), *ps[1:]]
     assert build.build_inputs(known, changed, recipe) != base
     other_image = buildimage.build_image_recipe(
         files={k: v + b"\n" for k, v in recipe.files.items()}
@@ -275,7 +275,7 @@ def test_install_build_replaces_an_older_build_whole(engine_cache: Path) -> None
 
 def current_inputs() -> dict[str, object]:
     known = versions.known_version("1.5.0")
-    return build.build_inputs(known, patches.load_patches("1.5.0"), buildimage.build_image_recipe())
+    return build.build_inputs(known, patchset.load_patches("1.5.0"), buildimage.build_image_recipe())
 
 
 def test_a_build_with_matching_inputs_is_reused_without_docker(engine_cache: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.drivers import debootstrap
+from labctl import debootstrap
 from labctl.drivers.docker import DockerLabSpec, images
 from labctl.errors import ConfigError
 

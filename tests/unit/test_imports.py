@@ -81,3 +81,52 @@ def test_no_import_cycle_in_labctl() -> None:
     graph = {name: _imports(name, path, modules) for name, path in modules.items()}
     assert "labctl.report.model" in graph["labctl.report.build"]  # the reader sees imports
     assert _cycles(graph) == []
+
+
+def _package(name: str) -> str:
+    """``labctl.drivers.qemu.vm`` -> ``labctl.drivers``; a top-level module is its own."""
+    return ".".join(name.split(".")[:2])
+
+
+def test_no_import_cycle_between_packages() -> None:
+    """Packages lean one way too (drivers on engines, never back; the report stage on results,
+    never the other way), lazy and type-only imports counted."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        deps = {_package(d) for d in _imports(name, path, modules)} - {_package(name)}
+        graph.setdefault(_package(name), set()).update(deps)
+    assert "labctl.engines" in graph["labctl.drivers"]
+    assert _cycles(graph) == []
+
+
+#: the report stage's modules, lowest first: each may import only those before it
+REPORT_LAYERS = (
+    "runs", "classify", "model", "samekernel", "matrix", "baseline.model", "baseline.load",
+    "baseline.score", "baseline.pair", "baseline", "compare", "plots", "render", "build", "text",
+)  # fmt: skip
+
+
+def test_the_report_stage_layers_point_down() -> None:
+    modules = _modules()
+    order = [f"labctl.report.{m}" for m in REPORT_LAYERS]
+    for i, name in enumerate(order):
+        inside = {
+            d for d in _imports(name, modules[name], modules) if d.startswith("labctl.report.")
+        }
+        assert inside <= set(order[:i]), (name, sorted(inside - set(order[:i])))
+
+
+def test_modules_and_functions_stay_readable_in_one_sitting() -> None:
+    """No module over 700 lines, no function over 80 (molecule's longest is 77)."""
+    too_long = []
+    for name, path in _modules().items():
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") > 700:
+            too_long.append(f"{name}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > 80:
+                    too_long.append(f"{name}.{node.name}: {length} lines")
+    assert too_long == []

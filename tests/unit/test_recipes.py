@@ -12,7 +12,7 @@ import pytest
 
 import labctl.drivers.docker.images as images
 import labctl.drivers.qemu.images as vmimages
-from labctl.drivers.debootstrap import ImageRecipe
+from labctl.debootstrap import ImageRecipe
 from labctl.engines import buildimage
 
 

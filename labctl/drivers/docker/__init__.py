@@ -4,7 +4,7 @@
 engine side), ``lab`` (``DockerLab``: up, status, down).
 """
 
-from labctl.drivers.docker.lab import DockerLab
-from labctl.drivers.docker.spec import DockerLabSpec, HostSpec
+from .lab import DockerLab
+from .spec import DockerLabSpec, HostSpec
 
 __all__ = ["DockerLab", "DockerLabSpec", "HostSpec"]

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from labctl.drivers.base import LOOPBACK
-from labctl.errors import LabError
+from ...errors import LabError
+from ..base import LOOPBACK
 
 LABEL_LAB = "labctl.lab"
 LABEL_HOST = "labctl.host"

@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from labctl.drivers.base import LOOPBACK, LabDriver, ssh_banner
-from labctl.drivers.docker.containers import (
+from ...errors import LabError
+from ..base import LOOPBACK, LabDriver, ssh_banner
+from .containers import (
     ENTRYPOINT_LOG,
     HELPER,
     LABEL_DRIVER,
@@ -27,8 +28,7 @@ from labctl.drivers.docker.containers import (
     parse_facts,
     published_port,
 )
-from labctl.drivers.docker.spec import DockerLabSpec, HostSpec
-from labctl.errors import LabError
+from .spec import DockerLabSpec, HostSpec
 
 ADDRESS = LOOPBACK
 READY_TIMEOUT = 180.0
@@ -82,7 +82,7 @@ class DockerHosts(LabDriver):
     def _client(self) -> Any:
         if self._client_obj is not None:
             return self._client_obj
-        from labctl.dockerclient import connect
+        from ...dockerclient import connect
 
         self._client_obj = connect()
         return self._client_obj

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from labctl.drivers.debootstrap import (
+from ...debootstrap import (
     BUILD_DIR_PREFIX,
     ImageRecipe,
     check_build_prerequisites,
@@ -36,8 +36,8 @@ from labctl.drivers.debootstrap import (
     remove_tree,
     run_debootstrap,
 )
-from labctl.errors import ConfigError, LabError
-from labctl.paths import cache_dir
+from ...errors import ConfigError, LabError
+from ...paths import cache_dir
 
 #: bump when the build steps change in a way the package list and files do not show
 RECIPE_VERSION = 2

@@ -25,15 +25,18 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-import labctl.drivers.docker.images as images
-from labctl.drivers.base import (
+from ...errors import ConfigError
+from ...files import write_atomic
+from ...hosts import HostRecord
+from ..base import (
     LOOPBACK,
     DownReport,
     HostStatus,
     LabState,
     Progress,
 )
-from labctl.drivers.docker.containers import (
+from . import images
+from .containers import (
     LABEL_HOST,
     LABEL_LAB,
     LABEL_RECIPE,
@@ -44,11 +47,8 @@ from labctl.drivers.docker.containers import (
     published_port,
     remove_container,
 )
-from labctl.drivers.docker.hosts import DockerHosts, Host
-from labctl.drivers.docker.spec import PYTHON_INTERPRETERS, DockerLabSpec
-from labctl.errors import ConfigError
-from labctl.files import write_atomic
-from labctl.hosts import HostRecord
+from .hosts import DockerHosts, Host
+from .spec import PYTHON_INTERPRETERS, DockerLabSpec
 
 ADDRESS = LOOPBACK
 AGENT_PYTHON = {"bullseye": "/usr/bin/python2.7"}

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-import labctl.drivers.docker.images as images
-from labctl.drivers import base
-from labctl.drivers.base import GiB, MiB, format_size, parse_size
-from labctl.errors import ConfigError
+from ...errors import ConfigError
+from .. import base
+from ..base import GiB, MiB, format_size, parse_size
+from . import images
 
 MIN_DISK = 256 * MiB
 MIN_MEMORY = 128 * MiB

@@ -4,7 +4,7 @@
 lines, accelerator, processes), ``lab`` (``QemuLab``: up, status, down).
 """
 
-from labctl.drivers.qemu.lab import QemuLab
-from labctl.drivers.qemu.spec import QemuHostSpec, QemuLabSpec
+from .lab import QemuLab
+from .spec import QemuHostSpec, QemuLabSpec
 
 __all__ = ["QemuHostSpec", "QemuLab", "QemuLabSpec"]

@@ -15,18 +15,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import labctl.drivers.qemu.images as vmimages
-from labctl.drivers.base import (
+from ...errors import LabctlError, LabError
+from ...files import write_atomic
+from ...hosts import HostRecord
+from ..base import (
     DownReport,
     LabDriver,
     format_size,
     make_ed25519_key,
     ssh_banner,
 )
-from labctl.drivers.qemu.spec import DISTRO_ENGINE, QemuHostSpec
-from labctl.drivers.qemu.vm import (
+from . import images as vmimages
+from .spec import DISTRO_ENGINE, QemuHostSpec
+from .vm import (
     ADDRESS,
     QEMU_BINARY,
     QEMU_IMG,
@@ -43,9 +46,6 @@ from labctl.drivers.qemu.vm import (
     tail,
     zombie,
 )
-from labctl.errors import LabctlError, LabError
-from labctl.files import write_atomic
-from labctl.hosts import HostRecord
 
 READY_TIMEOUT = {"kvm": 180.0, "tcg": 480.0}
 STOP_TIMEOUT = 10.0
@@ -62,6 +62,20 @@ NETWORK_UP_WAIT = 60.0
 #: what labctl-vm-init prints on the console once eth0 has its address (sshd starts next)
 NETWORK_UP_MARKER = "labctl-vm-init: eth0 "
 FW_FILES = ("lab.env", "ssh_host_ed25519_key", "ssh_host_ed25519_key.pub", "authorized_keys")
+
+
+if TYPE_CHECKING:
+    from ...transport import SSHTransport
+
+
+@dataclass
+class _Waiting:
+    """Where a VM's readiness wait is: its deadline, what it waits for, what it last heard."""
+
+    deadline: float
+    timeout: float
+    waiting_for: str = "sshd"
+    last_error: str = ""
 
 
 @dataclass
@@ -253,32 +267,16 @@ class QemuVms(LabDriver):
 
     def _wait_ready(self, vm: Vm) -> None:
         """SSH with the known host key, then a Docker engine that answers."""
-        from labctl.errors import AuthenticationFailed, HostKeyMismatch, UnknownHostKey
-        from labctl.transport import SSHTransport
+        from ...errors import AuthenticationFailed, HostKeyMismatch, UnknownHostKey
+        from ...transport import SSHTransport
 
         assert vm.port is not None
         timeout = READY_TIMEOUT.get(vm.accel, READY_TIMEOUT["tcg"])
         begin = vm.started_at if not vm.reused else time.monotonic()
-        deadline = begin + timeout
         console = vm.directory / "console.log"
-        waiting_for = "sshd"
-        last_error = ""
+        wait = _Waiting(deadline=begin + timeout, timeout=timeout)
         while True:
-            if self.vm_pid(vm.name) is None:
-                raise LabError(
-                    "the VM stopped while booting"
-                    + (f" (console: {tail(console)})" if tail(console) else ""),
-                    host=vm.name,
-                    hint=f"see {console}",
-                )
-            if time.monotonic() > deadline:
-                raise LabError(
-                    f"not ready after {timeout:.0f} s: still waiting for {waiting_for}"
-                    + (f" ({last_error})" if last_error else "")
-                    + (f"; console: {tail(console, 5)}" if tail(console) else ""),
-                    host=vm.name,
-                    hint=f"see {console}; `labctl lab down` removes the VM",
-                )
+            self._still_booting(vm, console, wait)
             # until SSH first answers, no connection before the network is up; after it
             # (waiting for the engine), straight back in
             if vm.boot_to_ssh is None and not self._network_up(vm, console, begin):
@@ -286,49 +284,78 @@ class QemuVms(LabDriver):
                 continue
             try:
                 with SSHTransport(self._transport_record(vm), connect_timeout=20.0) as t:
-                    self._ssh_answered(vm)
-                    waiting_for = "labctl-vm-init"
-                    res = t.run("systemctl is-failed labctl-vm-init.service", timeout=30)
-                    if res.stdout.strip() == "failed":
-                        log = t.run("journalctl -b -u labctl-vm-init -o cat | tail -5", timeout=30)
-                        raise LabError(
-                            "the VM's labctl-vm-init failed: "
-                            + " | ".join(log.stdout.strip().splitlines()),
-                            host=vm.name,
-                            hint=f"see {console}",
-                        )
-                    if vm.spec.engine != DISTRO_ENGINE:  # provisioning installs the engine
-                        res = t.run("systemctl is-active labctl-vm-init.service", timeout=30)
-                        if res.stdout.strip() != "active":
-                            time.sleep(1.0)
-                            continue
-                        vm.docker_version = f"{vm.spec.engine} (installed by provisioning)"
-                        vm.storage_driver = vm.spec.storage_driver
-                    else:
-                        waiting_for = "the Docker engine"
-                        res = t.run(
-                            "docker info --format '{{.ServerVersion}} {{.Driver}}'", timeout=60
-                        )
-                        if not res.ok or len(res.stdout.split()) != 2:
-                            last_error = (res.stderr or res.stdout).strip()[-200:]
-                            self._raise_if_engine_failed(t, vm)
-                            time.sleep(2.0)
-                            continue
-                        vm.docker_version, vm.storage_driver = res.stdout.split()
-                    facts = t.run(
-                        "uname -r; stat -fc %T /sys/fs/cgroup; "
-                        "findmnt -no FSTYPE /var/lib/docker; cat /proc/cmdline",
-                        timeout=30,
-                    ).stdout.splitlines()
+                    facts = self._ready_facts(t, vm, console, wait)
             except (AuthenticationFailed, HostKeyMismatch, UnknownHostKey):
                 raise  # never retried: a wrong key is not a slow boot
             except LabctlError as exc:  # transport errors while the VM boots: try again
                 if isinstance(exc, LabError):
                     raise
-                last_error = exc.line()
+                wait.last_error = exc.line()
                 time.sleep(2.0 if vm.boot_to_ssh is not None else BANNER_POLL)
                 continue
-            break
+            if facts is not None:
+                break
+        self._record_ready(vm, facts)
+
+    def _still_booting(self, vm: Vm, console: Path, wait: _Waiting) -> None:
+        """LabError when the VM stopped or the wait is over."""
+        if self.vm_pid(vm.name) is None:
+            raise LabError(
+                "the VM stopped while booting"
+                + (f" (console: {tail(console)})" if tail(console) else ""),
+                host=vm.name,
+                hint=f"see {console}",
+            )
+        if time.monotonic() > wait.deadline:
+            raise LabError(
+                f"not ready after {wait.timeout:.0f} s: still waiting for {wait.waiting_for}"
+                + (f" ({wait.last_error})" if wait.last_error else "")
+                + (f"; console: {tail(console, 5)}" if tail(console) else ""),
+                host=vm.name,
+                hint=f"see {console}; `labctl lab down` removes the VM",
+            )
+
+    def _ready_facts(
+        self, t: SSHTransport, vm: Vm, console: Path, wait: _Waiting
+    ) -> list[str] | None:
+        """One look at a VM whose SSH answers: its facts once labctl-vm-init is done and the
+        engine answers (or, for an engine that provisioning installs, once init is done);
+        None (after a short sleep) while they are not yet."""
+        self._ssh_answered(vm)
+        wait.waiting_for = "labctl-vm-init"
+        res = t.run("systemctl is-failed labctl-vm-init.service", timeout=30)
+        if res.stdout.strip() == "failed":
+            log = t.run("journalctl -b -u labctl-vm-init -o cat | tail -5", timeout=30)
+            raise LabError(
+                "the VM's labctl-vm-init failed: " + " | ".join(log.stdout.strip().splitlines()),
+                host=vm.name,
+                hint=f"see {console}",
+            )
+        if vm.spec.engine != DISTRO_ENGINE:  # provisioning installs the engine
+            res = t.run("systemctl is-active labctl-vm-init.service", timeout=30)
+            if res.stdout.strip() != "active":
+                time.sleep(1.0)
+                return None
+            vm.docker_version = f"{vm.spec.engine} (installed by provisioning)"
+            vm.storage_driver = vm.spec.storage_driver
+        else:
+            wait.waiting_for = "the Docker engine"
+            res = t.run("docker info --format '{{.ServerVersion}} {{.Driver}}'", timeout=60)
+            if not res.ok or len(res.stdout.split()) != 2:
+                wait.last_error = (res.stderr or res.stdout).strip()[-200:]
+                self._raise_if_engine_failed(t, vm)
+                time.sleep(2.0)
+                return None
+            vm.docker_version, vm.storage_driver = res.stdout.split()
+        return t.run(
+            "uname -r; stat -fc %T /sys/fs/cgroup; "
+            "findmnt -no FSTYPE /var/lib/docker; cat /proc/cmdline",
+            timeout=30,
+        ).stdout.splitlines()
+
+    def _record_ready(self, vm: Vm, facts: list[str]) -> None:
+        """The ready VM's kernel, cgroup version and docker filesystem; LabError when it did
+        not boot with the cgroup version asked for."""
         vm.kernel = facts[0].strip() if facts else ""
         cgfs = facts[1].strip() if len(facts) > 1 else ""
         vm.cgroup = "v2" if cgfs == "cgroup2fs" else "v1" if cgfs == "tmpfs" else cgfs

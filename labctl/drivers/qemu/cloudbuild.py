@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl.drivers import debootstrap
-from labctl.drivers.qemu import images as vmimages
-from labctl.drivers.qemu.vm import QEMU_IMG
-from labctl.errors import ConfigError, LabError
-from labctl.locks import file_lock
-from labctl.paths import cache_dir
+from ... import debootstrap
+from ...errors import ConfigError, LabError
+from ...locks import file_lock
+from ...paths import cache_dir
+from . import images as vmimages
+from .vm import QEMU_IMG
 
 RECIPE_VERSION = 1
 DISK_SIZE = 3 << 30  # sparse

@@ -30,9 +30,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl.drivers.base import format_size, make_ed25519_key, ssh_banner
-from labctl.drivers.qemu.boot import QemuVms, Vm
-from labctl.drivers.qemu.vm import (
+from ...errors import LabctlError, LabError
+from ...files import write_atomic
+from ..base import format_size, make_ed25519_key, ssh_banner
+from .boot import QemuVms, Vm
+from .vm import (
     ADDRESS,
     QEMU_BINARY,
     QEMU_IMG,
@@ -42,8 +44,6 @@ from labctl.drivers.qemu.vm import (
     machine_args,
     tail,
 )
-from labctl.errors import LabctlError, LabError
-from labctl.files import write_atomic
 
 #: seconds to wait for SSH (and cloud-init) on an image host, by accelerator
 IMAGE_SSH_TIMEOUT = {"kvm": 240.0, "tcg": 600.0}
@@ -203,7 +203,7 @@ def image_qemu_command(
 def image_accel(want: str) -> Accel:
     """The accelerator of a lab with only image hosts (no labctl kernel for a KVM trial boot):
     KVM when asked for; under auto, TCG unless a trial boot on this controller chose KVM."""
-    from labctl.drivers.qemu import images as vmimages
+    from . import images as vmimages
 
     decided = decided_accel(want)
     if decided is not None:
@@ -268,7 +268,7 @@ class ImageVms(QemuVms):
 
     def _image_failed(self, vm: Vm, message: str) -> LabError:
         """The one line for an image host that does not come up; its VM is stopped."""
-        from labctl.drivers.base import DownReport
+        from ..base import DownReport
 
         console = vm.directory / "console.log"
         shown = _ANSI.sub("", tail(console, 3))
@@ -279,8 +279,8 @@ class ImageVms(QemuVms):
 
     def _wait_image(self, vm: Vm) -> None:
         """SSH with the seed's host key and the lab key, then cloud-init's boot-finished."""
-        from labctl.errors import AuthenticationFailed, HostKeyMismatch, UnknownHostKey
-        from labctl.transport import SSHTransport
+        from ...errors import AuthenticationFailed, HostKeyMismatch, UnknownHostKey
+        from ...transport import SSHTransport
 
         assert vm.port is not None
         timeout = float(vm.spec.boot_timeout or IMAGE_SSH_TIMEOUT.get(vm.accel, 600.0))

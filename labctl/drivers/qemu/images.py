@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl.drivers import debootstrap
-from labctl.drivers.qemu import initramfs as vminitramfs
-from labctl.errors import ConfigError, LabError
-from labctl.locks import file_lock
-from labctl.paths import cache_dir
+from ... import debootstrap
+from ...errors import ConfigError, LabError
+from ...locks import file_lock
+from ...paths import cache_dir
+from . import initramfs as vminitramfs
 
 #: bump when the build steps change in a way the package list and files do not show
 RECIPE_VERSION = 2

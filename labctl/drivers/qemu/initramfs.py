@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl.errors import LabError
+from ...errors import LabError
 
 #: modules for the root disk and ext4 (built in on these kernels), the NIC and fw_cfg, by name;
 #: a module the kernel has built in is skipped

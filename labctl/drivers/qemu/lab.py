@@ -28,8 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import labctl.drivers.qemu.images as vmimages
-from labctl.drivers.base import (
+from ...errors import ConfigError, LabctlError, LabError
+from ...files import write_atomic
+from ...hosts import HostRecord
+from ..base import (
     DownReport,
     HostStatus,
     LabState,
@@ -37,13 +39,11 @@ from labctl.drivers.base import (
     format_size,
     recorded_driver,
 )
-from labctl.drivers.qemu.boot import Vm
-from labctl.drivers.qemu.cloudimage import ImageVms, check_image, image_accel, seed_tool
-from labctl.drivers.qemu.spec import DISTRO_ENGINE, PRESETS, QemuLabSpec, engine_vars, recorded_spec
-from labctl.drivers.qemu.vm import ADDRESS, Accel, detect_accel, port_open
-from labctl.errors import ConfigError, LabctlError, LabError
-from labctl.files import write_atomic
-from labctl.hosts import HostRecord
+from . import images as vmimages
+from .boot import Vm
+from .cloudimage import ImageVms, check_image, image_accel, seed_tool
+from .spec import DISTRO_ENGINE, PRESETS, QemuLabSpec, engine_vars, recorded_spec
+from .vm import ADDRESS, Accel, detect_accel, port_open
 
 #: the `labctl lab up` options of a qemu lab
 OPTIONS = frozenset(
@@ -97,6 +97,27 @@ class QemuLab(ImageVms):
     # --- up -----------------------------------------------------------------------------------
 
     def up(self) -> LabState:
+        self._preflight()
+        started = time.monotonic()
+        key_file, public_key = self._make_directory()
+        old = self._read_state()
+        old_hosts: dict[str, Any] = dict(old.get("hosts") or {})
+        vms = [Vm(h, self.vm_dir(h.name)) for h in self.spec.hosts]
+        self._adopt_running(vms, old_hosts)
+        to_boot = [vm for vm in vms if not vm.reused]
+        suites = [vm.spec.suite for vm in to_boot if not vm.spec.image]
+        built = vmimages.ensure_vm_images(suites, mirror=self._mirror, progress=self._progress)
+        for vm in to_boot:
+            vm.image = built.get(vm.spec.suite)
+        self.accel = self._choose_accel(to_boot, old)
+        self._say("*", f"accelerator: {self.accel.name} ({self.accel.reason})")
+        self._boot_and_wait(vms, old_hosts, public_key)
+        records = [self._record(vm) for vm in vms]
+        return self._finish_up(records, ((vm.port, vm.host_key) for vm in vms), key_file, started)
+
+    def _preflight(self) -> None:
+        """What stops `up` before any boot: a bad spec, missing tools, a lab of another driver,
+        an engine that is not built, an image file that is not a disk image, no seed tool."""
         self.spec.validate()
         self._check_tools()
         other = recorded_driver(self.lab)
@@ -106,17 +127,15 @@ class QemuLab(ImageVms):
                 hint=f"take it down first (`labctl lab down --name {self.lab}`) or pick another "
                 "--name",
             )
-        started = time.monotonic()
-        for h in self.spec.hosts:  # before any boot: an engine that is not built stops here
+        for h in self.spec.hosts:
             engine_vars(h)
-            if h.image:  # and an image file that is not a disk image, or no seed tool
+            if h.image:
                 check_image(Path(h.image), h.name)
                 seed_tool()
-        key_file, public_key = self._make_directory()
-        old = self._read_state()
-        old_hosts: dict[str, Any] = dict(old.get("hosts") or {})
 
-        vms = [Vm(h, self.vm_dir(h.name)) for h in self.spec.hosts]
+    def _adopt_running(self, vms: list[Vm], old_hosts: dict[str, Any]) -> None:
+        """VMs of the lab still running are reused (with a note when their image or settings
+        are older); stopped ones are cleared to boot afresh."""
         for vm in vms:
             rec = old_hosts.get(vm.name) or {}
             pid = self.vm_pid(vm.name)
@@ -143,29 +162,27 @@ class QemuLab(ImageVms):
             if self.vm_pid(name) is not None:
                 self._say(name, "note: running but not in the lab's hosts; `down` removes it")
 
-        to_boot = [vm for vm in vms if not vm.reused]
-        suites = [vm.spec.suite for vm in to_boot if not vm.spec.image]
-        built = vmimages.ensure_vm_images(suites, mirror=self._mirror, progress=self._progress)
-        for vm in to_boot:
-            vm.image = built.get(vm.spec.suite)
+    def _choose_accel(self, to_boot: list[Vm], old: dict[str, Any]) -> Accel:
         own = [vm.image for vm in to_boot if vm.image is not None]
         if own:
-            self.accel = detect_accel(own[0].kernel, own[0].initrd, want=self.spec.accel)
-        elif to_boot:  # only the users' images: no labctl kernel for a KVM trial boot
-            self.accel = image_accel(self.spec.accel)
-        elif old.get("accel"):
-            self.accel = Accel(str(old["accel"]), str(old.get("accel_reason", "")))
-        else:
-            self.accel = Accel("tcg", "unknown")
-        self._say("*", f"accelerator: {self.accel.name} ({self.accel.reason})")
+            return detect_accel(own[0].kernel, own[0].initrd, want=self.spec.accel)
+        if to_boot:  # only the users' images: no labctl kernel for a KVM trial boot
+            return image_accel(self.spec.accel)
+        if old.get("accel"):
+            return Accel(str(old["accel"]), str(old.get("accel_reason", "")))
+        return Accel("tcg", "unknown")
 
+    def _boot_and_wait(self, vms: list[Vm], old_hosts: dict[str, Any], public_key: str) -> None:
+        """Boot what is not running and wait for every VM; lab.json follows each boot."""
+        assert self.accel is not None
         state_hosts = {n: h for n, h in old_hosts.items() if self.vm_pid(n) is not None}
         try:
             if self.accel.name == "kvm":
-                for vm in to_boot:
-                    self._boot_any(vm, public_key)
-                    state_hosts[vm.name] = self._vm_state(vm)
-                    self._write_state(state_hosts)
+                for vm in vms:
+                    if not vm.reused:
+                        self._boot_any(vm, public_key)
+                        state_hosts[vm.name] = self._vm_state(vm)
+                        self._write_state(state_hosts)
                 self._write_known_hosts(vms)
                 with ThreadPoolExecutor(max_workers=len(vms)) as pool:
                     for fut in [pool.submit(self._wait_any, vm) for vm in vms]:
@@ -183,9 +200,6 @@ class QemuLab(ImageVms):
                 if vm.port is not None:
                     state_hosts[vm.name] = self._vm_state(vm)
             self._write_state(state_hosts)
-
-        records = [self._record(vm) for vm in vms]
-        return self._finish_up(records, ((vm.port, vm.host_key) for vm in vms), key_file, started)
 
     def _boot_any(self, vm: Vm, public_key: str) -> None:
         self._boot_image(vm, public_key) if vm.spec.image else self._boot(vm, public_key)
@@ -338,7 +352,7 @@ class QemuLab(ImageVms):
         return out
 
     def _live_kernel(self, name: str, port: int) -> str | None:
-        from labctl.transport import SSHTransport
+        from ...transport import SSHTransport
 
         record = HostRecord(
             name=name, address=ADDRESS, port=port, key_file=self.key_file,

@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import labctl.drivers.qemu.images as vmimages
-from labctl.drivers import base
-from labctl.drivers.base import GiB, MiB, format_size, parse_size, recorded_spec_data
-from labctl.errors import ConfigError
+from ...errors import ConfigError
+from .. import base
+from ..base import GiB, MiB, format_size, parse_size, recorded_spec_data
+from . import images as vmimages
 
 ACCELS = ("auto", "kvm", "tcg")
 CGROUPS = ("v1", "v2")
@@ -189,7 +189,7 @@ class QemuHostSpec:
             raise ConfigError(f"{n}: boot_timeout must be 0 (default) or more seconds")
 
     def _validate_built_engine(self) -> None:
-        from labctl.engines import known_versions
+        from ...engines import known_versions
 
         n = self.name
         if self.engine not in known_versions():
@@ -256,7 +256,7 @@ def engine_vars(spec: QemuHostSpec) -> dict[str, Any]:
         out["labctl_stands_for"] = spec.stands_for
     if spec.engine == DISTRO_ENGINE:
         return out
-    from labctl.engines import require_engine
+    from ...engines import require_engine
 
     build = require_engine(spec.engine)
     return {

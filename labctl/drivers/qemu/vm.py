@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import labctl.drivers.qemu.images as vmimages
-from labctl.drivers.base import LOOPBACK, MiB
-from labctl.drivers.qemu.spec import ACCELS, CGROUPS, QemuHostSpec
-from labctl.errors import ConfigError, LabError
+from ...errors import ConfigError, LabError
+from ..base import LOOPBACK, MiB
+from . import images as vmimages
+from .spec import ACCELS, CGROUPS, QemuHostSpec
 
 ADDRESS = LOOPBACK
 QEMU_BINARY = "qemu-system-x86_64"

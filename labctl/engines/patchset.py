@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl.errors import ConfigError
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)

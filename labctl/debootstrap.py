@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from labctl.errors import ConfigError, LabError
-from labctl.paths import cache_dir
+from .errors import ConfigError, LabError
+from .paths import cache_dir
 
 BUILD_DIR_PREFIX = "labctl-build-"
 MIRROR_ENV = "LABCTL_DEBIAN_MIRROR"
