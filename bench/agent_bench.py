@@ -22,6 +22,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,8 +33,9 @@ MIB = 1024**2
 
 
 def docker(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
-                          env=ENV)
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, env=ENV
+    )
 
 
 def wall(args: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
@@ -42,11 +44,24 @@ def wall(args: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
     return time.perf_counter() - t0, proc
 
 
-def run_agent(work: Path, experiments: str, limits: list[str]) -> dict:
+def run_agent(work: Path, experiments: str, limits: list[str]) -> dict[str, Any]:
     run_id = f"bench-{uuid.uuid4().hex[:8]}"
     out = work / f"{run_id}.json"
-    args = [sys.executable, str(agent_path()), "run", "--run-id", run_id, "--host", "bench",
-            "--out", str(out), "--workdir", str(work / "w"), "--experiments", experiments]
+    args = [
+        sys.executable,
+        str(agent_path()),
+        "run",
+        "--run-id",
+        run_id,
+        "--host",
+        "bench",
+        "--out",
+        str(out),
+        "--workdir",
+        str(work / "w"),
+        "--experiments",
+        experiments,
+    ]
     for lim in limits:
         args += ["--limit", lim]
     t0 = time.perf_counter()
@@ -67,12 +82,23 @@ def main() -> int:
         print("no usable Docker engine", file=sys.stderr)
         return 1
     work = Path(tempfile.mkdtemp(prefix="labctl-bench-"))
-    limits = [f"disk_cap_bytes={opts.disk_mib}M", f"inodes_cap={opts.files}",
-              f"processes_cap={opts.procs}", "experiment_timeout_s=120"]
+    limits = [
+        f"disk_cap_bytes={opts.disk_mib}M",
+        f"inodes_cap={opts.files}",
+        f"processes_cap={opts.procs}",
+        "experiment_timeout_s=120",
+    ]
     rows: list[tuple[str, str, str, str]] = []
     names = [f"f{i}" for i in range(opts.files)]
     agent_runs, dd_rates, dd_walls, touch_rates, pairs_dd, pairs_fill, pairs_touch = (
-        [], [], [], [], [], [], [])
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+    )
     image = None
     start_s = None
     # interleaved: others share this machine's disk, so each agent run is paired with its
@@ -84,10 +110,23 @@ def main() -> int:
         image = run["disk"]["metrics"]["probe_image"]
         os.sync()
         if start_s is None:
-            start_s = min(wall(["run", "--rm", "--net=none", image, "/bin/sh", "-c", ":"])[0]
-                          for _ in range(2))
-        secs, proc = wall(["run", "--rm", "--net=none", image, "/bin/dd", "if=/dev/zero",
-                           "of=/fill", "bs=1M", f"count={opts.disk_mib}"])
+            start_s = min(
+                wall(["run", "--rm", "--net=none", image, "/bin/sh", "-c", ":"])[0]
+                for _ in range(2)
+            )
+        secs, proc = wall(
+            [
+                "run",
+                "--rm",
+                "--net=none",
+                image,
+                "/bin/dd",
+                "if=/dev/zero",
+                "of=/fill",
+                "bs=1M",
+                f"count={opts.disk_mib}",
+            ]
+        )
         m = re.search(r"(\d+) bytes.*copied, ([0-9.]+) s", proc.stderr)
         dd_walls.append(secs)
         if m:
@@ -98,8 +137,19 @@ def main() -> int:
                 pairs_dd.append(inner / rate)
             pairs_fill.append(run["disk"]["metrics"]["fill_rate_bytes_per_s"] / rate)
         os.sync()
-        secs, proc = wall(["run", "--rm", "--net=none", image, "/bin/sh", "-c",
-                           'mkdir /f && cd /f && exec touch "$@"', "sh", *names])
+        secs, proc = wall(
+            [
+                "run",
+                "--rm",
+                "--net=none",
+                image,
+                "/bin/sh",
+                "-c",
+                'mkdir /f && cd /f && exec touch "$@"',
+                "sh",
+                *names,
+            ]
+        )
         if proc.returncode == 0:
             trate = opts.files / max(secs - start_s, 1e-3)
             touch_rates.append(trate)
@@ -111,33 +161,63 @@ def main() -> int:
     def mval(name: str, key: str) -> float:
         return med([r[name]["metrics"][key] or 0 for r in agent_runs])
 
-    rows.append(("dd speed inside the agent's `disk` (dd's own timing)",
-                 f"{mval('disk', 'container_dd_rate_bytes_per_s') / MIB:.0f} MiB/s",
-                 f"plain dd in the same image {med(dd_rates) / MIB:.0f} MiB/s",
-                 f"{med(pairs_dd):.2f}"))
-    rows.append(("disk fill as the agent sees it (written / start->peak)",
-                 f"{mval('disk', 'fill_rate_bytes_per_s') / MIB:.0f} MiB/s",
-                 f"plain dd {med(dd_rates) / MIB:.0f} MiB/s", f"{med(pairs_fill):.2f}"))
-    rows.append(("disk experiment wall (whole record)",
-                 f"{med([r['disk']['duration_s'] for r in agent_runs]):.2f} s",
-                 f"docker run --rm dd {med(dd_walls):.2f} s", ""))
-    rows.append(("file creation (agent `inodes`, shell loop)",
-                 f"{mval('inodes', 'create_rate_per_s'):,.0f} files/s",
-                 f"bulk touch {med(touch_rates):,.0f} files/s", f"{med(pairs_touch):.2f}"))
+    rows.append(
+        (
+            "dd speed inside the agent's `disk` (dd's own timing)",
+            f"{mval('disk', 'container_dd_rate_bytes_per_s') / MIB:.0f} MiB/s",
+            f"plain dd in the same image {med(dd_rates) / MIB:.0f} MiB/s",
+            f"{med(pairs_dd):.2f}",
+        )
+    )
+    rows.append(
+        (
+            "disk fill as the agent sees it (written / start->peak)",
+            f"{mval('disk', 'fill_rate_bytes_per_s') / MIB:.0f} MiB/s",
+            f"plain dd {med(dd_rates) / MIB:.0f} MiB/s",
+            f"{med(pairs_fill):.2f}",
+        )
+    )
+    rows.append(
+        (
+            "disk experiment wall (whole record)",
+            f"{med([r['disk']['duration_s'] for r in agent_runs]):.2f} s",
+            f"docker run --rm dd {med(dd_walls):.2f} s",
+            "",
+        )
+    )
+    rows.append(
+        (
+            "file creation (agent `inodes`, shell loop)",
+            f"{mval('inodes', 'create_rate_per_s'):,.0f} files/s",
+            f"bulk touch {med(touch_rates):,.0f} files/s",
+            f"{med(pairs_touch):.2f}",
+        )
+    )
 
     # -- processes ----------------------------------------------------------------------
     forks = mval("processes", "fork_rate_per_s")
-    rows.append(("fork rate (agent `processes`)", f"{forks:,.0f} forks/s",
-                 f"{opts.procs} children, sleep 1000 &", ""))
+    rows.append(
+        (
+            "fork rate (agent `processes`)",
+            f"{forks:,.0f} forks/s",
+            f"{opts.procs} children, sleep 1000 &",
+            "",
+        )
+    )
 
     # -- the agent's own overhead ---------------------------------------------------------
     cpu = sum(r[n]["metrics"]["agent_watch_cpu_s"] or 0 for r in agent_runs for n in r)
     watch = sum(r[n]["metrics"]["watch_s"] or 0 for r in agent_runs for n in r)
     samples = sum(r[n]["metrics"]["samples"] for r in agent_runs for n in r)
     rss = max(r[n]["metrics"]["agent_maxrss_bytes"] or 0 for r in agent_runs for n in r)
-    rows.append(("agent CPU while sampling", f"{cpu:.2f} s over {watch:.1f} s",
-                 f"{samples} samples, {1000 * cpu / max(samples, 1):.2f} ms/sample",
-                 f"{100 * cpu / max(watch, 1e-9):.1f}% of a core"))
+    rows.append(
+        (
+            "agent CPU while sampling",
+            f"{cpu:.2f} s over {watch:.1f} s",
+            f"{samples} samples, {1000 * cpu / max(samples, 1):.2f} ms/sample",
+            f"{100 * cpu / max(watch, 1e-9):.1f}% of a core",
+        )
+    )
     rows.append(("agent peak RSS (VmHWM)", f"{rss / MIB:.1f} MiB", "", ""))
 
     width = [max(len(r[i]) for r in rows) for i in range(4)]
@@ -147,11 +227,16 @@ def main() -> int:
     print("-+-".join("-" * w for w in width))
     for r in rows:
         print(" | ".join(c.ljust(w) for c, w in zip(r, width, strict=True)))
-    print(f"\n(median of {opts.repeat} interleaved runs; disk {opts.disk_mib} MiB, "
-          f"{opts.files} files, {opts.procs} processes; image {image}; "
-          f"python {sys.version.split()[0]})")
-    left = [n for n in docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
-            if n.startswith("labctl-probe-bench-") or n.startswith("labctl-bench-")]
+    print(
+        f"\n(median of {opts.repeat} interleaved runs; disk {opts.disk_mib} MiB, "
+        f"{opts.files} files, {opts.procs} processes; image {image}; "
+        f"python {sys.version.split()[0]})"
+    )
+    left = [
+        n
+        for n in docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
+        if n.startswith("labctl-probe-bench-") or n.startswith("labctl-bench-")
+    ]
     assert not left, left
     return 0
 

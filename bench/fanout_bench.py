@@ -34,17 +34,21 @@ Timing = tuple[float, float, float, int]  # wall s, controller CPU s, lab hosts'
 
 def _cgroup_cpu(cid: str) -> float:
     """CPU seconds a container has used (cgroup v2 or v1, docker's cgroupfs or systemd paths)."""
-    for path in (f"/sys/fs/cgroup/unified/docker/{cid}/cpu.stat",
-                 f"/sys/fs/cgroup/docker/{cid}/cpu.stat",
-                 f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat"):
+    for path in (
+        f"/sys/fs/cgroup/unified/docker/{cid}/cpu.stat",
+        f"/sys/fs/cgroup/docker/{cid}/cpu.stat",
+        f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat",
+    ):
         try:
             for line in Path(path).read_text().splitlines():
                 if line.startswith("usage_usec "):
                     return int(line.split()[1]) / 1e6
         except OSError:
             continue
-    for path in (f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage",
-                 f"/sys/fs/cgroup/cpu,cpuacct/docker/{cid}/cpuacct.usage"):
+    for path in (
+        f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage",
+        f"/sys/fs/cgroup/cpu,cpuacct/docker/{cid}/cpuacct.usage",
+    ):
         try:
             return int(Path(path).read_text()) / 1e9
         except OSError:
@@ -107,16 +111,22 @@ def main() -> None:
         got = {n: bench_size(n, args.forks, env, Path(tmp) / "results") for n in sizes}
     base = got[sizes[0]]
     cpus = os.cpu_count() or 1
-    print(f"fan-out, storage-location, load {load:.1f} at start, "
-          f"{os.getloadavg()[0]:.1f} at the end, {cpus} cpus")
-    print(f"{'work':<11} {'hosts':>5} {'wall s':>7} {'ratio':>6} {'cpu s':>6} {'cpu/host':>8}"
-          f" {'lab cpu':>7} {'floor s':>7} {'x floor':>7}  rc")
+    print(
+        f"fan-out, storage-location, load {load:.1f} at start, "
+        f"{os.getloadavg()[0]:.1f} at the end, {cpus} cpus"
+    )
+    print(
+        f"{'work':<11} {'hosts':>5} {'wall s':>7} {'ratio':>6} {'cpu s':>6} {'cpu/host':>8}"
+        f" {'lab cpu':>7} {'floor s':>7} {'x floor':>7}  rc"
+    )
     for n in sizes:
         for work, (wall, cpu, lab, rc) in got[n].items():
             ratio = wall / base[work][0] if base[work][0] else float("nan")
             floor = (cpu + lab) / cpus
-            print(f"{work:<11} {n:>5} {wall:7.1f} {ratio:6.2f} {cpu:6.1f} {cpu / n:8.2f}"
-                  f" {lab:7.1f} {floor:7.1f} {wall / floor:7.2f}  {rc}")
+            print(
+                f"{work:<11} {n:>5} {wall:7.1f} {ratio:6.2f} {cpu:6.1f} {cpu / n:8.2f}"
+                f" {lab:7.1f} {floor:7.1f} {wall / floor:7.2f}  {rc}"
+            )
 
 
 if __name__ == "__main__":

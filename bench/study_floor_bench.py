@@ -133,7 +133,9 @@ def main() -> None:
             probe = [*LABCTL, "probe", "-i", str(inv), "--results", str(results)]
             subprocess.run(probe, env=env, capture_output=True)  # warm-up: the probe image
             hosts = load_inventory(inv).hosts
-            walls, floors, per_host = [], [], {}
+            walls: list[float] = []
+            floors: list[float] = []
+            per_host: dict[str, list[tuple[float, float, float]]] = {}
             for _ in range(args.repeat):
                 t0 = time.perf_counter()
                 subprocess.run(probe, env=env, capture_output=True)
@@ -162,10 +164,10 @@ def main() -> None:
     print(f"floor (same work by hand)       {med(floors):6.1f} s")
     print(f"ratio                           {med(walls) / med(floors):6.2f}")
     for host, rows in per_host.items():
-        agent, wall, steps = (med([r[i] for r in rows]) for i in range(3))
+        agent, wall, by_hand = (med([r[i] for r in rows]) for i in range(3))
         print(
-            f"  {host:<9} agent experiments {agent:5.1f} s | by hand {steps:5.1f} s "
-            f"(+ssh {wall - steps:4.1f} s)"
+            f"  {host:<9} agent experiments {agent:5.1f} s | by hand {by_hand:5.1f} s "
+            f"(+ssh {wall - by_hand:4.1f} s)"
         )
 
 

@@ -1,25 +1,19 @@
-"""The study's checks, by the names the probe agent knows them (Table 2 of the 2015 study).
-
-Kept apart so the probe (which asks for them) and the reports (which order them) agree without
-the offline report importing the SSH side.
-"""
+"""The study's checks as the controller asks for them: the agent's own declaration
+(:mod:`labctl.agent.catalog`: names, order, questions), read here so that the probe, the
+reports and the CLI's help list exactly what the agent runs."""
 
 from __future__ import annotations
 
+from .agent import catalog
 from .errors import ConfigError
 
 #: in the order the agent runs them and people read them
-EXPERIMENTS: tuple[str, ...] = (
-    "storage-location",
-    "disk",
-    "disk-limited",
-    "disk-shared",
-    "inodes",
-    "memory",
-    "memory-limited",
-    "processes",
-    "processes-limited",
-)
+EXPERIMENTS: tuple[str, ...] = catalog.ORDER
+
+
+def help_text() -> str:
+    """``--experiments``'s help: all, or the checks by name, from the agent's declaration."""
+    return f"Checks to run: all, or some of {', '.join(EXPERIMENTS)} (comma separated)."
 
 
 def parse_experiments(text: str) -> tuple[str, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,3 +34,7 @@ class HostRecord:
     host_dir: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     vars: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+#: what a stage says about one host while it works: ``progress(host_name, message)``
+Progress = Callable[[str, str], None]

@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
 from .errors import Interrupted, LabctlError, ResultError
-from .hosts import HostRecord
+from .hosts import HostRecord, Progress
 from .inventory import Inventory, load_inventory
 from .probe import ProbeOptions, collect_hosts, host_from_summary, host_summary, probe_hosts
 from .provision import ProvisionReport, provision_inventory
+from .report.formats import DEFAULT_FORMATS
 from .report.matrix import Report
 from .results import RunDir, utc_now
-
-Progress = Callable[[str, str], None]
 
 
 @dataclass
@@ -209,21 +207,6 @@ def _as_report(outcome: ReportOutcome) -> Report | None:
     )
 
 
-def report_run(
-    run_path: Path,
-    *,
-    formats: Sequence[str] = ("csv", "md", "html"),
-    progress: ReportProgress | None = None,
-) -> RunSummary:
-    """Re-render a run folder's report offline (CSV, Markdown, HTML); failed hosts are problems."""
-    outcome = report_runs([run_path], formats=formats, progress=progress)
-    summary = RunSummary(run=RunDir(run_path))
-    summary.report = _as_report(outcome)
-    for line, code in outcome.failures:
-        summary.fail(line, code)
-    return summary
-
-
 def collect_run(
     run_path: Path,
     *,
@@ -277,15 +260,15 @@ from collections.abc import Sequence  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
 if TYPE_CHECKING:
-    from .report.build import Progress as ReportProgress
     from .report.build import ReportOutcome
+    from .report.build import Tick as ReportProgress
 
 
 def report_runs(
     run_paths: Sequence[Path],
     *,
     out: Path | None = None,
-    formats: Sequence[str] = ("csv", "md", "html"),
+    formats: Sequence[str] = DEFAULT_FORMATS,
     plots: bool = True,
     max_plots: int | None = None,
     progress: ReportProgress | None = None,

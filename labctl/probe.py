@@ -34,14 +34,13 @@ from .errors import (
 from .experiments import EXPERIMENTS
 from .fanout import forks_for
 from .hostdirs import HostSide
-from .hosts import HostRecord
+from .hosts import HostRecord, Progress
 from .paths import agent_path
 from .results import RunDir, utc_now
 from .transport import SSHTransport
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str, str], None]
 DEFAULT_EXPERIMENTS = EXPERIMENTS
 #: what the agent says on stderr (its log) when it refuses a path (agent/cli.py)
 _AGENT_REFUSES = "refusing to run: "

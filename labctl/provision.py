@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,10 @@ from .ansible import PlaybookRun, run_playbook
 from .errors import ConfigError, ProvisionError
 from .fanout import forks_for
 from .files import write_atomic
+from .hosts import Progress
 from .inventory import Inventory, load_inventory
 from .paths import playbooks_dir
 from .provision_vars import preflight
-
-Progress = Callable[[str, str], None]
 
 #: the name of the warm check's task in playbooks/roles/labctl_warm/tasks/check.yml
 WARM_TASK = "Check whether this host is warm"

@@ -4,7 +4,7 @@
 # only when it is not answering.
 #
 #   bash scripts/setup.sh run  [labctl run options]   # local lab, end to end -> matrix.csv
-#   bash scripts/setup.sh test [pytest options]       # the whole test suite
+#   bash scripts/setup.sh test [pytest options]       # ruff, mypy, then the whole test suite
 #   bash scripts/setup.sh deps                        # set up only
 set -euo pipefail
 
@@ -68,6 +68,11 @@ case "$mode" in
   deps) say "ready: $venv/bin/labctl" ;;
   run)  exec "$venv/bin/labctl" run "$@" ;;
   test)
+    # the code's own checks first: a lint, format or type error fails the run before any test
+    say "ruff check, ruff format --check, mypy"
+    "$venv/bin/ruff" check --no-cache . || die "ruff check found problems (above)"
+    "$venv/bin/ruff" format --check --no-cache . || die "files need \`ruff format\` (above)"
+    "$venv/bin/mypy" || die "mypy found type errors (above)"
     set +e
     "$venv/bin/pytest" "$@"
     rc=$?

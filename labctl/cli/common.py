@@ -15,6 +15,7 @@ from rich.console import Console
 from .. import __version__
 from ..drivers.registry import driver_help, driver_names, preset_names
 from ..errors import LabctlError
+from ..experiments import help_text as experiments_help
 from ..liveview import HostBoard
 
 err_console = Console(stderr=True, highlight=False)
@@ -186,8 +187,7 @@ experiments_opt = click.option(
     "--experiments",
     default=DEFAULT_EXPERIMENTS,
     show_default=True,
-    help="Checks to run: all, or some of storage-location, disk, disk-limited, disk-shared, "
-    "inodes, memory, memory-limited, processes, processes-limited (comma separated).",
+    help=experiments_help(),
 )
 timeout_opt = click.option(
     "--timeout", type=float, default=900, show_default=True, help="Seconds per host."

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..report.formats import help_text as formats_help
 from .common import (
     err_console,
     guard,
@@ -23,8 +24,7 @@ from .common import (
     "formats",
     multiple=True,
     metavar="FMT",
-    help="csv, md, html, json, series (every host's samples in series.csv); comma separated"
-    " or repeated, all for every one [csv,md,html].",
+    help=formats_help(),
 )
 @click.option(
     "--out",
@@ -65,7 +65,8 @@ def report_cmd(
     """
     import json
 
-    from ..report.build import make_host_report, make_report, parse_formats
+    from ..report.build import make_host_report, make_report
+    from ..report.formats import parse_formats
     from ..report.text import progress_bar, report_summary
 
     def go() -> Any:

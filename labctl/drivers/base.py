@@ -16,14 +16,14 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from ..errors import ConfigError, LabError
 from ..files import unsafe_reason, write_atomic
-from ..hosts import HostRecord
+from ..hosts import HostRecord, Progress
 from ..paths import lab_dir
 
 #: the only address the controller uses to reach lab hosts (published / forwarded ports)
@@ -41,8 +41,6 @@ _UNITS = {
     "g": GiB, "gib": GiB, "gb": 1000**3,
     "t": 1 << 40, "tib": 1 << 40, "tb": 1000**4,
 }  # fmt: skip
-
-Progress = Callable[[str, str], None]
 
 
 def parse_size(value: int | str, *, what: str = "size") -> int:
@@ -66,10 +64,6 @@ def format_size(n: int) -> str:
         if n >= size and n % size == 0:
             return f"{n // size}{unit}"
     return f"{n}B"
-
-
-#: the states ``status()`` reports for one host
-STATES = ("running", "stopped", "missing")
 
 
 @dataclass

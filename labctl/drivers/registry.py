@@ -20,7 +20,8 @@ import importlib
 from typing import Any, NamedTuple
 
 from ..errors import ConfigError
-from .base import LabDriver, Progress, option_flag, recorded_driver
+from ..hosts import Progress
+from .base import LabDriver, option_flag, recorded_driver
 
 
 class Entry(NamedTuple):

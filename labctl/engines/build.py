@@ -13,13 +13,13 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .. import debootstrap
 from ..errors import LabError
+from ..hosts import Progress
 from ..locks import file_lock
 from ..paths import cache_dir
 from . import buildimage, store
@@ -32,8 +32,6 @@ BUILD_SCRIPT = "build-docker.sh"
 CONTAINER_TIMEOUT = 1800.0
 #: where the build runs inside the container (fixed: the path is part of the binary)
 GOPATH = "/go:/go-vendor"
-
-Progress = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import IO, Any, ClassVar
 
 from .. import debootstrap
 from ..errors import LabError
+from ..hosts import Progress
 from ..locks import file_lock
 from ..paths import cache_dir
 
@@ -49,8 +50,6 @@ CHANGES: tuple[str, ...] = (
 )
 BUILD_TIMEOUT = 1800.0
 LIBDEVMAPPER_TIMEOUT = 1200.0
-
-Progress = Callable[[str, str], None]
 
 
 def scripts_dir() -> Path:

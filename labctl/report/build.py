@@ -6,7 +6,7 @@ Hosts are read one file at a time; each experiment's series is thinned to a smal
 :class:`~.model.Line` while its file is open and then dropped, so memory stays flat with the
 number of hosts. The report draws a few figures a person reads across hosts (the verdict map, one
 per experiment with up to ``max_plots`` hosts); ``labctl report --host NAME`` draws one host's
-series in full (:func:`make_host_report`). Progress goes to a callback per host and per figure
+series in full (:func:`make_host_report`). Tick goes to a callback per host and per figure
 (the CLI shows it with rich).
 """
 
@@ -30,6 +30,7 @@ from typing import Any
 from ..errors import ConfigError, ResultError
 from ..files import write_atomic
 from ..results import HostResult, load_host_file, utc_now, write_problem
+from .formats import DEFAULT_FORMATS
 from .matrix import write_exports, write_series
 from .model import (
     FigureJob,
@@ -46,14 +47,10 @@ from .model import (
 )
 from .plots import draw_figures, warm_up
 
-#: ``series``: every host's series sample by sample in series.csv (opt-in: read from the host
-#: files again, one at a time, after the report)
-FORMATS = ("csv", "md", "html", "json", "series")
-DEFAULT_FORMATS = ("csv", "md", "html")
 DEFAULT_MAX_PLOTS = 120
 
 #: progress: (done, total, what) -- total 0 when unknown
-Progress = Callable[[int, int, str], None]
+Tick = Callable[[int, int, str], None]
 
 
 @dataclass
@@ -81,25 +78,6 @@ def _document(
     return doc
 
 
-def parse_formats(values: Sequence[str]) -> tuple[str, ...]:
-    """``("csv,md", "html")`` -> ``("csv", "md", "html")``; unknown names are a ConfigError."""
-    out: list[str] = []
-    for value in values:
-        for item in value.split(","):
-            item = item.strip().lower()
-            if not item:
-                continue
-            if item == "all":
-                out.extend(FORMATS)
-                continue
-            if item not in FORMATS:
-                raise ConfigError(
-                    f"unknown report format {item!r}", hint=f"use one of {', '.join(FORMATS)}"
-                )
-            out.append(item)
-    return tuple(dict.fromkeys(out)) or DEFAULT_FORMATS
-
-
 def _declared(runs: Sequence[RunInfo]) -> list[str]:
     declared: list[str] = []
     for r in runs:
@@ -114,7 +92,7 @@ def collect(
     *,
     plots: bool = True,
     max_plots: int = DEFAULT_MAX_PLOTS,
-    progress: Progress | None = None,
+    progress: Tick | None = None,
     pool: Executor | None = None,
 ) -> ReportData:
     """Load the runs; with ``plots``, draw the verdict map and one figure per experiment with
@@ -229,7 +207,7 @@ def _end_with_parent(parent: int, every: float = 0.5) -> None:
     threading.Thread(target=watch, name="labctl-parent-watch", daemon=True).start()
 
 
-def figures_done(data: ReportData, tick: Progress | None = None) -> None:
+def figures_done(data: ReportData, tick: Tick | None = None) -> None:
     """Wait for the figures the worker draws (see :func:`collect`) and keep them in ``data``."""
     if data.pending is None:
         return
@@ -250,7 +228,7 @@ def write(
     data: ReportData,
     out_dir: Path,
     formats: Sequence[str],
-    progress: Progress | None = None,
+    progress: Tick | None = None,
     problems: Sequence[str] = (),
 ) -> tuple[dict[str, Path], dict[str, Any] | None]:
     """Write the asked formats into ``out_dir``; returns (outputs, the JSON document when
@@ -283,7 +261,7 @@ def _documents(
     out_dir: Path,
     formats: Sequence[str],
     outputs: dict[str, Path],
-    tick: Progress,
+    tick: Tick,
 ) -> None:
     """report.md (with plots/) and report.html, as asked."""
     if "md" not in formats and "html" not in formats:
@@ -350,7 +328,7 @@ def make_report(
     formats: Sequence[str] = DEFAULT_FORMATS,
     plots: bool = True,
     max_plots: int = DEFAULT_MAX_PLOTS,
-    progress: Progress | None = None,
+    progress: Tick | None = None,
 ) -> ReportOutcome:
     """Everything ``labctl report`` does: load, draw, write; problems are one line per host."""
     if not run_paths:
@@ -372,7 +350,7 @@ def _finish(
     run_paths: Sequence[Path],
     out_dir: Path,
     formats: Sequence[str],
-    progress: Progress | None,
+    progress: Tick | None,
     again: str = "",
 ) -> ReportOutcome:
     """Write ``data``'s files; a failed write is one line, with this attempt's temp files gone."""
@@ -409,7 +387,7 @@ def make_host_report(
     *,
     formats: Sequence[str] = DEFAULT_FORMATS,
     plots: bool = True,
-    progress: Progress | None = None,
+    progress: Tick | None = None,
 ) -> ReportOutcome:
     """One host's report with its detailed plots (every experiment's series in full, as
     :func:`labctl.report.plots.render_series` draws them) in ``<out>/host-<NAME>/``.

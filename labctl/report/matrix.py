@@ -225,13 +225,6 @@ def _as_asked(result: HostResult) -> str:
     return "no: " + "; ".join(bad) if bad else "yes"
 
 
-def long_table(results: Iterable[HostResult]) -> pd.DataFrame:
-    import pandas as pd
-
-    rows = [(c.host, c.metric, c.value) for r in results for c in host_cells(r)]
-    return pd.DataFrame(rows, columns=["host", "metric", "value"])
-
-
 def engine_label(result: HostResult) -> str:
     """``docker 1.5.0 | devicemapper``: the engine that answered (facts); an inventory label
     stands in only where the engine never said, marked ``asked``."""
@@ -404,11 +397,6 @@ def results_table(
         for row in result_rows(r, (runs or {}).get(r.host, ""), class_of)
     ]
     return list(RESULT_COLUMNS), rows
-
-
-def build_results(results: list[HostResult], runs: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """:func:`results_table` as a DataFrame."""
-    return _frame(results_table(results, runs))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from .classify import LABELS
 
 if TYPE_CHECKING:
     from .baseline import BaselineComparison
-    from .build import Progress, ReportOutcome
+    from .build import ReportOutcome, Tick
     from .compare import Comparison
     from .runs import RunRow
     from .samekernel import SameKernelGroup
@@ -33,7 +33,7 @@ AGREE_STYLE = {"match": "green", "partial": "cyan", "differs": "bold red"}
 
 
 @contextmanager
-def progress_bar(console: Console, what: str) -> Iterator[Progress | None]:
+def progress_bar(console: Console, what: str) -> Iterator[Tick | None]:
     """A transient rich progress bar on a terminal; nothing (None) otherwise."""
     if not console.is_terminal:
         yield None

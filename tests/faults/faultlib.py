@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labctl.drivers.base import MiB
 from labctl.results import load_host_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -146,7 +147,7 @@ class FaultLab:
         from labctl.drivers.docker import DockerLab, DockerLabSpec
 
         os.environ["LABCTL_HOME"] = str(self.home)
-        spec = DockerLabSpec(name=self.name, suites=self.suites, disk_size="512MiB")
+        spec = DockerLabSpec(name=self.name, suites=self.suites, disk_size=512 * MiB)
         self._driver = DockerLab(spec)
         state = self._driver.up()
         self.inventory = state.inventory
@@ -355,17 +356,20 @@ def damage(path: Path, how: str, rng: random.Random) -> None:
     elif how == "truncated":
         path.write_bytes(raw[: rng.randrange(1, len(raw) - 1)])
     elif how == "host-42":
+        assert data is not None
         data["host"] = 42
         path.write_text(json.dumps(data))
     elif how == "other-host":
         other = next(p for p in sorted(path.parent.glob("*.json")) if p != path)
         shutil.copy(other, path)
     elif how == "wrong-metric-type":
+        assert data is not None
         exp = next(e for e in data["experiments"] if e.get("metrics"))
         key = rng.choice(sorted(exp["metrics"]))
         exp["metrics"] = rng.choice(("oops", [1, 2], {key: {"nested": True}}))
         path.write_text(json.dumps(data))
     elif how == "other-run":
+        assert data is not None
         data["run_id"] = "20200101-000000-dead"
         path.write_text(json.dumps(data))
     else:
@@ -440,7 +444,8 @@ def run_trial(
             trial.detail += f"{target} paused {pause} s"
         elif kind == "kill-agent":
             _rc, out = lab.exec(
-                target, "pkill -KILL -f '[p]robe_agent-[0-9a-f]*[.]pyz run' && echo killed")
+                target, "pkill -KILL -f '[p]robe_agent-[0-9a-f]*[.]pyz run' && echo killed"
+            )
             trial.detail += f"{target}: agent {'killed' if 'killed' in out else 'not running'}"
         else:
             raise ValueError(kind)

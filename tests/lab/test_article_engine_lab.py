@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.drivers.base import LabState
+from labctl.drivers.base import GiB, LabState
 from labctl.drivers.qemu import QemuHostSpec, QemuLab, QemuLabSpec
 
 pytestmark = [pytest.mark.lab, pytest.mark.engine, pytest.mark.timeout(2700)]
@@ -53,7 +53,7 @@ def article_lab(
     home = tmp_path_factory.mktemp("labctl-home-article")
     hosts = tuple(
         QemuHostSpec(suite="bullseye", name=name, cgroup="v1", engine="1.5.0", init=init,
-                     storage_driver="devicemapper", disk_size="2GiB")
+                     storage_driver="devicemapper", disk_size=2 * GiB)
         for name, init in HOSTS.items()
     )  # fmt: skip
     with pytest.MonkeyPatch.context() as mp:

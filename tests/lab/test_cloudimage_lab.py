@@ -29,9 +29,9 @@ from pathlib import Path
 import pytest
 
 from labctl.debootstrap import detect_mirror
-from labctl.drivers.qemu import cloudbuild
 from labctl.hosts import HostRecord
 from labctl.inventory import load_inventory
+from tests import cloudbuild
 from tests.helpers import labctl, only_run, qemu_processes, remote
 
 # the image build (~5 min, once per recipe) and three boots under TCG

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.engines import build_engine, find_engine, patches, require_engine
+from labctl.engines import build_engine, find_engine, patchset, require_engine
 from labctl.engines.elf import is_static_elf
 from labctl.engines.versions import known_version
 
@@ -59,7 +59,7 @@ def test_docker_1_5_0_builds_static_reproducible_and_cached(engine_source: Path)
     assert m["libdevmapper"].startswith("lvm2_")
     assert m["build_image"]["tag"].startswith("labctl-engine-build:bookworm-")
     assert [(p["name"], p["sha256"]) for p in m["patches"]] == [
-        (p.name, p.sha256) for p in patches.load_patches("1.5.0")
+        (p.name, p.sha256) for p in patchset.load_patches("1.5.0")
     ]
     assert "-X github.com/docker/docker/dockerversion.IAMSTATIC=true" in m["build_flags"]["ldflags"]
     assert m["built_at"].endswith("Z") and m["build_seconds"] > 0

@@ -48,8 +48,11 @@ def make_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     def make(suffix: str, hosts: tuple[str, ...]) -> tuple[DockerLab, LabState, float]:
         spec = DockerLabSpec(
-            name=f"v{os.getpid()}{suffix}", hosts=hosts, disk_size=DISK, memory=MEMORY
-        )  # type: ignore[arg-type]
+            name=f"v{os.getpid()}{suffix}",
+            hosts=hosts,  # type: ignore[arg-type]  # strings, parsed by the spec
+            disk_size=DISK,
+            memory=MEMORY,
+        )
         spec.validate()
         driver = DockerLab(spec, client=client)
         made.append(driver)

@@ -162,6 +162,7 @@ def test_unknown_host_key_accepted_only_on_request(lab: Any, tmp_path: Path) -> 
     assert proc.returncode == 0, proc.stderr
     recorded = known.read_text()
     assert f"[127.0.0.1]:{good.port}" in recorded
+    assert good.known_hosts is not None
     assert recorded.split()[2] in good.known_hosts.read_text()  # the same key the lab recorded
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.drivers.base import LabState
+from labctl.drivers.base import GiB, LabState
 from labctl.drivers.qemu import QemuHostSpec, QemuLab, QemuLabSpec
 from labctl.errors import UnknownHostKey
 from labctl.experiments import EXPERIMENTS
@@ -54,15 +54,15 @@ def vm_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmLab]:
             pytest.skip(f"{tool} is not installed (bash scripts/setup.sh deps)")
     home = tmp_path_factory.mktemp("labctl-home-qemu")
     messages: list[tuple[str, str]] = []
-    hosts = [QemuHostSpec(suite="bookworm", memory="1GiB", cpus=2, disk_size="2GiB")]
+    hosts = [QemuHostSpec(suite="bookworm", memory=1 * GiB, cpus=2, disk_size=2 * GiB)]
     if FULL:
         hosts.append(
             QemuHostSpec(
                 suite="bookworm",
                 name="bookworm-dm-v1",
-                memory="1GiB",
+                memory=1 * GiB,
                 cpus=2,
-                disk_size="4GiB",
+                disk_size=4 * GiB,
                 cgroup="v1",
                 storage_driver="devicemapper",
             )

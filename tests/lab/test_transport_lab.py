@@ -43,6 +43,7 @@ def test_changed_host_key_is_refused(lab: Any, tmp_path: Path) -> None:
     other = host_named(lab, "trixie")
     # bookworm's port, but trixie's key on record: a man in the middle, as far as we can tell
     theirs, mine = f"[127.0.0.1]:{other.port} ", f"[127.0.0.1]:{host.port} "
+    assert host.known_hosts is not None
     lines = [ln for ln in host.known_hosts.read_text().splitlines() if ln.startswith(theirs)]
     assert lines
     forged = tmp_path / "known_hosts"

@@ -63,8 +63,10 @@ def test_a_source_change_gives_another_file(tmp_path: Path) -> None:
 
 def test_concurrent_builds_leave_one_whole_file(tmp_path: Path) -> None:
     got: list[Path] = []
-    threads = [threading.Thread(target=lambda: got.append(agentpack.build_agent(tmp_path)))
-               for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: got.append(agentpack.build_agent(tmp_path)))
+        for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -75,13 +77,15 @@ def test_concurrent_builds_leave_one_whole_file(tmp_path: Path) -> None:
         assert zf.testzip() is None
 
 
-def test_agent_path_builds_into_the_labctl_cache(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_agent_path_builds_into_the_labctl_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LABCTL_CACHE", str(tmp_path))
     pyz = paths.agent_path()
     assert pyz.parent == tmp_path / "agent"
-    proc = subprocess.run([sys.executable, str(pyz), "--version"], capture_output=True,
-                          text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, str(pyz), "--version"], capture_output=True, text=True, timeout=30
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == AGENT_VERSION
 

@@ -57,3 +57,21 @@ def test_an_escaped_eoferror_is_named_not_aborted() -> None:
     assert res.exit_code == 1
     assert "Aborted!" not in res.output
     assert "EOFError" in res.output and "rerun with --debug" in res.output
+
+
+def test_the_help_lists_exactly_the_checks_the_agent_declares() -> None:
+    """One home for the experiments' names: the agent's catalog; the CLI's help is made from it."""
+    import re
+
+    from labctl.agent import catalog
+
+    for command in ("probe", "run"):
+        res = CliRunner().invoke(
+            main, [command, "--help"], terminal_width=500, max_content_width=500
+        )
+        assert res.exit_code == 0, res.output
+        said = re.search(
+            r"Checks to run: all, or some of (.*?) \(comma", " ".join(res.output.split())
+        )
+        assert said is not None, res.output
+        assert tuple(said.group(1).split(", ")) == catalog.ORDER

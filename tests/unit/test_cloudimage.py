@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from labctl.drivers.base import GiB, make_ed25519_key
-from labctl.drivers.qemu import cloudbuild
 from labctl.drivers.qemu.cloudimage import (
     check_image,
     console_verdict,
@@ -25,6 +24,7 @@ from labctl.drivers.qemu.cloudimage import (
 )
 from labctl.drivers.qemu.spec import QemuLabSpec, parse_host_option
 from labctl.errors import ConfigError, LabError
+from tests import cloudbuild
 
 needs_qemu_img = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="no qemu-img")
 

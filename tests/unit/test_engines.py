@@ -25,8 +25,9 @@ COMMIT = versions.KNOWN_VERSIONS["1.5.0"].commit
 def make_archive(path: Path, comment: str | None, *, gz: bool = True) -> Path:
     """A small `git archive`-like tar: a pax global header carrying the commit id, one file."""
     headers = {"comment": comment} if comment is not None else {}
-    mode = "w:gz" if gz else "w"
-    with tarfile.open(path, mode, format=tarfile.PAX_FORMAT, pax_headers=headers) as tar:
+    with tarfile.open(
+        path, "w:gz" if gz else "w", format=tarfile.PAX_FORMAT, pax_headers=headers
+    ) as tar:
         data = b"1.5.0\n"
         info = tarfile.TarInfo("moby-1.5.0/VERSION")
         info.size = len(data)
@@ -275,7 +276,9 @@ def test_install_build_replaces_an_older_build_whole(engine_cache: Path) -> None
 
 def current_inputs() -> dict[str, object]:
     known = versions.known_version("1.5.0")
-    return build.build_inputs(known, patchset.load_patches("1.5.0"), buildimage.build_image_recipe())
+    return build.build_inputs(
+        known, patchset.load_patches("1.5.0"), buildimage.build_image_recipe()
+    )
 
 
 def test_a_build_with_matching_inputs_is_reused_without_docker(engine_cache: Path) -> None:

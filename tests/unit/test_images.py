@@ -69,8 +69,8 @@ def test_recipe_files_are_the_shipped_ones() -> None:
 
 
 def test_variant_recipes_differ_and_are_stable() -> None:
-    tags = {}
-    for suite, kw in [
+    tags: dict[tuple[str, tuple[tuple[str, object], ...]], str] = {}
+    cases: list[tuple[str, dict[str, object]]] = [
         ("bookworm", {}),
         ("bookworm", {"docker": False}),
         ("bookworm", {"python": "none"}),
@@ -78,7 +78,8 @@ def test_variant_recipes_differ_and_are_stable() -> None:
         ("bullseye", {}),
         ("bullseye", {"python": "python2.7"}),
         ("trixie", {"docker": False}),
-    ]:
+    ]
+    for suite, kw in cases:
         r = images.recipe_for(suite, **kw)  # type: ignore[arg-type]
         again = images.recipe_for(suite, **kw)  # type: ignore[arg-type]
         assert r.digest == again.digest and r.tag == again.tag
@@ -247,20 +248,20 @@ def test_missing_files_are_fine_until_nothing_is_found(tmp_path: Path) -> None:
 def test_build_prerequisites(monkeypatch: pytest.MonkeyPatch) -> None:
     from labctl.errors import LabError
 
-    monkeypatch.setattr(images.shutil, "which", lambda _name: None)
+    monkeypatch.setattr("shutil.which", lambda _name: None)
     with pytest.raises(LabError, match="apt-get install debootstrap"):
-        images.check_build_prerequisites()
-    monkeypatch.setattr(images.shutil, "which", lambda _name: "/usr/sbin/debootstrap")
-    monkeypatch.setattr(images.os, "geteuid", lambda: 1000)
+        debootstrap.check_build_prerequisites()
+    monkeypatch.setattr("shutil.which", lambda _name: "/usr/sbin/debootstrap")
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
     with pytest.raises(LabError, match="root"):
-        images.check_build_prerequisites()
+        debootstrap.check_build_prerequisites()
 
 
 def test_remove_tree_removes_a_plain_tree(tmp_path: Path) -> None:
     tree = tmp_path / "labctl-build-x"
     (tree / "root" / "etc").mkdir(parents=True)
     (tree / "root" / "etc" / "f").write_text("x")
-    images.remove_tree(tree)
+    debootstrap.remove_tree(tree)
     assert not tree.exists()
 
 

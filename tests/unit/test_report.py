@@ -14,8 +14,9 @@ from click.testing import CliRunner
 
 from labctl.cli import main
 from labctl.errors import ConfigError, ResultError
-from labctl.report.build import ReportOutcome, make_host_report, make_report, parse_formats
+from labctl.report.build import ReportOutcome, make_host_report, make_report
 from labctl.report.classify import classify, series_unit, short_verdict, unit_of
+from labctl.report.formats import parse_formats
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SAMPLE = DATA / "run-sample"

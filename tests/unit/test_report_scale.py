@@ -9,6 +9,7 @@ import csv
 import io
 import itertools
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -107,7 +108,7 @@ def test_detail_groups_show_each_verdict_once_with_its_hosts() -> None:
 
 
 def test_csv_writer_quotes_like_the_csv_module(tmp_path: Path) -> None:
-    rows = [
+    rows: list[Sequence[str]] = [
         ["plain", "1", ""],
         ["a,b", 'say "hi"', "two\nlines"],
         ["cr\r", " spaced ", "ünïcode"],

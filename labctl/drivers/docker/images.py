@@ -37,6 +37,7 @@ from ...debootstrap import (
     run_debootstrap,
 )
 from ...errors import ConfigError, LabError
+from ...hosts import Progress
 from ...paths import cache_dir
 
 #: bump when the build steps change in a way the package list and files do not show
@@ -87,8 +88,6 @@ IMAGE_FILES: dict[str, tuple[str, int]] = {
 ENTRYPOINT = ["/usr/bin/tini", "--", "/usr/local/sbin/labctl-entrypoint"]
 
 BUILD_TIMEOUT = 1800.0
-
-Progress = Callable[[str, str], None]
 
 
 def image_files_dir() -> Path:
@@ -394,32 +393,3 @@ def prune_stale(client: Any, built: Iterable[Recipe], *, progress: Progress | No
                         client.images.remove(tag)
                         if progress is not None:
                             progress(recipe.name, f"removed the outdated image {tag}")
-
-
-def ensure_images(
-    client: Any,
-    suites: Iterable[str],
-    *,
-    mirror: str | Callable[[], str],
-    progress: Progress | None = None,
-) -> dict[str, str]:
-    """Tags of every suite's default image, building the missing ones in parallel."""
-    recipes = {s: recipe_for(s) for s in suites}
-    ensure_recipes(client, recipes.values(), mirror=mirror, progress=progress)
-    return {s: r.tag for s, r in recipes.items()}
-
-
-def remove_images(client: Any, *, keep: Iterable[str] = ()) -> list[str]:
-    """Remove labctl-host images except the tags in ``keep``; return the removed tags."""
-    import docker.errors
-
-    removed: list[str] = []
-    keep_set = set(keep)
-    for image in client.images.list(name=IMAGE_REPOSITORY):
-        for tag in image.tags:
-            if tag in keep_set:
-                continue
-            with contextlib.suppress(docker.errors.APIError):
-                client.images.remove(tag)
-                removed.append(tag)
-    return removed

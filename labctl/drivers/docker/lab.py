@@ -27,13 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import ConfigError
 from ...files import write_atomic
-from ...hosts import HostRecord
+from ...hosts import HostRecord, Progress
 from ..base import (
     LOOPBACK,
     DownReport,
     HostStatus,
     LabState,
-    Progress,
 )
 from . import images
 from .containers import (

@@ -31,6 +31,7 @@ from typing import Any
 
 from ... import debootstrap
 from ...errors import ConfigError, LabError
+from ...hosts import Progress
 from ...locks import file_lock
 from ...paths import cache_dir
 from . import initramfs as vminitramfs
@@ -161,7 +162,6 @@ INITRAMFS_CONF = "MODULES=list\nCOMPRESS=gzip\n"
 INITRAMFS_MODULES: tuple[str, ...] = ("virtio_pci", "virtio_blk", "ext4")
 
 BUILD_TIMEOUT = 1800.0
-Progress = Callable[[str, str], None]
 
 
 def image_files_dir() -> Path:

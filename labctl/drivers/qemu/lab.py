@@ -30,12 +30,11 @@ from typing import Any
 
 from ...errors import ConfigError, LabctlError, LabError
 from ...files import write_atomic
-from ...hosts import HostRecord
+from ...hosts import HostRecord, Progress
 from ..base import (
     DownReport,
     HostStatus,
     LabState,
-    Progress,
     format_size,
     recorded_driver,
 )

@@ -27,12 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ... import debootstrap
-from ...errors import ConfigError, LabError
-from ...locks import file_lock
-from ...paths import cache_dir
-from . import images as vmimages
-from .vm import QEMU_IMG
+from labctl import debootstrap
+from labctl.drivers.qemu import images as vmimages
+from labctl.drivers.qemu.vm import QEMU_IMG
+from labctl.errors import ConfigError, LabError
+from labctl.hosts import Progress
+from labctl.locks import file_lock
+from labctl.paths import cache_dir
 
 RECIPE_VERSION = 1
 DISK_SIZE = 3 << 30  # sparse
@@ -207,7 +208,7 @@ def copy_into(part: Path, disk: Path, offset: int) -> None:
 
 
 def build_cloud_image(
-    recipe: CloudRecipe, mirror: str, *, progress: vmimages.Progress | None = None
+    recipe: CloudRecipe, mirror: str, *, progress: Progress | None = None
 ) -> Path:
     """Build the cloud image into the cache (under a lock) and return its qcow2 file."""
     say = progress or (lambda _h, _m: None)
