@@ -60,6 +60,13 @@ class ImageRecipe:
         """What defines the image besides its files (hashed with them)."""
         raise NotImplementedError
 
+    def common_settings(self, version: int, kind: str | None = None) -> dict[str, Any]:
+        """The settings every kind shares: its recipe version (and kind), the suite, the
+        debootstrap variant and the packages."""
+        common = {"version": version, "suite": self.suite, "variant": "minbase"}
+        common["packages"] = sorted(self.packages)
+        return common if kind is None else {"kind": kind, **common}
+
     @property
     def digest(self) -> str:
         return recipe_digest(self.settings(), self.files)

@@ -78,11 +78,7 @@ class CloudRecipe(debootstrap.ImageRecipe):
 
     def settings(self) -> dict[str, Any]:
         return {
-            "kind": "cloud-image",
-            "version": self.version,
-            "suite": self.suite,
-            "variant": "minbase",
-            "packages": sorted(self.packages),
+            **self.common_settings(self.version, "cloud-image"),
             "disk_size": self.disk_size,
             "grub": list(GRUB_MODULES),
             "kernel_args": KERNEL_ARGS,

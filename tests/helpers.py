@@ -11,13 +11,29 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pytest
 
 from labctl.hosts import HostRecord
 from labctl.transport import SSHTransport
+
+D = TypeVar("D")
+
+
+@dataclass
+class UpLab(Generic[D]):
+    """A lab a test module brought up: its driver, what ``up()`` returned, what it said while
+    it worked, how long ``up()`` took (and the Docker client it used, if any)."""
+
+    driver: D
+    state: Any
+    messages: list[tuple[str, str]]
+    up_seconds: float
+    client: Any = None
+
 
 #: the installed ``labctl`` command next to the interpreter running the tests
 LABCTL = str(Path(sys.executable).with_name("labctl"))

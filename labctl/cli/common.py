@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -222,12 +224,47 @@ forks_opt = click.option(
 )
 
 
+@dataclass(frozen=True)
+class ProbeArgs:
+    """The options `probe` and `run` share, as one record (the command gets ``probe=``)."""
+
+    results: Path
+    limit: str | None
+    experiments: str
+    timeout: float
+    exhaust: bool
+    limits: tuple[str, ...]
+    accept_new_host_keys: bool
+    forks: int | None
+
+    def options(self) -> Any:
+        """The probe's options (a ConfigError names a bad --experiments or --set)."""
+        return probe_options(self.experiments, self.timeout, self.exhaust, self.limits, self.forks)
+
+    def asked(self, command: str) -> dict[str, object]:
+        """What run.json records of the command line."""
+        return {
+            "command": command,
+            "experiments": self.experiments,
+            "limit": self.limit,
+            "exhaust": self.exhaust,
+            "limits": list(self.limits),
+        }
+
+
 def probe_opts(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The options `probe` and `run` share: results, hosts, checks, time, caps, keys, forks."""
+    """The options `probe` and `run` share: results, hosts, checks, time, caps, keys, forks;
+    the command receives them as one :class:`ProbeArgs` (``probe=``)."""
+    names = [f.name for f in fields(ProbeArgs)]
+
+    @functools.wraps(fn)
+    def command(**kw: Any) -> Any:
+        return fn(probe=ProbeArgs(**{n: kw.pop(n) for n in names}), **kw)
+
     for opt in reversed((results_opt, limit_opt, experiments_opt, timeout_opt, exhaust_opt,
                          limits_opt, accept_opt, forks_opt)):  # fmt: skip
-        fn = opt(fn)
-    return fn
+        command = opt(command)
+    return command
 
 
 def split_list(value: str | None) -> list[str] | None:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from .common import (
+    ProbeArgs,
     board,
     driver_opt,
     err_console,
@@ -23,7 +24,6 @@ from .common import (
     out_console,
     preset_lab_name,
     preset_opt,
-    probe_options,
     probe_opts,
     results_opt,
     split_list,
@@ -101,17 +101,7 @@ def provision_cmd(
 @main.command("probe")
 @click.option("-i", "--inventory", type=click.Path(path_type=Path), required=True)
 @probe_opts
-def probe_cmd(
-    inventory: Path,
-    results: Path,
-    limit: str | None,
-    experiments: str,
-    timeout: float,
-    exhaust: bool,
-    limits: tuple[str, ...],
-    accept_new_host_keys: bool,
-    forks: int | None,
-) -> None:
+def probe_cmd(inventory: Path, probe: ProbeArgs) -> None:
     """Push the agent over SSH, run the checks, collect results and render the matrix."""
     from ..pipeline import run_pipeline
 
@@ -119,19 +109,13 @@ def probe_cmd(
         watched(
             lambda: run_pipeline(
                 inventory,
-                results,
+                probe.results,
                 do_provision=False,
-                options=probe_options(experiments, timeout, exhaust, limits, forks),
-                limit=split_list(limit),
-                accept_new_host_keys=accept_new_host_keys,
+                options=probe.options(),
+                limit=split_list(probe.limit),
+                accept_new_host_keys=probe.accept_new_host_keys,
                 progress=board,
-                asked={
-                    "command": "probe",
-                    "experiments": experiments,
-                    "limit": limit,
-                    "exhaust": exhaust,
-                    "limits": list(limits),
-                },
+                asked=probe.asked("probe"),
             )
         )
     )
@@ -167,14 +151,7 @@ def collect_cmd(run_dir: Path, inventory: Path | None, forks: int | None) -> Non
 @driver_opt
 def run_cmd(
     inventory: Path | None,
-    results: Path,
-    limit: str | None,
-    experiments: str,
-    timeout: float,
-    exhaust: bool,
-    limits: tuple[str, ...],
-    accept_new_host_keys: bool,
-    forks: int | None,
+    probe: ProbeArgs,
     full_provision: bool,
     no_provision: bool,
     lab_name: str | None,
@@ -195,26 +172,22 @@ def run_cmd(
 
     def go() -> Any:
         inv = inventory
-        asked: dict[str, object] = {
-            "command": "run",
+        asked = {
+            **probe.asked("run"),
             "inventory": str(inventory) if inventory else None,
             "lab": None if inventory else lab_name,
-            "experiments": experiments,
-            "limit": limit,
             "provision": not no_provision,
-            "exhaust": exhaust,
-            "limits": list(limits),
-            "forks": forks,
+            "forks": probe.forks,
         }
         if inv is None:
             inv = open_lab(lab_name, driver=driver, preset=preset).up().inventory
         return run_pipeline(
             inv,
-            results,
+            probe.results,
             do_provision=not no_provision,
-            options=probe_options(experiments, timeout, exhaust, limits, forks),
-            limit=split_list(limit),
-            accept_new_host_keys=accept_new_host_keys,
+            options=probe.options(),
+            limit=split_list(probe.limit),
+            accept_new_host_keys=probe.accept_new_host_keys,
             progress=board,
             asked=asked,
             full_provision=full_provision,

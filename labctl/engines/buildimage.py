@@ -64,11 +64,7 @@ class BuildImageRecipe(debootstrap.ImageRecipe):
 
     def settings(self) -> dict[str, Any]:
         return {
-            "kind": "engine-build",
-            "version": self.version,
-            "suite": self.suite,
-            "variant": "minbase",
-            "packages": sorted(self.packages),
+            **self.common_settings(self.version, "engine-build"),
             "changes": list(CHANGES),
             "files": {k: IMAGE_FILES.get(k, "") for k in sorted(self.files)},
         }

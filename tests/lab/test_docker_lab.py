@@ -12,9 +12,7 @@ import re
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,10 +20,10 @@ pytestmark = pytest.mark.lab
 
 docker = pytest.importorskip("docker")
 
-from labctl.drivers.base import DownReport, LabState, MiB  # noqa: E402
+from labctl.drivers.base import DownReport, MiB  # noqa: E402
 from labctl.drivers.docker import DockerLab, DockerLabSpec  # noqa: E402
 from labctl.transport import SSHTransport  # noqa: E402
-from tests.helpers import checked, host_named, lab_docker_client  # noqa: E402
+from tests.helpers import UpLab, checked, host_named, lab_docker_client  # noqa: E402
 
 SUITES = ("bullseye", "bookworm", "trixie")
 DOCKER_VERSIONS = {"bullseye": r"^20\.10\.5", "bookworm": r"^20\.10\.24", "trixie": r"^26\."}
@@ -35,13 +33,7 @@ MEMORY = 768 * MiB
 PIDS = 512
 
 
-@dataclass
-class Lab:
-    driver: DockerLab
-    state: LabState
-    client: Any
-    messages: list[tuple[str, str]]
-    up_seconds: float
+Lab = UpLab[DockerLab]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +55,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         try:
             started = time.monotonic()
             state = driver.up()
-            yield Lab(driver, state, client, messages, time.monotonic() - started)
+            yield UpLab(driver, state, messages, time.monotonic() - started, client)
         finally:
             driver.down()
 

@@ -18,18 +18,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from labctl.drivers.base import GiB, LabState
+from labctl.drivers.base import GiB
 from labctl.drivers.qemu import QemuHostSpec, QemuLab, QemuLabSpec
 from labctl.errors import UnknownHostKey
 from labctl.experiments import EXPERIMENTS
 from labctl.hosts import HostRecord
 from labctl.transport import SSHTransport
-from tests.helpers import qemu_processes
+from tests.helpers import UpLab, qemu_processes
 
 pytestmark = pytest.mark.lab
 
@@ -37,12 +36,7 @@ LABCTL = str(Path(sys.executable).with_name("labctl"))
 FULL = os.environ.get("LABCTL_QEMU_LAB_FULL", "") not in ("", "0")
 
 
-@dataclass
-class VmLab:
-    driver: QemuLab
-    state: LabState
-    messages: list[tuple[str, str]]
-    up_seconds: float
+VmLab = UpLab[QemuLab]
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +73,7 @@ def vm_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmLab]:
         try:
             started = time.monotonic()
             state = driver.up()
-            yield VmLab(driver, state, messages, time.monotonic() - started)
+            yield UpLab(driver, state, messages, time.monotonic() - started)
         finally:
             report = driver.down()
             assert report.ok, report.problems

@@ -126,11 +126,8 @@ class Recipe(ImageRecipe):
 
     def settings(self) -> dict[str, Any]:
         return {
-            "version": self.version,
-            "suite": self.suite,
+            **self.common_settings(self.version),
             "flavor": self.flavor,
-            "variant": "minbase",
-            "packages": sorted(self.packages),
             "entrypoint": ENTRYPOINT,
             "changes": list(IMAGE_CHANGES),
             "files": {k: IMAGE_FILES.get(k, ("", 0)) for k in sorted(self.files)},

@@ -181,11 +181,7 @@ class VmRecipe(debootstrap.ImageRecipe):
 
     def settings(self) -> dict[str, Any]:
         return {
-            "kind": "qemu-vm",
-            "version": self.version,
-            "suite": self.suite,
-            "variant": "minbase",
-            "packages": sorted(self.packages),
+            **self.common_settings(self.version, "qemu-vm"),
             "root_size": self.root_size,
             "enable": list(ENABLE_UNITS),
             "disable": list(DISABLE_UNITS),

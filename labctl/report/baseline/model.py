@@ -25,6 +25,9 @@ WEIGHTS: dict[str, int] = {
     "distribution version": 2,
     "kernel line": 1,
 }
+#: the study's data file (article.json) and one of its systems, as loaded
+Base = dict[str, Any]
+System = dict[str, Any]
 FAMILY_NAMES = {"rhel": "Red Hat", "debian": "Debian", "suse": "SUSE"}
 NO_PARTNER = "no comparable host in this run"
 

@@ -20,16 +20,15 @@ from .model import (
     NOT_MEASURED,
     PARTIAL,
     WEIGHTS,
+    Base,
     BaselineComparison,
     Candidate,
     HostNote,
     Row,
+    System,
     SystemPairing,
 )
 from .score import ns_words, score, stand_in
-
-Base = dict[str, Any]
-System = dict[str, Any]
 
 
 def assign(table: list[list[Candidate]]) -> list[Candidate | None]:

@@ -22,12 +22,11 @@ from .model import (
     PARTIAL,
     UNKNOWN,
     WEIGHTS,
+    Base,
     Candidate,
     Criterion,
+    System,
 )
-
-Base = dict[str, Any]
-System = dict[str, Any]
 
 
 def stand_in(system: System, driver: str | None) -> str | None:
