@@ -120,14 +120,14 @@ def parse_container_log(text):
     return out
 
 
-def _stat_size(path):
+def stat_size(path):
     try:
         return os.stat(path).st_size
     except (OSError, TypeError):
         return None
 
 
-def _container_alive(pid):
+def container_alive(pid):
     if not pid:
         return False
     stat = read_text("/proc/%d/stat" % pid, 512)
@@ -137,7 +137,7 @@ def _container_alive(pid):
     return not (fields and fields[0] in ("Z", "X"))
 
 
-def _dmesg():
+def kernel_log():
     path = which("dmesg") or find_tool("dmesg")
     if not path:
         return None

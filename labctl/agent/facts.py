@@ -11,23 +11,23 @@ from .consts import FACTS_CMD_TIMEOUT
 from .disklimit import swap_limit_warning
 from .docker import daemon_mount_namespace, find_daemon_pid
 from .dockerparse import (
-    _finish_info,
-    _json_object,
     classify_docker_error,
+    finish_info,
+    json_object,
     parse_docker_info,
     parse_docker_info_json,
     parse_docker_version,
     parse_docker_version_json,
 )
 from .osparse import (
-    _distribution,
     detect_distribution,
+    distribution_record,
     find_mount,
     host_mounts,
     parse_meminfo,
     parse_proc_cgroups,
 )
-from .text import _read_int, one_line, read_text
+from .text import one_line, read_int, read_text
 
 
 def docker_facts(docker):
@@ -57,7 +57,7 @@ def docker_facts(docker):
         facts["error"] = ("docker cannot be run (%s: %s); reinstall Docker, e.g. with "
                           "`labctl provision`" % (docker.path, one_line(res.err)))
         return facts
-    obj = _json_object(res.out)
+    obj = json_object(res.out)
     errors_text = res.err
     if obj is not None and ("Client" in obj or "Server" in obj):
         ver = parse_docker_version_json(obj)
@@ -84,13 +84,13 @@ def docker_facts(docker):
     info = None
     if docker.supports((1, 13)):
         res = docker.run(["info", "--format", "{{json .}}"], FACTS_CMD_TIMEOUT)
-        obj = _json_object(res.out)
+        obj = json_object(res.out)
         if obj is not None and obj.get("Driver"):
             info = parse_docker_info_json(obj)
             for line in res.err.splitlines():
                 if line.strip().startswith("WARNING:"):
                     info["warnings"].append(line.strip()[len("WARNING:"):].strip())
-            info = _finish_info(info)
+            info = finish_info(info)
     if info is None:
         res = docker.run(["info"], FACTS_CMD_TIMEOUT)
         info = parse_docker_info(res.out + "\n" + res.err)
@@ -159,7 +159,7 @@ def gather_facts(docker):
     try:
         facts["distribution"] = detect_distribution()
     except Exception:
-        facts["distribution"] = _distribution()
+        facts["distribution"] = distribution_record()
     try:
         facts["cgroup"] = cgroup_facts()
     except Exception:
@@ -177,8 +177,8 @@ def gather_facts(docker):
     except Exception:
         root_fs = None
     facts["limits"] = {
-        "pid_max": _read_int("/proc/sys/kernel/pid_max"),
-        "threads_max": _read_int("/proc/sys/kernel/threads-max"),
+        "pid_max": read_int("/proc/sys/kernel/pid_max"),
+        "threads_max": read_int("/proc/sys/kernel/threads-max"),
         "mem_total_bytes": meminfo.get("MemTotal"),
         "swap_total_bytes": meminfo.get("SwapTotal"),
         "docker_root_fs": root_fs,

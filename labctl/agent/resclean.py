@@ -9,18 +9,18 @@ import shutil
 import time
 
 from .cgroups import (
-    _read_cg_number,
+    read_cg_number,
 )
 from .consts import MIB
 from .container import (
-    _container_alive,
+    container_alive,
 )
 from .image import find_tool
+from .osparse import path_under
 from .sampling import (
     fs_free,
     kill_container,
 )
-from .storage import _under
 from .text import read_text, run_cmd
 
 
@@ -31,7 +31,7 @@ class RunCleanup(object):
         """After a kill: until the container's first process is gone and its cgroup holds
         no process any more (its pids are the host's again), at most ``seconds``."""
         end = time.time() + seconds
-        while _container_alive(self.pid) and time.time() < end:
+        while container_alive(self.pid) and time.time() < end:
             time.sleep(0.02)
         if self.cg_dir:
             name = "pids.current" if self.resource == "processes" else "cgroup.procs"
@@ -40,7 +40,7 @@ class RunCleanup(object):
                 if not os.path.exists(path):
                     break
                 if name == "pids.current":
-                    if not _read_cg_number(path):
+                    if not read_cg_number(path):
                         break
                 elif not (read_text(path, 64) or "").strip():
                     break
@@ -56,14 +56,14 @@ class RunCleanup(object):
         agent = self.agent
         cname = agent.container_name(self.name)
         if cname in agent.containers:
-            if self.pid and _container_alive(self.pid):
+            if self.pid and container_alive(self.pid):
                 kill_container(agent.docker, cname, 5, self.pid, self.pid_start,
                                prefer_signal=True)
                 self.wait_gone(10)
             agent.remove_container(cname)
         if self.fsdir:
             if self.sampler is not None and self.sampler.fs_path and (
-                    _under(self.sampler.fs_path, self.fsdir) or
+                    path_under(self.sampler.fs_path, self.fsdir) or
                     os.path.realpath(self.sampler.fs_path) == os.path.realpath(self.fsdir)):
                 # go on measuring the same filesystem once the folder is gone
                 self.sampler.fs_path = os.path.dirname(self.fsdir.rstrip("/")) or "/"

@@ -5,8 +5,8 @@ from __future__ import absolute_import, division, print_function
 
 import os
 
-from .cgroups import _read_cg_number
-from .container import _stat_size
+from .cgroups import read_cg_number
+from .container import stat_size
 from .limits import downsample
 from .text import fmt_bytes, fmt_count
 from .verdicts import RATIO_DEFINITIONS, process_ratio
@@ -23,7 +23,7 @@ class RunMetrics(object):
     def _cgroup_peak(self):
         if not self.cg_dir:
             return
-        v = _read_cg_number(os.path.join(self.cg_dir, "memory.max_usage_in_bytes"
+        v = read_cg_number(os.path.join(self.cg_dir, "memory.max_usage_in_bytes"
                                          if self.cg_version == 1 else "memory.peak"))
         if v is not None and (self.peak_container is None or v > self.peak_container):
             self.peak_container = v
@@ -76,7 +76,7 @@ class RunMetrics(object):
             if parsed["dd_bytes"] is not None:
                 sources.append((parsed["dd_bytes"], "dd"))
             if self.name == "disk-shared":
-                size = _stat_size(os.path.join(self.shared_dir, "fill"))
+                size = stat_size(os.path.join(self.shared_dir, "fill"))
                 if size is not None:
                     sources.append((size, "host-file"))
             elif live.get("size_live") is not None:

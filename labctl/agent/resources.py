@@ -19,11 +19,11 @@ from .container import (
     COUNT_FILE,
     LOW_FREE_PIDS,
     STATE_FILE,
-    _container_alive,
-    _dmesg,
-    _stat_size,
+    container_alive,
     container_script,
+    kernel_log,
     parse_container_log,
+    stat_size,
 )
 from .disklimit import disk_limited_cap, host_had_room
 from .hostpaths import ensure_local_dir
@@ -53,7 +53,7 @@ from .osparse import find_mount, host_mounts, parse_meminfo, parse_vmstat
 from .resclean import RunCleanup
 from .resmetrics import RunMetrics
 from .resprobe import RunProbes
-from .runstate import _proc_start_time
+from .runstate import proc_start_time
 from .sampling import (
     HostSampler,
     fs_free,
@@ -66,7 +66,7 @@ from .sampling import (
     stall_decision,
     stall_window,
 )
-from .text import _read_int, one_line, read_text, run_cmd, to_int
+from .text import one_line, read_int, read_text, run_cmd, to_int
 from .verdicts import pids_unavailable_verdict, resource_verdict
 
 
@@ -155,8 +155,8 @@ class ResourceRun(RunProbes, RunMetrics, RunCleanup):
                   "limit_applied": False, "limit_available": False,
                   "limit_unavailable_reason": why, "docker_server_version": server,
                   "stop_reason": "not-available", "container_started": False,
-                  "host_pid_max": _read_int("/proc/sys/kernel/pid_max"),
-                  "host_threads_max": _read_int("/proc/sys/kernel/threads-max")})
+                  "host_pid_max": read_int("/proc/sys/kernel/pid_max"),
+                  "host_threads_max": read_int("/proc/sys/kernel/threads-max")})
         return pids_unavailable_verdict(server, why, m)
 
     def prepare(self):
@@ -264,7 +264,7 @@ class ResourceRun(RunProbes, RunMetrics, RunCleanup):
         server = agent.docker.server_version
         # memory: baseline for OOM attribution
         self.vm0 = parse_vmstat(read_text("/proc/vmstat")).get("oom_kill")
-        self.dmesg0 = _dmesg() if (resource == "memory" or m.get("pool_data_file")) else None
+        self.dmesg0 = kernel_log() if (resource == "memory" or m.get("pool_data_file")) else None
         sleep_s = int(lim["experiment_timeout_s"]) + 60
         args, applied = resource_run_options(name, server, lim, selinux_enforcing(),
                                              self.shared_dir, self.storage_opt_size)
@@ -296,7 +296,7 @@ class ResourceRun(RunProbes, RunMetrics, RunCleanup):
     def container_cgroup(self):
         """The container's cgroup (memory or pids), where the host can read it."""
         m, resource = self.m, self.resource
-        self.pid_start = _proc_start_time(self.pid)
+        self.pid_start = proc_start_time(self.pid)
         cg_ctrl = "memory" if resource == "memory" else "pids"
         proc_cg = parse_proc_cgroup(read_text("/proc/%d/cgroup" % self.pid))
         cg_mounts = parse_cgroup_mounts(read_text("/proc/self/mountinfo"))
@@ -333,7 +333,7 @@ class ResourceRun(RunProbes, RunMetrics, RunCleanup):
         agent, m, lim, resource = self.agent, self.m, self.limits, self.resource
         peak = self.peak_sample = self.samples[-1]
         log = {}
-        if stop != "exited" and _container_alive(self.pid):
+        if stop != "exited" and container_alive(self.pid):
             if resource == "memory":
                 time.sleep(min(0.3, lim["sample_interval_s"] * 3))
                 peak = self.peak_sample = self.take_sample(self.sampler, start)
@@ -342,7 +342,7 @@ class ResourceRun(RunProbes, RunMetrics, RunCleanup):
             if cnt is not None:
                 log["count_live"] = cnt
             if resource == "disk" and self.name in ("disk", "disk-limited"):
-                log["size_live"] = _stat_size(self._cproc("/fill"))
+                log["size_live"] = stat_size(self._cproc("/fill"))
             m["host_check_at"] = "peak"
             if resource in ("disk", "inodes"):
                 self.container_fs("at_peak")
@@ -394,7 +394,7 @@ class ResourceRun(RunProbes, RunMetrics, RunCleanup):
         m["vmstat_oom_kill_after"] = vm1
         m["vmstat_oom_kill_delta"] = (vm1 - vm0) if (vm0 is not None and vm1 is not None) \
             else None
-        dmesg1 = _dmesg() if dmesg0 is not None else None
+        dmesg1 = kernel_log() if dmesg0 is not None else None
         m["kernel_log_readable"] = dmesg1 is not None
         lines = kernel_oom_lines(dmesg0, dmesg1) if dmesg1 is not None else []
         m["oom_kernel_lines"] = len(lines)
@@ -420,7 +420,7 @@ class ResourceRun(RunProbes, RunMetrics, RunCleanup):
     def thin_pool_words(self):
         """devicemapper: what the kernel said about the thin pool (out of space, read-only)."""
         m = self.m
-        lines = thin_pool_kernel_lines(self.dmesg0, _dmesg())
+        lines = thin_pool_kernel_lines(self.dmesg0, kernel_log())
         m["thin_pool_kernel_lines"] = len(lines)
         m["thin_pool_kernel_line"] = one_line(lines[-1], 300) if lines else None
         m["thin_pool_read_only"] = bool([ln for ln in lines if "read-only" in ln.lower()
@@ -506,7 +506,7 @@ class ResourceRun(RunProbes, RunMetrics, RunCleanup):
         while True:
             s = self.take_sample(sampler, start)
             now = s["t"]
-            if not _container_alive(self.pid):
+            if not container_alive(self.pid):
                 return "exited"
             back = self.samples[-4] if len(self.samples) >= 4 else self.samples[0]
             for key, floor in sorted(floors.items()):

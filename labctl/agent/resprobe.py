@@ -9,9 +9,9 @@ import os
 import shutil
 import socket
 
-from .cgroups import _read_cg_number
+from .cgroups import read_cg_number
 from .consts import NAME_PREFIX
-from .container import COUNT_FILE, _container_alive, _stat_size
+from .container import COUNT_FILE, container_alive, stat_size
 from .disklimit import (
     base_device_size,
     disk_limit_plan,
@@ -141,7 +141,7 @@ class RunProbes(object):
             self.sampler.pool_fs = os.path.dirname(pool)
         pm = find_mount(mounts, os.path.realpath(pool))
         m.update({"pool_file_on_target_fs": same, "pool_file_fstype": pm and pm["fstype"],
-                  "pool_file_size_bytes": _stat_size(pool)})
+                  "pool_file_size_bytes": stat_size(pool)})
         self.pool_space("before")
 
     def pool_space(self, when):
@@ -244,18 +244,18 @@ class RunProbes(object):
         r = self.resource
         if r == "disk":
             if self.name == "disk-shared":
-                return _stat_size(os.path.join(self.shared_dir, "fill"))
-            return _stat_size(self._cproc("/fill"))
+                return stat_size(os.path.join(self.shared_dir, "fill"))
+            return stat_size(self._cproc("/fill"))
         if r == "inodes":
             return to_int(read_text(self._cproc(COUNT_FILE) or "", 32))
         if r == "memory":
             if self.cg_dir:
-                return _read_cg_number(os.path.join(
+                return read_cg_number(os.path.join(
                     self.cg_dir, "memory.usage_in_bytes" if self.cg_version == 1
                     else "memory.current"))
             return None
         if self.cg_dir:
-            v = _read_cg_number(os.path.join(self.cg_dir, "pids.current"))
+            v = read_cg_number(os.path.join(self.cg_dir, "pids.current"))
             if v is not None:
                 return v
         return to_int(read_text(self._cproc(COUNT_FILE) or "", 32))
@@ -274,7 +274,7 @@ class RunProbes(object):
             return None
         if self.resource != "disk":
             return self.pid
-        if self.writer is None or not _container_alive(self.writer):
+        if self.writer is None or not container_alive(self.writer):
             self.writer = find_child(self.pid, "dd")
         return self.writer
 

@@ -19,7 +19,7 @@ from .hostpaths import UnsafePath, ensure_local_dir
 from .limits import RESOURCE_EXPERIMENTS, RESOURCE_OF
 from .resources import _resource_experiment
 from .runstate import (
-    _SIGNALS,
+    SIGNALS,
     controller_runs_of,
     fs_parents_of,
     install_signal_handlers,
@@ -179,16 +179,16 @@ def execute_run(run_id, host, out, experiments, workdir, timeout, mode="bounded"
             if name not in done:
                 result["experiments"].append(skipped_experiment(name, result["error"]))
     finally:
-        _SIGNALS["defer"] = True
+        SIGNALS["defer"] = True
         try:
             agent.cleanup()
         except Exception:
             pass
-        if _SIGNALS["received"] is not None and result["error"] is None:
+        if SIGNALS["received"] is not None and result["error"] is None:
             result["status"] = "error"
             result["error"] = {"kind": "interrupted", "message": "the agent was stopped by "
-                               "signal %d; re-run the probe" % _SIGNALS["received"]}
-            exit_code = 128 + _SIGNALS["received"]
+                               "signal %d; re-run the probe" % SIGNALS["received"]}
+            exit_code = 128 + SIGNALS["received"]
         result["finished"] = iso_utc()
         try:
             write_json_atomic(out, result, reserve)

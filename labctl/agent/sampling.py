@@ -11,7 +11,7 @@ import signal
 import socket
 import time
 
-from .cgroups import _read_cg_number, host_cgroup_limits
+from .cgroups import host_cgroup_limits, read_cg_number
 from .consts import KIB, NAME_PREFIX
 from .disklimit import allocated_bytes
 from .docker import engine_request
@@ -19,7 +19,7 @@ from .dockerparse import parse_inspect
 from .hostpaths import NOFOLLOW, open_replacing
 from .osparse import mem_available, parse_meminfo
 from .runstate import pid_alive
-from .text import _read_int, errno_text, fmt_bytes, read_text, to_int
+from .text import errno_text, fmt_bytes, read_int, read_text, to_int
 
 # -- a stall must mean the writer really stalled -----------------------------------------------
 
@@ -144,8 +144,8 @@ class HostSampler(object):
 
     def __init__(self, fs_path):
         self.fs_path = fs_path
-        self.pid_max = _read_int("/proc/sys/kernel/pid_max")
-        self.threads_max = _read_int("/proc/sys/kernel/threads-max")
+        self.pid_max = read_int("/proc/sys/kernel/pid_max")
+        self.threads_max = read_int("/proc/sys/kernel/threads-max")
         try:
             self.cg = host_cgroup_limits()
         except Exception:
@@ -176,7 +176,7 @@ class HostSampler(object):
         meminfo = parse_meminfo(read_text("/proc/meminfo"))
         avail, self.mem_source = mem_available(meminfo)
         if self.cg.get("memory_limit") and avail is not None:
-            usage = _read_cg_number(self.cg.get("memory_usage_file") or "")
+            usage = read_cg_number(self.cg.get("memory_usage_file") or "")
             if usage is not None:
                 avail = min(avail, max(0, self.cg["memory_limit"] - usage))
         s["mem_available"] = avail
@@ -195,7 +195,7 @@ class HostSampler(object):
                 if total:
                     free.append(total - s["threads"])
         if self.cg.get("pids_limit"):
-            cur = _read_cg_number(os.path.join(self.cg["pids_dir"], "pids.current"))
+            cur = read_cg_number(os.path.join(self.cg["pids_dir"], "pids.current"))
             if cur is not None:
                 free.append(self.cg["pids_limit"] - cur)
         s["free_pids"] = max(0, min(free)) if free else None

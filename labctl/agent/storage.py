@@ -10,7 +10,7 @@ import time
 from .consts import FIND_TIME_LIMIT
 from .errors import ExperimentError
 from .hostpaths import NOFOLLOW
-from .osparse import find_mount, parse_mountinfo, parse_proc_mounts, root_mount
+from .osparse import find_mount, parse_mountinfo, parse_proc_mounts, path_under, root_mount
 from .sampling import inspect_state
 from .text import random_token, read_text
 
@@ -81,14 +81,6 @@ def bounded_find(root, filename, time_limit=FIND_TIME_LIMIT):
         dirnames[:] = [d for d in dirnames if not (dirpath == root and d in ("containers",))]
     matches.sort(key=_path_rank)
     return matches, timed_out
-
-
-def _under(path, root):
-    if not path or not root:
-        return False
-    p = os.path.realpath(path)
-    r = os.path.realpath(root).rstrip("/")
-    return p.startswith(r + "/")
 
 
 def _display_dir(path, ids):
@@ -263,7 +255,7 @@ def experiment_storage_location(agent, metrics):
                 metrics["container_root_mounted_in_daemon_ns"] = _device_mounted(
                     "/proc/%d/mountinfo" % metrics["daemon_pid"], rm["source"])
         if host_path:
-            metrics["host_path_under_docker_root"] = _under(host_path, root)
+            metrics["host_path_under_docker_root"] = path_under(host_path, root)
             hmounts = parse_mountinfo(read_text("/proc/self/mountinfo"))
             hm = find_mount(hmounts, os.path.realpath(host_path))
             metrics["host_path_fstype"] = hm["fstype"] if hm else None

@@ -779,7 +779,7 @@ def _pgid(pid: int) -> int | None:
 def test_signal_process_checks_the_start_time() -> None:
     child = subprocess.Popen(["sleep", "30"])
     try:
-        start = pa._proc_start_time(child.pid)
+        start = pa.proc_start_time(child.pid)
         assert start
         assert pa.signal_process(child.pid, "1") is False  # another process's start time
         assert child.poll() is None
@@ -800,7 +800,7 @@ def test_kill_container_prefers_the_signal_and_never_touches_other_names() -> No
 
     child = subprocess.Popen(["sleep", "30"])
     try:
-        start = pa._proc_start_time(child.pid)
+        start = pa.proc_start_time(child.pid)
         assert pa.kill_container(NoCli(), "other-name", 1, child.pid, start, True) is None
         assert child.poll() is None
         got = pa.kill_container(NoCli(), pa.NAME_PREFIX + "x-processes", 1, child.pid, start,
