@@ -202,6 +202,53 @@ class HostSampler(object):
         return s
 
 
+class SampleLog(object):
+    """The samples of one experiment: every sample (each with the container's progress under
+    "container"), the series kept for the result (t, container and ``series_keys``), the
+    container's peak, and the sample taken at its peak."""
+
+    def __init__(self, series_keys):
+        self.series_keys = tuple(series_keys)
+        self.samples = []
+        self.series = {"t": [], "container": []}
+        for k in self.series_keys:
+            self.series[k] = []
+        self.peak = None          # the container's highest progress seen
+        self.peak_sample = None   # the last sample before the host's own checks
+
+    def add(self, s, start):
+        self.samples.append(s)
+        self.series["t"].append(round(s["t"] - start, 3))
+        self.series["container"].append(s["container"])
+        for k in self.series_keys:
+            self.series[k].append(s[k])
+        self.raise_peak(s["container"])
+        return s
+
+    def raise_peak(self, value):
+        if value is not None and (self.peak is None or value > self.peak):
+            self.peak = value
+
+    def first(self, key):
+        """``key`` of the baseline sample (None before it, or when it has none)."""
+        return self.samples[0].get(key) if self.samples else None
+
+    def min(self, key):
+        vals = [s[key] for s in self.samples if s.get(key) is not None]
+        return min(vals) if vals else None
+
+    def max(self, key):
+        vals = [s[key] for s in self.samples if s.get(key) is not None]
+        return max(vals) if vals else None
+
+    def at_peak(self, key):
+        """The value at the container's peak (before the host's own checks), else the
+        extreme seen."""
+        if self.peak_sample is not None and self.peak_sample.get(key) is not None:
+            return self.peak_sample[key]
+        return self.min(key)
+
+
 def fs_free(path):
     """{'free_bytes', 'free_inodes', 'size_bytes', 'inodes_total'} of the filesystem holding
     ``path`` (root's view of the bytes: reserved blocks included); {} if unknown."""
@@ -380,19 +427,3 @@ def host_try_fork():
     except OSError:
         pass
     return True, None
-
-
-def host_checks(resource, directory, limits):
-    """The host tries the same thing the container did; flat metrics."""
-    m = {}
-    if resource in ("disk", "inodes"):
-        m["host_write_bytes"] = int(limits["host_write_bytes"])
-        m["host_write_ok"], m["host_write_error"] = host_try_write(
-            directory, limits["host_write_bytes"])
-        m["host_create_ok"], m["host_create_error"] = host_try_create(directory)
-    elif resource == "memory":
-        m["host_alloc_bytes"] = int(limits["host_alloc_bytes"])
-        m["host_alloc_ok"], m["host_alloc_error"] = host_try_alloc(limits["host_alloc_bytes"])
-    elif resource == "processes":
-        m["host_fork_ok"], m["host_fork_error"] = host_try_fork()
-    return m

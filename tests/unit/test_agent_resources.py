@@ -67,13 +67,13 @@ def test_parse_limit_options() -> None:
 
 def test_default_limits_are_documented_and_complete() -> None:
     for resource in ("disk", "inodes", "memory", "processes"):
-        assert pa._CAP_KEYS[resource] in pa.DEFAULT_LIMITS
-        assert pa._FLOOR_KEYS[resource] in pa.DEFAULT_LIMITS
+        assert pa.RESOURCES[resource].cap_key in pa.DEFAULT_LIMITS
+        assert pa.RESOURCES[resource].floor_key in pa.DEFAULT_LIMITS
         assert resource + "_cap_fraction" in pa.DEFAULT_LIMITS
         assert resource + "_floor_fraction" in pa.DEFAULT_LIMITS
     assert pa.DEFAULT_LIMITS["experiment_timeout_s"] > 0
     assert pa.DEFAULT_LIMITS["sample_interval_s"] <= 0.25  # several times a second
-    text = Path(sys.modules[pa.cap_and_floor.__module__].__file__ or "").read_text()
+    text = Path(sys.modules[pa.resolve_cap_floor.__module__].__file__ or "").read_text()
     assert "DEFAULT_LIMITS = {" in text
 
 
