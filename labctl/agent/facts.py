@@ -30,9 +30,8 @@ from .osparse import (
 from .text import one_line, read_int, read_text
 
 
-def docker_facts(docker):
-    """Facts about the docker client and engine; never raises."""
-    facts = {
+def _empty_docker_facts(docker):
+    return {
         "path": docker.path, "client_version": None, "server_version": None,
         "api_version": None, "client_api_version": None, "storage_driver": None,
         "backing_filesystem": None, "root_dir": None, "root_dir_source": None,
@@ -44,19 +43,17 @@ def docker_facts(docker):
         "error": None, "error_kind": None, "swap_limit_warning": None,
         "daemon_pid": None, "mount_namespace": None,
     }
-    facts["daemon_pid"] = find_daemon_pid()
-    facts["mount_namespace"] = daemon_mount_namespace(facts["daemon_pid"])
-    if not docker.path:
-        kind, msg = classify_docker_error("", None)
-        facts["error"], facts["error_kind"] = msg, kind
-        return facts
-    # version: JSON where the client supports it (1.8+), else the text of any era
+
+
+def _version_facts(docker, facts):
+    """`docker version` into ``facts``: JSON where the client supports it (1.8+), else the
+    text of any era.  False (and the error in ``facts``) when there is no usable server."""
     res = docker.run(["version", "--format", "{{json .}}"], FACTS_CMD_TIMEOUT)
     if res.missing:
         facts["error_kind"] = "no-docker"
         facts["error"] = ("docker cannot be run (%s: %s); reinstall Docker, e.g. with "
                           "`labctl provision`" % (docker.path, one_line(res.err)))
-        return facts
+        return False
     obj = json_object(res.out)
     errors_text = res.err
     if obj is not None and ("Client" in obj or "Server" in obj):
@@ -69,7 +66,7 @@ def docker_facts(docker):
         facts["error_kind"] = "docker-timeout"
         facts["error"] = ("`docker version` did not answer within %d s; the daemon may be "
                           "hung: check `systemctl status docker`" % FACTS_CMD_TIMEOUT)
-        return facts
+        return False
     for key in ("client_version", "server_version", "client_api_version", "git_commit",
                 "go_version", "os_arch", "components"):
         facts[key] = ver[key]
@@ -78,9 +75,13 @@ def docker_facts(docker):
     if not ver["server_version"]:
         kind, msg = classify_docker_error(errors_text or "\n".join(ver["errors"]), docker.path)
         facts["error"], facts["error_kind"] = msg, kind
-        return facts
+        return False
     docker.server_version = ver["server_version"]
-    # info: JSON from 1.13 on, else text
+    return True
+
+
+def _docker_info(docker, facts):
+    """`docker info`: JSON from 1.13 on, else text; an error into ``facts``."""
     info = None
     if docker.supports((1, 13)):
         res = docker.run(["info", "--format", "{{json .}}"], FACTS_CMD_TIMEOUT)
@@ -101,6 +102,21 @@ def docker_facts(docker):
             else:
                 kind, msg = classify_docker_error(res.err, docker.path)
                 facts["error"], facts["error_kind"] = msg, kind
+    return info
+
+
+def docker_facts(docker):
+    """Facts about the docker client and engine; never raises."""
+    facts = _empty_docker_facts(docker)
+    facts["daemon_pid"] = find_daemon_pid()
+    facts["mount_namespace"] = daemon_mount_namespace(facts["daemon_pid"])
+    if not docker.path:
+        kind, msg = classify_docker_error("", None)
+        facts["error"], facts["error_kind"] = msg, kind
+        return facts
+    if not _version_facts(docker, facts):
+        return facts
+    info = _docker_info(docker, facts)
     facts["info_format"] = info["format"]
     for key in ("storage_driver", "backing_filesystem", "root_dir", "root_dir_source",
                 "cgroup_driver", "cgroup_version", "warnings", "driver_status",

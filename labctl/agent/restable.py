@@ -22,7 +22,7 @@ RESOURCE_KINDS = (Disk, Inodes, Memory, Processes)
 RESOURCES = dict((kind.name, kind) for kind in RESOURCE_KINDS)
 
 
-def _experiments():
+def _specs():
     table = {}
     for name in RESOURCE_EXPERIMENTS:
         kind = RESOURCES[RESOURCE_OF[name]]
@@ -31,7 +31,7 @@ def _experiments():
 
 
 #: experiment name -> Experiment, for every resource check of the catalog
-EXPERIMENT_SPECS = _experiments()
+EXPERIMENT_SPECS = _specs()
 #: what each ratio (landed_on_host_ratio) means, by resource (disk-dm: on devicemapper)
 RATIO_DEFINITIONS = dict((kind.name, kind.ratio_definition) for kind in RESOURCE_KINDS)
 RATIO_DEFINITIONS["disk-dm"] = Disk.ratio_definition_dm

@@ -584,6 +584,40 @@ def test_experiment_names_and_all() -> None:
     assert pa.DEFAULT_EXPERIMENTS == ("storage-location",)
 
 
+def test_the_resource_table_covers_the_catalog() -> None:
+    """Every resource check of the catalog is an Experiment of its resource's class, every
+    variant a class declares is in the catalog, and what the run reads of a resource is there."""
+    from labctl.agent import catalog
+
+    assert set(pa.EXPERIMENT_SPECS) == set(catalog.RESOURCE_EXPERIMENTS)
+    for name, exp in pa.EXPERIMENT_SPECS.items():
+        assert exp.name == name and exp.kind.name == catalog.RESOURCE_OF[name]
+    assert set(pa.RESOURCES) == set(catalog.RESOURCE_OF.values())
+    for kind in pa.RESOURCE_KINDS:
+        assert set(kind.variants) <= set(catalog.RESOURCE_EXPERIMENTS), kind.name
+        assert all(catalog.RESOURCE_OF[v] == kind.name for v in kind.variants), kind.name
+        assert kind.free_key in kind.series_keys, kind.name
+        assert kind.free_before_key in dict(kind.before_keys), kind.name
+        for key in (kind.cap_key, kind.cap_fraction_key, kind.floor_key,
+                    kind.floor_fraction_key):
+            assert key in pa.DEFAULT_LIMITS, (kind.name, key)
+        assert kind.limit_key is None or kind.limit_key in pa.DEFAULT_LIMITS
+        assert kind.progress_key and kind.rate_key and kind.ratio_definition, kind.name
+    assert pa.EXPERIMENT_SPECS["disk-shared"].shared
+    assert pa.EXPERIMENT_SPECS["memory-limited"].limited
+    assert not pa.EXPERIMENT_SPECS["processes"].limited
+
+
+def test_the_usage_names_the_catalog() -> None:
+    from labctl.agent import catalog
+
+    text = " ".join(pa.USAGE.split())
+    listed = "experiments: all, " + ", ".join(
+        n + (" (default)" if n in catalog.DEFAULT else "") for n in catalog.ORDER)
+    assert listed in text
+    assert pa.DEFAULT_EXPERIMENTS == catalog.DEFAULT
+
+
 def test_reap_removes_dead_runs_shared_folders(tmp_path: Path) -> None:
     parent = tmp_path / "lib"
     dead = parent / "labctl-probe-deadrun-fs" / "disk-shared" / "shared"
