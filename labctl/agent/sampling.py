@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
-"""Reading the host while a container runs (no forks): free space, memory, pids, stall
-detection, the engine's socket, stopping a container, and the host's own attempt at the
-container's peak."""
+"""Reading the host while a container runs (no forks): free space, memory, pids (HostSampler),
+an experiment's samples and series (SampleLog), stall detection, the engine's socket, stopping
+a container, and the host's own attempts at the container's peak (host_try_*)."""
 
 from __future__ import absolute_import, division, print_function
 
