@@ -10,9 +10,11 @@ through 3.13 and talks to Docker 1.5 through today.
 Commands::
 
     python probe_agent.pyz run --run-id ID --host NAME --out PATH
-        [--experiments storage-location|all|disk,disk-limited,disk-shared,inodes,
-         memory,memory-limited,processes,processes-limited] [--workdir DIR]
+        [--experiments all|NAME,...] [--workdir DIR]
         [--timeout 300] [--mode bounded|exhaust] [--limit NAME=VALUE ...]
+
+The experiments, their order and the resource each exhausts are declared once, in
+``catalog`` (the controller reads the same table); storage-location runs when none is asked.
 
 The resource experiments (the study's Table 2) are bounded by default: each stops at a cap
 and before a safety floor on the host (DEFAULT_LIMITS); ``--mode exhaust`` runs them to
@@ -36,11 +38,21 @@ probe image is ``labctl-probe:<tag>`` and is kept for reuse) and is removed on
 every path; a reaper removes what earlier, dead runs left behind.  The agent
 never touches a container whose name does not start with ``labctl-probe-``.
 
+The resource checks are a table (``restable``): one ``Resource`` class per resource
+(``resdisk``, ``resinodes``, ``resmemory``, ``resprocs``; ``reskind`` is its shape) says what is
+its own (container script, sample keys, limit keys, `docker run` options, metrics, stop-reason
+observations, verdict), and ``resrun.ResourceRun`` runs any of them, phase by phase, with small
+collaborators (``container.ContainerView``, ``sampling.SampleLog``, ``resplace.RunPlace``,
+``thinpool``, ``resclean``).  A new resource is one class and its line in
+``restable.RESOURCE_KINDS`` and in the catalog; a new check of another kind is one module and a
+line in ``runner.OWN_EXPERIMENTS`` and in the catalog.
+
 The modules, each built only on those before it (no import cycle; the compat unit test checks):
-consts, hostpaths, text, dockerparse, osparse, docker, cgroups, disklimit, facts, limits, errors,
-runstate, image, sampling, context, oom, container, storage, resclean, verdicts, resmetrics,
-resprobe, resources, runner, cli (and ``__main__``).  Every import is relative (``from .text
-import read_text``), so the package runs the same from this folder and from the zip.
+catalog, consts, hostpaths, text, dockerparse, osparse, docker, cgroups, disklimit, facts,
+limits, errors, runstate, image, sampling, context, oom, container, storage, verdicts, thinpool,
+resplace, reskind, resfs, resdisk, resinodes, resmemory, resprocs, restable, resclean, resrun,
+runner, cli (and ``__main__``).  Every import is relative (``from .text import read_text``), so
+the package runs the same from this folder and from the zip.
 """
 
 from __future__ import absolute_import, division, print_function

@@ -101,7 +101,7 @@ def cgroup_view(proc_cgroup, mounts, controller):
     return None, None
 
 
-def _read_cg_number(path):
+def read_cg_number(path):
     text = read_text(path, 64)
     if text is None:
         return None
@@ -123,7 +123,7 @@ def host_cgroup_limits(mountinfo_text=None):
     result = {"memory_dir": None, "memory_limit": None, "pids_dir": None, "pids_limit": None}
     d, v = cgroup_root_dir(mounts, "memory")
     if d:
-        limit = _read_cg_number(os.path.join(d, "memory.limit_in_bytes" if v == 1
+        limit = read_cg_number(os.path.join(d, "memory.limit_in_bytes" if v == 1
                                              else "memory.max"))
         if limit is not None:
             result["memory_dir"], result["memory_limit"] = d, limit
@@ -131,7 +131,7 @@ def host_cgroup_limits(mountinfo_text=None):
                 d, "memory.usage_in_bytes" if v == 1 else "memory.current")
     d, v = cgroup_root_dir(mounts, "pids")
     if d:
-        limit = _read_cg_number(os.path.join(d, "pids.max"))
+        limit = read_cg_number(os.path.join(d, "pids.max"))
         if limit is not None:
             result["pids_dir"], result["pids_limit"] = d, limit
     return result

@@ -5,11 +5,13 @@ from __future__ import absolute_import, division, print_function
 
 import re
 
+from .catalog import DEFAULT
+
 AGENT_VERSION = "0.1.0"
 SCHEMA_VERSION = 1
 
 DEFAULT_TIMEOUT = 300
-DEFAULT_EXPERIMENTS = ("storage-location",)
+DEFAULT_EXPERIMENTS = DEFAULT  # the catalog's
 NAME_PREFIX = "labctl-probe-"
 IMAGE_REPO = "labctl-probe"
 DEFAULT_PROBE_TOOLS = ("sh", "cat", "dd", "sleep", "stat", "head", "mkdir",

@@ -1,18 +1,28 @@
 # -*- coding: utf-8 -*-
-"""What runs inside a resource experiment's container: its shell script and its log."""
+"""A resource experiment's container, from the host: the files its script keeps on its /dev,
+what its log says, and ContainerView (its first process, its cgroup, its writer, read through
+/proc without forking).  The scripts themselves are the resources' own (the res* modules)."""
 
 from __future__ import absolute_import, division, print_function
 
 import os
 import re
+import time
 
-from .consts import MIB, PROBE_TOOLS_ALL
+from .cgroups import (
+    cgroup_dir,
+    cgroup_view,
+    own_cgroup,
+    parse_cgroup_mounts,
+    parse_proc_cgroup,
+    read_cg_number,
+)
 from .image import find_tool
-from .limits import RESOURCE_OF
 from .oom import classify_container_error
-from .text import one_line, read_text, run_cmd, which
+from .runstate import proc_start_time
+from .sampling import find_child, parse_proc_io, parse_proc_stat_fields
+from .text import one_line, read_text, run_cmd, to_int, which
 
-PROBE_TOOLS_RESOURCES = PROBE_TOOLS_ALL
 BIG_COUNT = 2000000000  # "no cap" for the shell loops (fits every shell's arithmetic)
 STATE_FILE = "/dev/labctl-state"   # the container's /dev is a tmpfs: writable even when the
 COUNT_FILE = "/dev/labctl-count"   # disk is full; the host reads it via /proc/PID/root
@@ -20,75 +30,10 @@ SOAK_FILE = "/dev/labctl-soak"     # processes, exhaust mode: the fork retry loo
 LOW_FREE_PIDS = 64  # fewer free pids at the peak: stop the container by a signal, not the engine
 
 
-def container_script(name, amount, sleep_s, soak_s=0):
-    """The POSIX shell script (dash, bash as sh, busybox ash) a resource container runs.
-
-    ``amount`` is the cap it is given (bytes, files, processes) or None for no cap.  Each
-    script ends by writing STATE_FILE and exec'ing sleep, so the container stays at its peak
-    (without forking) until the agent has checked the host and killed it.
-
-    processes: the forking shell holds its peak through an EXIT trap: when a fork fails the
-    shell exits, and the trap exec's sleep (exec keeps the pid: nothing is given back).  With
-    ``soak_s`` (exhaust mode) the trap exec's a retry loop instead, as a fork bomb does: any
-    pid the host frees is taken again, for ``soak_s`` seconds, then it holds with sleep.
-    """
-    resource = RESOURCE_OF[name]
-    hold = "echo done > %s; exec sleep %d" % (STATE_FILE, sleep_s)
-    if resource == "disk":
-        target = "/shared/fill" if name == "disk-shared" else "/fill"
-        count = "" if amount is None else " count=%d" % (int(amount) // MIB)
-        return ("dd if=/dev/zero of=%s bs=1M%s; r=$?; echo \"labctl-rc $r\"; %s"
-                % (target, count, hold))
-    if resource == "inodes":
-        n = BIG_COUNT if amount is None else int(amount)
-        return ("mkdir /fill || exit 1; i=0; d=0; j=0; "
-                "while [ $i -lt %d ]; do "
-                "if [ $((i %% 1000)) -eq 0 ]; then p=/fill/d$d; mkdir $p || break; "
-                "d=$((d+1)); fi; "
-                "k=$((%d - i)); if [ $k -gt 100 ]; then k=100; fi; j=0; "
-                "while [ $j -lt $k ]; do true > $p/f$i-$j || break 2; j=$((j+1)); done; "
-                "i=$((i+j)); j=0; echo $i > %s; "
-                "done; i=$((i+j)); "  # a broken inner loop left its j files uncounted
-                "echo $i > %s; echo \"labctl-count $i dirs $d\"; %s"
-                % (n, n, COUNT_FILE, COUNT_FILE, hold))
-    if resource == "memory":
-        # killed (by the OOM killer): the shell stays a second, so the container's memory
-        # cgroup, and its peak, outlive the kill long enough for the agent to read them
-        linger = "r=$?; echo \"labctl-rc $r\"; if [ $r -ne 0 ]; then sleep 1; fi; exit $r"
-        if amount is None:
-            return "tail /dev/zero; " + linger
-        # under its own limit (-m), both sides of the pipe ask the killer to take them before
-        # the container's first process (raising one's own oom_score_adj needs no privilege):
-        # seen in CI, head's next pipe write met the limit again before tail's charge was
-        # gone, the killer took the shell (bigger than head) and the container ended at once.
-        # Without a limit the kernel's own choice between container and host is the finding.
-        first = "echo 1000 2>/dev/null > /proc/self/oom_score_adj; " if name == "memory-limited" \
-            else ""
-        reader = "(%sexec tail)" % first if first else "tail"
-        return ("(%shead -c %d /dev/zero && echo held > %s && exec sleep %d) | %s; %s"
-                % (first, int(amount), STATE_FILE, sleep_s, reader, linger))
-    n = BIG_COUNT if amount is None else int(amount)
-    script = ""
-    keep = "exec sleep @S@"
-    if soak_s:
-        # the retry loop lives in a file on the container's /dev (a tmpfs); each failed fork
-        # ends that shell, whose EXIT trap exec's it again (same pid), until the soak ends
-        soak = ("i=$1; trap 'exec sh @K@ $i 2>/dev/null' EXIT; read up rest < /proc/uptime; "
-                "if [ ${up%%.*} -ge @END@ ]; then exec sleep @S@; fi; "
-                "while :; do sleep @S@ & i=$((i+1)); echo $i > @C@; done")
-        soak = soak.replace("$", "\\$").replace("@END@", "$end")  # written, not run, here
-        script = ("read up rest < /proc/uptime; end=$((${up%%.*} + @T@)); "
-                  "echo \"" + soak + "\" > @K@; ")
-        keep = "if [ $r -ne 0 ]; then exec sh @K@ $i 2>/dev/null; fi; exec sleep @S@"
-    script += ("i=0; trap 'r=$?; echo $i > @C@; echo \"labctl-count $i\"; "
-               "echo \"labctl-rc $r\"; echo done > @D@; %s' EXIT; "
-               "while [ $i -lt @N@ ]; do sleep @S@ & i=$((i+1)); echo $i > @C@; done; exit 0"
-               % keep)
-    for token, value in (("@C@", COUNT_FILE), ("@D@", STATE_FILE), ("@K@", SOAK_FILE),
-                         ("@S@", str(int(sleep_s))), ("@N@", str(n)),
-                         ("@T@", str(int(soak_s)))):
-        script = script.replace(token, value)
-    return script
+def hold_script(sleep_s):
+    """How a script ends: STATE_FILE says it is done, and the shell becomes a sleep (no fork),
+    so the container stays at its peak until the agent has checked the host and killed it."""
+    return "echo done > %s; exec sleep %d" % (STATE_FILE, sleep_s)
 
 
 def parse_container_log(text):
@@ -120,14 +65,14 @@ def parse_container_log(text):
     return out
 
 
-def _stat_size(path):
+def stat_size(path):
     try:
         return os.stat(path).st_size
     except (OSError, TypeError):
         return None
 
 
-def _container_alive(pid):
+def container_alive(pid):
     if not pid:
         return False
     stat = read_text("/proc/%d/stat" % pid, 512)
@@ -137,9 +82,122 @@ def _container_alive(pid):
     return not (fields and fields[0] in ("Z", "X"))
 
 
-def _dmesg():
+def kernel_log():
+    """The kernel's log (`dmesg`), or None when it cannot be read."""
     path = which("dmesg") or find_tool("dmesg")
     if not path:
         return None
     res = run_cmd([path], timeout=15)
     return res.out if res.ok else None
+
+
+class ContainerView(object):
+    """One container as the host sees it: its first process (pid and start time), its cgroup
+    (the controller its resource is counted by) and the process that writes for it."""
+
+    def __init__(self):
+        self.pid = None
+        self.pid_start = None     # /proc/PID/stat start time of the container's first process
+        self.cg_dir = None        # its cgroup's folder, where this host can read it
+        self.cg_version = None
+        self.cg_view_path = None  # the container's cgroup as this host names it
+        self.cg_mount_root = None  # the part of the cgroup tree this host sees
+        self.writer = None        # the writer whose own counter is read (disk: dd)
+
+    def attach(self, pid, controller, container_id):
+        """The container's first process and its ``controller`` cgroup.  Returns False when
+        that cgroup is not the container's own (Docker 1.5.0 makes no pids cgroup: the
+        container sits in the daemon's, whose count is not the container's and never
+        empties), else True."""
+        self.pid = pid
+        self.pid_start = proc_start_time(pid)
+        proc_cg = parse_proc_cgroup(read_text("/proc/%d/cgroup" % pid))
+        cg_mounts = parse_cgroup_mounts(read_text("/proc/self/mountinfo"))
+        self.cg_dir, self.cg_version = cgroup_dir(proc_cg, cg_mounts, controller)
+        if self.cg_dir and not os.path.isdir(self.cg_dir):
+            self.cg_dir = None
+        self.cg_view_path, self.cg_mount_root = cgroup_view(proc_cg, cg_mounts, controller)
+        if self.cg_dir and not own_cgroup(self.cg_dir, container_id):
+            self.cg_dir = None
+            return False
+        return True
+
+    def alive(self):
+        return container_alive(self.pid)
+
+    def cproc(self, rel):
+        """A path inside the container, through its first process's root."""
+        if not self.pid:
+            return None
+        return "/proc/%d/root%s" % (self.pid, rel)
+
+    def read_small(self, rel):
+        return read_text(self.cproc(rel) or "", 32)
+
+    def count(self):
+        """What the script wrote to COUNT_FILE so far, or None."""
+        return to_int(self.read_small(COUNT_FILE))
+
+    def state(self):
+        return (self.read_small(STATE_FILE) or "").strip()
+
+    def cg_number(self, name):
+        """A number from a file of the container's cgroup (None when it has none here)."""
+        if not self.cg_dir:
+            return None
+        return read_cg_number(os.path.join(self.cg_dir, name))
+
+    def cg_file(self, v1_name, v2_name):
+        """The name of a cgroup file of the container's cgroup version."""
+        return v1_name if self.cg_version == 1 else v2_name
+
+    def writer_pid(self, name):
+        """The process called ``name`` under the container's shell (found again when it is
+        gone), or the container's first process when ``name`` is None."""
+        if not self.pid:
+            return None
+        if not name:
+            return self.pid
+        if self.writer is None or not container_alive(self.writer):
+            self.writer = find_child(self.pid, name)
+        return self.writer
+
+    def writer_info(self, name):
+        """The writing process -> {'pid', 'name', 'state'}, or None when it is gone."""
+        pid = self.writer_pid(name)
+        f = parse_proc_stat_fields(read_text("/proc/%d/stat" % pid, 512)) if pid else None
+        if not f or f[1] in ("Z", "X"):
+            return None
+        return {"pid": pid, "name": f[0], "state": f[1]}
+
+    def writer_counter(self, name):
+        """The bytes the writer called ``name`` handed to write() (/proc/PID/io wchar), its own
+        progress counter, which moves even while a file's size waits for the page cache;
+        None without a named writer."""
+        if not name or not self.pid:
+            return None
+        pid = self.writer_pid(name)
+        if not pid:
+            return None
+        return parse_proc_io(read_text("/proc/%d/io" % pid, 1024)).get("wchar")
+
+    def wait_gone(self, seconds, gone_file):
+        """After a kill: until the container's first process is gone and its cgroup holds
+        no process any more (its pids are the host's again), at most ``seconds``.
+        ``gone_file``: the cgroup file that empties ("pids.current" counts down to 0,
+        "cgroup.procs" lists no pid)."""
+        end = time.time() + seconds
+        while container_alive(self.pid) and time.time() < end:
+            time.sleep(0.02)
+        if not self.cg_dir:
+            return
+        while time.time() < end:
+            path = os.path.join(self.cg_dir, gone_file)
+            if not os.path.exists(path):
+                break
+            if gone_file == "pids.current":
+                if not read_cg_number(path):
+                    break
+            elif not (read_text(path, 64) or "").strip():
+                break
+            time.sleep(0.02)

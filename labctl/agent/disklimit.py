@@ -95,10 +95,12 @@ def storage_opt_skip_verdict(driver, fstype, kind, message, server_version=None)
             % (driver or "this storage driver", fs, message or "no reason given"))
 
 
-def disk_limit_plan(name, driver, server_version, requested, base_size, opt_probe=None,
+def disk_limit_plan(limited, driver, server_version, requested, base_size, opt_probe=None,
                     fstype=None):
     """How the disk check runs with respect to a per-container disk limit (pure).
 
+    ``limited``: the check asks for a per-container size (disk-limited); without it only
+    devicemapper's base device size can be a limit.
     ``opt_probe``: what trying `docker create --storage-opt size=<requested>` gave: None (not
     tried), ("ok", "") or ("failed", docker's stderr).  Returns a dict: storage_opt (bool:
     pass the flag), limit (bytes in effect or None), source ('storage-opt',
@@ -109,7 +111,7 @@ def disk_limit_plan(name, driver, server_version, requested, base_size, opt_prob
             "skip": None, "refusal": None, "message": None, "error": None}
     if base_size:  # devicemapper: every container's / is a thin device of this size
         plan["limit"], plan["source"] = base_size, "base-device-size"
-    if name != "disk-limited":
+    if not limited:
         return plan
     vt = version_tuple(server_version)
     if vt is not None and vt < STORAGE_OPT_MIN_VERSION:

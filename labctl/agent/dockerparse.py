@@ -204,7 +204,7 @@ def _derive_root_dir(driver, status):
     return None
 
 
-def _finish_info(info):
+def finish_info(info):
     for key in ("containers", "images", "ncpu"):
         if info[key] is not None and not isinstance(info[key], int):
             info[key] = to_int(info[key])
@@ -275,7 +275,7 @@ def parse_docker_info(text):
             continue
         if parent == "Storage Driver" and rel == 1 and key is not None:
             info["driver_status"][key] = value
-    return _finish_info(info)
+    return finish_info(info)
 
 
 def parse_docker_info_json(obj):
@@ -309,10 +309,10 @@ def parse_docker_info_json(obj):
     info["errors"] = list(obj.get("ServerErrors") or [])
     client = obj.get("ClientInfo") or {}
     info["client_version"] = client.get("Version") or None
-    return _finish_info(info)
+    return finish_info(info)
 
 
-def _json_object(text):
+def json_object(text):
     text = (text or "").strip()
     if not text.startswith("{"):
         return None

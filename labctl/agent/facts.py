@@ -11,28 +11,27 @@ from .consts import FACTS_CMD_TIMEOUT
 from .disklimit import swap_limit_warning
 from .docker import daemon_mount_namespace, find_daemon_pid
 from .dockerparse import (
-    _finish_info,
-    _json_object,
     classify_docker_error,
+    finish_info,
+    json_object,
     parse_docker_info,
     parse_docker_info_json,
     parse_docker_version,
     parse_docker_version_json,
 )
 from .osparse import (
-    _distribution,
     detect_distribution,
+    distribution_record,
     find_mount,
     host_mounts,
     parse_meminfo,
     parse_proc_cgroups,
 )
-from .text import _read_int, one_line, read_text
+from .text import one_line, read_int, read_text
 
 
-def docker_facts(docker):
-    """Facts about the docker client and engine; never raises."""
-    facts = {
+def _empty_docker_facts(docker):
+    return {
         "path": docker.path, "client_version": None, "server_version": None,
         "api_version": None, "client_api_version": None, "storage_driver": None,
         "backing_filesystem": None, "root_dir": None, "root_dir_source": None,
@@ -44,20 +43,18 @@ def docker_facts(docker):
         "error": None, "error_kind": None, "swap_limit_warning": None,
         "daemon_pid": None, "mount_namespace": None,
     }
-    facts["daemon_pid"] = find_daemon_pid()
-    facts["mount_namespace"] = daemon_mount_namespace(facts["daemon_pid"])
-    if not docker.path:
-        kind, msg = classify_docker_error("", None)
-        facts["error"], facts["error_kind"] = msg, kind
-        return facts
-    # version: JSON where the client supports it (1.8+), else the text of any era
+
+
+def _version_facts(docker, facts):
+    """`docker version` into ``facts``: JSON where the client supports it (1.8+), else the
+    text of any era.  False (and the error in ``facts``) when there is no usable server."""
     res = docker.run(["version", "--format", "{{json .}}"], FACTS_CMD_TIMEOUT)
     if res.missing:
         facts["error_kind"] = "no-docker"
         facts["error"] = ("docker cannot be run (%s: %s); reinstall Docker, e.g. with "
                           "`labctl provision`" % (docker.path, one_line(res.err)))
-        return facts
-    obj = _json_object(res.out)
+        return False
+    obj = json_object(res.out)
     errors_text = res.err
     if obj is not None and ("Client" in obj or "Server" in obj):
         ver = parse_docker_version_json(obj)
@@ -69,7 +66,7 @@ def docker_facts(docker):
         facts["error_kind"] = "docker-timeout"
         facts["error"] = ("`docker version` did not answer within %d s; the daemon may be "
                           "hung: check `systemctl status docker`" % FACTS_CMD_TIMEOUT)
-        return facts
+        return False
     for key in ("client_version", "server_version", "client_api_version", "git_commit",
                 "go_version", "os_arch", "components"):
         facts[key] = ver[key]
@@ -78,19 +75,23 @@ def docker_facts(docker):
     if not ver["server_version"]:
         kind, msg = classify_docker_error(errors_text or "\n".join(ver["errors"]), docker.path)
         facts["error"], facts["error_kind"] = msg, kind
-        return facts
+        return False
     docker.server_version = ver["server_version"]
-    # info: JSON from 1.13 on, else text
+    return True
+
+
+def _docker_info(docker, facts):
+    """`docker info`: JSON from 1.13 on, else text; an error into ``facts``."""
     info = None
     if docker.supports((1, 13)):
         res = docker.run(["info", "--format", "{{json .}}"], FACTS_CMD_TIMEOUT)
-        obj = _json_object(res.out)
+        obj = json_object(res.out)
         if obj is not None and obj.get("Driver"):
             info = parse_docker_info_json(obj)
             for line in res.err.splitlines():
                 if line.strip().startswith("WARNING:"):
                     info["warnings"].append(line.strip()[len("WARNING:"):].strip())
-            info = _finish_info(info)
+            info = finish_info(info)
     if info is None:
         res = docker.run(["info"], FACTS_CMD_TIMEOUT)
         info = parse_docker_info(res.out + "\n" + res.err)
@@ -101,6 +102,21 @@ def docker_facts(docker):
             else:
                 kind, msg = classify_docker_error(res.err, docker.path)
                 facts["error"], facts["error_kind"] = msg, kind
+    return info
+
+
+def docker_facts(docker):
+    """Facts about the docker client and engine; never raises."""
+    facts = _empty_docker_facts(docker)
+    facts["daemon_pid"] = find_daemon_pid()
+    facts["mount_namespace"] = daemon_mount_namespace(facts["daemon_pid"])
+    if not docker.path:
+        kind, msg = classify_docker_error("", None)
+        facts["error"], facts["error_kind"] = msg, kind
+        return facts
+    if not _version_facts(docker, facts):
+        return facts
+    info = _docker_info(docker, facts)
     facts["info_format"] = info["format"]
     for key in ("storage_driver", "backing_filesystem", "root_dir", "root_dir_source",
                 "cgroup_driver", "cgroup_version", "warnings", "driver_status",
@@ -159,7 +175,7 @@ def gather_facts(docker):
     try:
         facts["distribution"] = detect_distribution()
     except Exception:
-        facts["distribution"] = _distribution()
+        facts["distribution"] = distribution_record()
     try:
         facts["cgroup"] = cgroup_facts()
     except Exception:
@@ -177,8 +193,8 @@ def gather_facts(docker):
     except Exception:
         root_fs = None
     facts["limits"] = {
-        "pid_max": _read_int("/proc/sys/kernel/pid_max"),
-        "threads_max": _read_int("/proc/sys/kernel/threads-max"),
+        "pid_max": read_int("/proc/sys/kernel/pid_max"),
+        "threads_max": read_int("/proc/sys/kernel/threads-max"),
         "mem_total_bytes": meminfo.get("MemTotal"),
         "swap_total_bytes": meminfo.get("SwapTotal"),
         "docker_root_fs": root_fs,

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 """The resource experiments' limits: caps and safety floors (bounded by default), the
---limit overrides and the per-experiment `docker run` options."""
+--limit overrides, the floor's look-ahead and the --pids-limit gate.  Which limit belongs to
+which resource is the resource's own word (its *_key attributes, the res* modules)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -10,12 +11,6 @@ from .consts import GIB, KIB, MIB
 from .text import version_tuple
 
 MODES = ("bounded", "exhaust")
-RESOURCE_EXPERIMENTS = ("disk", "disk-limited", "disk-shared", "inodes", "memory",
-                        "memory-limited", "processes", "processes-limited")
-RESOURCE_OF = {"disk": "disk", "disk-limited": "disk", "disk-shared": "disk", "inodes": "inodes",
-               "memory": "memory",
-               "memory-limited": "memory", "processes": "processes",
-               "processes-limited": "processes"}
 STOP_REASONS = ("cap", "floor", "enospc", "eagain", "oom-kill", "container-limit", "timeout",
                 "stall", "error", "not-available")
 
@@ -62,10 +57,6 @@ DEFAULT_LIMITS = {
     "recovery_wait_s": 60.0,              # after each experiment: the host's disk/pids back
 }
 
-_CAP_KEYS = {"disk": "disk_cap_bytes", "inodes": "inodes_cap", "memory": "memory_cap_bytes",
-             "processes": "processes_cap"}
-_FLOOR_KEYS = {"disk": "disk_floor_bytes", "inodes": "inodes_floor",
-               "memory": "memory_floor_bytes", "processes": "processes_floor"}
 _LIMIT_OFF = ("off", "none", "no", "unlimited")
 _BIN_UNITS = {"": 1, "b": 1, "k": KIB, "kb": KIB, "kib": KIB, "m": MIB, "mb": MIB, "mib": MIB,
               "g": GIB, "gb": GIB, "gib": GIB, "t": 1024 ** 4, "tb": 1024 ** 4,
@@ -125,17 +116,20 @@ def limit_value(overrides, name):
     return DEFAULT_LIMITS[name]
 
 
-def cap_and_floor(resource, mode, overrides, free, total):
-    """(cap, floor) for one resource; cap None means no cap, floor 0 means no floor."""
+def resolve_cap_floor(keys, mode, overrides, free, total):
+    """(cap, floor) for one resource; cap None means no cap, floor 0 means no floor.
+
+    ``keys``: the names in DEFAULT_LIMITS of the resource's (cap, cap fraction, floor, floor
+    fraction); each resource names its own (the res* modules)."""
     overrides = overrides or {}
-    cap_key, floor_key = _CAP_KEYS[resource], _FLOOR_KEYS[resource]
+    cap_key, cap_fraction_key, floor_key, floor_fraction_key = keys
     if cap_key in overrides:
         cap = overrides[cap_key]
     elif mode == "exhaust":
         cap = None
     else:
         cap = DEFAULT_LIMITS[cap_key]
-        frac = limit_value(overrides, resource + "_cap_fraction")
+        frac = limit_value(overrides, cap_fraction_key)
         if free is not None and frac:
             cap = min(cap, int(free * frac))
     if floor_key in overrides:
@@ -144,7 +138,7 @@ def cap_and_floor(resource, mode, overrides, free, total):
         floor = 0
     else:
         floor = DEFAULT_LIMITS[floor_key]
-        frac = limit_value(overrides, resource + "_floor_fraction")
+        frac = limit_value(overrides, floor_fraction_key)
         if total:
             floor = min(max(floor, int(total * frac)), int(total // 2))
     return cap, floor
@@ -213,37 +207,3 @@ def pids_gate(server_version, cgroup_controllers):
         return False, ("not supported by this kernel (no pids cgroup; it needs Linux 4.3 or "
                        "later)")
     return True, None
-
-
-def resource_run_options(kind, server_version, limits, selinux_enforcing=False,
-                         shared_dir=None, storage_opt_size=None):
-    """Extra `docker run` options of one experiment, gated by the server's version.
-
-    Returns (args, applied) where applied says which limits were asked for.
-    ``storage_opt_size``: disk-limited's `--storage-opt size=` (only where the engine
-    accepted it when tried).
-    """
-    vt = version_tuple(server_version) or (0, 0, 0)
-    args = []
-    if storage_opt_size:
-        args += ["--storage-opt", "size=%d" % int(storage_opt_size)]
-    applied = {"memory_limit_bytes": None, "memory_swap_limit_bytes": None, "pids_limit": None}
-    if kind == "memory-limited":
-        mem = int(limits["memory_limit_bytes"])
-        args += ["-m", "%db" % mem]
-        applied["memory_limit_bytes"] = mem
-        if vt >= (1, 5):  # --memory-swap came with Docker 1.5 (API 1.17)
-            args += ["--memory-swap", "%db" % mem]
-            applied["memory_swap_limit_bytes"] = mem
-    if kind == "processes-limited" and vt >= (1, 11):
-        args += ["--pids-limit", str(int(limits["pids_limit"]))]
-        applied["pids_limit"] = int(limits["pids_limit"])
-    if shared_dir:
-        suffix = ":z" if (selinux_enforcing and vt >= (1, 7)) else ""
-        args += ["-v", "%s:/shared%s" % (shared_dir, suffix)]
-    return args, applied
-FREE_KEY = {"disk": "free_bytes", "inodes": "free_inodes", "memory": "mem_available",
-            "processes": "free_pids"}
-SERIES_KEYS = {"disk": ("free_bytes", "free_bytes_root"), "inodes": ("free_inodes", "free_bytes"),
-               "memory": ("mem_available", "swap_free"),
-               "processes": ("threads", "procs", "free_pids")}

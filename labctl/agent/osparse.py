@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 import os
 import re
 
-from .text import _unichr, first_line, read_text, to_int
+from .text import UNICHR, first_line, read_text, to_int
 
 
 def _unquote(value):
@@ -30,7 +30,7 @@ def parse_keyvalue_file(text):
     return result
 
 
-def _distribution(id_=None, version=None, name=None, pretty=None, source=None):
+def distribution_record(id_=None, version=None, name=None, pretty=None, source=None):
     return {"id": id_, "version": version, "name": name, "pretty": pretty, "source": source}
 
 
@@ -38,7 +38,7 @@ def parse_os_release(text):
     kv = parse_keyvalue_file(text)
     if not kv:
         return None
-    return _distribution(kv.get("ID") or None, kv.get("VERSION_ID") or None,
+    return distribution_record(kv.get("ID") or None, kv.get("VERSION_ID") or None,
                          kv.get("NAME") or None, kv.get("PRETTY_NAME") or None, "os-release")
 
 
@@ -67,7 +67,7 @@ def parse_redhat_release(text):
             break
     if id_ is None:
         id_ = lower.split()[0] if lower.split() else None
-    return _distribution(id_, version, name, line, "redhat-release")
+    return distribution_record(id_, version, name, line, "redhat-release")
 
 
 def parse_lsb_release(text):
@@ -75,7 +75,7 @@ def parse_lsb_release(text):
     if not kv.get("DISTRIB_ID"):
         return None
     ident = kv.get("DISTRIB_ID")
-    return _distribution(ident.lower(), kv.get("DISTRIB_RELEASE") or None, ident,
+    return distribution_record(ident.lower(), kv.get("DISTRIB_RELEASE") or None, ident,
                          kv.get("DISTRIB_DESCRIPTION") or None, "lsb-release")
 
 
@@ -83,7 +83,7 @@ def parse_debian_version(text):
     line = first_line(text)
     if not line:
         return None
-    return _distribution("debian", line, "Debian GNU/Linux", "Debian GNU/Linux " + line,
+    return distribution_record("debian", line, "Debian GNU/Linux", "Debian GNU/Linux " + line,
                          "debian_version")
 
 
@@ -103,7 +103,7 @@ def detect_distribution(root="/"):
     if found is None:
         found = redhat or parse_lsb_release(rd("etc/lsb-release")) or debian
     if found is None:
-        return _distribution()
+        return distribution_record()
     # the full point release the os-release file leaves out (CentOS 7 says only "7")
     full = found.get("version")
     if redhat and redhat.get("version") and found.get("id") == redhat.get("id"):
@@ -145,7 +145,7 @@ def parse_meminfo(text):
 
 
 def _unescape_mount(field):
-    return re.sub(r"\\([0-7]{3})", lambda m: _unichr(int(m.group(1), 8)), field)
+    return re.sub(r"\\([0-7]{3})", lambda m: UNICHR(int(m.group(1), 8)), field)
 
 
 def parse_proc_mounts(text):
@@ -201,6 +201,15 @@ def find_mount(mounts, path):
             if len(mp) >= best_len:
                 best, best_len = m, len(mp)
     return best
+
+
+def path_under(path, root):
+    """Is ``path`` (links resolved) below the folder ``root``?"""
+    if not path or not root:
+        return False
+    p = os.path.realpath(path)
+    r = os.path.realpath(root).rstrip("/")
+    return p.startswith(r + "/")
 
 
 def root_mount(mounts):

@@ -10,16 +10,17 @@ import sys
 import time
 import traceback
 
+from .catalog import ORDER, RESOURCE_OF
 from .consts import AGENT_VERSION, SCHEMA_VERSION
 from .context import Agent
 from .docker import Docker
 from .errors import AgentInterrupted, ExperimentError, SkipExperiment
 from .facts import gather_facts
 from .hostpaths import UnsafePath, ensure_local_dir
-from .limits import RESOURCE_EXPERIMENTS, RESOURCE_OF
-from .resources import _resource_experiment
+from .resrun import resource_experiment
+from .restable import EXPERIMENT_SPECS
 from .runstate import (
-    _SIGNALS,
+    SIGNALS,
     controller_runs_of,
     fs_parents_of,
     install_signal_handlers,
@@ -30,10 +31,22 @@ from .sampling import protect_self, reserve_space
 from .storage import experiment_storage_location
 from .text import iso_utc, one_line, write_json_atomic
 
-EXPERIMENTS = {"storage-location": experiment_storage_location}
-for _name in RESOURCE_EXPERIMENTS:
-    EXPERIMENTS[_name] = _resource_experiment(_name)
-EXPERIMENT_ORDER = ("storage-location",) + RESOURCE_EXPERIMENTS
+#: the checks of the catalog that are not resource checks, each its own module:
+#: name -> function(agent, metrics) -> verdict (a new one is its module and a line here)
+OWN_EXPERIMENTS = {"storage-location": experiment_storage_location}
+
+
+def _experiments():
+    table = dict(OWN_EXPERIMENTS)
+    for name, exp in EXPERIMENT_SPECS.items():
+        table[name] = resource_experiment(exp)
+    return table
+
+
+#: every experiment of the catalog, by name (a unit test checks that none is missing)
+EXPERIMENTS = _experiments()
+#: the catalog's order
+EXPERIMENT_ORDER = ORDER
 
 
 def run_experiment(agent, name, records=None):
@@ -106,17 +119,85 @@ def new_result(run_id, host):
             "facts": None, "experiments": []}
 
 
+def _clear_stale(*paths):
+    for stale in paths:
+        try:
+            os.remove(stale)
+        except OSError:
+            pass
+
+
+def _reap(result, docker, workdir, run_id, out, dfacts, usable):
+    try:
+        reaped = reap(workdir, (usable and docker) or None, own_run_id=run_id,
+                      fs_parents=fs_parents_of(dfacts.get("root_dir")),
+                      controller_runs=controller_runs_of(out, workdir))
+        result["reaped"] = {"containers": reaped["containers"],
+                            "workdirs": reaped["workdirs"], "errors": reaped["errors"]}
+    except Exception as exc:
+        result["reaped"] = {"containers": [], "workdirs": [],
+                            "errors": ["reaper failed: %s" % one_line(str(exc))]}
+
+
+def _run_experiments(agent, docker, result, experiments, out, workdir):
+    """The run's body: facts, the reaper, the probe image, every experiment."""
+    install_signal_handlers()
+    agent.progress("start", None, "agent %s (python %s, pid %d) on %s"
+                   % (AGENT_VERSION, result["python"], os.getpid(), agent.host))
+    write_pid_file(agent.ensure_run_dir())
+    facts = gather_facts(docker)
+    result["facts"] = facts
+    agent.facts = facts
+    dfacts = facts.get("docker") or {}
+    usable = bool(docker.server_version)
+    _reap(result, docker, workdir, agent.run_id, out, dfacts, usable)
+    if not usable:
+        result["error"] = {"kind": dfacts.get("error_kind") or "docker-error",
+                           "message": dfacts.get("error") or "docker is not usable"}
+        result["experiments"] = [skipped_experiment(n, result["error"]) for n in experiments]
+        return
+    try:  # the one probe image of the run, before any experiment fills a disk
+        image = agent.probe_image()
+        agent.image_reported = False
+        result["probe_image"] = image.get("probe_image")
+    except ExperimentError:
+        pass  # each experiment tries again and reports the error itself
+    for name in experiments:
+        run_experiment(agent, name, result["experiments"])
+    result["status"] = "ok"
+
+
+def _write_result(agent, result, out, reserve, exit_code):
+    """Every path's end: the run's containers and folders gone, the result written."""
+    SIGNALS["defer"] = True
+    try:
+        agent.cleanup()
+    except Exception:
+        pass
+    if SIGNALS["received"] is not None and result["error"] is None:
+        result["status"] = "error"
+        result["error"] = {"kind": "interrupted", "message": "the agent was stopped by "
+                           "signal %d; re-run the probe" % SIGNALS["received"]}
+        exit_code = 128 + SIGNALS["received"]
+    result["finished"] = iso_utc()
+    try:
+        write_json_atomic(out, result, reserve)
+    except (IOError, OSError, UnsafePath) as exc:
+        sys.stderr.write("labctl probe agent: cannot write the result to %s: %s\n"
+                         % (out, exc))
+        exit_code = 1
+    _clear_stale(reserve)
+    agent.progress("end", None, "status %s" % result["status"])
+    return exit_code
+
+
 def execute_run(run_id, host, out, experiments, workdir, timeout, mode="bounded",
                 limit_overrides=None):
     """The body of `run`; returns the process exit code."""
     progress_path = out + ".progress"
     reserve = out + ".reserve"
     ensure_local_dir(os.path.dirname(out))
-    for stale in (out, out + ".tmp", progress_path, reserve):
-        try:
-            os.remove(stale)
-        except OSError:
-            pass
+    _clear_stale(out, out + ".tmp", progress_path, reserve)
     result = new_result(run_id, host)
     result["mode"] = mode
     result["limits"] = dict(limit_overrides or {})
@@ -131,39 +212,7 @@ def execute_run(run_id, host, out, experiments, workdir, timeout, mode="bounded"
             result["protection"].update(protect_self())
     try:
         try:
-            install_signal_handlers()
-            agent.progress("start", None, "agent %s (python %s, pid %d) on %s"
-                           % (AGENT_VERSION, result["python"], os.getpid(), host))
-            write_pid_file(agent.ensure_run_dir())
-            facts = gather_facts(docker)
-            result["facts"] = facts
-            agent.facts = facts
-            dfacts = facts.get("docker") or {}
-            usable = bool(docker.server_version)
-            try:
-                reaped = reap(workdir, (usable and docker) or None, own_run_id=run_id,
-                              fs_parents=fs_parents_of(dfacts.get("root_dir")),
-                              controller_runs=controller_runs_of(out, workdir))
-                result["reaped"] = {"containers": reaped["containers"],
-                                    "workdirs": reaped["workdirs"], "errors": reaped["errors"]}
-            except Exception as exc:
-                result["reaped"] = {"containers": [], "workdirs": [],
-                                    "errors": ["reaper failed: %s" % one_line(str(exc))]}
-            if not usable:
-                result["error"] = {"kind": dfacts.get("error_kind") or "docker-error",
-                                   "message": dfacts.get("error") or "docker is not usable"}
-                result["experiments"] = [skipped_experiment(n, result["error"])
-                                         for n in experiments]
-            else:
-                try:  # the one probe image of the run, before any experiment fills a disk
-                    image = agent.probe_image()
-                    agent.image_reported = False
-                    result["probe_image"] = image.get("probe_image")
-                except ExperimentError:
-                    pass  # each experiment tries again and reports the error itself
-                for name in experiments:
-                    run_experiment(agent, name, result["experiments"])
-                result["status"] = "ok"
+            _run_experiments(agent, docker, result, experiments, out, workdir)
         except AgentInterrupted as exc:
             result["status"] = "error"
             result["error"] = {"kind": "interrupted", "message": "the agent was stopped by "
@@ -179,26 +228,5 @@ def execute_run(run_id, host, out, experiments, workdir, timeout, mode="bounded"
             if name not in done:
                 result["experiments"].append(skipped_experiment(name, result["error"]))
     finally:
-        _SIGNALS["defer"] = True
-        try:
-            agent.cleanup()
-        except Exception:
-            pass
-        if _SIGNALS["received"] is not None and result["error"] is None:
-            result["status"] = "error"
-            result["error"] = {"kind": "interrupted", "message": "the agent was stopped by "
-                               "signal %d; re-run the probe" % _SIGNALS["received"]}
-            exit_code = 128 + _SIGNALS["received"]
-        result["finished"] = iso_utc()
-        try:
-            write_json_atomic(out, result, reserve)
-        except (IOError, OSError, UnsafePath) as exc:
-            sys.stderr.write("labctl probe agent: cannot write the result to %s: %s\n"
-                             % (out, exc))
-            exit_code = 1
-        try:
-            os.remove(reserve)
-        except OSError:
-            pass
-        agent.progress("end", None, "status %s" % result["status"])
+        exit_code = _write_result(agent, result, out, reserve, exit_code)
     return exit_code

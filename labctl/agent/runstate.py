@@ -16,7 +16,7 @@ from .hostpaths import RUNS, local_problem, open_replacing
 from .text import read_text, to_int
 
 
-def _proc_start_time(pid):
+def proc_start_time(pid):
     text = read_text("/proc/%d/stat" % pid)
     if not text or ")" not in text:
         return None
@@ -31,7 +31,7 @@ def pid_alive(pid, start_time=None):
         if exc.errno != errno.EPERM:
             return False
     if start_time:
-        now = _proc_start_time(pid)
+        now = proc_start_time(pid)
         if now is not None and now != start_time:
             return False  # the pid was reused by another process
     return True
@@ -45,7 +45,7 @@ def write_pid_file(run_dir):
     path = os.path.join(run_dir, "agent.pid")
     f = open_replacing(path)
     try:
-        f.write(("%d %s\n" % (os.getpid(), _proc_start_time(os.getpid()) or "")).encode("ascii"))
+        f.write(("%d %s\n" % (os.getpid(), proc_start_time(os.getpid()) or "")).encode("ascii"))
     finally:
         f.close()
     return path
@@ -262,13 +262,13 @@ def fs_parents_of(root_dir):
     return (os.path.dirname(root_dir.rstrip("/")), root_dir)
 
 
-_SIGNALS = {"received": None, "defer": False}
+SIGNALS = {"received": None, "defer": False}
 
 
 def _on_signal(signum, frame):
-    if _SIGNALS["received"] is None:
-        _SIGNALS["received"] = signum
-        if not _SIGNALS["defer"]:
+    if SIGNALS["received"] is None:
+        SIGNALS["received"] = signum
+        if not SIGNALS["defer"]:
             raise AgentInterrupted(signum)
 
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
-"""Reading the host while a container runs (no forks): free space, memory, pids, stall
-detection, the engine's socket, stopping a container, and the host's own attempt at the
-container's peak."""
+"""Reading the host while a container runs (no forks): free space, memory, pids (HostSampler),
+an experiment's samples and series (SampleLog), stall detection, the engine's socket, stopping
+a container, and the host's own attempts at the container's peak (host_try_*)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -11,7 +11,7 @@ import signal
 import socket
 import time
 
-from .cgroups import _read_cg_number, host_cgroup_limits
+from .cgroups import host_cgroup_limits, read_cg_number
 from .consts import KIB, NAME_PREFIX
 from .disklimit import allocated_bytes
 from .docker import engine_request
@@ -19,7 +19,7 @@ from .dockerparse import parse_inspect
 from .hostpaths import NOFOLLOW, open_replacing
 from .osparse import mem_available, parse_meminfo
 from .runstate import pid_alive
-from .text import _read_int, errno_text, fmt_bytes, read_text, to_int
+from .text import errno_text, fmt_bytes, read_int, read_text, to_int
 
 # -- a stall must mean the writer really stalled -----------------------------------------------
 
@@ -144,8 +144,8 @@ class HostSampler(object):
 
     def __init__(self, fs_path):
         self.fs_path = fs_path
-        self.pid_max = _read_int("/proc/sys/kernel/pid_max")
-        self.threads_max = _read_int("/proc/sys/kernel/threads-max")
+        self.pid_max = read_int("/proc/sys/kernel/pid_max")
+        self.threads_max = read_int("/proc/sys/kernel/threads-max")
         try:
             self.cg = host_cgroup_limits()
         except Exception:
@@ -176,7 +176,7 @@ class HostSampler(object):
         meminfo = parse_meminfo(read_text("/proc/meminfo"))
         avail, self.mem_source = mem_available(meminfo)
         if self.cg.get("memory_limit") and avail is not None:
-            usage = _read_cg_number(self.cg.get("memory_usage_file") or "")
+            usage = read_cg_number(self.cg.get("memory_usage_file") or "")
             if usage is not None:
                 avail = min(avail, max(0, self.cg["memory_limit"] - usage))
         s["mem_available"] = avail
@@ -195,11 +195,58 @@ class HostSampler(object):
                 if total:
                     free.append(total - s["threads"])
         if self.cg.get("pids_limit"):
-            cur = _read_cg_number(os.path.join(self.cg["pids_dir"], "pids.current"))
+            cur = read_cg_number(os.path.join(self.cg["pids_dir"], "pids.current"))
             if cur is not None:
                 free.append(self.cg["pids_limit"] - cur)
         s["free_pids"] = max(0, min(free)) if free else None
         return s
+
+
+class SampleLog(object):
+    """The samples of one experiment: every sample (each with the container's progress under
+    "container"), the series kept for the result (t, container and ``series_keys``), the
+    container's peak, and the sample taken at its peak."""
+
+    def __init__(self, series_keys):
+        self.series_keys = tuple(series_keys)
+        self.samples = []
+        self.series = {"t": [], "container": []}
+        for k in self.series_keys:
+            self.series[k] = []
+        self.peak = None          # the container's highest progress seen
+        self.peak_sample = None   # the last sample before the host's own checks
+
+    def add(self, s, start):
+        self.samples.append(s)
+        self.series["t"].append(round(s["t"] - start, 3))
+        self.series["container"].append(s["container"])
+        for k in self.series_keys:
+            self.series[k].append(s[k])
+        self.raise_peak(s["container"])
+        return s
+
+    def raise_peak(self, value):
+        if value is not None and (self.peak is None or value > self.peak):
+            self.peak = value
+
+    def first(self, key):
+        """``key`` of the baseline sample (None before it, or when it has none)."""
+        return self.samples[0].get(key) if self.samples else None
+
+    def min(self, key):
+        vals = [s[key] for s in self.samples if s.get(key) is not None]
+        return min(vals) if vals else None
+
+    def max(self, key):
+        vals = [s[key] for s in self.samples if s.get(key) is not None]
+        return max(vals) if vals else None
+
+    def at_peak(self, key):
+        """The value at the container's peak (before the host's own checks), else the
+        extreme seen."""
+        if self.peak_sample is not None and self.peak_sample.get(key) is not None:
+            return self.peak_sample[key]
+        return self.min(key)
 
 
 def fs_free(path):
@@ -380,19 +427,3 @@ def host_try_fork():
     except OSError:
         pass
     return True, None
-
-
-def host_checks(resource, directory, limits):
-    """The host tries the same thing the container did; flat metrics."""
-    m = {}
-    if resource in ("disk", "inodes"):
-        m["host_write_bytes"] = int(limits["host_write_bytes"])
-        m["host_write_ok"], m["host_write_error"] = host_try_write(
-            directory, limits["host_write_bytes"])
-        m["host_create_ok"], m["host_create_error"] = host_try_create(directory)
-    elif resource == "memory":
-        m["host_alloc_bytes"] = int(limits["host_alloc_bytes"])
-        m["host_alloc_ok"], m["host_alloc_error"] = host_try_alloc(limits["host_alloc_bytes"])
-    elif resource == "processes":
-        m["host_fork_ok"], m["host_fork_error"] = host_try_fork()
-    return m

@@ -10,7 +10,7 @@ import time
 from .consts import FIND_TIME_LIMIT
 from .errors import ExperimentError
 from .hostpaths import NOFOLLOW
-from .osparse import find_mount, parse_mountinfo, parse_proc_mounts, root_mount
+from .osparse import find_mount, parse_mountinfo, parse_proc_mounts, path_under, root_mount
 from .sampling import inspect_state
 from .text import random_token, read_text
 
@@ -81,14 +81,6 @@ def bounded_find(root, filename, time_limit=FIND_TIME_LIMIT):
         dirnames[:] = [d for d in dirnames if not (dirpath == root and d in ("containers",))]
     matches.sort(key=_path_rank)
     return matches, timed_out
-
-
-def _under(path, root):
-    if not path or not root:
-        return False
-    p = os.path.realpath(path)
-    r = os.path.realpath(root).rstrip("/")
-    return p.startswith(r + "/")
 
 
 def _display_dir(path, ids):
@@ -190,25 +182,111 @@ def _read_and_change(agent, name, path, cfile, token):
     return can_read, can_write, sees
 
 
-def experiment_storage_location(agent, metrics):
-    """Where do a container's files live on the host, and can the host change them?"""
-    dfacts = (agent.facts or {}).get("docker") or {}
-    root = dfacts.get("root_dir")
-    metrics.update({
+def _initial_metrics(dfacts):
+    return {
         "container_file": None, "host_path": None, "found_by": None,
         "host_path_under_docker_root": False, "host_path_on_docker_root_fs": None,
         "host_path_fstype": None,
         "host_can_read": None, "host_can_write": None, "container_sees_host_write": None,
         "container_root_fstype": None, "container_root_source": None,
         "container_root_is_block_device": False,
-        "storage_driver": dfacts.get("storage_driver"), "docker_root_dir": root,
+        "storage_driver": dfacts.get("storage_driver"), "docker_root_dir": dfacts.get("root_dir"),
         "graph_driver": None, "find_timed_out": None, "agent_is_root": os.getuid() == 0,
         "daemon_pid": dfacts.get("daemon_pid"), "daemon_mount_ns": dfacts.get("mount_namespace"),
         "in_host_tree": None, "container_root_mounted_in_host_ns": None,
         "container_root_mounted_in_daemon_ns": None, "daemon_ns_path": None,
         "host_can_read_via_daemon_ns": None, "host_can_write_via_daemon_ns": None,
         "container_sees_daemon_ns_write": None,
-    })
+    }
+
+
+def _write_in_container(agent, name, token, cfile, metrics):
+    """The container writes its file and reads its own mount table -> its root mount."""
+    # one exec writes the file and reads the container's own mount table (each exec costs
+    # the host ~0.1 s of CPU); exit 97 says the write failed
+    res = agent.docker_cmd(["exec", name, "/bin/sh", "-c",
+                            "echo %s > %s || exit 97; cat /proc/self/mountinfo; exit 0"
+                            % (token, cfile)], 60)
+    if not res.ok:
+        raise ExperimentError("docker-exec", "could not write the file inside the "
+                              "container (%s)" % res.describe())
+    mounts = parse_mountinfo(res.out)
+    if not mounts:
+        res = agent.docker_cmd(["exec", name, "/bin/cat", "/proc/mounts"], 30)
+        mounts = parse_proc_mounts(res.out) if res.ok else []
+    rm = root_mount(mounts)
+    if rm:
+        metrics["container_root_fstype"] = rm["fstype"]
+        metrics["container_root_source"] = rm["source"]
+        metrics["container_root_is_block_device"] = rm["source"].startswith("/dev/")
+    return rm
+
+
+def _find_on_host(agent, insp, root, cfile, metrics):
+    """The container's file on the host: docker inspect first, then a bounded walk."""
+    for cand in storage_candidates(insp, root, metrics["storage_driver"]):
+        p = cand.rstrip("/") + cfile
+        if os.path.isfile(p):
+            metrics["found_by"] = "inspect"
+            return p
+    host_path = None
+    if root and os.path.isdir(root):
+        matches, timed_out = bounded_find(
+            root, cfile.lstrip("/"), agent.deadline.remaining(FIND_TIME_LIMIT))
+        metrics["find_timed_out"] = timed_out
+        if matches:
+            host_path, metrics["found_by"] = matches[0], "find"
+    return host_path
+
+
+def _where_mounted(rm, metrics):
+    """Is the container's device mounted where the host (init) sees it, or only in the
+    daemon's own mount namespace (MountFlags=slave: the article's CentOS 7.0)?"""
+    metrics["container_root_mounted_in_host_ns"] = _device_mounted(
+        "/proc/1/mountinfo", rm["source"])
+    if metrics["daemon_pid"]:
+        metrics["container_root_mounted_in_daemon_ns"] = _device_mounted(
+            "/proc/%d/mountinfo" % metrics["daemon_pid"], rm["source"])
+
+
+def _from_host_tree(agent, name, host_path, root, cfile, token, metrics):
+    metrics["host_path_under_docker_root"] = path_under(host_path, root)
+    hmounts = parse_mountinfo(read_text("/proc/self/mountinfo"))
+    hm = find_mount(hmounts, os.path.realpath(host_path))
+    metrics["host_path_fstype"] = hm["fstype"] if hm else None
+    try:
+        metrics["host_path_on_docker_root_fs"] = (
+            os.stat(host_path).st_dev == os.stat(root).st_dev)
+    except (OSError, TypeError):
+        pass
+    (metrics["host_can_read"], metrics["host_can_write"],
+     metrics["container_sees_host_write"]) = _read_and_change(agent, name, host_path, cfile,
+                                                             token)
+
+
+def _from_daemon_ns(agent, name, insp, root, cfile, token, metrics):
+    """Not in the host's tree: the host reaches it only through the daemon's namespace."""
+    via = "/proc/%d/root" % metrics["daemon_pid"]
+    for cand in storage_candidates(insp, root, metrics["storage_driver"]):
+        p = via + cand.rstrip("/") + cfile
+        if os.path.isfile(p):
+            metrics["daemon_ns_path"] = p
+            break
+    if metrics["daemon_ns_path"]:
+        (metrics["host_can_read_via_daemon_ns"], metrics["host_can_write_via_daemon_ns"],
+         metrics["container_sees_daemon_ns_write"]) = _read_and_change(
+            agent, name, metrics["daemon_ns_path"], cfile, token)
+    if metrics["container_root_mounted_in_host_ns"] is False:
+        # from its own tree the host can neither read nor change them (the article's
+        # "cannot operate on the container's files directly")
+        metrics["host_can_read"] = metrics["host_can_write"] = False
+
+
+def experiment_storage_location(agent, metrics):
+    """Where do a container's files live on the host, and can the host change them?"""
+    dfacts = (agent.facts or {}).get("docker") or {}
+    root = dfacts.get("root_dir")
+    metrics.update(_initial_metrics(dfacts))
     agent.ensure_run_dir()
     metrics.update(agent.probe_image())
     token = random_token()
@@ -218,80 +296,21 @@ def experiment_storage_location(agent, metrics):
     name, cid = agent.start_container("storage", metrics["probe_image"],
                                       ["/bin/sleep", str(sleep_s)])
     try:
-        # one exec writes the file and reads the container's own mount table (each exec costs
-        # the host ~0.1 s of CPU); exit 97 says the write failed
-        res = agent.docker_cmd(["exec", name, "/bin/sh", "-c",
-                                "echo %s > %s || exit 97; cat /proc/self/mountinfo; exit 0"
-                                % (token, cfile)], 60)
-        if not res.ok:
-            raise ExperimentError("docker-exec", "could not write the file inside the "
-                                  "container (%s)" % res.describe())
-        mounts = parse_mountinfo(res.out)
-        if not mounts:
-            res = agent.docker_cmd(["exec", name, "/bin/cat", "/proc/mounts"], 30)
-            mounts = parse_proc_mounts(res.out) if res.ok else []
-        rm = root_mount(mounts)
-        if rm:
-            metrics["container_root_fstype"] = rm["fstype"]
-            metrics["container_root_source"] = rm["source"]
-            metrics["container_root_is_block_device"] = rm["source"].startswith("/dev/")
-        # find the file from the host: docker inspect first, then a bounded walk
+        rm = _write_in_container(agent, name, token, cfile, metrics)
         insp = inspect_state(agent.docker, name, agent.deadline.remaining(30))
         metrics["graph_driver"] = (insp.get("GraphDriver") or {}).get("Name") or \
             insp.get("Driver") or None
         ids = [insp.get("Id") or cid]
-        host_path = None
-        for cand in storage_candidates(insp, root, metrics["storage_driver"]):
-            p = cand.rstrip("/") + cfile
-            if os.path.isfile(p):
-                host_path, metrics["found_by"] = p, "inspect"
-                break
-        if host_path is None and root and os.path.isdir(root):
-            matches, timed_out = bounded_find(
-                root, cfile.lstrip("/"), agent.deadline.remaining(FIND_TIME_LIMIT))
-            metrics["find_timed_out"] = timed_out
-            if matches:
-                host_path, metrics["found_by"] = matches[0], "find"
+        host_path = _find_on_host(agent, insp, root, cfile, metrics)
         metrics["host_path"] = host_path
         metrics["in_host_tree"] = host_path is not None
         if rm and metrics["container_root_is_block_device"]:
-            # is the container's device mounted where the host (init) sees it, or only in the
-            # daemon's own mount namespace (MountFlags=slave: the article's CentOS 7.0)?
-            metrics["container_root_mounted_in_host_ns"] = _device_mounted(
-                "/proc/1/mountinfo", rm["source"])
-            if metrics["daemon_pid"]:
-                metrics["container_root_mounted_in_daemon_ns"] = _device_mounted(
-                    "/proc/%d/mountinfo" % metrics["daemon_pid"], rm["source"])
+            _where_mounted(rm, metrics)
         if host_path:
-            metrics["host_path_under_docker_root"] = _under(host_path, root)
-            hmounts = parse_mountinfo(read_text("/proc/self/mountinfo"))
-            hm = find_mount(hmounts, os.path.realpath(host_path))
-            metrics["host_path_fstype"] = hm["fstype"] if hm else None
-            try:
-                metrics["host_path_on_docker_root_fs"] = (
-                    os.stat(host_path).st_dev == os.stat(root).st_dev)
-            except (OSError, TypeError):
-                pass
-            (metrics["host_can_read"], metrics["host_can_write"],
-             metrics["container_sees_host_write"]) = _read_and_change(agent, name, host_path,
-                                                                     cfile, token)
+            _from_host_tree(agent, name, host_path, root, cfile, token, metrics)
             metrics["container_id"] = (insp.get("Id") or cid)[:12]
         elif metrics["daemon_mount_ns"] == "private" and metrics["daemon_pid"]:
-            # not in the host's tree: the host reaches it only through the daemon's namespace
-            via = "/proc/%d/root" % metrics["daemon_pid"]
-            for cand in storage_candidates(insp, root, metrics["storage_driver"]):
-                p = via + cand.rstrip("/") + cfile
-                if os.path.isfile(p):
-                    metrics["daemon_ns_path"] = p
-                    break
-            if metrics["daemon_ns_path"]:
-                (metrics["host_can_read_via_daemon_ns"], metrics["host_can_write_via_daemon_ns"],
-                 metrics["container_sees_daemon_ns_write"]) = _read_and_change(
-                    agent, name, metrics["daemon_ns_path"], cfile, token)
-            if metrics["container_root_mounted_in_host_ns"] is False:
-                # from its own tree the host can neither read nor change them (the article's
-                # "cannot operate on the container's files directly")
-                metrics["host_can_read"] = metrics["host_can_write"] = False
+            _from_daemon_ns(agent, name, insp, root, cfile, token, metrics)
             metrics["container_id"] = (insp.get("Id") or cid)[:12]
         return storage_verdict(metrics, ids)
     finally:

@@ -18,10 +18,10 @@ from .hostpaths import NOFOLLOW, ensure_local_dir, open_append, open_replacing
 
 try:  # Python 2
     TEXT_TYPE = unicode
-    _unichr = unichr
+    UNICHR = unichr
 except NameError:  # Python 3
     TEXT_TYPE = str
-    _unichr = chr
+    UNICHR = chr
 
 
 
@@ -276,7 +276,7 @@ def append_progress(path, event, experiment=None, message=""):
 
 
 
-def _read_int(path):
+def read_int(path):
     return to_int(read_text(path))
 
 

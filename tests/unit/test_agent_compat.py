@@ -93,6 +93,23 @@ def test_agent_modules_are_small() -> None:
     assert max(sizes.values()) <= 700, sizes
 
 
+def test_agent_functions_are_short() -> None:
+    long = {f"{path.stem}.{node.name}": node.end_lineno - node.lineno + 1
+            for path, tree in _trees() for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef) and node.end_lineno is not None
+            and node.end_lineno - node.lineno + 1 > 80}
+    assert long == {}, long
+
+
+def test_agent_modules_share_no_private_names() -> None:
+    """What one module takes from another is public: a `_name` stays in its module."""
+    private = [f"{path.name}: from .{node.module} import {alias.name}"
+               for path, tree in _trees() for node in ast.walk(tree)
+               if isinstance(node, ast.ImportFrom) and node.level == 1
+               for alias in node.names if alias.name.startswith("_")]
+    assert private == []
+
+
 def test_agent_file_headers_and_version_constant() -> None:
     consts: dict[str, object] = {}
     for path, tree in _trees():

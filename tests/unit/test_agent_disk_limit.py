@@ -75,16 +75,16 @@ def test_engine_message_is_the_engines_own_words() -> None:
 ])
 def test_plan_skips_with_the_engines_reason(driver: str, fstype: str | None, text: str,
                                             expected: str) -> None:
-    plan = pa.disk_limit_plan("disk-limited", driver, "20.10.24", 64 * MIB, None)
+    plan = pa.disk_limit_plan(True, driver, "20.10.24", 64 * MIB, None)
     assert plan["try_opt"] is True and plan["skip"] is None  # it asks the engine first
-    plan = pa.disk_limit_plan("disk-limited", driver, "20.10.24", 64 * MIB, None,
+    plan = pa.disk_limit_plan(True, driver, "20.10.24", 64 * MIB, None,
                               ("failed", text), fstype)
     assert plan["skip"] == expected
     assert plan["storage_opt"] is False and plan["limit"] is None and plan["error"] is None
 
 
 def test_plan_btrfs_accepts_the_flag() -> None:
-    plan = pa.disk_limit_plan("disk-limited", "btrfs", "20.10.24", 64 * MIB, None, ("ok", ""),
+    plan = pa.disk_limit_plan(True, "btrfs", "20.10.24", 64 * MIB, None, ("ok", ""),
                               "btrfs")
     assert plan["storage_opt"] is True and plan["skip"] is None
     assert (plan["limit"], plan["source"]) == (64 * MIB, "storage-opt")
@@ -102,37 +102,37 @@ def test_plan_devicemapper_base_size_is_the_limit() -> None:
     assert pa.base_device_size("overlay2", status) is None
     assert pa.base_device_size("devicemapper", {"Base Device Size": "10.74GB"}) == base
     # plain disk on devicemapper: the base size is the limit in effect, nothing to try
-    plan = pa.disk_limit_plan("disk", "devicemapper", "1.13.1", 64 * MIB, base)
+    plan = pa.disk_limit_plan(False, "devicemapper", "1.13.1", 64 * MIB, base)
     assert (plan["limit"], plan["source"], plan["try_opt"]) == (base, "base-device-size", False)
     # disk-limited: 64 MiB is below the base size, which the engine refuses: run with the base
-    plan = pa.disk_limit_plan("disk-limited", "devicemapper", "1.13.1", 64 * MIB, base,
+    plan = pa.disk_limit_plan(True, "devicemapper", "1.13.1", 64 * MIB, base,
                               ("failed", DEVMAPPER_BELOW_BASE), "xfs")
     assert plan["skip"] is None and plan["storage_opt"] is False
     assert (plan["limit"], plan["source"], plan["refusal"]) == (
         base, "base-device-size", "below-base")
     assert plan["message"] == "devmapper: Container size cannot be smaller than 10.74 GB"
     # ... and with the flag where the engine takes it (a size above the base size)
-    plan = pa.disk_limit_plan("disk-limited", "devicemapper", "1.13.1", 20 * GIB, base,
+    plan = pa.disk_limit_plan(True, "devicemapper", "1.13.1", 20 * GIB, base,
                               ("ok", ""))
     assert (plan["limit"], plan["source"], plan["storage_opt"]) == (
         20 * GIB, "storage-opt", True)
     # Docker 1.10 (CentOS 7's docker 1.10.3): no run flag; the base size still holds
-    plan = pa.disk_limit_plan("disk-limited", "devicemapper", "1.10.3", 64 * MIB, base)
+    plan = pa.disk_limit_plan(True, "devicemapper", "1.10.3", 64 * MIB, base)
     assert plan["try_opt"] is False and plan["skip"] is None and plan["limit"] == base
 
 
 def test_plan_old_docker_without_base_size_is_skipped() -> None:
-    plan = pa.disk_limit_plan("disk-limited", "aufs", "1.5.0", 64 * MIB, None)
+    plan = pa.disk_limit_plan(True, "aufs", "1.5.0", 64 * MIB, None)
     assert plan["try_opt"] is False
     assert plan["skip"] == ("not supported here: Docker 1.5.0 has no per-container disk size "
                             "limit (`docker run --storage-opt size=` came with Docker 1.12)")
-    plan = pa.disk_limit_plan("disk-limited", "aufs", None, 64 * MIB, None,
+    plan = pa.disk_limit_plan(True, "aufs", None, 64 * MIB, None,
                               ("failed", CLIENT_1_10))
     assert plan["skip"].endswith("(docker says: flag provided but not defined: --storage-opt)")
 
 
 def test_plan_other_create_failure_is_an_error_not_a_skip() -> None:
-    plan = pa.disk_limit_plan("disk-limited", "btrfs", "20.10.24", 64 * MIB, None,
+    plan = pa.disk_limit_plan(True, "btrfs", "20.10.24", 64 * MIB, None,
                               ("failed", NO_IMAGE))
     assert plan["skip"] is None and plan["refusal"] is None
     assert "pull access denied" in plan["error"]
@@ -394,9 +394,9 @@ MIB = 1024 * 1024
 GIB = 1024 * MIB
 OVERLAY2 = ("docker: Error response from daemon: --storage-opt is supported only for overlay "
             "over xfs with 'pquota' mount option.\nSee 'docker run --help'.\n")
-plan = pa.disk_limit_plan("disk-limited", "overlay2", "20.10.5", 64 * MIB, None,
+plan = pa.disk_limit_plan(True, "overlay2", "20.10.5", 64 * MIB, None,
                           ("failed", OVERLAY2), "ext4")
-dm = pa.disk_limit_plan("disk-limited", "devicemapper", "1.13.1", 64 * MIB,
+dm = pa.disk_limit_plan(True, "devicemapper", "1.13.1", 64 * MIB,
                         pa.base_device_size("devicemapper", {"Base Device Size": "10.74 GB"}),
                         ("failed", "devmapper: Container size cannot be smaller than 10.74 GB"))
 def reason(written, free_min, limit, exhausted=False):
@@ -537,7 +537,7 @@ def test_allocated_bytes_of_a_sparse_file(tmp_path: Path) -> None:
 
 
 def test_disk_limited_on_docker_150_devicemapper_runs_with_the_base_size() -> None:
-    plan = pa.disk_limit_plan("disk-limited", "devicemapper", "1.5.0", 64 * MIB, 10 * GIB)
+    plan = pa.disk_limit_plan(True, "devicemapper", "1.5.0", 64 * MIB, 10 * GIB)
     assert plan["skip"] is None and plan["try_opt"] is False
     assert (plan["limit"], plan["source"]) == (10 * GIB, "base-device-size")
     assert pa.disk_limited_cap(256 * MIB, plan["limit"]) == 256 * MIB  # bounded: far below

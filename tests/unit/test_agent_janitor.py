@@ -28,7 +28,7 @@ def test_dead_runs_go_uncollected_results_stay_live_and_starting_runs_stay(
     runs.mkdir()
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
-        me = f"{sleeper.pid} {pa._proc_start_time(sleeper.pid)}\n"
+        me = f"{sleeper.pid} {pa.proc_start_time(sleeper.pid)}\n"
         killed_files = {"agent.pid": "999999 123\n", "agent.log": "x", "probe_agent-0a1b.pyz": "x"}
         killed_files["result.json.reserve"] = "x"
         killed = _run_dir(runs, "r-killed", killed_files)

@@ -67,13 +67,13 @@ def test_parse_limit_options() -> None:
 
 def test_default_limits_are_documented_and_complete() -> None:
     for resource in ("disk", "inodes", "memory", "processes"):
-        assert pa._CAP_KEYS[resource] in pa.DEFAULT_LIMITS
-        assert pa._FLOOR_KEYS[resource] in pa.DEFAULT_LIMITS
+        assert pa.RESOURCES[resource].cap_key in pa.DEFAULT_LIMITS
+        assert pa.RESOURCES[resource].floor_key in pa.DEFAULT_LIMITS
         assert resource + "_cap_fraction" in pa.DEFAULT_LIMITS
         assert resource + "_floor_fraction" in pa.DEFAULT_LIMITS
     assert pa.DEFAULT_LIMITS["experiment_timeout_s"] > 0
     assert pa.DEFAULT_LIMITS["sample_interval_s"] <= 0.25  # several times a second
-    text = Path(sys.modules[pa.cap_and_floor.__module__].__file__ or "").read_text()
+    text = Path(sys.modules[pa.resolve_cap_floor.__module__].__file__ or "").read_text()
     assert "DEFAULT_LIMITS = {" in text
 
 
@@ -584,6 +584,40 @@ def test_experiment_names_and_all() -> None:
     assert pa.DEFAULT_EXPERIMENTS == ("storage-location",)
 
 
+def test_the_resource_table_covers_the_catalog() -> None:
+    """Every resource check of the catalog is an Experiment of its resource's class, every
+    variant a class declares is in the catalog, and what the run reads of a resource is there."""
+    from labctl.agent import catalog
+
+    assert set(pa.EXPERIMENT_SPECS) == set(catalog.RESOURCE_EXPERIMENTS)
+    for name, exp in pa.EXPERIMENT_SPECS.items():
+        assert exp.name == name and exp.kind.name == catalog.RESOURCE_OF[name]
+    assert set(pa.RESOURCES) == set(catalog.RESOURCE_OF.values())
+    for kind in pa.RESOURCE_KINDS:
+        assert set(kind.variants) <= set(catalog.RESOURCE_EXPERIMENTS), kind.name
+        assert all(catalog.RESOURCE_OF[v] == kind.name for v in kind.variants), kind.name
+        assert kind.free_key in kind.series_keys, kind.name
+        assert kind.free_before_key in dict(kind.before_keys), kind.name
+        for key in (kind.cap_key, kind.cap_fraction_key, kind.floor_key,
+                    kind.floor_fraction_key):
+            assert key in pa.DEFAULT_LIMITS, (kind.name, key)
+        assert kind.limit_key is None or kind.limit_key in pa.DEFAULT_LIMITS
+        assert kind.progress_key and kind.rate_key and kind.ratio_definition, kind.name
+    assert pa.EXPERIMENT_SPECS["disk-shared"].shared
+    assert pa.EXPERIMENT_SPECS["memory-limited"].limited
+    assert not pa.EXPERIMENT_SPECS["processes"].limited
+
+
+def test_the_usage_names_the_catalog() -> None:
+    from labctl.agent import catalog
+
+    text = " ".join(pa.USAGE.split())
+    listed = "experiments: all, " + ", ".join(
+        n + (" (default)" if n in catalog.DEFAULT else "") for n in catalog.ORDER)
+    assert listed in text
+    assert pa.DEFAULT_EXPERIMENTS == catalog.DEFAULT
+
+
 def test_reap_removes_dead_runs_shared_folders(tmp_path: Path) -> None:
     parent = tmp_path / "lib"
     dead = parent / "labctl-probe-deadrun-fs" / "disk-shared" / "shared"
@@ -779,7 +813,7 @@ def _pgid(pid: int) -> int | None:
 def test_signal_process_checks_the_start_time() -> None:
     child = subprocess.Popen(["sleep", "30"])
     try:
-        start = pa._proc_start_time(child.pid)
+        start = pa.proc_start_time(child.pid)
         assert start
         assert pa.signal_process(child.pid, "1") is False  # another process's start time
         assert child.poll() is None
@@ -800,7 +834,7 @@ def test_kill_container_prefers_the_signal_and_never_touches_other_names() -> No
 
     child = subprocess.Popen(["sleep", "30"])
     try:
-        start = pa._proc_start_time(child.pid)
+        start = pa.proc_start_time(child.pid)
         assert pa.kill_container(NoCli(), "other-name", 1, child.pid, start, True) is None
         assert child.poll() is None
         got = pa.kill_container(NoCli(), pa.NAME_PREFIX + "x-processes", 1, child.pid, start,
