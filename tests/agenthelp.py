@@ -106,17 +106,22 @@ def run_py27(tmp_path: Path, script: str, *args: str) -> Any:
     path.write_text(_PY27_PRELUDE + script)
     proc = subprocess.run(
         [py27, str(path), str(built_agent()), ",".join(module_names()), *args],
-        capture_output=True, text=True, timeout=60,
-        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
 
 # -- the agent against this machine's engine ----------------------------------------------------
 
+
 def docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
-                          env=ENV)
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, env=ENV
+    )
 
 
 def engine_or_skip() -> None:
@@ -125,8 +130,10 @@ def engine_or_skip() -> None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         pytest.skip(f"no usable Docker engine (`docker info` failed: {exc})")
     if proc.returncode != 0:
-        pytest.skip("no usable Docker engine (`docker info` failed: "
-                    f"{(proc.stderr or proc.stdout).strip()[:200]}); start dockerd first")
+        pytest.skip(
+            "no usable Docker engine (`docker info` failed: "
+            f"{(proc.stderr or proc.stdout).strip()[:200]}); start dockerd first"
+        )
 
 
 def container_names(prefix: str) -> list[str]:
@@ -149,22 +156,38 @@ def agent_command(python: str, *args: str) -> list[str]:
     return [python, str(built_agent()), *args]
 
 
-def run_agent(tmp_path: Path, run_id: str, python: str = sys.executable,
-              experiments: str | None = None, limits: Sequence[str] = (),
-              agent_timeout: int = 90, env: dict[str, str] | None = None,
-              timeout: float = 120) -> AgentRun:
+def run_agent(
+    tmp_path: Path,
+    run_id: str,
+    python: str = sys.executable,
+    experiments: str | None = None,
+    limits: Sequence[str] = (),
+    agent_timeout: int = 90,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> AgentRun:
     """``run`` of the built agent into tmp_path/results/<run_id>.json (work dir
     tmp_path/work); the result must be there, written atomically."""
     out = tmp_path / "results" / f"{run_id}.json"
-    args = agent_command(python, "run", "--run-id", run_id, "--host", "local", "--out",
-                         str(out), "--workdir", str(tmp_path / "work"),
-                         "--timeout", str(agent_timeout))
+    args = agent_command(
+        python,
+        "run",
+        "--run-id",
+        run_id,
+        "--host",
+        "local",
+        "--out",
+        str(out),
+        "--workdir",
+        str(tmp_path / "work"),
+        "--timeout",
+        str(agent_timeout),
+    )
     if experiments:
         args += ["--experiments", experiments]
     for lim in limits:
         args += ["--limit", lim]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout,
-                          env=env or ENV)
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env or ENV)
     assert out.exists(), f"no result file; rc={proc.returncode} stderr={proc.stderr}"
     for suffix in (".tmp", ".reserve"):
         assert not Path(str(out) + suffix).exists(), suffix

@@ -34,14 +34,14 @@ def docker_engine() -> None:
     engine_or_skip()
 
 
-def run_agent(tmp_path: Path, python: str, run_id: str, env: dict[str, str] | None = None
-              ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], list[dict[str, Any]]]:
+def run_agent(
+    tmp_path: Path, python: str, run_id: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], list[dict[str, Any]]]:
     run = agenthelp.run_agent(tmp_path, run_id, python=python, env=env)
     return run.proc, run.result, run.progress
 
 
-def _check_ok_result(result: dict[str, Any], progress: list[dict[str, Any]],
-                     run_id: str) -> None:
+def _check_ok_result(result: dict[str, Any], progress: list[dict[str, Any]], run_id: str) -> None:
     assert result["schema"] == 1
     assert result["status"] == "ok", result["error"]
     assert result["error"] is None
@@ -68,11 +68,22 @@ def _check_ok_result(result: dict[str, Any], progress: list[dict[str, Any]],
     assert exp["status"] == "ok", exp["error"]
     assert exp["duration_s"] >= 0 and exp["started"] and exp["finished"]
     m = exp["metrics"]
-    for key in ("container_file", "host_path", "found_by", "host_path_under_docker_root",
-                "host_can_read", "host_can_write", "container_sees_host_write",
-                "container_root_fstype", "container_root_source",
-                "container_root_is_block_device", "storage_driver", "docker_root_dir",
-                "probe_image", "probe_image_files"):
+    for key in (
+        "container_file",
+        "host_path",
+        "found_by",
+        "host_path_under_docker_root",
+        "host_can_read",
+        "host_can_write",
+        "container_sees_host_write",
+        "container_root_fstype",
+        "container_root_source",
+        "container_root_is_block_device",
+        "storage_driver",
+        "docker_root_dir",
+        "probe_image",
+        "probe_image_files",
+    ):
         assert key in m, key
     for key, value in m.items():
         assert value is None or isinstance(value, (str, int, float, bool)), key
@@ -177,8 +188,13 @@ def test_reap_removes_dead_runs_only(tmp_path: Path, tracked: list[str]) -> None
         tracked.append(name)
         created = _docker("create", "--net=none", "--name", name, image, "/bin/sleep", "1")
         assert created.returncode == 0, created.stderr
-    proc = subprocess.run(agent_command(sys.executable, "reap", "--workdir", str(work)),
-                          capture_output=True, text=True, timeout=60, env=ENV)
+    proc = subprocess.run(
+        agent_command(sys.executable, "reap", "--workdir", str(work)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert dead_c in report["containers"]
@@ -201,7 +217,8 @@ def test_socket_listing_matches_the_cli(tracked: list[str]) -> None:
     by_socket = agenthelp.pa.engine_container_names(30)
     assert by_socket is not None
     cli = agenthelp.pa.parse_ps_names(
-        _docker("ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}}").stdout)
+        _docker("ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}}").stdout
+    )
     ours = created.stdout.strip()
     assert (ours, [name]) in by_socket
     assert dict(by_socket)[ours] == dict(cli)[ours]
@@ -211,9 +228,22 @@ def test_sigterm_cleans_up_and_still_writes_result(tmp_path: Path) -> None:
     run_id = _run_id("sig")
     out = tmp_path / "res.json"
     proc = subprocess.Popen(
-        agent_command(sys.executable, "run", "--run-id", run_id, "--host", "local", "--out",
-                      str(out), "--workdir", str(tmp_path / "work")),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+        agent_command(
+            sys.executable,
+            "run",
+            "--run-id",
+            run_id,
+            "--host",
+            "local",
+            "--out",
+            str(out),
+            "--workdir",
+            str(tmp_path / "work"),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
         start_new_session=True,
     )
     try:

@@ -20,9 +20,15 @@ from tests.agenthelp import MIB, engine_or_skip, need_py27
 from tests.agenthelp import container_names as _names
 from tests.agenthelp import new_run_id as _run_id
 
-SMALL = ["disk_cap_bytes=32M", "inodes_cap=2000", "memory_cap_bytes=64M",
-         "memory_limit_bytes=32M", "processes_cap=50", "pids_limit=20",
-         "experiment_timeout_s=60"]
+SMALL = [
+    "disk_cap_bytes=32M",
+    "inodes_cap=2000",
+    "memory_cap_bytes=64M",
+    "memory_limit_bytes=32M",
+    "processes_cap=50",
+    "pids_limit=20",
+    "experiment_timeout_s=60",
+]
 
 pytestmark = pytest.mark.integration
 
@@ -32,10 +38,18 @@ def docker_engine() -> None:
     engine_or_skip()
 
 
-def run_agent(tmp_path: Path, run_id: str, experiments: str, limits: list[str],
-              python: str = sys.executable) -> tuple[int, dict[str, Any]]:
-    run = agenthelp.run_agent(tmp_path, run_id, python=python, experiments=experiments,
-                              limits=limits, agent_timeout=240, timeout=300)
+def run_agent(
+    tmp_path: Path, run_id: str, experiments: str, limits: list[str], python: str = sys.executable
+) -> tuple[int, dict[str, Any]]:
+    run = agenthelp.run_agent(
+        tmp_path,
+        run_id,
+        python=python,
+        experiments=experiments,
+        limits=limits,
+        agent_timeout=240,
+        timeout=300,
+    )
     # nothing of the run is left: containers, run folder, shared folders
     assert _names(f"labctl-probe-{run_id}-") == []
     assert not (tmp_path / "work" / "runs" / run_id).exists()
@@ -68,8 +82,17 @@ def all_small(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, A
     assert result["limits"]["disk_cap_bytes"] == 32 * MIB
     assert result["protection"]["result_reserve_bytes"] == 4 * MIB
     exps = {e["name"]: e for e in result["experiments"]}
-    assert list(exps) == ["storage-location", "disk", "disk-limited", "disk-shared", "inodes",
-                          "memory", "memory-limited", "processes", "processes-limited"]
+    assert list(exps) == [
+        "storage-location",
+        "disk",
+        "disk-limited",
+        "disk-shared",
+        "inodes",
+        "memory",
+        "memory-limited",
+        "processes",
+        "processes-limited",
+    ]
     for e in result["experiments"]:
         # this machine's engine (overlay2 on ext4) has no per-container disk size
         want = "skipped" if e["name"] == "disk-limited" else "ok"
@@ -123,7 +146,8 @@ def test_disk(all_small: dict[str, dict[str, Any]], tmp_path: Path) -> None:
 
 
 def test_disk_limited_is_skipped_with_the_engines_reason(
-        all_small: dict[str, dict[str, Any]]) -> None:
+    all_small: dict[str, dict[str, Any]],
+) -> None:
     e = all_small["disk-limited"]
     m = e["metrics"]
     assert e["error"]["kind"] == "not-supported"
@@ -131,7 +155,8 @@ def test_disk_limited_is_skipped_with_the_engines_reason(
     assert m["container_started"] is False and m["disk_limit_bytes"] is None
     assert e["verdict"] == (
         "not supported here: overlay2 on ext4 has no per-container size limit (the engine says: "
-        "--storage-opt is supported only for overlay over xfs with 'pquota' mount option)")
+        "--storage-opt is supported only for overlay over xfs with 'pquota' mount option)"
+    )
 
 
 def test_disk_shared(all_small: dict[str, dict[str, Any]]) -> None:
@@ -188,8 +213,7 @@ def test_memory_limited_oom_killed_at_its_limit(all_small: dict[str, dict[str, A
     assert m["engine_swap_limit_warning"] is False
     assert m["memory_swap_limit_applied"] is True
     assert m["memory_swap_limit_source"] in ("cgroup", "engine")
-    assert e["verdict"].startswith("contained: the container was OOM-killed at its 32 MiB "
-                                   "limit")
+    assert e["verdict"].startswith("contained: the container was OOM-killed at its 32 MiB limit")
     assert "swap was NOT limited" not in e["verdict"]
 
 
@@ -221,9 +245,12 @@ def test_floor_just_above_free_space_stops_at_once(tmp_path: Path) -> None:
     st = os.statvfs("/var/lib/docker")
     # just above: others share this disk and may free some space meanwhile
     floor = st.f_bavail * st.f_frsize + 256 * MIB
-    rc, result = run_agent(tmp_path, _run_id("floor"), "disk,disk-shared,inodes",
-                           [f"disk_floor_bytes={floor}", "disk_cap_bytes=32M",
-                            "inodes_cap=2000"])
+    rc, result = run_agent(
+        tmp_path,
+        _run_id("floor"),
+        "disk,disk-shared,inodes",
+        [f"disk_floor_bytes={floor}", "disk_cap_bytes=32M", "inodes_cap=2000"],
+    )
     assert rc == 0 and result["status"] == "ok"
     for e in result["experiments"]:
         m = e["metrics"]
@@ -239,8 +266,13 @@ def test_floor_just_above_free_space_stops_at_once(tmp_path: Path) -> None:
 
 
 def test_disk_shared_16m_under_python27(tmp_path: Path) -> None:
-    rc, result = run_agent(tmp_path, _run_id("py27"), "disk-shared,processes-limited",
-                           ["disk_cap_bytes=16M", "pids_limit=20"], python=need_py27())
+    rc, result = run_agent(
+        tmp_path,
+        _run_id("py27"),
+        "disk-shared,processes-limited",
+        ["disk_cap_bytes=16M", "pids_limit=20"],
+        python=need_py27(),
+    )
     assert rc == 0 and result["status"] == "ok", result["error"]
     assert result["python"] == "2.7.18"
     shared, procs = result["experiments"]

@@ -17,9 +17,26 @@ VENV_BIN = Path(sys.executable).parent
 
 # what the agent may import: modules that exist in every stdlib from 2.6 to 3.13
 STDLIB_26_313 = {
-    "binascii", "errno", "hashlib", "json", "optparse", "os", "platform", "re", "shutil",
-    "signal", "socket", "struct", "subprocess", "sys", "tarfile", "tempfile", "time",
-    "traceback", "stat", "pwd",
+    "binascii",
+    "errno",
+    "hashlib",
+    "json",
+    "optparse",
+    "os",
+    "platform",
+    "re",
+    "shutil",
+    "signal",
+    "socket",
+    "struct",
+    "subprocess",
+    "sys",
+    "tarfile",
+    "tempfile",
+    "time",
+    "traceback",
+    "stat",
+    "pwd",
     "__future__",
 }
 
@@ -41,13 +58,22 @@ def _trees() -> list[tuple[Path, ast.Module]]:
 def test_vermin_reports_no_violations_for_26_and_30() -> None:
     # the modules the zip ships (not hostpaths.pyi, the controller's typed view of one)
     proc = subprocess.run(
-        [_vermin(), "--no-tips", "-t=2.6-", "-t=3.0-", "--violations",
-         *(str(p) for p in agent_files())],
-        capture_output=True, text=True, timeout=120,
+        [
+            _vermin(),
+            "--no-tips",
+            "-t=2.6-",
+            "-t=3.0-",
+            "--violations",
+            *(str(p) for p in agent_files()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Minimum required versions: 2.6, 3.0" in proc.stdout or "No known violations" in (
-        proc.stdout), proc.stdout
+        proc.stdout
+    ), proc.stdout
 
 
 def test_agent_imports_only_old_stdlib_modules_and_itself() -> None:
@@ -69,8 +95,9 @@ def test_agent_modules_import_each_other_without_a_cycle() -> None:
     a depth-first walk of the `from .x import` graph never meets a module on its path."""
     graph: dict[str, set[str]] = {}
     for path, tree in _trees():
-        graph[path.stem] = {n.module or "" for n in ast.walk(tree)
-                            if isinstance(n, ast.ImportFrom) and n.level == 1}
+        graph[path.stem] = {
+            n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1
+        }
         assert "" not in graph[path.stem], f"{path.name}: `from . import` hides a dependency"
     for deps in graph.values():
         assert deps <= set(graph), deps - set(graph)
@@ -94,19 +121,27 @@ def test_agent_modules_are_small() -> None:
 
 
 def test_agent_functions_are_short() -> None:
-    long = {f"{path.stem}.{node.name}": node.end_lineno - node.lineno + 1
-            for path, tree in _trees() for node in ast.walk(tree)
-            if isinstance(node, ast.FunctionDef) and node.end_lineno is not None
-            and node.end_lineno - node.lineno + 1 > 80}
+    long = {
+        f"{path.stem}.{node.name}": node.end_lineno - node.lineno + 1
+        for path, tree in _trees()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > 80
+    }
     assert long == {}, long
 
 
 def test_agent_modules_share_no_private_names() -> None:
     """What one module takes from another is public: a `_name` stays in its module."""
-    private = [f"{path.name}: from .{node.module} import {alias.name}"
-               for path, tree in _trees() for node in ast.walk(tree)
-               if isinstance(node, ast.ImportFrom) and node.level == 1
-               for alias in node.names if alias.name.startswith("_")]
+    private = [
+        f"{path.name}: from .{node.module} import {alias.name}"
+        for path, tree in _trees()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.level == 1
+        for alias in node.names
+        if alias.name.startswith("_")
+    ]
     assert private == []
 
 
@@ -116,25 +151,33 @@ def test_agent_file_headers_and_version_constant() -> None:
         text = path.read_text(encoding="utf-8")
         assert text.splitlines()[0] == "# -*- coding: utf-8 -*-", path.name
         assert ast.get_docstring(tree), path.name
-        consts.update({
-            t.id: n.value.value
-            for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)
-            for t in n.targets if isinstance(t, ast.Name)
-        })
+        consts.update(
+            {
+                t.id: n.value.value
+                for n in tree.body
+                if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)
+                for t in n.targets
+                if isinstance(t, ast.Name)
+            }
+        )
     assert str(consts["AGENT_VERSION"]).count(".") == 2
     assert consts["SCHEMA_VERSION"] == 1
 
 
 def test_agent_has_no_fstrings_or_set_literals() -> None:
     for path, tree in _trees():
-        bad = [type(n).__name__ for n in ast.walk(tree)
-               if isinstance(n, (ast.JoinedStr, ast.Set, ast.SetComp, ast.DictComp))]
+        bad = [
+            type(n).__name__
+            for n in ast.walk(tree)
+            if isinstance(n, (ast.JoinedStr, ast.Set, ast.SetComp, ast.DictComp))
+        ]
         assert bad == [], path.name
 
 
 def test_version_flag_under_python3() -> None:
-    proc = subprocess.run(agent_command(sys.executable, "--version"), capture_output=True,
-                          text=True, timeout=30)
+    proc = subprocess.run(
+        agent_command(sys.executable, "--version"), capture_output=True, text=True, timeout=30
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == AGENT_VERSION
 
@@ -169,8 +212,9 @@ def test_parsers_run_under_python27(tmp_path: Path) -> None:
 
 
 def test_version_flag_under_python27() -> None:
-    proc = subprocess.run(agent_command(need_py27(), "--version"), capture_output=True,
-                          text=True, timeout=30)
+    proc = subprocess.run(
+        agent_command(need_py27(), "--version"), capture_output=True, text=True, timeout=30
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == AGENT_VERSION
     assert built_agent().name.startswith("probe_agent-")

@@ -24,12 +24,14 @@ def elf_bytes(*, wide: bool, order: str, interp: bytes | None) -> bytes:
     offset = ehsize + phentsize
     ptype = 3 if interp is not None else 1
     if wide:
-        head = ident + struct.pack(order + "HHIQQQIHHHHHH", 2, 62, 1, 0, ehsize, 0, 0,
-                                   ehsize, phentsize, 1, 0, 0, 0)
+        head = ident + struct.pack(
+            order + "HHIQQQIHHHHHH", 2, 62, 1, 0, ehsize, 0, 0, ehsize, phentsize, 1, 0, 0, 0
+        )
         ph = struct.pack(order + "IIQQQQQQ", ptype, 4, offset, 0, 0, len(path), len(path), 1)
     else:
-        head = ident + struct.pack(order + "HHIIIIIHHHHHH", 2, 20, 1, 0, ehsize, 0, 0,
-                                   ehsize, phentsize, 1, 0, 0, 0)
+        head = ident + struct.pack(
+            order + "HHIIIIIHHHHHH", 2, 20, 1, 0, ehsize, 0, 0, ehsize, phentsize, 1, 0, 0, 0
+        )
         ph = struct.pack(order + "IIIIIIII", ptype, offset, 0, 0, len(path), len(path), 4, 1)
     assert len(head) == ehsize and len(ph) == phentsize
     return head + ph + path
@@ -37,8 +39,9 @@ def elf_bytes(*, wide: bool, order: str, interp: bytes | None) -> bytes:
 
 @pytest.mark.parametrize("wide", [True, False])
 @pytest.mark.parametrize("order", ["<", ">"])
-def test_elf_interpreter_of_every_class_and_byte_order(tmp_path: Path, wide: bool,
-                                                       order: str) -> None:
+def test_elf_interpreter_of_every_class_and_byte_order(
+    tmp_path: Path, wide: bool, order: str
+) -> None:
     dynamic = tmp_path / "dynamic"
     dynamic.write_bytes(elf_bytes(wide=wide, order=order, interp=b"/lib/ld-test.so.1"))
     static = tmp_path / "static"
@@ -77,9 +80,11 @@ def test_loader_list_finds_what_ldd_finds(tool: str) -> None:
 def test_elf_interpreter_under_python27(tmp_path: Path) -> None:
     big = tmp_path / "big"
     big.write_bytes(elf_bytes(wide=False, order=">", interp=b"/lib/ld.so.1"))
-    script = ("import json, sys\n"
-              "print(json.dumps([pa.elf_interpreter(sys.argv[3]),"
-              " pa.elf_interpreter(sys.argv[4])]))\n")
+    script = (
+        "import json, sys\n"
+        "print(json.dumps([pa.elf_interpreter(sys.argv[3]),"
+        " pa.elf_interpreter(sys.argv[4])]))\n"
+    )
     out = run_py27(tmp_path, script, str(big), os.path.realpath(shutil.which("ls") or "/bin/ls"))
     assert out[0] == "/lib/ld.so.1"
     assert out[1] and out[1].startswith("/")

@@ -62,7 +62,8 @@ def test_dead_runs_go_uncollected_results_stay_live_and_starting_runs_stay(
 def test_only_the_controllers_layout_is_reaped(tmp_path: Path) -> None:
     work = "/var/lib/labctl/work"
     assert pa.controller_runs_of("/var/lib/labctl/runs/r1/result.json", work) == (
-        "/var/lib/labctl/runs")
+        "/var/lib/labctl/runs"
+    )
     assert pa.controller_runs_of(str(tmp_path / "r1.json"), work) is None
     assert pa.controller_runs_of("/tmp/x/result.json", work) is None
     assert pa.controller_runs_of("/var/lib/labctl/runs/r1/result.json", "/elsewhere/work") is None

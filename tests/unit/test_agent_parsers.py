@@ -73,8 +73,11 @@ def test_version_2010_engine_block_and_components() -> None:
     assert v["git_commit"] == "363e9a8"  # the engine's, not the client's
     assert v["go_version"] == "go1.15.15"
     assert v["os_arch"] == "linux/amd64"
-    assert v["components"] == {"containerd": "1.4.13~ds1", "runc": "1.0.0~rc93+ds1",
-                               "docker-init": "0.19.0"}
+    assert v["components"] == {
+        "containerd": "1.4.13~ds1",
+        "runc": "1.0.0~rc93+ds1",
+        "docker-init": "0.19.0",
+    }
 
 
 def test_version_headers_with_product_names() -> None:
@@ -96,14 +99,28 @@ def test_version_modern_daemon_down() -> None:
 
 def test_version_json() -> None:
     obj = {
-        "Client": {"Version": "20.10.24+dfsg1", "ApiVersion": "1.41", "GitCommit": "297e128",
-                   "GoVersion": "go1.19.8", "Os": "linux", "Arch": "amd64"},
-        "Server": {"Components": [
-            {"Name": "Engine", "Version": "20.10.24+dfsg1"},
-            {"Name": "containerd", "Version": "1.6.20~ds1"}],
-            "Version": "20.10.24+dfsg1", "ApiVersion": "1.41", "MinAPIVersion": "1.12",
-            "GitCommit": "5d6db84", "GoVersion": "go1.19.8", "Os": "linux", "Arch": "amd64",
-            "KernelVersion": "6.1.0-18-amd64"},
+        "Client": {
+            "Version": "20.10.24+dfsg1",
+            "ApiVersion": "1.41",
+            "GitCommit": "297e128",
+            "GoVersion": "go1.19.8",
+            "Os": "linux",
+            "Arch": "amd64",
+        },
+        "Server": {
+            "Components": [
+                {"Name": "Engine", "Version": "20.10.24+dfsg1"},
+                {"Name": "containerd", "Version": "1.6.20~ds1"},
+            ],
+            "Version": "20.10.24+dfsg1",
+            "ApiVersion": "1.41",
+            "MinAPIVersion": "1.12",
+            "GitCommit": "5d6db84",
+            "GoVersion": "go1.19.8",
+            "Os": "linux",
+            "Arch": "amd64",
+            "KernelVersion": "6.1.0-18-amd64",
+        },
     }
     v = pa.parse_docker_version_json(obj)
     assert v["format"] == "json"
@@ -138,8 +155,11 @@ def test_info_150_ubuntu_aufs() -> None:
     i = pa.parse_docker_info(INFO_150_UBUNTU_AUFS)
     assert i["storage_driver"] == "aufs"
     assert i["backing_filesystem"] == "extfs"
-    assert i["driver_status"] == {"Root Dir": "/var/lib/docker/aufs",
-                                  "Backing Filesystem": "extfs", "Dirs": "18"}
+    assert i["driver_status"] == {
+        "Root Dir": "/var/lib/docker/aufs",
+        "Backing Filesystem": "extfs",
+        "Dirs": "18",
+    }
     assert i["root_dir"] == "/var/lib/docker"
     assert i["root_dir_source"] == "derived"
     assert i["cgroup_driver"] is None  # Docker 1.5 does not say: null, not guessed
@@ -197,8 +217,12 @@ def test_info_modern_overlay2() -> None:
     i = pa.parse_docker_info(INFO_2010_OVERLAY2)
     assert i["storage_driver"] == "overlay2"
     assert i["backing_filesystem"] == "extfs"
-    assert i["driver_status"] == {"Backing Filesystem": "extfs", "Supports d_type": "true",
-                                  "Native Overlay Diff": "true", "userxattr": "false"}
+    assert i["driver_status"] == {
+        "Backing Filesystem": "extfs",
+        "Supports d_type": "true",
+        "Native Overlay Diff": "true",
+        "userxattr": "false",
+    }
     assert i["root_dir"] == "/var/lib/docker"
     assert i["root_dir_source"] == "docker-info"
     assert i["cgroup_driver"] == "cgroupfs"
@@ -257,8 +281,11 @@ def test_info_modern_devicemapper_loop() -> None:
 
 
 def test_info_warnings_on_stderr_appended_anywhere() -> None:
-    text = ("WARNING: IPv4 forwarding is disabled\n" + INFO_2010_VFS
-            + "WARNING: No swap limit support\n")
+    text = (
+        "WARNING: IPv4 forwarding is disabled\n"
+        + INFO_2010_VFS
+        + "WARNING: No swap limit support\n"
+    )
     i = pa.parse_docker_info(text)
     assert i["warnings"] == ["IPv4 forwarding is disabled", "No swap limit support"]
     assert i["storage_driver"] == "vfs"
@@ -272,14 +299,28 @@ def test_info_daemon_down() -> None:
 
 
 def test_info_json() -> None:
-    obj = {"Containers": 0, "Images": 2, "Driver": "overlay2",
-           "DriverStatus": [["Backing Filesystem", "xfs"], ["Supports d_type", "true"]],
-           "MemoryLimit": True, "SwapLimit": False, "PidsLimit": True,
-           "CgroupDriver": "systemd", "CgroupVersion": "2", "KernelVersion": "6.1.0",
-           "OperatingSystem": "Debian GNU/Linux 12 (bookworm)", "OSType": "linux",
-           "Architecture": "x86_64", "NCPU": 2, "MemTotal": 1019215872,
-           "DockerRootDir": "/var/lib/docker", "Name": "h", "ServerVersion": "20.10.24+dfsg1",
-           "LoggingDriver": "json-file", "Warnings": ["WARNING: No swap limit support"]}
+    obj = {
+        "Containers": 0,
+        "Images": 2,
+        "Driver": "overlay2",
+        "DriverStatus": [["Backing Filesystem", "xfs"], ["Supports d_type", "true"]],
+        "MemoryLimit": True,
+        "SwapLimit": False,
+        "PidsLimit": True,
+        "CgroupDriver": "systemd",
+        "CgroupVersion": "2",
+        "KernelVersion": "6.1.0",
+        "OperatingSystem": "Debian GNU/Linux 12 (bookworm)",
+        "OSType": "linux",
+        "Architecture": "x86_64",
+        "NCPU": 2,
+        "MemTotal": 1019215872,
+        "DockerRootDir": "/var/lib/docker",
+        "Name": "h",
+        "ServerVersion": "20.10.24+dfsg1",
+        "LoggingDriver": "json-file",
+        "Warnings": ["WARNING: No swap limit support"],
+    }
     i = pa.parse_docker_info_json(obj)
     assert i["format"] == "json"
     assert i["storage_driver"] == "overlay2"
@@ -301,14 +342,26 @@ def test_info_json() -> None:
 @pytest.mark.parametrize(
     ("text", "kind"),
     [
-        ("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
-         "Is the docker daemon running?", "docker-daemon-down"),
-        ("FATA[0000] Get http:///var/run/docker.sock/v1.17/version: dial unix "
-         "/var/run/docker.sock: no such file or directory.", "docker-daemon-down"),
-        ("Got permission denied while trying to connect to the Docker daemon socket at "
-         "unix:///var/run/docker.sock: connect: permission denied", "docker-permission"),
-        ("FATA[0000] Get http:///var/run/docker.sock/v1.17/info: dial unix "
-         "/var/run/docker.sock: permission denied.", "docker-permission"),
+        (
+            "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
+            "Is the docker daemon running?",
+            "docker-daemon-down",
+        ),
+        (
+            "FATA[0000] Get http:///var/run/docker.sock/v1.17/version: dial unix "
+            "/var/run/docker.sock: no such file or directory.",
+            "docker-daemon-down",
+        ),
+        (
+            "Got permission denied while trying to connect to the Docker daemon socket at "
+            "unix:///var/run/docker.sock: connect: permission denied",
+            "docker-permission",
+        ),
+        (
+            "FATA[0000] Get http:///var/run/docker.sock/v1.17/info: dial unix "
+            "/var/run/docker.sock: permission denied.",
+            "docker-permission",
+        ),
         ("something odd happened", "docker-error"),
     ],
 )
@@ -353,9 +406,17 @@ def test_parse_size(text: str | None, expected: int | None) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("1.5.0", (1, 5, 0)), ("1.13.1-cs9", (1, 13, 1)), ("20.10.5+dfsg1", (20, 10, 5)),
-     ("26.1.5+dfsg1", (26, 1, 5)), ("17.06.2-ce", (17, 6, 2)), ("1.6", (1, 6, 0)),
-     ("", None), (None, None), ("dev", None)],
+    [
+        ("1.5.0", (1, 5, 0)),
+        ("1.13.1-cs9", (1, 13, 1)),
+        ("20.10.5+dfsg1", (20, 10, 5)),
+        ("26.1.5+dfsg1", (26, 1, 5)),
+        ("17.06.2-ce", (17, 6, 2)),
+        ("1.6", (1, 6, 0)),
+        ("", None),
+        (None, None),
+        ("dev", None),
+    ],
 )
 def test_version_tuple(text: str | None, expected: tuple[int, ...] | None) -> None:
     assert pa.version_tuple(text) == expected
@@ -397,7 +458,11 @@ def test_parse_os_release() -> None:
     assert d["name"] == "Debian GNU/Linux" and d["pretty"] == "Debian GNU/Linux 12 (bookworm)"
     u = pa.parse_os_release(OS_RELEASE_UBUNTU_1404)
     assert (u["id"], u["version"], u["name"], u["pretty"]) == (
-        "ubuntu", "14.04", "Ubuntu", "Ubuntu 14.04.2 LTS")
+        "ubuntu",
+        "14.04",
+        "Ubuntu",
+        "Ubuntu 14.04.2 LTS",
+    )
     assert pa.parse_os_release("") is None
 
 
@@ -406,8 +471,12 @@ def test_parse_os_release() -> None:
     [
         ("CentOS release 6.6 (Final)", "centos", "6.6", "CentOS"),
         ("CentOS Linux release 7.0.1406 (Core) ", "centos", "7.0.1406", "CentOS Linux"),
-        ("Red Hat Enterprise Linux Server release 6.6 (Santiago)", "rhel", "6.6",
-         "Red Hat Enterprise Linux Server"),
+        (
+            "Red Hat Enterprise Linux Server release 6.6 (Santiago)",
+            "rhel",
+            "6.6",
+            "Red Hat Enterprise Linux Server",
+        ),
         ("Fedora release 21 (Twenty One)", "fedora", "21", "Fedora"),
     ],
 )
@@ -418,10 +487,16 @@ def test_parse_redhat_release(line: str, ident: str, version: str, name: str) ->
 
 
 def test_parse_lsb_and_debian_version() -> None:
-    d = pa.parse_lsb_release('DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=14.04\nDISTRIB_CODENAME=trusty\n'
-                             'DISTRIB_DESCRIPTION="Ubuntu 14.04.2 LTS"\n')
+    d = pa.parse_lsb_release(
+        "DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=14.04\nDISTRIB_CODENAME=trusty\n"
+        'DISTRIB_DESCRIPTION="Ubuntu 14.04.2 LTS"\n'
+    )
     assert (d["id"], d["version"], d["name"], d["pretty"]) == (
-        "ubuntu", "14.04", "Ubuntu", "Ubuntu 14.04.2 LTS")
+        "ubuntu",
+        "14.04",
+        "Ubuntu",
+        "Ubuntu 14.04.2 LTS",
+    )
     dv = pa.parse_debian_version("7.8\n")
     assert (dv["id"], dv["version"], dv["name"]) == ("debian", "7.8", "Debian GNU/Linux")
     assert pa.parse_lsb_release("") is None
@@ -437,17 +512,31 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> str:
 
 
 def test_detect_distribution_centos6_has_no_os_release(tmp_path: Path) -> None:
-    root = _tree(tmp_path, {"etc/redhat-release": "CentOS release 6.6 (Final)\n",
-                            "etc/centos-release": "CentOS release 6.6 (Final)\n"})
+    root = _tree(
+        tmp_path,
+        {
+            "etc/redhat-release": "CentOS release 6.6 (Final)\n",
+            "etc/centos-release": "CentOS release 6.6 (Final)\n",
+        },
+    )
     d = pa.detect_distribution(root)
     assert (d["id"], d["version"], d["name"], d["source"]) == (
-        "centos", "6.6", "CentOS", "redhat-release")
+        "centos",
+        "6.6",
+        "CentOS",
+        "redhat-release",
+    )
     assert d["pretty"] == "CentOS release 6.6 (Final)"
 
 
 def test_detect_distribution_centos7_keeps_point_release(tmp_path: Path) -> None:
-    root = _tree(tmp_path, {"etc/os-release": OS_RELEASE_CENTOS7,
-                            "etc/redhat-release": "CentOS Linux release 7.0.1406 (Core)\n"})
+    root = _tree(
+        tmp_path,
+        {
+            "etc/os-release": OS_RELEASE_CENTOS7,
+            "etc/redhat-release": "CentOS Linux release 7.0.1406 (Core)\n",
+        },
+    )
     d = pa.detect_distribution(root)
     assert (d["id"], d["version"], d["source"]) == ("centos", "7", "os-release")
     assert d["version_full"] == "7.0.1406"
@@ -465,15 +554,19 @@ def test_detect_distribution_fallbacks(tmp_path: Path) -> None:
 
 # --- /proc parsers -------------------------------------------------------------------------------
 
+
 def test_parse_proc_cgroups_enabled_only_sorted() -> None:
-    text = ("#subsys_name\thierarchy\tnum_cgroups\tenabled\n"
-            "cpuset\t3\t1\t1\nmemory\t4\t45\t0\ncpu\t1\t1\t1\nblkio\t7\t1\t1\n")
+    text = (
+        "#subsys_name\thierarchy\tnum_cgroups\tenabled\n"
+        "cpuset\t3\t1\t1\nmemory\t4\t45\t0\ncpu\t1\t1\t1\nblkio\t7\t1\t1\n"
+    )
     assert pa.parse_proc_cgroups(text) == ["blkio", "cpu", "cpuset"]
 
 
 def test_parse_meminfo() -> None:
-    m = pa.parse_meminfo("MemTotal:       24684100 kB\nSwapTotal:             0 kB\n"
-                         "HugePages_Total:       0\n")
+    m = pa.parse_meminfo(
+        "MemTotal:       24684100 kB\nSwapTotal:             0 kB\nHugePages_Total:       0\n"
+    )
     assert m["MemTotal"] == 24684100 * 1024
     assert m["SwapTotal"] == 0
     assert m["HugePages_Total"] == 0
@@ -509,7 +602,8 @@ def test_container_root_mount() -> None:
 def test_find_mount_longest_prefix_and_escapes() -> None:
     mounts = pa.parse_proc_mounts(
         "/dev/vda / ext4 rw 0 0\n/dev/vdb /var/lib/docker xfs rw 0 0\n"
-        "/dev/vdc /var/lib/docker2 ext4 rw 0 0\n/dev/vdd /mnt/with\\040space ext4 rw 0 0\n")
+        "/dev/vdc /var/lib/docker2 ext4 rw 0 0\n/dev/vdd /mnt/with\\040space ext4 rw 0 0\n"
+    )
     assert pa.find_mount(mounts, "/var/lib/docker/overlay2/x")["source"] == "/dev/vdb"
     assert pa.find_mount(mounts, "/var/lib/docker")["source"] == "/dev/vdb"
     assert pa.find_mount(mounts, "/var/lib/docker2/x")["source"] == "/dev/vdc"
@@ -518,33 +612,44 @@ def test_find_mount_longest_prefix_and_escapes() -> None:
 
 
 def test_parse_ldd() -> None:
-    text = ("\tlinux-vdso.so.1 (0x00007ffd)\n"
-            "\tlibselinux.so.1 => /lib/x86_64-linux-gnu/libselinux.so.1 (0x00007f)\n"
-            "\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n"
-            "\tlibgone.so.2 => not found\n"
-            "\t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n")
+    text = (
+        "\tlinux-vdso.so.1 (0x00007ffd)\n"
+        "\tlibselinux.so.1 => /lib/x86_64-linux-gnu/libselinux.so.1 (0x00007f)\n"
+        "\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n"
+        "\tlibgone.so.2 => not found\n"
+        "\t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n"
+    )
     paths, missing = pa.parse_ldd(text)
-    assert paths == ["/lib/x86_64-linux-gnu/libselinux.so.1", "/lib/x86_64-linux-gnu/libc.so.6",
-                     "/lib64/ld-linux-x86-64.so.2"]
+    assert paths == [
+        "/lib/x86_64-linux-gnu/libselinux.so.1",
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        "/lib64/ld-linux-x86-64.so.2",
+    ]
     assert missing == ["libgone.so.2"]
     assert pa.parse_ldd("\tnot a dynamic executable\n") == ([], [])
     assert pa.parse_ldd("\tstatically linked\n") == ([], [])
 
 
 def test_parse_ps_names_both_formats() -> None:
-    table = ("CONTAINER ID        IMAGE               COMMAND             CREATED          "
-             "STATUS              PORTS               NAMES\n"
-             "4c01db0b339c        ubuntu:14.04        \"bash\"              2 minutes ago    "
-             "Up 2 minutes                            labctl-probe-r1-storage\n"
-             "d7886598dbe2        crosbymichael/redis \"redis-server\"      3 minutes ago    "
-             "Up 3 minutes        6379/tcp            labctl-lab-a,web/db\n")
-    assert pa.parse_ps_names(table) == [("4c01db0b339c", ["labctl-probe-r1-storage"]),
-                                        ("d7886598dbe2", ["labctl-lab-a"])]
+    table = (
+        "CONTAINER ID        IMAGE               COMMAND             CREATED          "
+        "STATUS              PORTS               NAMES\n"
+        '4c01db0b339c        ubuntu:14.04        "bash"              2 minutes ago    '
+        "Up 2 minutes                            labctl-probe-r1-storage\n"
+        'd7886598dbe2        crosbymichael/redis "redis-server"      3 minutes ago    '
+        "Up 3 minutes        6379/tcp            labctl-lab-a,web/db\n"
+    )
+    assert pa.parse_ps_names(table) == [
+        ("4c01db0b339c", ["labctl-probe-r1-storage"]),
+        ("d7886598dbe2", ["labctl-lab-a"]),
+    ]
     assert pa.parse_ps_names("abc labctl-probe-x-storage\n") == [
-        ("abc", ["labctl-probe-x-storage"])]
+        ("abc", ["labctl-probe-x-storage"])
+    ]
 
 
 # --- storage verdicts and candidates -------------------------------------------------------------
+
 
 def test_storage_candidates_from_inspect_and_ids(tmp_path: Path) -> None:
     root = str(tmp_path)
@@ -556,16 +661,23 @@ def test_storage_candidates_from_inspect_and_ids(tmp_path: Path) -> None:
     insp = {"Id": cid, "GraphDriver": {"Name": "aufs", "Data": None}}
     c = pa.storage_candidates(insp, root, "aufs")
     assert c.index(os.path.join(root, "aufs", "diff", mid)) < c.index(
-        os.path.join(root, "aufs", "mnt", mid))
+        os.path.join(root, "aufs", "mnt", mid)
+    )
     assert os.path.join(root, "aufs", "diff", cid) in c  # Docker 1.5: the container id
-    ov = {"Id": cid, "GraphDriver": {"Name": "overlay2", "Data": {
-        "UpperDir": "/x/overlay2/c/diff", "MergedDir": "/x/overlay2/c/merged"}}}
+    ov = {
+        "Id": cid,
+        "GraphDriver": {
+            "Name": "overlay2",
+            "Data": {"UpperDir": "/x/overlay2/c/diff", "MergedDir": "/x/overlay2/c/merged"},
+        },
+    }
     c = pa.storage_candidates(ov, root, "overlay2")
     assert c[0] == "/x/overlay2/c/diff"
     assert c.index("/x/overlay2/c/merged") > c.index(os.path.join(root, "vfs", "dir", cid))
     old = {"Id": cid, "Driver": "devicemapper"}  # 1.5: no GraphDriver key at all
     assert os.path.join(root, "devicemapper", "mnt", cid, "rootfs") in pa.storage_candidates(
-        old, root, "devicemapper")
+        old, root, "devicemapper"
+    )
 
 
 def test_bounded_find(tmp_path: Path) -> None:
@@ -581,47 +693,78 @@ def test_bounded_find(tmp_path: Path) -> None:
 
 def test_storage_verdicts() -> None:
     cid = "c" * 64
-    shared = {"host_path": f"/var/lib/docker/overlay2/{cid}/diff/labctl-probe-1.txt",
-              "host_can_read": True, "host_can_write": True, "container_sees_host_write": True}
+    shared = {
+        "host_path": f"/var/lib/docker/overlay2/{cid}/diff/labctl-probe-1.txt",
+        "host_can_read": True,
+        "host_can_write": True,
+        "container_sees_host_write": True,
+    }
     v = pa.storage_verdict(shared, [cid])
-    assert v == ("shares host filesystem: the container's files are plain files under "
-                 "/var/lib/docker/overlay2/<id>/diff; the host can read and change them and "
-                 "the container sees the change")
-    dm = {"host_path": None, "container_root_is_block_device": True,
-          "container_root_fstype": "ext4", "container_root_source": "/dev/mapper/docker-253:0-1-x"}
+    assert v == (
+        "shares host filesystem: the container's files are plain files under "
+        "/var/lib/docker/overlay2/<id>/diff; the host can read and change them and "
+        "the container sees the change"
+    )
+    dm = {
+        "host_path": None,
+        "container_root_is_block_device": True,
+        "container_root_fstype": "ext4",
+        "container_root_source": "/dev/mapper/docker-253:0-1-x",
+    }
     v = pa.storage_verdict(dm)
-    assert v.startswith("separate block device: the container's root is ext4 on "
-                        "/dev/mapper/docker-253:0-1-x, not in the host's file tree")
+    assert v.startswith(
+        "separate block device: the container's root is ext4 on "
+        "/dev/mapper/docker-253:0-1-x, not in the host's file tree"
+    )
     assert "CentOS 7.0" in v
     dm_path = f"/var/lib/docker/devicemapper/mnt/{cid}/rootfs/labctl-probe-1.txt"
     mounted = dict(dm, host_path=dm_path, host_can_read=True, host_can_write=True)
     v = pa.storage_verdict(mounted, [cid])
-    assert v == ("separate block device mounted in the host's tree: the container's root is ext4 "
-                 "on /dev/mapper/docker-253:0-1-x, which the engine also mounts at "
-                 "/var/lib/docker/devicemapper/mnt/<id>/rootfs on the host; the host can read "
-                 "and change them there (the article's CentOS 6.6 device-mapper finding)")
-    lost = {"host_path": None, "container_root_is_block_device": False,
-            "container_root_fstype": "overlay", "container_root_source": "overlay",
-            "docker_root_dir": "/var/lib/docker"}
+    assert v == (
+        "separate block device mounted in the host's tree: the container's root is ext4 "
+        "on /dev/mapper/docker-253:0-1-x, which the engine also mounts at "
+        "/var/lib/docker/devicemapper/mnt/<id>/rootfs on the host; the host can read "
+        "and change them there (the article's CentOS 6.6 device-mapper finding)"
+    )
+    lost = {
+        "host_path": None,
+        "container_root_is_block_device": False,
+        "container_root_fstype": "overlay",
+        "container_root_source": "overlay",
+        "docker_root_dir": "/var/lib/docker",
+    }
     assert pa.storage_verdict(lost).startswith("not found on the host")
 
 
 def test_storage_verdict_private_daemon_namespace() -> None:
     """The CentOS 7.0 finding: the device is mounted only where the daemon (MountFlags=slave)
     sees it; the host reaches the files through /proc/<dockerd>/root, or not at all."""
-    dm = {"host_path": None, "container_root_is_block_device": True,
-          "container_root_fstype": "ext4", "container_root_source": "/dev/mapper/docker-1-x",
-          "daemon_mount_ns": "private", "daemon_ns_path": "/proc/77/root/var/lib/docker/f",
-          "host_can_read_via_daemon_ns": True, "host_can_write_via_daemon_ns": True}
+    dm = {
+        "host_path": None,
+        "container_root_is_block_device": True,
+        "container_root_fstype": "ext4",
+        "container_root_source": "/dev/mapper/docker-1-x",
+        "daemon_mount_ns": "private",
+        "daemon_ns_path": "/proc/77/root/var/lib/docker/f",
+        "host_can_read_via_daemon_ns": True,
+        "host_can_write_via_daemon_ns": True,
+    }
     v = pa.storage_verdict(dm)
-    assert v.startswith("separate block device, mounted only in the daemon's private mount "
-                        "namespace: the container's root is ext4 on /dev/mapper/docker-1-x")
+    assert v.startswith(
+        "separate block device, mounted only in the daemon's private mount "
+        "namespace: the container's root is ext4 on /dev/mapper/docker-1-x"
+    )
     assert "only through /proc/<dockerd>/root, where it can read and change them" in v
     assert v.endswith("(the article's CentOS 7.0 device-mapper finding)")
     unreachable = dict(dm, daemon_ns_path=None)
     assert "did not find them through /proc/<dockerd>/root" in pa.storage_verdict(unreachable)
-    shared_ns = dict(dm, daemon_mount_ns="host", host_path="/var/lib/docker/devicemapper/mnt/"
-                     + "c" * 64 + "/rootfs/f", host_can_read=True, host_can_write=True)
+    shared_ns = dict(
+        dm,
+        daemon_mount_ns="host",
+        host_path="/var/lib/docker/devicemapper/mnt/" + "c" * 64 + "/rootfs/f",
+        host_can_read=True,
+        host_can_write=True,
+    )
     v = pa.storage_verdict(shared_ns, ["c" * 64])
     assert "on the host, the daemon sharing the host's mount namespace; the host can read" in v
     assert "CentOS 6.6" in v
@@ -659,9 +802,11 @@ def test_daemon_mount_namespace_of_this_process() -> None:
 
 def test_device_mounted(tmp_path: Path) -> None:
     mi = tmp_path / "mountinfo"
-    mi.write_text("36 35 253:1 / /var/lib/docker/devicemapper/mnt/abc rw,relatime shared:1 - "
-                  "ext4 /dev/mapper/docker-253:1-99-abc rw\n"
-                  "22 1 8:1 / / rw - ext4 /dev/vda1 rw\n")
+    mi.write_text(
+        "36 35 253:1 / /var/lib/docker/devicemapper/mnt/abc rw,relatime shared:1 - "
+        "ext4 /dev/mapper/docker-253:1-99-abc rw\n"
+        "22 1 8:1 / / rw - ext4 /dev/vda1 rw\n"
+    )
     assert pa._device_mounted(str(mi), "/dev/mapper/docker-253:1-99-abc") is True
     assert pa._device_mounted(str(mi), "/dev/mapper/docker-253:1-99-other") is False
     assert pa._device_mounted(str(tmp_path / "missing"), "/dev/vda1") is None
@@ -669,8 +814,10 @@ def test_device_mounted(tmp_path: Path) -> None:
 
 # --- result writing ------------------------------------------------------------------------------
 
-def test_write_json_atomic_uses_tmp_and_rename(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+
+def test_write_json_atomic_uses_tmp_and_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "sub" / "host.json"
     calls: list[tuple[str, str]] = []
     fsyncs: list[int] = []
@@ -696,8 +843,9 @@ def test_write_json_atomic_uses_tmp_and_rename(tmp_path: Path,
     assert not os.path.exists(str(out) + ".tmp")
 
 
-def test_write_json_atomic_leaves_old_result_on_failure(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_json_atomic_leaves_old_result_on_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "host.json"
     out.write_text('{"old": true}')
 
@@ -732,8 +880,19 @@ def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         pa.main(["run", "--run-id", "bad id", "--host", "h", "--out", "/tmp/x.json"])
     assert exc.value.code == 2
     with pytest.raises(SystemExit) as exc:
-        pa.main(["run", "--run-id", "r1", "--host", "h", "--out", "/tmp/x.json",
-                 "--experiments", "nope"])
+        pa.main(
+            [
+                "run",
+                "--run-id",
+                "r1",
+                "--host",
+                "h",
+                "--out",
+                "/tmp/x.json",
+                "--experiments",
+                "nope",
+            ]
+        )
     assert exc.value.code == 2
     capsys.readouterr()
     assert pa.main(["--version"]) == 0
@@ -771,7 +930,10 @@ def test_docker_facts_falls_back_to_docker_15_text(tmp_path: Path) -> None:
     assert f["error"] is None
     assert f["version_format"] == "flat" and f["info_format"] == "text"
     assert (f["client_version"], f["server_version"], f["api_version"]) == (
-        "1.5.0", "1.5.0", "1.17")
+        "1.5.0",
+        "1.5.0",
+        "1.17",
+    )
     assert f["storage_driver"] == "aufs" and f["backing_filesystem"] == "extfs"
     assert f["root_dir"] == "/var/lib/docker" and f["root_dir_source"] == "derived"
     assert f["cgroup_driver"] is None and f["cgroup_version"] is None
@@ -819,12 +981,16 @@ def test_a_start_that_loses_the_udev_race_is_tried_again(tmp_path: Path) -> None
 def test_the_udev_race_has_two_faces_and_nothing_else_is_retried() -> None:
     from labctl.agent.context import lost_udev_race
 
-    assert lost_udev_race("Cannot start container x: Error mounting '/dev/mapper/docker-1-x'"
-                          " on '/var/lib/docker/devicemapper/mnt/x': no such file or directory")
+    assert lost_udev_race(
+        "Cannot start container x: Error mounting '/dev/mapper/docker-1-x'"
+        " on '/var/lib/docker/devicemapper/mnt/x': no such file or directory"
+    )
     # seen in CI on the 1.5.0 lab (c70, memory-limited)
-    assert lost_udev_race("Error response from daemon: Cannot start container f7bc66: Error"
-                          " getting container f7bc66 from driver devicemapper: open"
-                          " /dev/mapper/docker-254:16-1234-f7bc66: no such file or directory")
+    assert lost_udev_race(
+        "Error response from daemon: Cannot start container f7bc66: Error"
+        " getting container f7bc66 from driver devicemapper: open"
+        " /dev/mapper/docker-254:16-1234-f7bc66: no such file or directory"
+    )
     assert not lost_udev_race("Error response from daemon: no such image")
     assert not lost_udev_race("from driver devicemapper: thin pool is full")
     assert not lost_udev_race("")

@@ -26,33 +26,40 @@ from tests.agenthelp import GIB, MIB, built_agent, need_py27, pa, run_py27
 
 # -- limits ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("name", "text", "expected"), [
-    ("disk_cap_bytes", "512M", 512 * MIB),
-    ("disk_cap_bytes", "1G", GIB),
-    ("disk_cap_bytes", "1.5GiB", int(1.5 * GIB)),
-    ("disk_floor_bytes", "1048576", MIB),
-    ("memory_limit_bytes", "32m", 32 * MIB),
-    ("inodes_cap", "2000", 2000),
-    ("inodes_cap", "100k", 100_000),
-    ("processes_floor", "1m", 1_000_000),
-    ("experiment_timeout_s", "90", 90.0),
-    ("experiment_timeout_s", "2.5s", 2.5),
-    ("disk_cap_fraction", "0.5", 0.5),
-    ("disk_cap_bytes", "off", None),
-    ("inodes_floor", "none", None),
-])
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("disk_cap_bytes", "512M", 512 * MIB),
+        ("disk_cap_bytes", "1G", GIB),
+        ("disk_cap_bytes", "1.5GiB", int(1.5 * GIB)),
+        ("disk_floor_bytes", "1048576", MIB),
+        ("memory_limit_bytes", "32m", 32 * MIB),
+        ("inodes_cap", "2000", 2000),
+        ("inodes_cap", "100k", 100_000),
+        ("processes_floor", "1m", 1_000_000),
+        ("experiment_timeout_s", "90", 90.0),
+        ("experiment_timeout_s", "2.5s", 2.5),
+        ("disk_cap_fraction", "0.5", 0.5),
+        ("disk_cap_bytes", "off", None),
+        ("inodes_floor", "none", None),
+    ],
+)
 def test_parse_limit_value(name: str, text: str, expected: object) -> None:
     assert pa.parse_limit_value(name, text) == expected
 
 
-@pytest.mark.parametrize(("name", "text", "needle"), [
-    ("disk_cap", "1G", "unknown limit"),
-    ("disk_cap_bytes", "lots", "size like 512M"),
-    ("inodes_cap", "12x", "count like"),
-    ("experiment_timeout_s", "0", "positive number"),
-    ("experiment_timeout_s", "off", "cannot be turned off"),
-    ("disk_cap_fraction", "2", "between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    ("name", "text", "needle"),
+    [
+        ("disk_cap", "1G", "unknown limit"),
+        ("disk_cap_bytes", "lots", "size like 512M"),
+        ("inodes_cap", "12x", "count like"),
+        ("experiment_timeout_s", "0", "positive number"),
+        ("experiment_timeout_s", "off", "cannot be turned off"),
+        ("disk_cap_fraction", "2", "between 0 and 1"),
+    ],
+)
 def test_parse_limit_value_errors(name: str, text: str, needle: str) -> None:
     with pytest.raises(ValueError, match=needle):
         pa.parse_limit_value(name, text)
@@ -79,14 +86,14 @@ def test_default_limits_are_documented_and_complete() -> None:
 
 def test_cap_and_floor_bounded_defaults_big_host() -> None:
     cap, floor = pa.cap_and_floor("disk", "bounded", {}, free=80 * GIB, total=250 * GIB)
-    assert cap == GIB                       # min(1 GiB, 25% of free)
-    assert floor == 25 * GIB                # 10% of the size beats 256 MiB
+    assert cap == GIB  # min(1 GiB, 25% of free)
+    assert floor == 25 * GIB  # 10% of the size beats 256 MiB
 
 
 def test_cap_and_floor_bounded_defaults_small_lab_disk() -> None:
     cap, floor = pa.cap_and_floor("disk", "bounded", {}, free=480 * MIB, total=512 * MIB)
-    assert cap == 120 * MIB                 # a quarter of what is free
-    assert floor == 256 * MIB               # never more than half the disk
+    assert cap == 120 * MIB  # a quarter of what is free
+    assert floor == 256 * MIB  # never more than half the disk
     amount, limited = pa.cap_within_floor(cap, floor, 480 * MIB)
     assert (amount, limited) == (120 * MIB, False)
     cap, floor = pa.cap_and_floor("inodes", "bounded", {}, free=19_990, total=20_000)
@@ -100,27 +107,28 @@ def test_cap_and_floor_overrides_and_exhaust() -> None:
     assert pa.cap_and_floor("disk", "bounded", over, 80 * GIB, 250 * GIB) == (32 * MIB, 100)
     assert pa.cap_and_floor("memory", "exhaust", {}, 20 * GIB, 24 * GIB) == (None, 0)
     # exhaust still honours what --limit says
-    assert pa.cap_and_floor("memory", "exhaust", {"memory_floor_bytes": 64 * MIB},
-                            20 * GIB, 24 * GIB) == (None, 64 * MIB)
+    assert pa.cap_and_floor(
+        "memory", "exhaust", {"memory_floor_bytes": 64 * MIB}, 20 * GIB, 24 * GIB
+    ) == (None, 64 * MIB)
     assert pa.cap_and_floor("disk", "bounded", {"disk_cap_bytes": None}, GIB, 2 * GIB)[0] is None
 
 
 def test_cap_within_floor() -> None:
-    assert pa.cap_within_floor(100, 0, 50) == (100, False)       # no floor
+    assert pa.cap_within_floor(100, 0, 50) == (100, False)  # no floor
     assert pa.cap_within_floor(100, 30, 200) == (100, False)
-    assert pa.cap_within_floor(100, 150, 200) == (50, True)      # never below the floor
-    assert pa.cap_within_floor(None, 150, 200) == (50, True)     # no cap: the floor bounds it
-    assert pa.cap_within_floor(100, 300, 200) == (0, True)       # already under: run nothing
-    assert pa.cap_within_floor(None, 0, 200) == (None, False)    # exhaust
+    assert pa.cap_within_floor(100, 150, 200) == (50, True)  # never below the floor
+    assert pa.cap_within_floor(None, 150, 200) == (50, True)  # no cap: the floor bounds it
+    assert pa.cap_within_floor(100, 300, 200) == (0, True)  # already under: run nothing
+    assert pa.cap_within_floor(None, 0, 200) == (None, False)  # exhaust
 
 
 def test_floor_breached_looks_ahead() -> None:
-    assert not pa.floor_breached(1000, 0, 10_000, 1.0)           # no floor
+    assert not pa.floor_breached(1000, 0, 10_000, 1.0)  # no floor
     assert not pa.floor_breached(None, 100, 0, 1.0)
-    assert pa.floor_breached(100, 100, 0, 0.5)                   # at the floor
-    assert not pa.floor_breached(1000, 100, 100, 0.5)            # far enough
-    assert pa.floor_breached(1000, 100, 2000, 0.5)               # will cross before next look
-    assert not pa.floor_breached(1000, 100, -500, 0.5)           # rising: no look-ahead
+    assert pa.floor_breached(100, 100, 0, 0.5)  # at the floor
+    assert not pa.floor_breached(1000, 100, 100, 0.5)  # far enough
+    assert pa.floor_breached(1000, 100, 2000, 0.5)  # will cross before next look
+    assert not pa.floor_breached(1000, 100, -500, 0.5)  # rising: no look-ahead
 
 
 def test_floor_look_ahead_is_bounded_by_the_containers_own_limit() -> None:
@@ -128,9 +136,9 @@ def test_floor_look_ahead_is_bounded_by_the_containers_own_limit() -> None:
     # 256 floor; the container's --pids-limit 64 left it room for 1 more pid, not 320
     assert pa.floor_breached(411, 256, 640, 0.5)
     assert not pa.floor_breached(411, 256, 640, 0.5, room=1)
-    assert pa.floor_breached(300, 256, 640, 0.5, room=50)        # the room itself crosses
-    assert not pa.floor_breached(300, 256, 640, 0.5, room=-3)    # over its limit: no more
-    assert pa.floor_breached(256, 256, 0, 0.5, room=0)           # at the floor all the same
+    assert pa.floor_breached(300, 256, 640, 0.5, room=50)  # the room itself crosses
+    assert not pa.floor_breached(300, 256, 640, 0.5, room=-3)  # over its limit: no more
+    assert pa.floor_breached(256, 256, 0, 0.5, room=0)  # at the floor all the same
 
 
 def test_decline_rate() -> None:
@@ -142,7 +150,10 @@ def test_decline_rate() -> None:
 
 def test_downsample_bounds_length_keeps_ends() -> None:
     n = 2001
-    series = {"t": [i * 0.1 for i in range(n)], "free_bytes": list(range(n, 0, -1))}
+    series: dict[str, list[float]] = {
+        "t": [i * 0.1 for i in range(n)],
+        "free_bytes": list(range(n, 0, -1)),
+    }
     out = pa.downsample(series, 600)
     assert len(out["t"]) == len(out["free_bytes"]) <= 600
     assert len(out["t"]) >= 590
@@ -154,6 +165,7 @@ def test_downsample_bounds_length_keeps_ends() -> None:
 
 
 # -- reading the host ------------------------------------------------------------------------
+
 
 def test_parse_loadavg_and_vmstat() -> None:
     assert pa.parse_loadavg_threads("3.38 2.18 1.32 8/134 10445\n") == 134
@@ -180,10 +192,12 @@ MOUNTINFO_V2 = "40 22 0:30 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n
 
 def test_cgroup_dir_v1_nested_lab_host() -> None:
     mounts = pa.parse_cgroup_mounts(MOUNTINFO_V1_NESTED)
-    proc = pa.parse_proc_cgroup("5:pids:/docker/outer/docker/inner\n"
-                                "4:memory:/docker/outer/docker/inner\n"
-                                "3:cpu,cpuacct:/docker/outer/docker/inner\n"
-                                "1:name=systemd:/docker/outer\n")
+    proc = pa.parse_proc_cgroup(
+        "5:pids:/docker/outer/docker/inner\n"
+        "4:memory:/docker/outer/docker/inner\n"
+        "3:cpu,cpuacct:/docker/outer/docker/inner\n"
+        "1:name=systemd:/docker/outer\n"
+    )
     assert proc["cpuacct"] == "/docker/outer/docker/inner"
     assert pa.cgroup_dir(proc, mounts, "memory") == ("/sys/fs/cgroup/memory/docker/inner", 1)
     assert pa.cgroup_dir(proc, mounts, "pids") == ("/sys/fs/cgroup/pids/docker/inner", 1)
@@ -194,14 +208,23 @@ def test_cgroup_dir_v2() -> None:
     mounts = pa.parse_cgroup_mounts(MOUNTINFO_V2)
     proc = pa.parse_proc_cgroup("0::/system.slice/docker-abc.scope\n")
     assert pa.cgroup_dir(proc, mounts, "memory") == (
-        "/sys/fs/cgroup/system.slice/docker-abc.scope", 2)
+        "/sys/fs/cgroup/system.slice/docker-abc.scope",
+        2,
+    )
 
 
 def test_host_sampler_reads_this_machine(tmp_path: Path) -> None:
     sampler = pa.HostSampler(str(tmp_path))
     s = sampler.sample()
-    for key in ("free_bytes", "free_inodes", "mem_available", "procs", "threads",
-                "free_pids", "size_bytes"):
+    for key in (
+        "free_bytes",
+        "free_inodes",
+        "mem_available",
+        "procs",
+        "threads",
+        "free_pids",
+        "size_bytes",
+    ):
         assert isinstance(s[key], int) and s[key] >= 0, key
     assert s["threads"] >= s["procs"] > 0
     assert sampler.pids_total() and s["free_pids"] <= sampler.pids_total()
@@ -212,7 +235,7 @@ def test_host_checks_on_a_folder(tmp_path: Path) -> None:
     disk = pa.host_checks("disk", str(tmp_path), lim)
     assert disk["host_write_ok"] is True and disk["host_create_ok"] is True
     assert disk["host_write_error"] is None and disk["host_write_bytes"] == MIB
-    assert os.listdir(tmp_path) == []           # nothing left behind
+    assert os.listdir(tmp_path) == []  # nothing left behind
     gone = pa.host_checks("inodes", str(tmp_path / "missing"), lim)
     assert gone["host_create_ok"] is False
     assert gone["host_create_error"].startswith("ENOENT: ")
@@ -222,10 +245,13 @@ def test_host_checks_on_a_folder(tmp_path: Path) -> None:
 
 def test_errno_text() -> None:
     import errno
+
     assert pa.errno_text(OSError(errno.ENOSPC, "No space left on device")) == (
-        "ENOSPC: No space left on device")
+        "ENOSPC: No space left on device"
+    )
     assert pa.errno_text(OSError(errno.EAGAIN, "Resource temporarily unavailable")).startswith(
-        "EAGAIN: ")
+        "EAGAIN: "
+    )
 
 
 def test_reserve_space_and_write_through_it(tmp_path: Path) -> None:
@@ -237,13 +263,15 @@ def test_reserve_space_and_write_through_it(tmp_path: Path) -> None:
     pa.write_json_atomic(str(out), {"schema": 1}, reserve)
     assert json.loads(out.read_text()) == {"schema": 1}
     assert not os.path.exists(reserve) and not os.path.exists(str(out) + ".tmp")
-    assert out.stat().st_size < 100           # the reserve was truncated to the data
+    assert out.stat().st_size < 100  # the reserve was truncated to the data
 
 
 def test_protect_self_in_a_child() -> None:
     # in a child process, so the test runner's own OOM score is left alone
-    code = (f"import json, sys; sys.path.insert(0, {str(built_agent())!r}); "
-            "from labctl_agent import sampling; print(json.dumps(sampling.protect_self()))")
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(built_agent())!r}); "
+        "from labctl_agent import sampling; print(json.dumps(sampling.protect_self()))"
+    )
     proc = subprocess.run(["python3", "-c", code], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
@@ -258,10 +286,12 @@ def test_protect_self_in_a_child() -> None:
 
 # -- version gates and docker run options ----------------------------------------------------
 
+
 def test_pids_gate_by_docker_version() -> None:
     ok, why = pa.pids_gate("1.10.3", ["cpu", "memory", "pids"])
-    assert not ok and why == ("not supported by Docker 1.10.3 (--pids-limit needs Docker 1.11 "
-                              "or later)")
+    assert not ok and why == (
+        "not supported by Docker 1.10.3 (--pids-limit needs Docker 1.11 or later)"
+    )
     assert pa.pids_gate("1.11.0", ["memory", "pids"]) == (True, None)
     assert pa.pids_gate("1.5.0", None)[1].startswith("not supported by Docker 1.5.0")
     ok, why = pa.pids_gate("20.10.24+dfsg1", ["memory"])  # kernel without the pids cgroup
@@ -278,7 +308,7 @@ def test_resource_run_options_gates() -> None:
     args, applied = pa.resource_run_options("processes-limited", "1.11.0", lim)
     assert args == ["--pids-limit", "20"] and applied["pids_limit"] == 20
     args, _ = pa.resource_run_options("disk-shared", "1.6.2", lim, True, "/d")
-    assert args == ["-v", "/d:/shared"]            # :z only from 1.7
+    assert args == ["-v", "/d:/shared"]  # :z only from 1.7
     args, _ = pa.resource_run_options("disk-shared", "1.13.1", lim, True, "/d")
     assert args == ["-v", "/d:/shared:z"]
     args, _ = pa.resource_run_options("disk", "1.13.1", lim)
@@ -286,6 +316,7 @@ def test_resource_run_options_gates() -> None:
 
 
 # -- the container's scripts -----------------------------------------------------------------
+
 
 def test_container_scripts_bounded_and_exhaust() -> None:
     disk = pa.container_script("disk", 32 * MIB, 180)
@@ -314,8 +345,11 @@ def test_inodes_script_counts_right(tmp_path: Path, shell: str) -> None:
     if not os.path.exists(shell):
         pytest.skip(f"{shell} not here")
     script = pa.container_script("inodes", 1100, 1)
-    script = script.replace("/fill", str(tmp_path / "fill")).replace(
-        "/dev/labctl-", str(tmp_path / "labctl-")).replace("exec sleep 1", "true")
+    script = (
+        script.replace("/fill", str(tmp_path / "fill"))
+        .replace("/dev/labctl-", str(tmp_path / "labctl-"))
+        .replace("exec sleep 1", "true")
+    )
     argv = [shell, "sh", "-c", script] if shell.endswith("busybox") else [shell, "-c", script]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
@@ -333,23 +367,29 @@ def test_memory_script_outlives_a_killed_tail(tmp_path: Path, shell: str) -> Non
     if not os.path.exists(shell):
         pytest.skip(f"{shell} not here")
     script = pa.container_script("memory-limited", None, 1).replace(
-        "tail /dev/zero", "sh -c 'kill -9 $$'")
+        "tail /dev/zero", "sh -c 'kill -9 $$'"
+    )
     t0 = time.monotonic()
     proc = subprocess.run([shell, "-c", script], capture_output=True, text=True, timeout=30)
     took = time.monotonic() - t0
     assert proc.returncode == 137 and pa.parse_container_log(proc.stdout)["rc"] == 137
     assert took >= 0.9
-    ok = pa.container_script("memory", 1024, 0).replace("exec sleep 0", "true").replace(
-        pa.STATE_FILE, str(tmp_path / "state"))
+    ok = (
+        pa.container_script("memory", 1024, 0)
+        .replace("exec sleep 0", "true")
+        .replace(pa.STATE_FILE, str(tmp_path / "state"))
+    )
     t0 = time.monotonic()
     proc = subprocess.run([shell, "-c", ok], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0 and time.monotonic() - t0 < 0.9  # a clean end: no wait
 
 
 def test_parse_container_log() -> None:
-    gnu = ("dd: error writing '/fill': No space left on device\n967+0 records in\n"
-           "966+0 records out\n1013972992 bytes (1.0 GB, 967 MiB) copied, 2.8 s, 362 MB/s\n"
-           "labctl-rc 1\n")
+    gnu = (
+        "dd: error writing '/fill': No space left on device\n967+0 records in\n"
+        "966+0 records out\n1013972992 bytes (1.0 GB, 967 MiB) copied, 2.8 s, 362 MB/s\n"
+        "labctl-rc 1\n"
+    )
     got = pa.parse_container_log(gnu)
     assert got["dd_bytes"] == 1013972992 and got["rc"] == 1 and got["error"] == "enospc"
     assert got["error_line"].startswith("dd: error writing")
@@ -397,8 +437,10 @@ def test_attribute_oom_host_process() -> None:
 
 
 def test_attribute_oom_container_and_host() -> None:
-    other = ["oom-kill:constraint=CONSTRAINT_NONE,task_memcg=/user.slice,task=sshd,pid=77,uid=0",
-             "Out of memory: Killed process 77 (sshd) total-vm:1kB, anon-rss:1kB, file-rss:0kB"]
+    other = [
+        "oom-kill:constraint=CONSTRAINT_NONE,task_memcg=/user.slice,task=sshd,pid=77,uid=0",
+        "Out of memory: Killed process 77 (sshd) total-vm:1kB, anon-rss:1kB, file-rss:0kB",
+    ]
     got = pa.attribute_oom(True, 137, False, 2, MODERN + other, CID)
     assert got["oom_victim"] == "container+host"
     assert got["oom_kills_other"] == 1 and got["oom_other_victims"] == "sshd"
@@ -414,22 +456,28 @@ def test_attribute_oom_none_and_unconfirmed() -> None:
 
 # -- stop reasons ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("observed", "reason"), [
-    ({"agent_stop": "floor", "reached_target": True}, "floor"),
-    ({"reached_target": True}, "cap"),
-    ({"reached_target": True, "cap_limited_by_floor": True}, "floor"),
-    ({"container_error": "enospc"}, "enospc"),
-    ({"host_exhausted": True}, "enospc"),
-    ({"container_error": "eagain"}, "eagain"),
-    ({"container_error": "eagain", "limit_applied": True, "near_limit": True},
-     "container-limit"),
-    ({"oom_killed": True, "exit_code": 137}, "oom-kill"),
-    ({"oom_killed": True, "exit_code": 137, "limit_applied": True}, "container-limit"),
-    ({"exit_code": 137, "killed_by_agent": True, "reached_target": True}, "cap"),
-    ({"container_error": "edquot"}, "container-limit"),
-    ({"agent_stop": "timeout"}, "timeout"),
-    ({"exit_code": 1}, "error"),
-])
+
+@pytest.mark.parametrize(
+    ("observed", "reason"),
+    [
+        ({"agent_stop": "floor", "reached_target": True}, "floor"),
+        ({"reached_target": True}, "cap"),
+        ({"reached_target": True, "cap_limited_by_floor": True}, "floor"),
+        ({"container_error": "enospc"}, "enospc"),
+        ({"host_exhausted": True}, "enospc"),
+        ({"container_error": "eagain"}, "eagain"),
+        (
+            {"container_error": "eagain", "limit_applied": True, "near_limit": True},
+            "container-limit",
+        ),
+        ({"oom_killed": True, "exit_code": 137}, "oom-kill"),
+        ({"oom_killed": True, "exit_code": 137, "limit_applied": True}, "container-limit"),
+        ({"exit_code": 137, "killed_by_agent": True, "reached_target": True}, "cap"),
+        ({"container_error": "edquot"}, "container-limit"),
+        ({"agent_stop": "timeout"}, "timeout"),
+        ({"exit_code": 1}, "error"),
+    ],
+)
 def test_decide_stop_reason(observed: dict[str, object], reason: str) -> None:
     assert pa.decide_stop_reason(observed) == reason
     assert reason in pa.STOP_REASONS
@@ -437,62 +485,100 @@ def test_decide_stop_reason(observed: dict[str, object], reason: str) -> None:
 
 # -- verdicts --------------------------------------------------------------------------------
 
+
 def _disk(**kw: object) -> dict[str, object]:
     m: dict[str, object] = {
-        "stop_reason": "cap", "container_started": True, "written_bytes": 256 * MIB,
-        "cap_effective": 256 * MIB, "landed_on_host_ratio": 1.0,
-        "host_free_bytes_delta": 256 * MIB, "target_path": "/var/lib/docker",
-        "target_fstype": "ext4", "host_write_ok": True, "host_create_ok": True,
-        "host_write_bytes": MIB}
+        "stop_reason": "cap",
+        "container_started": True,
+        "written_bytes": 256 * MIB,
+        "cap_effective": 256 * MIB,
+        "landed_on_host_ratio": 1.0,
+        "host_free_bytes_delta": 256 * MIB,
+        "target_path": "/var/lib/docker",
+        "target_fstype": "ext4",
+        "host_write_ok": True,
+        "host_create_ok": True,
+        "host_write_bytes": MIB,
+    }
     m.update(kw)
     return m
 
 
 def test_verdict_disk_cap_landed_on_host() -> None:
     v = pa.resource_verdict("disk", _disk())
-    assert v.startswith("stopped at the cap of 256 MiB: every byte written landed on the "
-                        "host's /var/lib/docker filesystem (ext4)")
+    assert v.startswith(
+        "stopped at the cap of 256 MiB: every byte written landed on the "
+        "host's /var/lib/docker filesystem (ext4)"
+    )
     assert "the host could still write a 1 MiB file and create a file" in v
-    assert v.endswith("no container limit applied up to 256 MiB: a container can fill the "
-                      "host disk")
+    assert v.endswith(
+        "no container limit applied up to 256 MiB: a container can fill the host disk"
+    )
 
 
 def test_verdict_disk_enospc_host_failed() -> None:
-    v = pa.resource_verdict("disk", _disk(
-        stop_reason="enospc", written_bytes=966 * MIB, host_write_ok=False,
-        host_write_error="ENOSPC: No space left on device"))
+    v = pa.resource_verdict(
+        "disk",
+        _disk(
+            stop_reason="enospc",
+            written_bytes=966 * MIB,
+            host_write_ok=False,
+            host_write_error="ENOSPC: No space left on device",
+        ),
+    )
     assert v.startswith("stopped at ENOSPC after 966 MiB: every byte written landed")
     assert "the host could NOT write a 1 MiB file (ENOSPC: No space left on device)" in v
     assert v.endswith("a container can fill the host disk")
 
 
 def test_verdict_disk_separate_device() -> None:
-    v = pa.resource_verdict("disk", _disk(stop_reason="enospc", landed_on_host_ratio=0.0,
-                                          written_bytes=10 * GIB))
+    v = pa.resource_verdict(
+        "disk", _disk(stop_reason="enospc", landed_on_host_ratio=0.0, written_bytes=10 * GIB)
+    )
     assert "did not show up as lost free space" in v
     assert v.endswith("the container's disk filled, not the host's")
 
 
 def test_verdict_floor_not_run_and_stopped() -> None:
-    v = pa.resource_verdict("disk", _disk(stop_reason="floor", container_started=False,
-                                          host_free_bytes_before=300 * MIB, floor=400 * MIB))
-    assert v.startswith("not run: the host has only 300 MiB free, at or below the safety "
-                        "floor of 400 MiB free")
-    v = pa.resource_verdict("disk", _disk(stop_reason="floor", floor=256 * MIB,
-                                          written_bytes=100 * MIB))
-    assert v.startswith("stopped by the agent at the host's safety floor of 256 MiB free "
-                        "after 100 MiB")
+    v = pa.resource_verdict(
+        "disk",
+        _disk(
+            stop_reason="floor",
+            container_started=False,
+            host_free_bytes_before=300 * MIB,
+            floor=400 * MIB,
+        ),
+    )
+    assert v.startswith(
+        "not run: the host has only 300 MiB free, at or below the safety floor of 400 MiB free"
+    )
+    v = pa.resource_verdict(
+        "disk", _disk(stop_reason="floor", floor=256 * MIB, written_bytes=100 * MIB)
+    )
+    assert v.startswith(
+        "stopped by the agent at the host's safety floor of 256 MiB free after 100 MiB"
+    )
 
 
 def test_verdict_inodes() -> None:
-    m = {"stop_reason": "enospc", "files_created": 19960, "host_inodes_total": 20000,
-         "landed_on_host_ratio": 1.0, "host_free_inodes_delta": 19970,
-         "target_path": "/var/lib/docker", "target_fstype": "ext4", "host_create_ok": False,
-         "host_create_error": "ENOSPC: No space left on device", "host_write_ok": True,
-         "host_write_bytes": MIB}
+    m = {
+        "stop_reason": "enospc",
+        "files_created": 19960,
+        "host_inodes_total": 20000,
+        "landed_on_host_ratio": 1.0,
+        "host_free_inodes_delta": 19970,
+        "target_path": "/var/lib/docker",
+        "target_fstype": "ext4",
+        "host_create_ok": False,
+        "host_create_error": "ENOSPC: No space left on device",
+        "host_write_ok": True,
+        "host_write_bytes": MIB,
+    }
     v = pa.resource_verdict("inodes", m)
-    assert v.startswith("stopped at ENOSPC after 19,960 files: every file created used an "
-                        "inode of the host's /var/lib/docker filesystem (ext4)")
+    assert v.startswith(
+        "stopped at ENOSPC after 19,960 files: every file created used an "
+        "inode of the host's /var/lib/docker filesystem (ext4)"
+    )
     assert "the host could NOT create a file (ENOSPC" in v
     assert v.endswith("a container can exhaust the host's inodes")
     m.update(host_inodes_total=0, target_fstype="btrfs", stop_reason="cap")
@@ -500,52 +586,99 @@ def test_verdict_inodes() -> None:
 
 
 def test_verdict_memory() -> None:
-    lim = {"stop_reason": "container-limit", "memory_limit_bytes": 64 * MIB,
-           "resident_bytes": 64 * MIB, "host_mem_available_min": 20 * GIB,
-           "host_alloc_ok": True, "host_alloc_bytes": 16 * MIB}
+    lim = {
+        "stop_reason": "container-limit",
+        "memory_limit_bytes": 64 * MIB,
+        "resident_bytes": 64 * MIB,
+        "host_mem_available_min": 20 * GIB,
+        "host_alloc_ok": True,
+        "host_alloc_bytes": 16 * MIB,
+    }
     assert pa.resource_verdict("memory-limited", lim) == (
         "contained: the container was OOM-killed at its 64 MiB limit (peak 64 MiB); host "
-        "MemAvailable stayed above 20 GiB and the host could still allocate 16 MiB")
-    oom = {"stop_reason": "oom-kill", "resident_bytes": 900 * MIB, "oom_victim": "container+host",
-           "oom_kills_other": 1, "oom_other_victims": "sshd", "host_alloc_ok": True,
-           "host_alloc_bytes": 16 * MIB}
+        "MemAvailable stayed above 20 GiB and the host could still allocate 16 MiB"
+    )
+    oom = {
+        "stop_reason": "oom-kill",
+        "resident_bytes": 900 * MIB,
+        "oom_victim": "container+host",
+        "oom_kills_other": 1,
+        "oom_other_victims": "sshd",
+        "host_alloc_ok": True,
+        "host_alloc_bytes": 16 * MIB,
+    }
     v = pa.resource_verdict("memory", oom)
-    assert v.startswith("the host ran out of memory: the container was OOM-killed after "
-                        "900 MiB with no memory limit; the kernel also killed 1 other")
-    cap = {"stop_reason": "cap", "cap_effective": 64 * MIB, "resident_bytes": 65 * MIB,
-           "host_mem_available_delta": 64 * MIB, "landed_on_host_ratio": 0.98,
-           "host_alloc_ok": True, "host_alloc_bytes": 16 * MIB}
+    assert v.startswith(
+        "the host ran out of memory: the container was OOM-killed after "
+        "900 MiB with no memory limit; the kernel also killed 1 other"
+    )
+    cap = {
+        "stop_reason": "cap",
+        "cap_effective": 64 * MIB,
+        "resident_bytes": 65 * MIB,
+        "host_mem_available_delta": 64 * MIB,
+        "landed_on_host_ratio": 0.98,
+        "host_alloc_ok": True,
+        "host_alloc_bytes": 16 * MIB,
+    }
     v = pa.resource_verdict("memory", cap)
-    assert v.startswith("stopped at the cap of 64 MiB with 65 MiB resident and no memory "
-                        "limit")
+    assert v.startswith("stopped at the cap of 64 MiB with 65 MiB resident and no memory limit")
     assert v.endswith("a container can use up the host's memory")
 
 
 def test_verdict_processes() -> None:
-    lim = {"stop_reason": "container-limit", "pids_limit": 20, "processes_started": 18,
-           "container_pids_peak": 20, "host_fork_ok": True}
+    lim = {
+        "stop_reason": "container-limit",
+        "pids_limit": 20,
+        "processes_started": 18,
+        "container_pids_peak": 20,
+        "host_fork_ok": True,
+    }
     assert pa.resource_verdict("processes-limited", lim) == (
         "contained: the container stopped at its --pids-limit of 20 (EAGAIN after 18 children, "
-        "20 pids in the container); the host could still fork a process")
-    bomb = {"stop_reason": "eagain", "processes_started": 477, "host_free_pids_min": 0,
-            "host_threads_delta": 477, "landed_on_host_ratio": 1.0, "host_fork_ok": False,
-            "host_fork_error": "EAGAIN: Resource temporarily unavailable"}
+        "20 pids in the container); the host could still fork a process"
+    )
+    bomb = {
+        "stop_reason": "eagain",
+        "processes_started": 477,
+        "host_free_pids_min": 0,
+        "host_threads_delta": 477,
+        "landed_on_host_ratio": 1.0,
+        "host_fork_ok": False,
+        "host_fork_error": "EAGAIN: Resource temporarily unavailable",
+    }
     v = pa.resource_verdict("processes", bomb)
-    assert v.startswith("stopped at EAGAIN (fork failed) after 477 children: the host's "
-                        "process limit was reached")
+    assert v.startswith(
+        "stopped at EAGAIN (fork failed) after 477 children: the host's process limit was reached"
+    )
     assert "the host could NOT fork a process (EAGAIN" in v
-    cap = {"stop_reason": "cap", "cap_effective": 50, "processes_started": 50,
-           "host_threads_delta": 50, "landed_on_host_ratio": 1.0, "host_fork_ok": True,
-           "host_pid_max": 32768, "host_threads_max": 192731}
+    cap = {
+        "stop_reason": "cap",
+        "cap_effective": 50,
+        "processes_started": 50,
+        "host_threads_delta": 50,
+        "landed_on_host_ratio": 1.0,
+        "host_fork_ok": True,
+        "host_pid_max": 32768,
+        "host_threads_max": 192731,
+    }
     v = pa.resource_verdict("processes", cap)
     assert v.startswith("stopped at the cap of 50 children with no pids limit")
     assert v.endswith("(pid_max 32,768, threads-max 192,731)")
     # a limited container cut short by the agent's time (a slow VM): not a finding either way
-    slow = {"stop_reason": "timeout", "pids_limit": 64, "limit_applied": True,
-            "timeout_source": "agent-deadline",
-            "processes_started": 19, "timeout_s_effective": 25.7, "host_procs_delta": 19,
-            "ratio_denominator": 20, "landed_on_host_ratio": 0.95, "host_threads_delta": 28,
-            "host_fork_ok": True}
+    slow = {
+        "stop_reason": "timeout",
+        "pids_limit": 64,
+        "limit_applied": True,
+        "timeout_source": "agent-deadline",
+        "processes_started": 19,
+        "timeout_s_effective": 25.7,
+        "host_procs_delta": 19,
+        "ratio_denominator": 20,
+        "landed_on_host_ratio": 0.95,
+        "host_threads_delta": 28,
+        "host_fork_ok": True,
+    }
     v = pa.resource_verdict("processes-limited", slow)
     assert v.startswith("not measured: stopped at the agent's own time limit")
     assert "after 19 children, below its --pids-limit of 64 (the limit was never reached" in v
@@ -562,13 +695,17 @@ def test_fmt_helpers() -> None:
 
 # -- the command line ------------------------------------------------------------------------
 
-def test_cli_rejects_bad_mode_and_limits(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                         ) -> None:
+
+def test_cli_rejects_bad_mode_and_limits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     base = ["run", "--run-id", "r1", "--host", "h", "--out", str(tmp_path / "o.json")]
-    for extra, needle in ((["--mode", "wild"], "--mode must be bounded or exhaust"),
-                          (["--limit", "disk_cap_bytes=lots"], "size like 512M"),
-                          (["--limit", "nope=1"], "unknown limit"),
-                          (["--experiments", "disk,bogus"], "unknown experiment(s) bogus")):
+    for extra, needle in (
+        (["--mode", "wild"], "--mode must be bounded or exhaust"),
+        (["--limit", "disk_cap_bytes=lots"], "size like 512M"),
+        (["--limit", "nope=1"], "unknown limit"),
+        (["--experiments", "disk,bogus"], "unknown experiment(s) bogus"),
+    ):
         with pytest.raises(SystemExit) as exc:
             pa.main(base + extra)
         assert exc.value.code == 2
@@ -577,9 +714,17 @@ def test_cli_rejects_bad_mode_and_limits(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_experiment_names_and_all() -> None:
-    assert pa.EXPERIMENT_ORDER == ("storage-location", "disk", "disk-limited", "disk-shared",
-                                   "inodes", "memory", "memory-limited", "processes",
-                                   "processes-limited")
+    assert pa.EXPERIMENT_ORDER == (
+        "storage-location",
+        "disk",
+        "disk-limited",
+        "disk-shared",
+        "inodes",
+        "memory",
+        "memory-limited",
+        "processes",
+        "processes-limited",
+    )
     assert set(pa.EXPERIMENTS) == set(pa.EXPERIMENT_ORDER)
     assert pa.DEFAULT_EXPERIMENTS == ("storage-location",)
 
@@ -598,8 +743,7 @@ def test_the_resource_table_covers_the_catalog() -> None:
         assert all(catalog.RESOURCE_OF[v] == kind.name for v in kind.variants), kind.name
         assert kind.free_key in kind.series_keys, kind.name
         assert kind.free_before_key in dict(kind.before_keys), kind.name
-        for key in (kind.cap_key, kind.cap_fraction_key, kind.floor_key,
-                    kind.floor_fraction_key):
+        for key in (kind.cap_key, kind.cap_fraction_key, kind.floor_key, kind.floor_fraction_key):
             assert key in pa.DEFAULT_LIMITS, (kind.name, key)
         assert kind.limit_key is None or kind.limit_key in pa.DEFAULT_LIMITS
         assert kind.progress_key and kind.rate_key and kind.ratio_definition, kind.name
@@ -613,7 +757,8 @@ def test_the_usage_names_the_catalog() -> None:
 
     text = " ".join(pa.USAGE.split())
     listed = "experiments: all, " + ", ".join(
-        n + (" (default)" if n in catalog.DEFAULT else "") for n in catalog.ORDER)
+        n + (" (default)" if n in catalog.DEFAULT else "") for n in catalog.ORDER
+    )
     assert listed in text
     assert pa.DEFAULT_EXPERIMENTS == catalog.DEFAULT
 
@@ -627,8 +772,7 @@ def test_reap_removes_dead_runs_shared_folders(tmp_path: Path) -> None:
     live.mkdir()
     other = parent / "labctl-other-fs"
     other.mkdir()
-    removed = pa.reap(str(tmp_path / "work"), None, own_run_id="liverun",
-                      fs_parents=(str(parent),))
+    removed = pa.reap(str(tmp_path / "work"), None, own_run_id="liverun", fs_parents=(str(parent),))
     assert str(parent / "labctl-probe-deadrun-fs") in removed["workdirs"]
     assert not (parent / "labctl-probe-deadrun-fs").exists()
     assert live.exists() and other.exists()
@@ -672,8 +816,11 @@ print(json.dumps(out))
 def test_resource_logic_runs_under_python27(tmp_path: Path) -> None:
     out = run_py27(tmp_path, PY2_SCRIPT)
     assert out["py"] == [2, 7]
-    assert out["limits"] == {"disk_cap_bytes": 32 * MIB, "inodes_cap": 2000,
-                             "experiment_timeout_s": 90.0}
+    assert out["limits"] == {
+        "disk_cap_bytes": 32 * MIB,
+        "inodes_cap": 2000,
+        "experiment_timeout_s": 90.0,
+    }
     assert out["cap_floor"] == [120 * MIB, 256 * MIB]
     assert out["within"] == [50, True]
     assert out["breach"] is True
@@ -685,7 +832,8 @@ def test_resource_logic_runs_under_python27(tmp_path: Path) -> None:
     assert out["verdict"].startswith("stopped at ENOSPC after 966 MiB")
     assert out["count"] == "19,960"
     assert {"free_bytes", "free_inodes", "mem_available", "threads", "free_pids"} <= set(
-        out["sample"])
+        out["sample"]
+    )
     assert out["fork"] == [True, None]
 
 
@@ -719,8 +867,13 @@ def test_host_fork_check_survives_eagain(tmp_path: Path, python: str) -> None:
     exe = need_py27() if python == "python2.7" else sys.executable
     script = tmp_path / "forkfail.py"
     script.write_text(FORK_FAIL)
-    proc = subprocess.run([exe, str(script), str(built_agent())], capture_output=True, text=True,
-                          timeout=60, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    proc = subprocess.run(
+        [exe, str(script), str(built_agent())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
+    )
     assert proc.returncode == 0, proc.stderr
     ok, error = json.loads(proc.stdout)
     assert ok is False and error.startswith("EAGAIN: ")
@@ -741,6 +894,7 @@ def _as_uid_with_nproc(uid: int, limit: int) -> Any:
         os.setgid(65534)
         os.setuid(uid)
         rlimits.setrlimit(rlimits.RLIMIT_NPROC, (limit, limit))
+
     return pre
 
 
@@ -769,8 +923,12 @@ def _run_fork_loop(tmp_path: Path, soak: int, dash: str) -> None:
     outside = subprocess.Popen(["sleep", "30"], preexec_fn=_as_uid_with_nproc(uid, 1000))
     limit = 24
     out = (tmp_path / "out").open("w")
-    proc = subprocess.Popen([dash, "-c", script], stdout=out, stderr=subprocess.STDOUT,
-                            preexec_fn=_as_uid_with_nproc(uid, limit))
+    proc = subprocess.Popen(
+        [dash, "-c", script],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        preexec_fn=_as_uid_with_nproc(uid, limit),
+    )
     try:
         state = tmp_path / "labctl-state"
         for _ in range(100):
@@ -837,14 +995,19 @@ def test_kill_container_prefers_the_signal_and_never_touches_other_names() -> No
         start = pa.proc_start_time(child.pid)
         assert pa.kill_container(NoCli(), "other-name", 1, child.pid, start, True) is None
         assert child.poll() is None
-        got = pa.kill_container(NoCli(), pa.NAME_PREFIX + "x-processes", 1, child.pid, start,
-                                prefer_signal=True)
+        got = pa.kill_container(
+            NoCli(), pa.NAME_PREFIX + "x-processes", 1, child.pid, start, prefer_signal=True
+        )
         assert got == "signal" and child.wait(timeout=10) == -signal.SIGKILL
         # nothing alive and no engine: no CLI either when the host has no pids left
         os.environ["DOCKER_HOST"] = "tcp://127.0.0.1:1"
         try:
-            assert pa.kill_container(NoCli(), pa.NAME_PREFIX + "x-processes", 1, child.pid,
-                                     start, prefer_signal=True) is None
+            assert (
+                pa.kill_container(
+                    NoCli(), pa.NAME_PREFIX + "x-processes", 1, child.pid, start, prefer_signal=True
+                )
+                is None
+            )
         finally:
             del os.environ["DOCKER_HOST"]
     finally:
@@ -853,20 +1016,38 @@ def test_kill_container_prefers_the_signal_and_never_touches_other_names() -> No
             child.wait()
 
 
-@pytest.mark.parametrize(("observed", "reason"), [
-    # the agent's own SIGKILL, or one nobody explains, is not an OOM kill of a fork loop
-    ({"resource": "processes", "exit_code": 137, "container_error": "eagain"}, "eagain"),
-    ({"resource": "processes", "exit_code": 137, "killed_by_agent": True,
-      "container_error": "eagain"}, "eagain"),
-    ({"resource": "processes", "exit_code": 137}, "error"),
-    ({"resource": "processes", "exit_code": 137, "oom_killed": True}, "oom-kill"),
-    ({"resource": "inodes", "exit_code": 137, "killed_by_agent": True, "host_exhausted": True},
-     "enospc"),
-    # memory: a SIGKILL nobody claims is the OOM killer's (old kernels leave no other trace)
-    ({"resource": "memory", "exit_code": 137}, "oom-kill"),
-])
-def test_decide_stop_reason_sigkill_is_not_always_oom(observed: dict[str, object],
-                                                      reason: str) -> None:
+@pytest.mark.parametrize(
+    ("observed", "reason"),
+    [
+        # the agent's own SIGKILL, or one nobody explains, is not an OOM kill of a fork loop
+        ({"resource": "processes", "exit_code": 137, "container_error": "eagain"}, "eagain"),
+        (
+            {
+                "resource": "processes",
+                "exit_code": 137,
+                "killed_by_agent": True,
+                "container_error": "eagain",
+            },
+            "eagain",
+        ),
+        ({"resource": "processes", "exit_code": 137}, "error"),
+        ({"resource": "processes", "exit_code": 137, "oom_killed": True}, "oom-kill"),
+        (
+            {
+                "resource": "inodes",
+                "exit_code": 137,
+                "killed_by_agent": True,
+                "host_exhausted": True,
+            },
+            "enospc",
+        ),
+        # memory: a SIGKILL nobody claims is the OOM killer's (old kernels leave no other trace)
+        ({"resource": "memory", "exit_code": 137}, "oom-kill"),
+    ],
+)
+def test_decide_stop_reason_sigkill_is_not_always_oom(
+    observed: dict[str, object], reason: str
+) -> None:
     assert pa.decide_stop_reason(observed) == reason
 
 
@@ -878,10 +1059,12 @@ OTHER_CID = "d" * 64
 
 
 def _oom(memcg: str, pid: int) -> list[str]:
-    return [f"[2694.2] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=x,"
-            f"mems_allowed=0,oom_memcg={memcg},task_memcg={memcg},task=tail,pid={pid},uid=0",
-            f"[2694.2] Memory cgroup out of memory: Killed process {pid} (tail) "
-            "total-vm:979956kB, anon-rss:977408kB, file-rss:116kB, shmem-rss:0kB, UID:0"]
+    return [
+        f"[2694.2] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=x,"
+        f"mems_allowed=0,oom_memcg={memcg},task_memcg={memcg},task=tail,pid={pid},uid=0",
+        f"[2694.2] Memory cgroup out of memory: Killed process {pid} (tail) "
+        "total-vm:979956kB, anon-rss:977408kB, file-rss:116kB, shmem-rss:0kB, UID:0",
+    ]
 
 
 def test_oom_host_scope_real_host_and_lab_hosts() -> None:
@@ -889,10 +1072,14 @@ def test_oom_host_scope_real_host_and_lab_hosts() -> None:
     # a real host: everything on the kernel is the host
     assert pa.oom_host_scope(f"/docker/{CID}", "/", _oom(f"/docker/{CID}", 1), CID) == ""
     # a lab host without a cgroup namespace (cgroup v1): it names its cgroups in full
-    assert pa.oom_host_scope(f"/docker/{LAB}/docker/{CID}", f"/docker/{LAB}", mine,
-                             CID) == f"/docker/{LAB}"
-    assert pa.oom_host_scope(f"/docker/{LAB}/docker/{CID}", f"/docker/{LAB}", [],
-                             CID) == f"/docker/{LAB}"
+    assert (
+        pa.oom_host_scope(f"/docker/{LAB}/docker/{CID}", f"/docker/{LAB}", mine, CID)
+        == f"/docker/{LAB}"
+    )
+    assert (
+        pa.oom_host_scope(f"/docker/{LAB}/docker/{CID}", f"/docker/{LAB}", [], CID)
+        == f"/docker/{LAB}"
+    )
     # a lab host with its own cgroup namespace: the kernel's prefix comes from the line
     assert pa.oom_host_scope(f"/docker/{CID}", "/", mine, CID) == f"/docker/{LAB}"
     assert pa.oom_host_scope(f"/docker/{CID}", "/", [], CID) is None
@@ -902,7 +1089,8 @@ def test_oom_host_scope_real_host_and_lab_hosts() -> None:
 def test_attribute_oom_leaves_out_kills_of_other_lab_hosts() -> None:
     mine = _oom(f"/docker/{LAB}/docker/{CID}", 8129)
     theirs = _oom(f"/docker/{OTHER_LAB}/docker/{OTHER_CID}", 7913) + _oom(
-        f"/docker/{OTHER_LAB}/docker/{OTHER_CID}", 8291)
+        f"/docker/{OTHER_LAB}/docker/{OTHER_CID}", 8291
+    )
     lines = theirs[:2] + mine + theirs[2:]
     scope = pa.oom_host_scope(f"/docker/{LAB}/docker/{CID}", f"/docker/{LAB}", lines, CID)
     got = pa.attribute_oom(True, 137, False, 3, lines, CID, scope)
@@ -920,8 +1108,7 @@ def test_attribute_oom_leaves_out_kills_of_other_lab_hosts() -> None:
 def test_cgroup_view_v1_nested_and_v2() -> None:
     mounts = pa.parse_cgroup_mounts(MOUNTINFO_V1_NESTED)
     proc = pa.parse_proc_cgroup("4:memory:/docker/outer/docker/inner\n")
-    assert pa.cgroup_view(proc, mounts, "memory") == ("/docker/outer/docker/inner",
-                                                       "/docker/outer")
+    assert pa.cgroup_view(proc, mounts, "memory") == ("/docker/outer/docker/inner", "/docker/outer")
     mounts = pa.parse_cgroup_mounts(MOUNTINFO_V2)
     proc = pa.parse_proc_cgroup("0::/system.slice/docker-abc.scope\n")
     assert pa.cgroup_view(proc, mounts, "memory") == ("/system.slice/docker-abc.scope", "/")
@@ -930,15 +1117,20 @@ def test_cgroup_view_v1_nested_and_v2() -> None:
 
 # -- one probe image per run, the disk given back after each experiment ------------------------
 
-def test_probe_image_is_made_once_per_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                          ) -> None:
+
+def test_probe_image_is_made_once_per_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, ...]] = []
 
-    def fake(docker: Any, work_dir: str, tools: tuple[str, ...], timeout: float = 0
-             ) -> dict[str, Any]:
+    def fake(
+        docker: Any, work_dir: str, tools: tuple[str, ...], timeout: float = 0
+    ) -> dict[str, Any]:
         calls.append(tuple(tools))
-        return {"probe_image": "labctl-probe:abc", "probe_image_files": 9,
-                "probe_image_built": True, "probe_image_bytes": 1000}
+        return {
+            "probe_image": "labctl-probe:abc",
+            "probe_image_files": 9,
+            "probe_image_built": True,
+            "probe_image_bytes": 1000,
+        }
 
     monkeypatch.setattr(agent_context, "ensure_probe_image", fake)  # where Agent finds it
     agent = pa.Agent("r1", "h", str(tmp_path), 60)
@@ -967,12 +1159,13 @@ def test_a_stall_without_a_limit_is_its_own_stop_reason() -> None:
 
 # -- a stall must mean the writer really stalled (issue 9) ---------------------------------------
 
+
 def test_stall_window_scales_with_the_slowest_step() -> None:
-    assert pa.stall_window(3.0, 0.0) == 3.0          # a fast machine: the configured 3 s
+    assert pa.stall_window(3.0, 0.0) == 3.0  # a fast machine: the configured 3 s
     assert pa.stall_window(3.0, 0.4) == 3.0
-    assert pa.stall_window(3.0, 2.0) == 10.0         # TCG: 2 s between bursts -> 10 s
+    assert pa.stall_window(3.0, 2.0) == 10.0  # TCG: 2 s between bursts -> 10 s
     assert pa.stall_window(3.0, 40.0) == pa.STALL_WINDOW_MAX_S
-    assert pa.stall_window(90.0, 1.0) == 90.0        # never below stall_s, even above the max
+    assert pa.stall_window(90.0, 1.0) == 90.0  # never below stall_s, even above the max
 
 
 def test_stall_decision() -> None:
@@ -986,19 +1179,23 @@ def test_stall_decision() -> None:
     assert stalled and why == (
         "dd (pid 4242) is alive in state S and nothing moved in the container (its progress, its "
         "own write counter) or on the host (free space, pool file, dirty pages) for 11.0 s "
-        "(window 10.0 s)")
+        "(window 10.0 s)"
+    )
     # blocked in I/O: three windows before it counts
     assert pa.stall_decision(25.0, 25.0, 10.0, blocked) == (False, None)
     stalled, why = pa.stall_decision(31.0, 31.0, 10.0, blocked)
-    assert stalled and why.startswith("dd (pid 4242) is alive in state D (blocked in I/O) and "
-                                      "nothing moved")
+    assert stalled and why.startswith(
+        "dd (pid 4242) is alive in state D (blocked in I/O) and nothing moved"
+    )
     stalled, why = pa.stall_decision(11.0, 11.0, 10.0, None)
     assert stalled and why.startswith("the writer is gone")
 
 
 def test_proc_io_and_stat_parsers() -> None:
-    io = "rchar: 10485760\nwchar: 219152384\nsyscr: 201\nsyscw: 209\nread_bytes: 0\n" \
-         "write_bytes: 216006656\ncancelled_write_bytes: 0\n"
+    io = (
+        "rchar: 10485760\nwchar: 219152384\nsyscr: 201\nsyscw: 209\nread_bytes: 0\n"
+        "write_bytes: 216006656\ncancelled_write_bytes: 0\n"
+    )
     assert pa.parse_proc_io(io)["wchar"] == 219152384
     assert pa.parse_proc_io(None) == {}
     stat = "4242 (dd) D 4200 4200 4200 0 -1 4194560 150 0 0 0 3 120 0 0 20 0 1 0 9876 ..."
@@ -1009,12 +1206,16 @@ def test_proc_io_and_stat_parsers() -> None:
 
 def test_writer_counter_of_a_real_child(tmp_path: Path) -> None:
     """find_child and /proc/PID/io on a real child process of this test (no Docker)."""
-    proc = subprocess.Popen(["sh", "-c", "dd if=/dev/zero of=%s bs=64k count=16 2>/dev/null; "
-                             "exec sleep 30" % (tmp_path / "f")])
+    proc = subprocess.Popen(
+        [
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=%s bs=64k count=16 2>/dev/null; exec sleep 30" % (tmp_path / "f"),
+        ]
+    )
     try:
         deadline = time.time() + 10
-        while (tmp_path / "f").exists() is False or \
-                os.path.getsize(tmp_path / "f") < 16 * 65536:
+        while (tmp_path / "f").exists() is False or os.path.getsize(tmp_path / "f") < 16 * 65536:
             assert time.time() < deadline
             time.sleep(0.05)
         # the dd child is gone now; the shell exec'd sleep: no dd under it
@@ -1029,6 +1230,7 @@ def test_writer_counter_of_a_real_child(tmp_path: Path) -> None:
 
 # -- the processes ratio, explained (issue 9: 0.0 to 2.4 between hosts of one run) --------------
 
+
 def test_process_ratio_is_host_visible_processes_per_container_process() -> None:
     assert pa.process_ratio(120, 1121, 1001) == (1.0, 1001, 1001)
     # kernel-wide threads would also count another lab host's fork bomb; /proc of this host
@@ -1040,29 +1242,46 @@ def test_process_ratio_is_host_visible_processes_per_container_process() -> None
 
 
 def test_verdict_processes_names_numerator_and_denominator() -> None:
-    m = {"stop_reason": "cap", "processes_started": 1000, "cap_effective": 1000,
-         "host_procs_delta": 1001, "ratio_denominator": 1001, "landed_on_host_ratio": 1.0,
-         "host_threads_delta": 2403, "host_fork_ok": True, "host_pid_max": 4194304,
-         "host_threads_max": 7612}
+    m = {
+        "stop_reason": "cap",
+        "processes_started": 1000,
+        "cap_effective": 1000,
+        "host_procs_delta": 1001,
+        "ratio_denominator": 1001,
+        "landed_on_host_ratio": 1.0,
+        "host_threads_delta": 2403,
+        "host_fork_ok": True,
+        "host_pid_max": 4194304,
+        "host_threads_max": 7612,
+    }
     v = pa.resource_verdict("processes", m)
-    assert ("the host saw 1,001 more processes at the container's peak for 1,001 in the "
-            "container (ratio 1.00; kernel-wide threads rose by 2,403)") in v
+    assert (
+        "the host saw 1,001 more processes at the container's peak for 1,001 in the "
+        "container (ratio 1.00; kernel-wide threads rose by 2,403)"
+    ) in v
 
 
 def test_processes_limited_before_docker_111_is_a_finding() -> None:
     _ok, why = pa.pids_gate("1.5.0", ["cpu", "memory"])
     m = {"host_pid_max": 32768, "host_threads_max": 7612}
     v = pa.pids_unavailable_verdict("1.5.0", why, m)
-    assert v.startswith("not available: --pids-limit arrived in Docker 1.11; Docker 1.5.0 has "
-                        "no per-container process limit, so nothing but the host's own limits "
-                        "(pid_max 32,768, threads-max 7,612) stops a container's processes")
+    assert v.startswith(
+        "not available: --pids-limit arrived in Docker 1.11; Docker 1.5.0 has "
+        "no per-container process limit, so nothing but the host's own limits "
+        "(pid_max 32,768, threads-max 7,612) stops a container's processes"
+    )
     _ok, why = pa.pids_gate("20.10.5", ["cpu", "memory"])
     assert pa.pids_unavailable_verdict("20.10.5", why, m).startswith(
-        "not available: this kernel has no pids cgroup (Linux 4.3+)")
+        "not available: this kernel has no pids cgroup (Linux 4.3+)"
+    )
     assert "not-available" in pa.STOP_REASONS
     from labctl.report.classify import AFFECTED, classify
-    rec = {"status": "ok", "verdict": v, "metrics": {"stop_reason": "not-available",
-                                                     "limit_available": False}}
+
+    rec = {
+        "status": "ok",
+        "verdict": v,
+        "metrics": {"stop_reason": "not-available", "limit_available": False},
+    }
     assert classify(rec).cls == AFFECTED
 
 
@@ -1071,6 +1290,5 @@ def test_own_cgroup_tells_the_container_s_from_the_daemon_s() -> None:
     assert pa.own_cgroup("/sys/fs/cgroup/pids/docker/" + cid, cid)
     assert pa.own_cgroup(f"/sys/fs/cgroup/system.slice/docker-{cid}.scope", cid)
     # Docker 1.5.0 started from an ssh session: no pids cgroup of the container's own
-    assert not pa.own_cgroup("/sys/fs/cgroup/pids/user.slice/user-0.slice/session-3.scope",
-                             cid)
+    assert not pa.own_cgroup("/sys/fs/cgroup/pids/user.slice/user-0.slice/session-3.scope", cid)
     assert pa.own_cgroup("/sys/fs/cgroup/pids/whatever", None)  # no id known: trusted
