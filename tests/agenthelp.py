@@ -156,6 +156,26 @@ def agent_command(python: str, *args: str) -> list[str]:
     return [python, str(built_agent()), *args]
 
 
+def oom_killed_at_limit(**more: object) -> dict[str, object]:
+    """memory-limited's metrics when the container was OOM-killed at its 64 MiB -m limit and
+    the host kept plenty (20 GiB available, a 16 MiB allocation worked), plus ``more``."""
+    return {
+        "stop_reason": "container-limit",
+        "memory_limit_bytes": 64 * MIB,
+        "resident_bytes": 64 * MIB,
+        "host_mem_available_min": 20 * GIB,
+        "host_alloc_ok": True,
+        "host_alloc_bytes": 16 * MIB,
+        **more,
+    }
+
+
+def run_command(python: str, run_id: str, out: Path, work: Path, *extra: str) -> list[str]:
+    """``run`` of the built agent for host "local", its result to ``out``, its work in ``work``."""
+    args = ["run", "--run-id", run_id, "--host", "local", "--out", str(out)]
+    return agent_command(python, *args, "--workdir", str(work), *extra)
+
+
 def run_agent(
     tmp_path: Path,
     run_id: str,
@@ -169,20 +189,7 @@ def run_agent(
     """``run`` of the built agent into tmp_path/results/<run_id>.json (work dir
     tmp_path/work); the result must be there, written atomically."""
     out = tmp_path / "results" / f"{run_id}.json"
-    args = agent_command(
-        python,
-        "run",
-        "--run-id",
-        run_id,
-        "--host",
-        "local",
-        "--out",
-        str(out),
-        "--workdir",
-        str(tmp_path / "work"),
-        "--timeout",
-        str(agent_timeout),
-    )
+    args = run_command(python, run_id, out, tmp_path / "work", "--timeout", str(agent_timeout))
     if experiments:
         args += ["--experiments", experiments]
     for lim in limits:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests import agenthelp
-from tests.agenthelp import ENV, agent_command, engine_or_skip, need_py27
+from tests.agenthelp import ENV, agent_command, engine_or_skip, need_py27, run_command
 from tests.agenthelp import container_names as _names
 from tests.agenthelp import docker as _docker
 from tests.agenthelp import new_run_id as _run_id
@@ -228,18 +228,7 @@ def test_sigterm_cleans_up_and_still_writes_result(tmp_path: Path) -> None:
     run_id = _run_id("sig")
     out = tmp_path / "res.json"
     proc = subprocess.Popen(
-        agent_command(
-            sys.executable,
-            "run",
-            "--run-id",
-            run_id,
-            "--host",
-            "local",
-            "--out",
-            str(out),
-            "--workdir",
-            str(tmp_path / "work"),
-        ),
+        run_command(sys.executable, run_id, out, tmp_path / "work"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from labctl.agent import catalog
 from tests import agenthelp
 from tests.agenthelp import MIB, engine_or_skip, need_py27
 from tests.agenthelp import container_names as _names
@@ -82,17 +83,7 @@ def all_small(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, A
     assert result["limits"]["disk_cap_bytes"] == 32 * MIB
     assert result["protection"]["result_reserve_bytes"] == 4 * MIB
     exps = {e["name"]: e for e in result["experiments"]}
-    assert list(exps) == [
-        "storage-location",
-        "disk",
-        "disk-limited",
-        "disk-shared",
-        "inodes",
-        "memory",
-        "memory-limited",
-        "processes",
-        "processes-limited",
-    ]
+    assert tuple(exps) == catalog.ORDER
     for e in result["experiments"]:
         # this machine's engine (overlay2 on ext4) has no per-container disk size
         want = "skipped" if e["name"] == "disk-limited" else "ok"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.agenthelp import GIB, MIB, pa, run_py27, sample
+from tests.agenthelp import GIB, MIB, oom_killed_at_limit, pa, run_py27, sample
 
 # what each engine prints when `docker create --storage-opt size=64m ...` is refused
 OVERLAY2_EXT4 = (
@@ -452,18 +452,12 @@ def test_swap_limit_applied_from_inspect() -> None:
 
 
 def test_verdict_memory_limited_says_swap_was_not_limited() -> None:
-    m = {
-        "stop_reason": "container-limit",
-        "memory_limit_bytes": 64 * MIB,
-        "resident_bytes": 64 * MIB,
-        "host_mem_available_min": 20 * GIB,
-        "host_alloc_ok": True,
-        "host_alloc_bytes": 16 * MIB,
-        "memory_swap_limit_bytes": 64 * MIB,
-        "memory_swap_limit_applied": False,
-        "engine_swap_limit_warning": True,
-        "host_swap_total_bytes": 2 * GIB,
-    }
+    m = oom_killed_at_limit(
+        memory_swap_limit_bytes=64 * MIB,
+        memory_swap_limit_applied=False,
+        engine_swap_limit_warning=True,
+        host_swap_total_bytes=2 * GIB,
+    )
     v = pa.resource_verdict("memory-limited", m)
     assert v.startswith("contained: the container was OOM-killed at its 64 MiB limit")
     assert v.endswith(

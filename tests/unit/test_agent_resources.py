@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
+from labctl.agent import catalog
 from labctl.agent import context as agent_context
-from tests.agenthelp import GIB, MIB, built_agent, need_py27, pa, run_py27
+from tests.agenthelp import GIB, MIB, built_agent, need_py27, oom_killed_at_limit, pa, run_py27
 
 # -- limits ----------------------------------------------------------------------------------
 
@@ -586,14 +587,7 @@ def test_verdict_inodes() -> None:
 
 
 def test_verdict_memory() -> None:
-    lim = {
-        "stop_reason": "container-limit",
-        "memory_limit_bytes": 64 * MIB,
-        "resident_bytes": 64 * MIB,
-        "host_mem_available_min": 20 * GIB,
-        "host_alloc_ok": True,
-        "host_alloc_bytes": 16 * MIB,
-    }
+    lim = oom_killed_at_limit()
     assert pa.resource_verdict("memory-limited", lim) == (
         "contained: the container was OOM-killed at its 64 MiB limit (peak 64 MiB); host "
         "MemAvailable stayed above 20 GiB and the host could still allocate 16 MiB"
@@ -714,17 +708,7 @@ def test_cli_rejects_bad_mode_and_limits(
 
 
 def test_experiment_names_and_all() -> None:
-    assert pa.EXPERIMENT_ORDER == (
-        "storage-location",
-        "disk",
-        "disk-limited",
-        "disk-shared",
-        "inodes",
-        "memory",
-        "memory-limited",
-        "processes",
-        "processes-limited",
-    )
+    assert pa.EXPERIMENT_ORDER == catalog.ORDER
     assert set(pa.EXPERIMENTS) == set(pa.EXPERIMENT_ORDER)
     assert pa.DEFAULT_EXPERIMENTS == ("storage-location",)
 
