@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 from .container import kernel_log
 from .image import find_tool
-from .reskind import Resource, ratio_parts
+from .reskind import Resource, difference, ratio_parts
 from .sampling import host_try_create, host_try_write
 from .text import run_cmd
 from .thinpool import container_fs, pool_metrics, pool_space, thin_pool_setup, thin_pool_words
@@ -73,8 +73,7 @@ class FsResource(Resource):
         m[pre + "_min"] = log.min(key)
         at_peak = log.at_peak(key)
         m[pre + "_at_peak"] = at_peak
-        m[pre + "_delta"] = (before - at_peak) if (
-            before is not None and at_peak is not None) else None
+        m[pre + "_delta"] = difference(before, at_peak)
         m[pre + "_after"] = back[key] if back else None
         self.more_host_metrics(run)
         used = self.used(m)

@@ -206,6 +206,13 @@ class Resource(object):
         raise NotImplementedError
 
 
+def difference(a, b):
+    """a - b, or None when either is unknown."""
+    if a is None or b is None:
+        return None
+    return a - b
+
+
 def ratio_parts(m, numerator, denominator, definition):
     """Every ratio explainable: its numerator, denominator and definition."""
     m["ratio_numerator"] = numerator

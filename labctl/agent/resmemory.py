@@ -11,7 +11,7 @@ from .container import STATE_FILE, kernel_log
 from .disklimit import swap_limit_applied
 from .oom import attribute_oom, kernel_oom_lines, oom_host_scope, oom_line_rss
 from .osparse import parse_meminfo, parse_vmstat
-from .reskind import Resource, ratio_parts
+from .reskind import Resource, difference, ratio_parts
 from .sampling import host_try_alloc
 from .text import fmt_bytes, one_line, read_text
 from .verdicts import host_effect, ratio_text
@@ -149,8 +149,7 @@ class Memory(Resource):
         before = m.get("host_mem_available_before")
         low = log.min("mem_available")
         m["host_mem_available_min"] = low
-        m["host_mem_available_delta"] = (before - low) if (
-            before is not None and low is not None) else None
+        m["host_mem_available_delta"] = difference(before, low)
         m["host_mem_available_after"] = back["mem_available"] if back else None
         m["host_swap_free_min"] = log.min("swap_free")
         res = m.get("resident_bytes")

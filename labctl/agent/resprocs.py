@@ -6,7 +6,7 @@ from __future__ import absolute_import, division, print_function
 
 from .container import BIG_COUNT, COUNT_FILE, SOAK_FILE, STATE_FILE
 from .limits import pids_gate
-from .reskind import Resource, ratio_parts
+from .reskind import Resource, difference, ratio_parts
 from .sampling import host_try_fork
 from .text import fmt_count, read_int
 from .verdicts import host_effect, pids_unavailable_verdict, process_ratio, ratio_text
@@ -136,8 +136,7 @@ class Processes(Resource):
         before = m.get("host_threads_before")
         high = log.max("threads")
         m["host_threads_max_seen"] = high
-        m["host_threads_delta"] = (high - before) if (
-            before is not None and high is not None) else None
+        m["host_threads_delta"] = difference(high, before)
         m["host_procs_max_seen"] = log.max("procs")
         m["host_free_pids_min"] = log.min("free_pids")
         m["host_threads_after"] = back["threads"] if back else None
