@@ -39,7 +39,11 @@ VARIABLES: tuple[Var, ...] = (
     Var("docker_engine_binary_sha256", '""', "binary method: its sha256 (required)"),
     Var("docker_engine_binary_dir", "/usr/local/bin", "where the binary method installs"),
     Var("docker_engine_daemon_args", "[]", "extra daemon flags for the service it writes"),
-    Var("docker_engine_service_manager", "auto", "systemd, sysvinit, upstart, labctl or auto"),
+    Var(
+        "docker_engine_service_manager",
+        "auto",
+        "era init file: systemd, systemd-centos, sysvinit-epel, sysvinit-docker, upstart",
+    ),
     Var("docker_engine_systemd_unit", "auto", "binary+systemd: upstream (1.5.0's own) or labctl"),
     Var("docker_engine_wait_seconds", "60", "how long to wait for the engine to answer"),
     Var("docker_storage_driver", '""', "storage driver to set (devicemapper, aufs, overlay2...)"),

@@ -145,7 +145,7 @@ def mount_ns(pid):
 
 def daemon_mount_namespace(pid):
     """'host' when the daemon shares init's mount namespace, 'private' when it has its own
-    (a unit with MountFlags=slave: the article's CentOS 7.0), None when it cannot be told."""
+    (MountFlags=slave or unshare -m: the article's CentOS 7.0), None when it cannot be told."""
     if not pid:
         return None
     init_ns, daemon_ns = mount_ns(1), mount_ns(pid)

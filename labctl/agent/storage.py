@@ -134,7 +134,8 @@ def storage_verdict(m, ids=()):
             via = "the host did not find them through /proc/<dockerd>/root either"
         return ("separate block device, mounted only in the daemon's private mount namespace: "
                 "the container's root is %s on %s, which the engine mounts in its own mount "
-                "namespace (a unit with MountFlags=slave), not in the host's file tree; %s "
+                "namespace (MountFlags=slave in its unit, or unshare -m in its init script), "
+                "not in the host's file tree; %s "
                 "(the article's CentOS 7.0 device-mapper finding)" % (fstype, source, via))
     if m.get("container_root_is_block_device"):
         return ("separate block device: the container's root is %s on %s, not in the host's "

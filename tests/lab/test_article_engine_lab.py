@@ -1,12 +1,15 @@
 """The article's engine for real: Docker 1.5.0 built from its source, installed by the
-``docker_engine`` role on two bullseye VMs (cgroup v1, devicemapper loop-lvm), one started the
-CentOS 6.6 way (SysV script) and one with Docker 1.5.0's own systemd unit (CentOS 7.0), then
-provisioned, probed and compared with the study through ``labctl run``.
+``docker_engine`` role on three bullseye VMs (cgroup v1, devicemapper loop-lvm), each started by
+an init file of 2015, verbatim: c66 by EPEL's docker-io 1.5.0 SysV script (what CentOS 6.6 ran),
+c66d by Docker 1.5.0's own Red Hat SysV script (``unshare -m``), c70 by CentOS 7's docker-1.5.0
+unit (``MountFlags=slave``); then provisioned, probed and compared with the study through
+``labctl run``.
 
 The storage answers must be the article's: the 6.6-like host finds the container's files in its
 own tree and can read and change them; the 7.0-like host does not (the daemon mounts them in a
-private mount namespace) and reaches them only through /proc/<dockerd>/root. A bounded disk
-check and memory-limited run on both. The VMs run under TCG here (~8 minutes for all of it).
+private mount namespace) and reaches them only through /proc/<dockerd>/root. The two SysV
+scripts give different answers on one kernel, and only EPEL's gives the article's 6.6 finding.
+A bounded disk check and memory-limited run on all. The VMs run under TCG here.
 """
 
 from __future__ import annotations
@@ -29,7 +32,21 @@ from labctl.drivers.qemu import QemuHostSpec, QemuLab, QemuLabSpec
 pytestmark = [pytest.mark.lab, pytest.mark.engine, pytest.mark.timeout(2700)]
 
 LABCTL = str(Path(sys.executable).with_name("labctl"))
-HOSTS = {"c66": "sysvinit", "c70": "systemd"}
+HOSTS = {"c66": "sysvinit-epel", "c66d": "sysvinit-docker", "c70": "systemd-centos"}
+#: where each style puts its init file of 2015 on the host
+INIT_FILES = {
+    "sysvinit-epel": "/etc/init.d/docker",
+    "sysvinit-docker": "/etc/init.d/docker",
+    "systemd-centos": "/etc/systemd/system/docker.service",
+}
+SERVICE_SCRIPT = (
+    Path(__file__).resolve().parents[2]
+    / "playbooks"
+    / "roles"
+    / "docker_engine"
+    / "files"
+    / "docker_engine.sh"
+)
 
 
 def _say(host: str, message: str) -> None:
@@ -111,13 +128,15 @@ def test_run_reproduces_the_storage_findings_with_1_5_0(
     assert cell("storage-location.host_can_read", "c66") == "true"
     assert cell("storage-location.host_can_write", "c66") == "true"
     assert "CentOS 6.6" in cell("storage-location.verdict", "c66")
-    # CentOS 7.0: MountFlags=slave; not in the host's tree, only through the daemon's namespace
-    assert cell("docker.mount_namespace", "c70") == "private"
-    assert cell("storage-location.in_host_tree", "c70") == "false"
-    assert cell("storage-location.host_can_read", "c70") == "false"
-    assert cell("storage-location.host_can_write", "c70") == "false"
-    assert cell("storage-location.container_root_mounted_in_host_ns", "c70") == "false"
-    assert cell("storage-location.host_can_read_via_daemon_ns", "c70") == "true"
+    # CentOS 7.0: MountFlags=slave; not in the host's tree, only through the daemon's namespace;
+    # and the same on one kernel for CentOS 6.6 with Docker's own script (unshare -m)
+    for host in ("c70", "c66d"):
+        assert cell("docker.mount_namespace", host) == "private"
+        assert cell("storage-location.in_host_tree", host) == "false"
+        assert cell("storage-location.host_can_read", host) == "false"
+        assert cell("storage-location.host_can_write", host) == "false"
+        assert cell("storage-location.container_root_mounted_in_host_ns", host) == "false"
+        assert cell("storage-location.host_can_read_via_daemon_ns", host) == "true"
     assert "CentOS 7.0" in cell("storage-location.verdict", "c70")
     for host, verdict in ((h, cell("storage-location.verdict", h)) for h in HOSTS):
         _say(host, f"storage-location: {verdict}")
@@ -127,5 +146,25 @@ def test_run_reproduces_the_storage_findings_with_1_5_0(
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert cmp.returncode == 0, cmp.stderr
-    paired = {s["system"]: (s.get("host") or "") for s in json.loads(cmp.stdout)["systems"]}
+    doc = json.loads(cmp.stdout)
+    paired = {s["system"]: (s.get("host") or "") for s in doc["systems"]}
     assert paired["centos66"] == "c66" and paired["centos70"] == "c70", paired
+    note = next(h for h in doc["hosts"] if h["host"] == "c66d")
+    assert not note["comparable"] and "CentOS 7.0" in note["reason"], note
+    _init_files_are_the_era_ones(article_lab)
+
+
+def _init_files_are_the_era_ones(lab: LabState) -> None:
+    """What the role wrote on each host is byte for byte the era file labctl carries (the unit
+    tests compare those with their sources), and its daemon runs /usr/bin/docker, the 1.5.0."""
+    from labctl.transport import SSHTransport
+
+    for rec in lab.hosts:
+        style = HOSTS[rec.name]
+        era = subprocess.run(
+            ["sh", str(SERVICE_SCRIPT), "--print-era", style], capture_output=True, check=True
+        ).stdout
+        with SSHTransport(rec) as t:
+            assert t.read(INIT_FILES[style]) == era, (rec.name, style)
+            said = t.run("/usr/bin/docker -v").stdout
+            assert "Docker version 1.5.0, build a8a31ef" in said, (rec.name, said)

@@ -219,7 +219,7 @@ def test_the_article_preset_pairs_each_system_with_its_stand_in(tmp_path: Path) 
     c70 = systems["centos70"]
     assert c70.reason.startswith(
         "c70: Docker 1.5.0, devicemapper, daemon in a private mount namespace "
-        "(the 1.5.0 systemd unit's MountFlags=slave); Debian, not Red Hat"
+        "(Docker 1.5.0's own systemd unit, MountFlags=slave); Debian, not Red Hat"
     )
     assert {c.name: c.verdict for c in c70.criteria}["daemon mount namespace"] == "match"
     assert "daemon in the host's mount namespace" in systems["centos66"].reason

@@ -122,6 +122,67 @@ def test_the_1_5_0_units_are_the_ones_docker_shipped(engine_source: Path, unit: 
         assert "MountFlags=slave" in proc.stdout
 
 
+#: era init files from Docker 1.5.0's own source archive: name -> path in the archive
+FROM_THE_ARCHIVE = {
+    "sysvinit-docker": "contrib/init/sysvinit-redhat/docker",
+    "upstart": "contrib/init/upstart/docker.conf",
+}
+#: era init files from the repositories that packaged them: name -> git blob id (PROVENANCE.md)
+FROM_THEIR_PACKAGES = {
+    "sysvinit-epel": "81913084a334abbdfaadc443044967bbe3209588",
+    "systemd-centos": "73bb6d401ccf97f884300025d98cfb63c67bf281",
+}
+ERA_DIR = SERVICE_SCRIPT.parent / "era"
+
+
+def git_blob_id(data: bytes) -> str:
+    """What `git hash-object` prints for a file holding ``data``."""
+    import hashlib
+
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def era(name: str) -> bytes:
+    proc = subprocess.run(
+        ["sh", str(SERVICE_SCRIPT), "--print-era", name], capture_output=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.parametrize("name", sorted(FROM_THE_ARCHIVE))
+def test_era_init_files_from_the_1_5_0_source_are_verbatim(engine_source: Path, name: str) -> None:
+    import tarfile
+
+    with tarfile.open(engine_source) as tar:
+        member = tar.extractfile(f"moby-1.5.0/{FROM_THE_ARCHIVE[name]}")
+        assert member is not None
+        assert era(name) == member.read()
+
+
+@pytest.mark.parametrize("name", sorted(FROM_THEIR_PACKAGES))
+def test_era_init_files_from_their_packages_are_verbatim(name: str) -> None:
+    """EPEL's docker-io 1.5.0-1 script and CentOS 7's docker-1.5.0-11 unit: the same git blob as
+    the file in the public repository that packaged it (PROVENANCE.md names commit and path)."""
+    assert git_blob_id(era(name)) == FROM_THEIR_PACKAGES[name]
+
+
+def test_the_rhel_functions_file_is_centos_6_6s() -> None:
+    data = (ERA_DIR / "initscripts-9.03.46-functions").read_bytes()
+    assert git_blob_id(data) == "e857864acd7155a24bd6fba5ef0d3975d710011b"
+
+
+def test_the_two_sysv_scripts_differ_in_the_one_line_that_decides_the_6_6_finding() -> None:
+    epel, docker = era("sysvinit-epel").decode(), era("sysvinit-docker").decode()
+    start = [ln.strip() for ln in epel.splitlines() if "$exec -d" in ln]
+    assert start == ["$exec -d $other_args $DOCKER_STORAGE_OPTIONS &>> $logfile &"]
+    assert '"$unshare" -m -- $exec -d $other_args &>> $logfile &' in docker
+    assert "unshare" not in epel
+    for text in (epel, docker):
+        assert ". /etc/rc.d/init.d/functions" in text and 'exec="/usr/bin/$prog"' in text
+    assert "MountFlags=slave" in era("systemd-centos").decode()
+
+
 def test_service_scripts_are_posix_sh() -> None:
     for script in (ROOT / "playbooks" / "roles").glob("*/files/*.sh"):
         proc = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True)

@@ -454,14 +454,15 @@ def test_engine_host_refusals_are_one_line(text: str, needle: str) -> None:
     assert needle in err.value.line() and "\n" not in err.value.line()
 
 
-def test_article_preset_is_three_stand_ins_and_todays_engine_on_one_kernel() -> None:
+def test_article_preset_is_the_stand_ins_and_todays_engine_on_one_kernel() -> None:
     hosts = qspec.PRESETS["article"]()
     QemuLabSpec(name="article", hosts=hosts).validate()
     by_name = {h.name: h for h in hosts}
     assert {h.suite for h in hosts} == {"bullseye"} and {h.cgroup for h in hosts} == {"v1"}
     assert [(h.engine, h.storage_driver, h.init, h.stands_for) for h in hosts] == [
-        ("1.5.0", "devicemapper", "sysvinit", "centos66"),
-        ("1.5.0", "devicemapper", "systemd", "centos70"),
+        ("1.5.0", "devicemapper", "sysvinit-epel", "centos66"),
+        ("1.5.0", "devicemapper", "sysvinit-docker", "centos66"),
+        ("1.5.0", "devicemapper", "systemd-centos", "centos70"),
         ("1.5.0", "overlay", "upstart", "ubuntu1404"),
         ("distro", "overlay2", "", ""),
     ]
@@ -481,9 +482,10 @@ def test_engine_vars_point_provisioning_at_the_cached_build(engine_cache: Path) 
     assert got["docker_engine_method"] == "binary"
     assert got["docker_engine_binary_src"] == str(build / store.BINARY)
     assert len(got["docker_engine_binary_sha256"]) == 64
-    assert got["docker_engine_service_manager"] == "sysvinit"
+    # the old name is what CentOS 6.6 ran: EPEL's script
+    assert got["docker_engine_service_manager"] == "sysvinit-epel"
     assert got["docker_storage_driver"] == "devicemapper"
-    assert (got["labctl_engine"], got["labctl_engine_init"]) == ("1.5.0", "sysvinit")
+    assert (got["labctl_engine"], got["labctl_engine_init"]) == ("1.5.0", "sysvinit-epel")
     assert qspec.engine_vars(QemuHostSpec(suite="bookworm")) == {"labctl_engine": "distro"}
 
 

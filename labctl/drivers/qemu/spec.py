@@ -22,9 +22,10 @@ DOCKER_FS = ("ext4", "xfs")
 STORAGE_DRIVERS = ("overlay2", "devicemapper", "vfs")
 #: the distribution's engine, or a version built from source (`labctl engine build`)
 DISTRO_ENGINE = "distro"
-#: how a built engine is started: systemd with the unit it shipped (Docker 1.5.0's has
-#: MountFlags=slave), a SysV script (CentOS 6), an upstart job's line (Ubuntu 14.04)
-INIT_STYLES = ("systemd", "sysvinit", "upstart")
+#: how a built engine starts: the init files of 2015 (playbooks/roles/docker_engine/files/era)
+INIT_STYLES = ("systemd", "systemd-centos", "sysvinit-epel", "sysvinit-docker", "upstart")
+#: older names that mean one of them (CentOS 6.6's SysV script was EPEL's)
+INIT_ALIASES = {"sysvinit": "sysvinit-epel"}
 #: storage drivers of Docker 1.5.0 on a Debian kernel (no aufs there: overlay stands in for it)
 OLD_ENGINE_DRIVERS = ("devicemapper", "overlay", "vfs")
 STANDS_FOR = ("centos66", "centos70", "ubuntu1404")
@@ -69,7 +70,7 @@ class QemuHostSpec:
     docker_fs: str = "ext4"
     #: "distro" (Debian's docker.io) or a version built from source, e.g. "1.5.0"
     engine: str = DISTRO_ENGINE
-    #: how a built engine starts: systemd | sysvinit | upstart ("" = systemd)
+    #: how a built engine starts: one of INIT_STYLES ("" = systemd)
     init: str = ""
     #: which of the article's systems this host stands in for (a label only)
     stands_for: str = ""
@@ -84,6 +85,7 @@ class QemuHostSpec:
             self.name = str(self.suite)
         self.engine = str(self.engine or DISTRO_ENGINE).strip().lower()
         self.init = str(self.init or "").strip().lower()
+        self.init = INIT_ALIASES.get(self.init, self.init)
         if self.engine != DISTRO_ENGINE and not self.init:
             self.init = "systemd"
         if not self.storage_driver:
@@ -227,15 +229,19 @@ def default_hosts() -> tuple[QemuHostSpec, ...]:
 def article_hosts() -> tuple[QemuHostSpec, ...]:
     """The article's three systems as stand-ins on ONE kernel (bullseye's 5.10 with cgroup v1,
     where Docker 1.5.0 runs), told apart by what made them differ in 2015: the storage driver
-    and how init started the daemon; plus the same kernel with Debian's Docker 20.10."""
+    and the init file that started the daemon (each the 2015 file, verbatim); c66d is CentOS
+    6.6 with Docker's own SysV script instead of EPEL's (the one line that decides the 6.6
+    finding: `unshare -m`); plus the same kernel with Debian's Docker 20.10."""
 
     def host(name: str, **kw: Any) -> QemuHostSpec:
         return QemuHostSpec(suite="bullseye", cgroup="v1", name=name, **kw)
 
     return (
-        host("c66", engine="1.5.0", storage_driver="devicemapper", init="sysvinit",
+        host("c66", engine="1.5.0", storage_driver="devicemapper", init="sysvinit-epel",
              stands_for="centos66"),
-        host("c70", engine="1.5.0", storage_driver="devicemapper", init="systemd",
+        host("c66d", engine="1.5.0", storage_driver="devicemapper", init="sysvinit-docker",
+             stands_for="centos66"),
+        host("c70", engine="1.5.0", storage_driver="devicemapper", init="systemd-centos",
              stands_for="centos70"),
         host("u1404", engine="1.5.0", storage_driver="overlay", init="upstart",
              stands_for="ubuntu1404"),

@@ -21,6 +21,7 @@
 set -u
 method=distro version="" service=sysvinit debpkg=docker.io rhpkg=docker rhurl="" url="" file=""
 sha="" bindir=/usr/local/bin check=0 unit=auto daemon_args="" restart=0 init_only=0 print_unit=""
+print_era=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --method) method=$2; shift ;;
@@ -38,6 +39,7 @@ while [ $# -gt 0 ]; do
     --restart) restart=1 ;;
     --init-only) init_only=1 ;;
     --print-upstream) print_unit=$2; shift ;;
+    --print-era) print_era=$2; shift ;;
     --check) check=1 ;;
     *) echo "ERROR: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -186,6 +188,383 @@ UNIT
   esac
 }
 
+# --- the init files of 2015, verbatim (files/era/PROVENANCE.md says where each comes from; the
+# unit tests compare them with their sources) ------------------------------------------------
+#   sysvinit-epel    /etc/init.d/docker of EPEL's docker-io 1.5.0-1 for EL6 (what CentOS 6.6 ran):
+#                    `$exec -d $other_args $DOCKER_STORAGE_OPTIONS &>> $logfile &`, no unshare
+#   sysvinit-docker  Docker 1.5.0's contrib/init/sysvinit-redhat/docker: `"$unshare" -m -- ...`
+#   upstart          Docker 1.5.0's contrib/init/upstart/docker.conf (Ubuntu 14.04's way)
+#   systemd-centos   docker.service of CentOS 7's extras package docker-1.5.0-11 (MountFlags=slave)
+era_text() {
+  case "$1" in
+    sysvinit-epel) cat <<'LABCTL_ERA_END'
+#!/bin/sh
+#
+#       /etc/rc.d/init.d/docker
+#
+#       Daemon for docker.com
+#
+# chkconfig:   2345 95 95
+# description: Daemon for docker.com
+
+### BEGIN INIT INFO
+# Provides:       docker
+# Required-Start: $network cgconfig
+# Required-Stop:
+# Should-Start:
+# Should-Stop:
+# Default-Start: 2 3 4 5
+# Default-Stop:  0 1 6
+# Short-Description: start and stop docker
+# Description: Daemon for docker.com
+### END INIT INFO
+
+# Source function library.
+. /etc/rc.d/init.d/functions
+
+prog="docker"
+exec="/usr/bin/$prog"
+pidfile="/var/run/$prog.pid"
+lockfile="/var/lock/subsys/$prog"
+logfile="/var/log/$prog"
+
+[ -e /etc/sysconfig/$prog ] && . /etc/sysconfig/$prog
+[ -e /etc/sysconfig/$prog-storage ] && . /etc/sysconfig/$prog-storage
+
+prestart() {
+    service cgconfig status > /dev/null
+
+    if [[ $? != 0 ]]; then
+        service cgconfig start
+    fi
+
+}
+
+start() {
+    [ -x $exec ] || exit 5
+
+    check_for_cleanup
+
+    if ! [ -f $pidfile ]; then
+        prestart
+        printf "Starting $prog:\t"
+        echo "\n$(date)\n" >> $logfile
+        $exec -d $other_args $DOCKER_STORAGE_OPTIONS &>> $logfile &
+        pid=$!
+        touch $lockfile
+        # wait up to 10 seconds for the pidfile to exist.  see
+        # https://github.com/docker/docker/issues/5359
+        tries=0
+        while [ ! -f $pidfile -a $tries -lt 10 ]; do
+            sleep 1
+            tries=$((tries + 1))
+        done
+        success
+        echo
+    else
+        failure
+        echo
+        printf "$pidfile still exists...\n"
+        exit 7
+    fi
+}
+
+stop() {
+    echo -n $"Stopping $prog: "
+    killproc -p $pidfile -d 300 $prog
+    retval=$?
+    echo
+    [ $retval -eq 0 ] && rm -f $lockfile
+    return $retval
+}
+
+restart() {
+    stop
+    start
+}
+
+reload() {
+    restart
+}
+
+force_reload() {
+    restart
+}
+
+rh_status() {
+    status -p $pidfile $prog
+}
+
+rh_status_q() {
+    rh_status >/dev/null 2>&1
+}
+
+check_for_cleanup() {
+    if [ -f ${pidfile} ]; then
+        /bin/ps -fp $(cat ${pidfile}) > /dev/null || rm ${pidfile}
+    fi
+}
+
+case "$1" in
+    start)
+        rh_status_q && exit 0
+        $1
+        ;;
+    stop)
+        rh_status_q || exit 0
+        $1
+        ;;
+    restart)
+        $1
+        ;;
+    reload)
+        rh_status_q || exit 7
+        $1
+        ;;
+    force-reload)
+        force_reload
+        ;;
+    status)
+        rh_status
+        ;;
+    condrestart|try-restart)
+        rh_status_q || exit 0
+        restart
+        ;;
+    *)
+        echo $"Usage: $0 {start|stop|status|restart|condrestart|try-restart|reload|force-reload}"
+        exit 2
+esac
+
+exit $?
+LABCTL_ERA_END
+    ;;
+    sysvinit-docker) cat <<'LABCTL_ERA_END'
+#!/bin/sh
+#
+#       /etc/rc.d/init.d/docker
+#
+#       Daemon for docker.com
+#
+# chkconfig:   2345 95 95
+# description: Daemon for docker.com
+
+### BEGIN INIT INFO
+# Provides:       docker
+# Required-Start: $network cgconfig
+# Required-Stop:
+# Should-Start:
+# Should-Stop:
+# Default-Start: 2 3 4 5
+# Default-Stop:  0 1 6
+# Short-Description: start and stop docker
+# Description: Daemon for docker.com
+### END INIT INFO
+
+# Source function library.
+. /etc/rc.d/init.d/functions
+
+prog="docker"
+unshare=/usr/bin/unshare
+exec="/usr/bin/$prog"
+pidfile="/var/run/$prog.pid"
+lockfile="/var/lock/subsys/$prog"
+logfile="/var/log/$prog"
+
+[ -e /etc/sysconfig/$prog ] && . /etc/sysconfig/$prog
+
+prestart() {
+    service cgconfig status > /dev/null
+
+    if [[ $? != 0 ]]; then
+        service cgconfig start
+    fi
+
+}
+
+start() {
+    [ -x $exec ] || exit 5
+
+    if ! [ -f $pidfile ]; then
+        prestart
+        printf "Starting $prog:\t"
+        echo "\n$(date)\n" >> $logfile
+        "$unshare" -m -- $exec -d $other_args &>> $logfile &
+        pid=$!
+        touch $lockfile
+        # wait up to 10 seconds for the pidfile to exist.  see
+        # https://github.com/docker/docker/issues/5359
+        tries=0
+        while [ ! -f $pidfile -a $tries -lt 10 ]; do
+            sleep 1
+            tries=$((tries + 1))
+        done
+        success
+        echo
+    else
+        failure
+        echo
+        printf "$pidfile still exists...\n"
+        exit 7
+    fi
+}
+
+stop() {
+    echo -n $"Stopping $prog: "
+    killproc -p $pidfile -d 300 $prog
+    retval=$?
+    echo
+    [ $retval -eq 0 ] && rm -f $lockfile
+    return $retval
+}
+
+restart() {
+    stop
+    start
+}
+
+reload() {
+    restart
+}
+
+force_reload() {
+    restart
+}
+
+rh_status() {
+    status -p $pidfile $prog
+}
+
+rh_status_q() {
+    rh_status >/dev/null 2>&1
+}
+
+case "$1" in
+    start)
+        rh_status_q && exit 0
+        $1
+        ;;
+    stop)
+        rh_status_q || exit 0
+        $1
+        ;;
+    restart)
+        $1
+        ;;
+    reload)
+        rh_status_q || exit 7
+        $1
+        ;;
+    force-reload)
+        force_reload
+        ;;
+    status)
+        rh_status
+        ;;
+    condrestart|try-restart)
+        rh_status_q || exit 0
+        restart
+        ;;
+    *)
+        echo $"Usage: $0 {start|stop|status|restart|condrestart|try-restart|reload|force-reload}"
+        exit 2
+esac
+
+exit $?
+LABCTL_ERA_END
+    ;;
+    upstart) cat <<'LABCTL_ERA_END'
+description "Docker daemon"
+
+start on (local-filesystems and net-device-up IFACE!=lo)
+stop on runlevel [!2345]
+limit nofile 524288 1048576
+limit nproc 524288 1048576
+
+respawn
+
+pre-start script
+	# see also https://github.com/tianon/cgroupfs-mount/blob/master/cgroupfs-mount
+	if grep -v '^#' /etc/fstab | grep -q cgroup \
+		|| [ ! -e /proc/cgroups ] \
+		|| [ ! -d /sys/fs/cgroup ]; then
+		exit 0
+	fi
+	if ! mountpoint -q /sys/fs/cgroup; then
+		mount -t tmpfs -o uid=0,gid=0,mode=0755 cgroup /sys/fs/cgroup
+	fi
+	(
+		cd /sys/fs/cgroup
+		for sys in $(awk '!/^#/ { if ($4 == 1) print $1 }' /proc/cgroups); do
+			mkdir -p $sys
+			if ! mountpoint -q $sys; then
+				if ! mount -n -t cgroup -o $sys cgroup $sys; then
+					rmdir $sys || true
+				fi
+			fi
+		done
+	)
+end script
+
+script
+	# modify these in /etc/default/$UPSTART_JOB (/etc/default/docker)
+	DOCKER=/usr/bin/$UPSTART_JOB
+	DOCKER_OPTS=
+	if [ -f /etc/default/$UPSTART_JOB ]; then
+		. /etc/default/$UPSTART_JOB
+	fi
+	exec "$DOCKER" -d $DOCKER_OPTS
+end script
+
+# Don't emit "started" event until docker.sock is ready.
+# See https://github.com/docker/docker/issues/6647
+post-start script
+	DOCKER_OPTS=
+	if [ -f /etc/default/$UPSTART_JOB ]; then
+		. /etc/default/$UPSTART_JOB
+	fi
+	if ! printf "%s" "$DOCKER_OPTS" | grep -qE -e '-H|--host'; then
+		while ! [ -e /var/run/docker.sock ]; do
+			initctl status $UPSTART_JOB | grep -q "stop/" && exit 1
+			echo "Waiting for /var/run/docker.sock"
+			sleep 0.1
+		done
+		echo "/var/run/docker.sock is up"
+	fi
+end script
+LABCTL_ERA_END
+    ;;
+    systemd-centos) cat <<'LABCTL_ERA_END'
+[Unit]
+Description=Docker Application Container Engine
+Documentation=http://docs.docker.com
+After=network.target
+
+[Service]
+Type=notify
+EnvironmentFile=-/etc/sysconfig/docker
+EnvironmentFile=-/etc/sysconfig/docker-storage
+EnvironmentFile=-/etc/sysconfig/docker-network
+ExecStartPre=-/usr/bin/rm /var/lib/docker/linkgraph.db
+ExecStart=/usr/bin/docker -d $OPTIONS \
+          $DOCKER_STORAGE_OPTIONS \
+          $DOCKER_NETWORK_OPTIONS \
+          $ADD_REGISTRY \
+          $BLOCK_REGISTRY \
+          $INSECURE_REGISTRY
+LimitNOFILE=1048576
+LimitNPROC=1048576
+LimitCORE=infinity
+MountFlags=slave
+
+[Install]
+WantedBy=multi-user.target
+LABCTL_ERA_END
+    ;;
+    *) return 1 ;;
+  esac
+}
+
 # a host switched away from the upstream unit keeps neither its drop-in nor its socket
 drop_upstream_units() {
   if [ -f /etc/systemd/system/docker.service.d/10-labctl-binary.conf ]; then
@@ -221,71 +600,94 @@ write_systemd() {
   fi
 }
 
-# a docker.service that only runs what another init system would run, on a systemd host
-wrapper_unit() {  # wrapper_unit DESCRIPTION TYPE EXECSTART [EXECSTOP]
-  drop_upstream_units
-  {
-    printf '# labctl: %s\n[Unit]\nDescription=%s\nAfter=network-online.target\n\n[Service]\nType=%s\n' "$1" "$1" "$2"
-    [ "$2" = forking ] && printf 'PIDFile=/var/run/docker.pid\nGuessMainPID=no\n'
-    printf 'ExecStart=%s\n' "$3"
-    [ -n "${4:-}" ] && printf 'ExecStop=%s\n' "$4"
-    printf 'KillMode=process\nTimeoutSec=300\nLimitNOFILE=1048576\n\n[Install]\nWantedBy=multi-user.target\n'
-  } | unit_file docker.service
+# the era's init files run /usr/bin/docker (the packages put it there): the engine installed in
+# $bindir is linked there; a packaged /usr/bin/docker (Debian's docker.io client) is diverted aside
+era_binary() {
+  [ "$bindir" = /usr/bin ] && return 0
+  [ "$(readlink /usr/bin/docker 2>/dev/null)" = "$bindir/docker" ] && return 0
+  if command -v dpkg-divert >/dev/null 2>&1 && [ -e /usr/bin/docker ] \
+     && [ -z "$(dpkg-divert --listpackage /usr/bin/docker 2>/dev/null)" ] \
+     && dpkg -S /usr/bin/docker >/dev/null 2>&1; then
+    do_ dpkg-divert --quiet --local --rename --divert /usr/bin/docker.distrib --add /usr/bin/docker \
+      || die "cannot divert the packaged /usr/bin/docker"
+    changed "diverted the packaged /usr/bin/docker to /usr/bin/docker.distrib"
+  fi
+  do_ ln -sfn "$bindir/docker" /usr/bin/docker || die "cannot link /usr/bin/docker to $bindir/docker"
+  changed "linked /usr/bin/docker to $bindir/docker (the era's init files run that path)"
+  units_changed=1
 }
 
-write_sysvinit() {
-  cat <<INIT | put_file /etc/init.d/docker 0755
-#!/bin/sh
-# chkconfig: 2345 95 95
-# description: Docker engine $v (installed by labctl), started the CentOS 6 way
-### BEGIN INIT INFO
-# Provides: docker
-# Required-Start: \$network \$remote_fs
-# Required-Stop: \$network \$remote_fs
-# Default-Start: 2 3 4 5
-# Default-Stop: 0 1 6
-### END INIT INFO
-pidfile=/var/run/docker.pid
-logfile=/var/log/docker
-other_args=
-[ -r /etc/sysconfig/docker ] && . /etc/sysconfig/docker
-running() { [ -f "\$pidfile" ] && kill -0 "\$(cat "\$pidfile")" 2>/dev/null; }
-case "\$1" in
-  start) running && exit 0
-         $daemon -p "\$pidfile" $daemon_args \$other_args >>"\$logfile" 2>&1 </dev/null &
-         i=0; while [ \$i -lt 60 ] && ! running; do sleep 1; i=\$((i+1)); done; running ;;
-  stop) running || exit 0; kill "\$(cat "\$pidfile")"
-        i=0; while [ \$i -lt 60 ] && running; do sleep 1; i=\$((i+1)); done; ! running ;;
-  restart) "\$0" stop; "\$0" start ;;
-  status) if running; then echo "docker is running"; else echo "docker is stopped"; exit 3; fi ;;
-  *) echo "usage: \$0 {start|stop|restart|status}"; exit 2 ;;
-esac
-INIT
-  [ $? -eq 0 ] && units_changed=1
+# what systemd-sysv-generator makes of /etc/init.d/docker on this host, word for word, but run by
+# bash: on CentOS /bin/sh is bash, and the Red Hat scripts need it ([[ ]], &>>)
+sysv_wrapper_unit() {
+  drop_upstream_units
+  printf '%s\n' "# labctl: what systemd-sysv-generator makes of /etc/init.d/docker (run by bash, CentOS's /bin/sh)" \
+    '[Unit]' 'Documentation=man:systemd-sysv-generator(8)' 'SourcePath=/etc/init.d/docker' \
+    'Description=LSB: start and stop docker' 'After=network-online.target' 'Wants=network-online.target' '' \
+    '[Service]' 'Type=forking' 'Restart=no' 'TimeoutSec=5min' 'IgnoreSIGPIPE=no' 'KillMode=process' \
+    'GuessMainPID=no' 'RemainAfterExit=yes' 'SuccessExitStatus=5 6' \
+    'ExecStart=/bin/bash /etc/init.d/docker start' 'ExecStop=/bin/bash /etc/init.d/docker stop' '' \
+    '[Install]' 'WantedBy=multi-user.target' | unit_file docker.service
+}
+
+write_sysvinit() {  # write_sysvinit sysvinit-epel|sysvinit-docker
+  [ -f /etc/rc.d/init.d/functions ] || die "no /etc/rc.d/init.d/functions (Red Hat's initscripts) on this host: the $1 script sources it (the docker_engine role installs CentOS 6.6's copy where modules run)"
+  era_binary
+  era_text "$1" | put_file /etc/init.d/docker 0755 && units_changed=1
+  [ -f /etc/sysconfig/docker ] || printf '# /etc/sysconfig/docker (read by /etc/init.d/docker)\nother_args=\n' | put_file /etc/sysconfig/docker 0644
+  ns="the host's mount namespace"
+  era_text "$1" | grep -q '"$unshare" -m' && ns="a private mount namespace (unshare -m)"
   if [ "$pid1_systemd" = 1 ]; then
-    wrapper_unit "Docker $v from its SysV init script /etc/init.d/docker (as systemd-sysv-generator runs it)" \
-      forking "/etc/init.d/docker start" "/etc/init.d/docker stop" && units_changed=1
-    echo "STYLE: sysvinit, /etc/init.d/docker run by a docker.service wrapper (PID 1 is systemd; no private mount namespace)"
+    sysv_wrapper_unit && units_changed=1
+    echo "STYLE: $1, /etc/init.d/docker as it shipped, run by a docker.service that systemd-sysv-generator would make (PID 1 is systemd; the daemon gets $ns)"
   else
-    echo "STYLE: sysvinit, /etc/init.d/docker"
+    echo "STYLE: $1, /etc/init.d/docker as it shipped (the daemon gets $ns)"
   fi
+}
+
+write_systemd_centos() {
+  drop_upstream_units
+  era_binary
+  era_text systemd-centos | unit_file docker.service && units_changed=1
+  echo "STYLE: systemd-centos, CentOS 7's docker-1.5.0-11 docker.service as it shipped (MountFlags=$(era_text systemd-centos | sed -n 's/^MountFlags=//p'))"
+}
+
+# one section of the upstart job, as upstart runs it (sh -e)
+job_section() {  # job_section script|pre-start|post-start
+  era_text upstart | awk -v want="$1" '
+    $0 == (want == "script" ? "script" : want " script") { on = 1; next }
+    on && $0 == "end script" { exit }
+    on { print }'
 }
 
 write_upstart() {
-  printf 'description "Docker engine %s (installed by labctl)"\nstart on (local-filesystems and net-device-up IFACE!=lo)\nstop on runlevel [!2345]\nlimit nofile 524288 1048576\nrespawn\nscript\n  DOCKER_OPTS=\n  if [ -f /etc/default/docker ]; then . /etc/default/docker; fi\n  exec %s %s $DOCKER_OPTS\nend script\n' \
-    "$v" "$daemon" "$daemon_args" | put_file /etc/init/docker.conf 0644 && units_changed=1
+  era_binary
+  era_text upstart | put_file /etc/init/docker.conf 0644 && units_changed=1
   [ -f /etc/default/docker ] || printf '# Docker options (read by /etc/init/docker.conf)\n#DOCKER_OPTS="--storage-driver=aufs"\n' | put_file /etc/default/docker 0644
   if [ "$has_upstart" = 1 ]; then
-    echo "STYLE: upstart, /etc/init/docker.conf"
-  elif [ "$pid1_systemd" = 1 ]; then
-    # ($$ is systemd's escape for a $ that the shell, not systemd, expands)
-    wrapper_unit "Docker $v with the command line of the upstart job /etc/init/docker.conf (upstart cannot run on this host)" \
-      simple "/bin/sh -c '. /etc/default/docker 2>/dev/null; exec $daemon $daemon_args \$\$DOCKER_OPTS'" && units_changed=1
-    echo "NOTE: upstart cannot run on this host (PID 1 is systemd): /etc/init/docker.conf is written for reference and docker.service runs its command line with /etc/default/docker's DOCKER_OPTS (no private mount namespace, as under upstart)"
-    echo "STYLE: upstart job's command line from a docker.service wrapper"
-  else
-    die "no upstart and no systemd on this host: cannot start the upstart-style engine"
+    echo "STYLE: upstart, Docker 1.5.0's /etc/init/docker.conf as it shipped"
+    return 0
   fi
+  [ "$pid1_systemd" = 1 ] || die "no upstart and no systemd on this host: cannot start the upstart job"
+  # the job's own sections and stanzas, nothing else: its pre-start, script and post-start, run by
+  # sh -e as upstart runs them, with UPSTART_JOB set, its limits and its respawn
+  for part in pre-start script post-start; do
+    job_section "$part" | put_file "/usr/lib/labctl/upstart/docker.$part" 0644 && units_changed=1
+  done
+  nofile=$(era_text upstart | awk '$1 == "limit" && $2 == "nofile" {print $3 ":" $4}')
+  nproc=$(era_text upstart | awk '$1 == "limit" && $2 == "nproc" {print $3 ":" $4}')
+  drop_upstream_units
+  printf '%s\n' "# labctl: the upstart job /etc/init/docker.conf as upstart would run it (upstart cannot run here)" \
+    '[Unit]' 'Description=Docker daemon (the upstart job /etc/init/docker.conf)' \
+    'After=local-fs.target network-online.target' 'Wants=network-online.target' '' \
+    '[Service]' 'Type=simple' 'Environment=UPSTART_JOB=docker' \
+    'ExecStartPre=/bin/sh -e /usr/lib/labctl/upstart/docker.pre-start' \
+    'ExecStart=/bin/sh -e /usr/lib/labctl/upstart/docker.script' \
+    'ExecStartPost=/bin/sh -e /usr/lib/labctl/upstart/docker.post-start' \
+    "LimitNOFILE=$nofile" "LimitNPROC=$nproc" 'Restart=always' 'KillMode=process' '' \
+    '[Install]' 'WantedBy=multi-user.target' | unit_file docker.service && units_changed=1
+  echo "NOTE: upstart cannot run on this host (PID 1 is systemd): docker.service runs the job's pre-start, script and post-start sections as upstart would (sh -e, UPSTART_JOB=docker, its limits and respawn); no private mount namespace, as under upstart"
+  echo "STYLE: upstart, Docker 1.5.0's /etc/init/docker.conf run by a docker.service made of its own sections"
 }
 
 start_engine() {
@@ -321,6 +723,10 @@ start_engine() {
 }
 
 # --- main --------------------------------------------------------------------------------------
+if [ -n "$print_era" ]; then
+  era_text "$print_era" || die "labctl carries no era init file named $print_era"
+  exit 0
+fi
 if [ -n "$print_unit" ]; then
   v=$version
   case "$print_unit" in
@@ -349,12 +755,15 @@ if [ "$method" = binary ]; then
   command -v initctl >/dev/null 2>&1 && initctl version 2>/dev/null | grep -q upstart && has_upstart=1
 
   case "$service" in
-    systemd) [ "$pid1_systemd" = 1 ] || die "PID 1 is not systemd here; choose docker_engine_service_manager=sysvinit or upstart"
+    systemd) [ "$pid1_systemd" = 1 ] || die "PID 1 is not systemd here; choose docker_engine_service_manager=sysvinit-epel or upstart"
              write_systemd ;;
-    sysvinit) write_sysvinit ;;
+    systemd-centos) [ "$pid1_systemd" = 1 ] || die "PID 1 is not systemd here; choose docker_engine_service_manager=sysvinit-epel or upstart"
+             write_systemd_centos ;;
+    sysvinit|sysvinit-epel) write_sysvinit sysvinit-epel ;;
+    sysvinit-docker) write_sysvinit sysvinit-docker ;;
     upstart) write_upstart ;;
     labctl) echo "STYLE: labctl container lab host (labctl-dockerd)" ;;
-    *) die "unknown service manager $service (systemd | sysvinit | upstart | labctl)" ;;
+    *) die "unknown service manager $service (systemd | systemd-centos | sysvinit-epel | sysvinit-docker | upstart | labctl)" ;;
   esac
 
   # --- take over from a distribution engine that would hold the socket or run beside ours --------
