@@ -143,10 +143,39 @@ def baseline_table(cmp: BaselineComparison) -> RenderableType:
         parts.append(Text("\nHosts without a system", style="bold"))
         for h in unpaired:
             parts.append(Text(f"  {h.host}: {h.reason}", style="dim"))
+    if cmp.claims:
+        parts.append(claims_table(cmp))
     if cmp.same_kernel:
         parts.append(same_kernel_table(cmp.same_kernel))
     parts.append(Text("\n" + cmp.summary(), style="bold"))
     return Group(*parts)
+
+
+#: how each claim verdict is shown in a terminal
+CLAIM_STYLE = {
+    "reproduced": "green",
+    "contradicted": "bold red",
+    "not settled by this run": "yellow",
+    "cannot be tested here": "dim",
+}
+
+
+def claims_table(cmp: BaselineComparison) -> RenderableType:
+    """Every claim of the article: its verdict in this run, the hosts and evidence, and the
+    cause (a contradiction) or why (not settled, cannot be tested)."""
+    table = Table(header_style="bold", expand=True, show_lines=True)
+    table.add_column("claim", ratio=5, overflow="fold")
+    table.add_column("verdict", min_width=12, overflow="fold")
+    table.add_column("evidence", ratio=4, overflow="fold")
+    table.add_column("cause or why", ratio=4, overflow="fold")
+    for c in cmp.claims:
+        table.add_row(
+            f"{c.id}: {c.text}",
+            Text(c.verdict, style=CLAIM_STYLE.get(c.verdict, "")),
+            "\n".join(c.evidence) or "-",
+            c.why,
+        )
+    return Group(Text(f"\nClaims of the article: {cmp.claims_summary()}", style="bold"), table)
 
 
 def same_kernel_table(groups: list[SameKernelGroup]) -> RenderableType:

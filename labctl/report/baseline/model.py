@@ -102,6 +102,27 @@ class HostNote:
         return self.system is not None
 
 
+#: how a claim of the article stands in a run (claims.py settles them)
+REPRODUCED = "reproduced"
+CONTRADICTED = "contradicted"
+NOT_SETTLED = "not settled by this run"
+UNTESTABLE = "cannot be tested here"
+CLAIM_VERDICTS = (REPRODUCED, CONTRADICTED, NOT_SETTLED, UNTESTABLE)
+
+
+@dataclass
+class ClaimResult:
+    id: str
+    text: str
+    verdict: str
+    #: the hosts the verdict rests on
+    hosts: list[str] = field(default_factory=list)
+    #: "host: metric row = value" lines
+    evidence: list[str] = field(default_factory=list)
+    #: for a contradiction the likely cause; for the two unsettled verdicts, why
+    why: str = ""
+
+
 @dataclass
 class BaselineComparison:
     baseline: str
@@ -110,6 +131,8 @@ class BaselineComparison:
     systems: list[SystemPairing]
     hosts: list[HostNote]
     same_kernel: list[SameKernelGroup] = field(default_factory=list)
+    #: every claim of the article, settled by this run
+    claims: list[ClaimResult] = field(default_factory=list)
 
     @property
     def comparable(self) -> bool:
@@ -133,6 +156,11 @@ class BaselineComparison:
             ", ".join(parts) or "no checks"
         )
 
+    def claims_summary(self) -> str:
+        """``"5 reproduced, 1 contradicted, ..."`` over the claims."""
+        counts = {v: sum(1 for c in self.claims if c.verdict == v) for v in CLAIM_VERDICTS}
+        return ", ".join(f"{n} {v}" for v, n in counts.items() if n) or "no claims"
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = _plain(self)
         data["comparable"] = self.comparable
@@ -142,6 +170,7 @@ class BaselineComparison:
         for h, hsrc in zip(data["hosts"], self.hosts, strict=True):
             h["comparable"] = hsrc.comparable
         data["same_kernel"] = [g.to_dict() for g in self.same_kernel]
+        data["claims_summary"] = self.claims_summary()
         return data
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..model import HostEntry, redact_ids
 from ..samekernel import same_kernel_groups
+from .claims import settle
 from .load import Profile, files_in_tree, host_profile, kernel_line, load_baseline, major
 from .load import storage_metrics as storage_metrics_of
 from .model import (
@@ -306,4 +307,5 @@ def compare_to_baseline(entries: list[HostEntry], name: str = "article") -> Base
         pairings,
         host_notes(profiles, pairings, systems, table),
         same_kernel_groups(entries, base.get("engine_changes", [])),
+        settle(base, entries, {p.system: p.host for p in pairings}),
     )

@@ -1,0 +1,149 @@
+"""The claims ledger's rules (labctl/report/baseline/claims.py): each outcome from a small host
+record made here, then the ledger of a whole recorded run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labctl.report.baseline import compare_to_baseline, load_baseline
+from labctl.report.baseline.claims import RULES, settle
+from labctl.report.baseline.model import CONTRADICTED, NOT_SETTLED, REPRODUCED, UNTESTABLE
+from labctl.report.model import HostEntry, load_entries, open_run
+from labctl.results import HostResult
+
+ARTICLE = Path(__file__).resolve().parent.parent / "data" / "run-article-1.5.0"
+BASE = load_baseline()
+CLAIMS = {c["id"]: c for c in BASE["claims"]}
+
+
+def host(
+    name: str,
+    *,
+    engine: str = "1.5.0",
+    driver: str = "devicemapper",
+    init: str = "",
+    ns: str = "host",
+    experiments: dict[str, dict[str, Any]] | None = None,
+    commit: str = "a8a31ef",
+) -> HostEntry:
+    """A host entry with the facts the rules read and one ok record per experiment."""
+    data = {
+        "host": name,
+        "status": "ok",
+        "facts": {
+            "docker": {
+                "server_version": engine,
+                "storage_driver": driver,
+                "mount_namespace": ns,
+                "git_commit": commit,
+            }
+        },
+        "labels": {"engine_init": init} if init else {},
+        "experiments": [
+            {"name": n, "status": "ok", "metrics": m, "verdict": m.pop("verdict", "")}
+            for n, m in (experiments or {}).items()
+        ],
+    }
+    return HostEntry(HostResult(name, Path(f"{name}.json"), data), "r1", name)
+
+
+def ledger(hosts: list[HostEntry], partners: dict[str, str | None]) -> dict[str, Any]:
+    return {c.id: c for c in settle(BASE, hosts, partners)}
+
+
+def in_tree(flag: bool) -> dict[str, dict[str, Any]]:
+    keys = ("in_host_tree", "host_can_read", "host_can_write")
+    return {"storage-location": dict.fromkeys(keys, flag)}
+
+
+def test_every_claim_names_a_rule_and_has_an_id() -> None:
+    assert len(CLAIMS) == len(BASE["claims"]) >= 15
+    for claim in BASE["claims"]:
+        assert claim["rule"] in RULES, claim
+        assert claim["text"]
+
+
+def test_the_6_6_and_7_0_storage_findings_reproduced_and_contradicted() -> None:
+    c66, c70 = host("c66", experiments=in_tree(True)), host("c70", experiments=in_tree(False))
+    got = ledger([c66, c70], {"centos66": "c66", "centos70": "c70"})
+    assert (got["S2"].verdict, got["S3"].verdict) == (REPRODUCED, REPRODUCED)
+    assert "c66: storage-location.in_host_tree = True" in got["S2"].evidence
+    # Docker's own SysV script on the 6.6 stand-in: its daemon hides the mounts
+    c66d = host("c66d", init="sysvinit-docker", ns="private", experiments=in_tree(False))
+    got = ledger([c66d, c70], {"centos66": "c66d", "centos70": "c70"})
+    assert got["S2"].verdict == CONTRADICTED
+    assert "private mount namespace (init sysvinit-docker)" in got["S2"].why
+    assert ledger([c70], {"centos66": None, "centos70": "c70"})["S2"].verdict == NOT_SETTLED
+
+
+def test_ubuntu_on_devicemapper_contradicts_the_article_under_the_upstart_job() -> None:
+    u = host("u1404-dm", init="upstart", experiments=in_tree(True))
+    got = ledger([u], {})["S6"]
+    assert got.verdict == CONTRADICTED and "upstart job gives the daemon no mount" in got.why
+    assert ledger([host("x", init="upstart", experiments=in_tree(False))], {})["S6"].verdict == (
+        REPRODUCED
+    )
+    assert ledger([host("x", init="systemd")], {})["S6"].verdict == NOT_SETTLED
+
+
+def test_era_facts_from_the_engines_hosts() -> None:
+    dm: dict[str, dict[str, Any]] = {
+        "disk-limited": {
+            "base_device_size_bytes": 10 * 1024**3,
+            "pool_file_size_bytes": 100 * 1024**3,
+            "pool_file_allocated_before_bytes": 245_702_656,
+        },
+        "processes-limited": {"stop_reason": "not-available"},
+        "memory": {"stop_reason": "cap", "landed_on_host_ratio": 0.98},
+    }
+    got = ledger([host("c66", experiments=dm)], {})
+    for claim in ("T1", "S1", "E1", "E2", "E3", "E4"):
+        assert got[claim].verdict == REPRODUCED, (claim, got[claim])
+    assert "c66: disk-limited.pool_file_size_bytes = 107374182400" in got["S1"].evidence
+    # a pool file that is not sparse, a 20 GiB base size, a build of another commit
+    dm["disk-limited"].update(
+        base_device_size_bytes=20 * 1024**3, pool_file_allocated_before_bytes=90 * 1024**3
+    )
+    got = ledger([host("c66", experiments=dm, commit="deadbee")], {})
+    for claim in ("T1", "S1", "E1"):
+        assert got[claim].verdict == CONTRADICTED, (claim, got[claim])
+    # today's engine alone settles none of the 1.5.0 facts
+    got = ledger([host("d20", engine="20.10.5", driver="overlay2")], {})
+    assert {got[c].verdict for c in ("T1", "E1", "E2", "E3", "E4")} == {NOT_SETTLED}
+
+
+def test_swap_accounting_off_reproduced_only_where_the_engine_warns() -> None:
+    off = {"engine_swap_limit_warning": True, "memory_swap_limit_applied": False}
+    on = {"engine_swap_limit_warning": False, "memory_swap_limit_applied": True}
+    u = host("u14", driver="overlay", experiments={"memory-limited": off})
+    assert ledger([u], {"ubuntu1404": "u14"})["E5"].verdict == REPRODUCED
+    u = host("u14", driver="overlay", experiments={"memory-limited": on})
+    got = ledger([u], {"ubuntu1404": "u14"})["E5"]
+    assert got.verdict == CONTRADICTED and "swap accounting on" in got.why
+
+
+@pytest.mark.parametrize("claim, check", [("S4", "storage-host-mount"),
+                                          ("S7", "storage-driver-switch"),
+                                          ("T3-centos", "drivers-available")])  # fmt: skip
+def test_claims_that_need_a_check_this_run_did_not_run(claim: str, check: str) -> None:
+    got = ledger([host("c70")], {"centos70": "c70"})[claim]
+    assert got.verdict == NOT_SETTLED and check in got.why
+
+
+def test_aufs_cannot_be_tested_here_and_the_stand_in_is_shown() -> None:
+    u = host("u14", driver="overlay", experiments=in_tree(True))
+    got = ledger([u], {"ubuntu1404": "u14"})["S5"]
+    assert got.verdict == UNTESTABLE and "aufs" in got.why
+    assert "u14 (overlay, the stand-in): storage-location.in_host_tree = True" in got.evidence
+
+
+def test_the_ledger_of_a_recorded_run_is_in_the_comparison_and_its_json() -> None:
+    cmp = compare_to_baseline(load_entries([open_run(ARTICLE)]))
+    ids = [c.id for c in cmp.claims]
+    assert ids == [c["id"] for c in BASE["claims"]]
+    doc = cmp.to_dict()
+    assert doc["claims"][ids.index("S2")]["verdict"] == REPRODUCED
+    assert doc["claims_summary"].startswith("2 reproduced")
