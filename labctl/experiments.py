@@ -9,18 +9,26 @@ from .errors import ConfigError
 
 #: in the order the agent runs them and people read them
 EXPERIMENTS: tuple[str, ...] = catalog.ORDER
+#: what "all" asks for: every check but those that start or restart daemons (named only)
+ALL: tuple[str, ...] = catalog.ALL
 
 
 def help_text() -> str:
     """``--experiments``'s help: all, or the checks by name, from the agent's declaration."""
-    return f"Checks to run: all, or some of {', '.join(EXPERIMENTS)} (comma separated)."
+    opt_in = ", ".join(catalog.OPT_IN)
+    return (
+        f"Checks to run: all, or some of {', '.join(EXPERIMENTS)} (comma separated; {opt_in} "
+        "start daemons of the host's engine and run only when named)."
+    )
 
 
 def parse_experiments(text: str) -> tuple[str, ...]:
     """``"disk,inodes"`` or ``"all"`` -> names in the agent's order; unknown names are errors."""
     asked = [e.strip() for e in text.split(",") if e.strip()]
-    if not asked or "all" in asked:
-        return EXPERIMENTS
+    if not asked or asked == ["all"]:
+        return ALL
+    if "all" in asked:  # all, and opt-in checks named beside it
+        asked = [*ALL, *(e for e in asked if e != "all")]
     unknown = [e for e in asked if e not in EXPERIMENTS]
     if unknown:
         raise ConfigError(

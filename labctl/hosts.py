@@ -32,6 +32,8 @@ class HostRecord:
     agent_python: str | None = None
     #: labctl's folder on the host; None = /var/lib/labctl for root, ~/.local/state/labctl else
     host_dir: str | None = None
+    #: the checks this host runs (labctl_experiments), None = what the probe asks of every host
+    experiments: tuple[str, ...] | None = None
     labels: dict[str, str] = field(default_factory=dict)
     vars: dict[str, Any] = field(default_factory=dict, repr=False)
 

@@ -12,6 +12,8 @@ ansible accepts (INI, YAML, directories, plugins) works. Variables labctl reads:
 |   | ansible_ssh_common_args, else ~/.ssh/known_hosts) |
 | labctl_disposable | true: the host may be driven to real exhaustion (--exhaust) |
 | labctl_agent_python | interpreter for the probe agent (else python3, python2, python) |
+| labctl_experiments | the checks this host runs ("all" on the command line means these; |
+|   | a check named there runs only if listed here) |
 | labctl_host_dir | labctl's folder on the host (else /var/lib/labctl for root, |
 |   | ~/.local/state/labctl for another user); only root and that user may write there |
 | labctl_* (others) | shown as ``lab.*`` rows in the matrix (driver, suite, ...) |
@@ -26,11 +28,18 @@ from pathlib import Path
 from typing import Any
 
 from .ansible import list_inventory
-from .errors import InventoryError, LabctlError
+from .errors import ConfigError, InventoryError, LabctlError
+from .experiments import parse_experiments
 from .hosts import HostRecord
 
 _TRUE = {"1", "true", "yes", "on", "y"}
-_CONSUMED = {"labctl_known_hosts", "labctl_disposable", "labctl_agent_python", "labctl_host_dir"}
+_CONSUMED = {
+    "labctl_known_hosts",
+    "labctl_disposable",
+    "labctl_agent_python",
+    "labctl_host_dir",
+    "labctl_experiments",
+}
 #: an absolute path of plain names (it is quoted anyway; this keeps error lines readable)
 _HOST_DIR = re.compile(r"^(/[A-Za-z0-9_.@+-]+)+$")
 
@@ -112,6 +121,14 @@ def host_from_vars(name: str, hv: dict[str, Any], base: Path) -> HostRecord:
             host=name,
             hint="give a folder such as /var/lib/labctl (no spaces, '.' or '..')",
         )
+    experiments = None
+    if hv.get("labctl_experiments"):
+        try:
+            experiments = parse_experiments(str(hv["labctl_experiments"]))
+        except ConfigError as err:
+            raise InventoryError(
+                f"labctl_experiments: {err.message}", host=name, hint=err.hint
+            ) from None
     known = hv.get("labctl_known_hosts") or _known_hosts_from_args(
         str(hv.get("ansible_ssh_common_args", "") or "")
     )
@@ -133,6 +150,7 @@ def host_from_vars(name: str, hv: dict[str, Any], base: Path) -> HostRecord:
         disposable=truthy(hv.get("labctl_disposable", False)),
         agent_python=str(hv["labctl_agent_python"]) if hv.get("labctl_agent_python") else None,
         host_dir=str(host_dir) if host_dir else None,
+        experiments=experiments,
         labels=labels,
         vars=dict(hv),
     )

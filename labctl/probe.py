@@ -31,7 +31,7 @@ from .errors import (
     TransportError,
     UnsafeHostPath,
 )
-from .experiments import EXPERIMENTS
+from .experiments import ALL, EXPERIMENTS
 from .fanout import forks_for
 from .hostdirs import HostSide
 from .hosts import HostRecord, Progress
@@ -98,6 +98,7 @@ def host_summary(host: HostRecord) -> dict[str, Any]:
         "known_hosts": str(host.known_hosts) if host.known_hosts else None,
         "agent_python": host.agent_python,
         "host_dir": host.host_dir,
+        "experiments": list(host.experiments) if host.experiments else None,
         "disposable": host.disposable,
         "labels": host.labels,
     }
@@ -113,9 +114,28 @@ def host_from_summary(data: dict[str, Any]) -> HostRecord:
         known_hosts=Path(data["known_hosts"]) if data.get("known_hosts") else None,
         agent_python=data.get("agent_python"),
         host_dir=data.get("host_dir"),
+        experiments=tuple(data["experiments"]) if data.get("experiments") else None,
         disposable=bool(data.get("disposable", False)),
         labels={str(k): str(v) for k, v in (data.get("labels") or {}).items()},
     )
+
+
+def host_experiments(asked: tuple[str, ...], host: HostRecord) -> tuple[str, ...]:
+    """The checks one host runs: what the probe asks, within the host's own list
+    (labctl_experiments; asking for all the checks means all of the host's, opt-in ones
+    included); a ProbeError when none is left."""
+    if host.experiments is None:
+        return asked
+    every = set(ALL) <= set(asked)
+    mine = tuple(e for e in EXPERIMENTS if e in host.experiments and (every or e in asked))
+    if not mine:
+        raise ProbeError(
+            f"none of the checks asked ({', '.join(asked)}) is in this host's labctl_experiments "
+            f"({', '.join(host.experiments)})",
+            host=host.name,
+            hint="ask for one of those, or change labctl_experiments in the inventory",
+        )
+    return mine
 
 
 def _decorate(data: dict[str, Any], host: HostRecord) -> dict[str, Any]:
@@ -172,7 +192,7 @@ class _HostProbe:
             "--timeout",
             str(int(self.options.timeout)),
             "--experiments",
-            ",".join(self.options.experiments),
+            ",".join(host_experiments(self.options.experiments, self.host)),
         ]
         if self.options.exhaust:  # bounded is the agent's default
             args += ["--mode", "exhaust"]

@@ -21,6 +21,8 @@ EXPERIMENTS = (
     ("memory-limited", "memory", "the same with -m"),
     ("processes", "processes", "a container forks many children, without a limit"),
     ("processes-limited", "processes", "the same with --pids-limit"),
+    ("drivers-available", None,
+     "which storage drivers this engine and kernel start, and which it picks (Table 3)"),
 )
 #: the names, in the order the agent runs them and people read them
 ORDER = tuple(name for name, _resource, _question in EXPERIMENTS)
@@ -31,3 +33,8 @@ RESOURCE_EXPERIMENTS = tuple(name for name in ORDER if name in RESOURCE_OF)
 QUESTION = dict((name, question) for name, _resource, question in EXPERIMENTS)
 #: what the agent runs when it is not told (the controller asks for what its user asks)
 DEFAULT = ("storage-location",)
+#: checks that start or restart daemons of the host's engine: run only when named (on the
+#: command line or in a host's labctl_experiments), never by "all"
+OPT_IN = ("drivers-available",)
+#: what "all" asks for
+ALL = tuple(name for name in ORDER if name not in OPT_IN)

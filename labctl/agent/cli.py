@@ -8,6 +8,7 @@ import optparse
 import os
 import sys
 
+from .catalog import ALL
 from .consts import AGENT_VERSION, DEFAULT_EXPERIMENTS, DEFAULT_TIMEOUT, RUN_ID_RE
 from .docker import Docker
 from .facts import docker_facts, gather_facts
@@ -118,7 +119,7 @@ def _experiments_asked(p, text):
     exps = []
     for e in text.split(","):
         e = e.strip()
-        for one in (EXPERIMENT_ORDER if e == "all" else (e,)):
+        for one in (ALL if e == "all" else (e,)):
             if one and one not in exps:
                 exps.append(one)
     unknown = [e for e in exps if e not in EXPERIMENTS]

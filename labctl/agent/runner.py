@@ -14,6 +14,7 @@ from .catalog import ORDER, RESOURCE_OF
 from .consts import AGENT_VERSION, SCHEMA_VERSION
 from .context import Agent
 from .docker import Docker
+from .drivers import experiment_drivers_available
 from .errors import AgentInterrupted, ExperimentError, SkipExperiment
 from .facts import gather_facts
 from .hostpaths import UnsafePath, ensure_local_dir
@@ -33,7 +34,10 @@ from .text import iso_utc, one_line, write_json_atomic
 
 #: the checks of the catalog that are not resource checks, each its own module:
 #: name -> function(agent, metrics) -> verdict (a new one is its module and a line here)
-OWN_EXPERIMENTS = {"storage-location": experiment_storage_location}
+OWN_EXPERIMENTS = {
+    "storage-location": experiment_storage_location,
+    "drivers-available": experiment_drivers_available,
+}
 
 
 def _experiments():

@@ -1276,3 +1276,15 @@ def test_own_cgroup_tells_the_container_s_from_the_daemon_s() -> None:
     # Docker 1.5.0 started from an ssh session: no pids cgroup of the container's own
     assert not pa.own_cgroup("/sys/fs/cgroup/pids/user.slice/user-0.slice/session-3.scope", cid)
     assert pa.own_cgroup("/sys/fs/cgroup/pids/whatever", None)  # no id known: trusted
+
+
+def test_the_throwaway_daemon_of_drivers_available_is_the_engines_own_apart() -> None:
+    """Its own root, socket, pid file and (from 19.03) containerd namespaces; no networking."""
+    place = {"dir": "/w/driver-vfs", "root": "/w/r", "exec": "/w/e", "sock": "/w/s", "pid": "/w/p"}
+    old = pa.daemon_command(["/usr/bin/docker", "-d", "-H", "fd://"], "1.5.0", "vfs", place)
+    assert old == ["/usr/bin/docker", "-d", "-g", "/w/r", "-H", "unix:///w/s", "-p", "/w/p",
+                   "--bridge=none", "--iptables=false", "-s", "vfs"]  # fmt: skip
+    new = pa.daemon_command(["/usr/sbin/dockerd", "-H", "fd://"], "20.10.24", "", place)
+    assert new[:3] == ["/usr/sbin/dockerd", "--data-root", "/w/r"]
+    assert "--containerd-namespace" in new and "-s" not in new
+    assert "labctl-drivers-driver-vfs" in new

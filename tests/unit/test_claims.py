@@ -147,3 +147,26 @@ def test_the_ledger_of_a_recorded_run_is_in_the_comparison_and_its_json() -> Non
     doc = cmp.to_dict()
     assert doc["claims"][ids.index("S2")]["verdict"] == REPRODUCED
     assert doc["claims_summary"].startswith("2 reproduced")
+
+
+def test_table_3_from_the_drivers_the_stand_ins_start() -> None:
+    def drivers(offered: str, default: str) -> dict[str, dict[str, Any]]:
+        return {
+            "drivers-available": {
+                "drivers_available": offered,
+                "default_driver": default,
+                "candidates": "aufs,btrfs,devicemapper,overlay,vfs",
+            }
+        }
+
+    c66 = host("c66", experiments=drivers("devicemapper,overlay,vfs", "devicemapper"))
+    got = ledger([c66], {"centos66": "c66", "centos70": None})["T3-centos"]
+    assert got.verdict == REPRODUCED and "c66 also offers overlay" in got.why
+    c66 = host("c66", experiments=drivers("vfs", "vfs"))
+    got = ledger([c66], {"centos66": "c66"})["T3-centos"]
+    assert got.verdict == CONTRADICTED and "c66 lacks devicemapper" in got.why
+    u14 = host(
+        "u14", driver="overlay", experiments=drivers("devicemapper,overlay,vfs", "devicemapper")
+    )
+    got = ledger([u14], {"ubuntu1404": "u14"})["T3-ubuntu"]
+    assert got.verdict == UNTESTABLE and got.why.startswith("aufs: no Debian kernel carries aufs")

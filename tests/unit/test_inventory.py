@@ -87,3 +87,35 @@ def test_limit_to_unknown_host(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match="no host named h9"):
         load_inventory(inv, limit=["h9"])
     assert [h.name for h in load_inventory(inv, limit=["h1"]).hosts] == ["h1"]
+
+
+def test_a_hosts_own_checks_and_what_the_probe_asks(tmp_path: Path) -> None:
+    from labctl.errors import ProbeError
+    from labctl.experiments import ALL
+    from labctl.probe import host_experiments
+
+    inv = tmp_path / "hosts.ini"
+    inv.write_text(
+        "[lab]\n"
+        "a labctl_experiments=storage-location\n"
+        "b labctl_experiments=all,drivers-available\n"
+        "c labctl_experiments=storage-location,nonsense\n"
+        "d\n"
+    )
+    loaded = load_inventory(inv)
+    hosts = {h.name: h for h in loaded.hosts}
+    assert hosts["a"].experiments == ("storage-location",) and hosts["d"].experiments is None
+    assert hosts["b"].experiments is not None and "drivers-available" in hosts["b"].experiments
+    (bad,) = loaded.problems
+    assert bad.host == "c" and "labctl_experiments: unknown experiment nonsense" in bad.line()
+    # "all" on the command line: each host's own list, opt-in checks it names included
+    assert host_experiments(ALL, hosts["a"]) == ("storage-location",)
+    assert host_experiments(ALL, hosts["b"])[-1] == "drivers-available"
+    assert host_experiments(ALL, hosts["d"]) == ALL
+    # a check named on the command line runs where the host lists it
+    assert host_experiments(("storage-location", "disk"), hosts["a"]) == ("storage-location",)
+    with pytest.raises(ProbeError) as err:
+        host_experiments(("disk",), hosts["a"])
+    assert (
+        "none of the checks asked (disk) is in this host's labctl_experiments" in err.value.line()
+    )

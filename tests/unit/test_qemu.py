@@ -151,6 +151,20 @@ def test_kernel_cmdline_trusts_the_tsc_under_tcg_only() -> None:
     )
 
 
+def test_swap_accounting_off_as_ubuntu_14_04_booted_and_a_swap_file() -> None:
+    assert "swapaccount=0" in kernel_cmdline("bullseye", "v1", accel="tcg", swapaccount="off")
+    assert "swapaccount=1" in kernel_cmdline("bullseye", "v1", accel="tcg", swapaccount="on")
+    assert "swapaccount" not in kernel_cmdline("bullseye", "v1", accel="tcg")
+    h = parse_host_option("bullseye:name=u,cgroup=v1,swap=256MiB,swapaccount=off")
+    assert (h.swap, h.swapaccount) == (256 << 20, "off")
+    assert "LABCTL_SWAP=268435456" in lab_env(h, "l")
+    for bad, needle in (("swapaccount=maybe", "swapaccount must be on or off"),
+                        ("swap=1MiB", "too small")):  # fmt: skip
+        with pytest.raises(ConfigError) as err:
+            QemuLabSpec(name="l", hosts=(parse_host_option(f"bullseye:{bad}"),)).validate()
+        assert needle in err.value.line()
+
+
 def test_kernel_cmdline_refuses_unknown_cgroup() -> None:
     with pytest.raises(ConfigError):
         kernel_cmdline("bookworm", "v3", accel="tcg")
@@ -464,6 +478,7 @@ def test_article_preset_is_the_stand_ins_and_todays_engine_on_one_kernel() -> No
         ("1.5.0", "devicemapper", "sysvinit-docker", "centos66"),
         ("1.5.0", "devicemapper", "systemd-centos", "centos70"),
         ("1.5.0", "overlay", "upstart", "ubuntu1404"),
+        ("1.5.0", "devicemapper", "upstart", "ubuntu1404"),
         ("distro", "overlay2", "", ""),
     ]
     assert by_name["deb2010"].docker_fs == "xfs"

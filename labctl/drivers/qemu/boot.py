@@ -188,7 +188,9 @@ class QemuVms(LabDriver):
                     hint=f"command: {shlex.join(cmd)}",
                 )  # fmt: skip
         accel = self.accel.name
-        append = kernel_cmdline(vm.spec.suite, vm.spec.cgroup, accel=accel)
+        append = kernel_cmdline(
+            vm.spec.suite, vm.spec.cgroup, accel=accel, swapaccount=vm.spec.swapaccount
+        )
         bios = qemu_firmware()
 
         def command(port: int) -> list[str]:

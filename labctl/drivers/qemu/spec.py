@@ -74,6 +74,13 @@ class QemuHostSpec:
     init: str = ""
     #: which of the article's systems this host stands in for (a label only)
     stands_for: str = ""
+    #: the checks this host runs (its inventory's labctl_experiments; "" = what is asked)
+    experiments: str = ""
+    #: bytes of swap (a swap file made at boot; 0 = none, as labctl's images have)
+    swap: int = 0
+    #: memory cgroup swap accounting: "off" (swapaccount=0, Ubuntu 14.04's kernels), "on", or ""
+    #: for the kernel's default (on in Debian's)
+    swapaccount: str = ""
     #: suite "image": the user's cloud image file (qcow2, raw, ...) booted from a throwaway
     #: overlay with its own bootloader and kernel and a NoCloud seed (cloudimage.py)
     image: str = ""
@@ -94,6 +101,9 @@ class QemuHostSpec:
         self.memory = parse_size(v, what=f"{self.name}: memory")
         v = self.disk_size
         self.disk_size = parse_size(v, what=f"{self.name}: disk_size")
+        v = self.swap
+        self.swap = parse_size(v, what=f"{self.name}: swap") if v else 0
+        self.swapaccount = str(self.swapaccount or "").strip().lower()
         v = self.cpus
         self.cpus = _int_field(v, f"{self.name}: cpus")
         v = self.disk_inodes
@@ -133,6 +143,16 @@ class QemuHostSpec:
         base.check_disk(self.disk_size, self.disk_inodes, MIN_DISK, who=f"{n}: ")
         if self.cgroup not in CGROUPS:
             raise ConfigError(f"{n}: cgroup must be v1 or v2, got {self.cgroup!r}")
+        if self.experiments:
+            from ...experiments import parse_experiments
+
+            parse_experiments(self.experiments)  # a ConfigError names an unknown check
+        if self.swapaccount not in ("", "on", "off"):
+            raise ConfigError(f"{n}: swapaccount must be on or off, got {self.swapaccount!r}")
+        if self.swap and self.swap < 16 * MiB:
+            raise ConfigError(
+                f"{n}: swap of {format_size(self.swap)} is too small (16MiB at least)"
+            )
         if self.stands_for and self.stands_for not in STANDS_FOR:
             raise ConfigError(
                 f"{n}: stands_for must be one of {', '.join(STANDS_FOR)}, got {self.stands_for!r}"
@@ -187,6 +207,11 @@ class QemuHostSpec:
                 f"{n}: engine= and init= are for labctl's own images; an image host gets the "
                 "engine the roles install (docker_engine_* inventory variables)"
             )
+        if self.swap or self.swapaccount:
+            raise ConfigError(
+                f"{n}: swap= and swapaccount= are for labctl's own images; an image host boots "
+                "its own kernel command line and disks"
+            )
         if self.boot_timeout < 0:
             raise ConfigError(f"{n}: boot_timeout must be 0 (default) or more seconds")
 
@@ -226,26 +251,38 @@ def default_hosts() -> tuple[QemuHostSpec, ...]:
     return tuple(QemuHostSpec(suite=s) for s in ("bullseye", "bookworm", "trixie"))
 
 
+#: what a 2015 Ubuntu 14.04 install had that Debian's kernel and labctl's images do not: swap
+#: accounting off (its kernels booted without it: Docker warned "No swap limit support") and a
+#: swap area
+UBUNTU_1404_KERNEL: dict[str, Any] = {"swapaccount": "off", "swap": 256 * MiB}
+#: the check that settles Table 3 (it starts throwaway daemons: named, never in "all")
+TABLE_3 = "drivers-available"
+
+
 def article_hosts() -> tuple[QemuHostSpec, ...]:
     """The article's three systems as stand-ins on ONE kernel (bullseye's 5.10 with cgroup v1,
     where Docker 1.5.0 runs), told apart by what made them differ in 2015: the storage driver
     and the init file that started the daemon (each the 2015 file, verbatim); c66d is CentOS
     6.6 with Docker's own SysV script instead of EPEL's (the one line that decides the 6.6
-    finding: `unshare -m`); plus the same kernel with Debian's Docker 20.10."""
+    finding: `unshare -m`); u1404-dm is Ubuntu 14.04 on devicemapper (the article says it then
+    behaves like CentOS 7.0); the Ubuntu hosts boot with swap accounting off and a swap area, as
+    Ubuntu 14.04 did; plus the same kernel with Debian's Docker 20.10."""
 
     def host(name: str, **kw: Any) -> QemuHostSpec:
         return QemuHostSpec(suite="bullseye", cgroup="v1", name=name, **kw)
 
     return (
         host("c66", engine="1.5.0", storage_driver="devicemapper", init="sysvinit-epel",
-             stands_for="centos66"),
+             stands_for="centos66", experiments=f"all,{TABLE_3}"),
         host("c66d", engine="1.5.0", storage_driver="devicemapper", init="sysvinit-docker",
-             stands_for="centos66"),
+             stands_for="centos66", experiments="storage-location"),
         host("c70", engine="1.5.0", storage_driver="devicemapper", init="systemd-centos",
-             stands_for="centos70"),
+             stands_for="centos70", experiments="all"),
         host("u1404", engine="1.5.0", storage_driver="overlay", init="upstart",
-             stands_for="ubuntu1404"),
-        host("deb2010", storage_driver="overlay2", docker_fs="xfs"),
+             stands_for="ubuntu1404", experiments=f"all,{TABLE_3}", **UBUNTU_1404_KERNEL),
+        host("u1404-dm", engine="1.5.0", storage_driver="devicemapper", init="upstart",
+             stands_for="ubuntu1404", experiments="storage-location", **UBUNTU_1404_KERNEL),
+        host("deb2010", storage_driver="overlay2", docker_fs="xfs", experiments="all"),
     )  # fmt: skip
 
 
@@ -260,6 +297,8 @@ def engine_vars(spec: QemuHostSpec) -> dict[str, Any]:
     out: dict[str, Any] = {"labctl_engine": spec.engine}
     if spec.stands_for:
         out["labctl_stands_for"] = spec.stands_for
+    if spec.experiments:
+        out["labctl_experiments"] = spec.experiments
     if spec.engine == DISTRO_ENGINE:
         return out
     from ...engines import require_engine

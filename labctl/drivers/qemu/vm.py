@@ -32,7 +32,7 @@ KVM_TRIAL_TIMEOUT = 15.0
 # --- pure pieces: kernel command line and QEMU command line ----------------------------------
 
 
-def kernel_cmdline(suite: str, cgroup: str, *, accel: str) -> str:
+def kernel_cmdline(suite: str, cgroup: str, *, accel: str, swapaccount: str = "") -> str:
     """The VM kernel's command line. cgroup v1 is systemd's legacy hierarchy (no cgroup2 mount
     beside it); trixie's systemd (257) refuses it unless forced (the kernel passes unknown
     ``A=B`` words to init's environment). ``quiet``: under TCG every console line costs time;
@@ -40,7 +40,9 @@ def kernel_cmdline(suite: str, cgroup: str, *, accel: str) -> str:
     ``tsc=reliable`` under TCG: QEMU derives every vCPU's TSC from one host counter, so it is
     synchronized and stable, but the kernel's check across emulated CPUs (timed by a preempted
     host) calls it unsynchronized and falls back to the HPET, whose every read is an emulated
-    MMIO access: each clock read of the guest's programs then leaves the translated code."""
+    MMIO access: each clock read of the guest's programs then leaves the translated code.
+    ``swapaccount``: "off" boots with memory cgroup swap accounting off (``swapaccount=0``), as
+    Ubuntu 14.04's kernels did; "on" forces it on; "" leaves the kernel's default."""
     if cgroup not in CGROUPS:
         raise ConfigError(f"cgroup must be v1 or v2, got {cgroup!r}")
     words = [
@@ -60,6 +62,8 @@ def kernel_cmdline(suite: str, cgroup: str, *, accel: str) -> str:
         words.append("systemd.legacy_systemd_cgroup_controller=1")
     if cgroup == "v1" and suite not in ("bullseye", "bookworm"):
         words.append("SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1")
+    if swapaccount:
+        words.append(f"swapaccount={0 if swapaccount == 'off' else 1}")
     return " ".join(words)
 
 
@@ -175,6 +179,7 @@ def lab_env(host: QemuHostSpec, lab: str) -> str:
         "LABCTL_DISK_INODES": "" if host.disk_inodes is None else str(host.disk_inodes),
         "LABCTL_CGROUP": host.cgroup,
         "LABCTL_ENGINE": host.engine,
+        "LABCTL_SWAP": str(host.swap),
     }
     return "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items())
 

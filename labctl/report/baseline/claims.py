@@ -216,6 +216,48 @@ def swap_unbounded(claim: dict[str, Any], run: Run) -> Outcome:
     )
 
 
+def drivers_offered(claim: dict[str, Any], run: Run) -> Outcome:
+    """Table 3: the storage drivers a system's engine and kernel offered, and its default,
+    against what drivers-available measured on the partners of ``claim["systems"]``."""
+    hosts = [run.partners.get(s) for s in claim["systems"]]
+    measured = [e for e in hosts if e is not None and _metric(e, "drivers-available", "candidates")]
+    if not measured:
+        why = "needs the drivers-available check on a host that partners " + " or ".join(
+            claim["systems"]
+        )
+        return NOT_SETTLED, [e.name for e in hosts if e], [], why
+    missing = dict(claim.get("cannot", {}))
+    ev, notes, wrong = [], [], []
+    for e in measured:
+        offered = str(_metric(e, "drivers-available", "drivers_available") or "").split(",")
+        default = _metric(e, "drivers-available", "default_driver")
+        ev.append(_ev(e, "drivers-available.drivers_available", ",".join(offered)))
+        ev.append(_ev(e, "drivers-available.default_driver", default))
+        wrong += [
+            f"{e.name} lacks {d}" for d in claim["offers"] if d not in offered and d not in missing
+        ]
+        if claim["default"] not in missing and default != claim["default"]:
+            wrong.append(f"{e.name} picks {default}, not {claim['default']}")
+        extra = [d for d in offered if d and d not in claim["offers"]]
+        if extra:
+            notes.append(f"{e.name} also offers {', '.join(extra)} ({claim['extra_cause']})")
+    names = [e.name for e in measured]
+    if wrong:
+        return CONTRADICTED, names, ev, "; ".join(wrong + notes)
+    if missing:
+        return (
+            UNTESTABLE,
+            names,
+            ev,
+            "; ".join(
+                [f"{d}: {why}" for d, why in missing.items()]
+                + ["the others are offered as the article says"]
+                + notes
+            ),
+        )
+    return REPRODUCED, names, ev, "; ".join(notes)
+
+
 def needs_check(claim: dict[str, Any], run: Run) -> Outcome:
     """A claim only a check that this run did not run can settle (``claim["check"]``)."""
     check = claim["check"]
@@ -244,6 +286,7 @@ RULES: dict[str, Rule] = {
     "engine_fact": engine_fact,
     "engine_class": engine_class,
     "swap_unbounded": swap_unbounded,
+    "drivers_offered": drivers_offered,
     "needs_check": needs_check,
     "untestable": untestable,
 }
@@ -258,5 +301,18 @@ def settle(
     out = []
     for claim in base.get("claims", []):
         verdict, hosts, evidence, why = RULES[claim["rule"]](claim, run)
-        out.append(ClaimResult(claim["id"], claim["text"], verdict, hosts, evidence, why))
+        out.append(ClaimResult(claim["id"], claim["text"], verdict, hosts, grouped(evidence), why))
     return out
+
+
+def grouped(evidence: list[str]) -> list[str]:
+    """``host: row = value`` lines with the same row and value as one line naming every host
+    (``c66, c70: docker.git_commit = a8a31ef``), in first-seen order."""
+    hosts_of: dict[str, list[str]] = {}
+    for line in evidence:
+        host, sep, said = line.partition(": ")
+        if not sep or " " in host:
+            hosts_of.setdefault(line, [])
+            continue
+        hosts_of.setdefault(said, []).append(host)
+    return [f"{', '.join(h)}: {said}" if h else said for said, h in hosts_of.items()]
