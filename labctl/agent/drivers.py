@@ -58,10 +58,11 @@ def _place(base, name):
             "log": os.path.join(d, "daemon.log")}
 
 
-def _answer(docker, sock, deadline):
-    """The throwaway daemon's `docker info`, parsed, once it answers (None: it never did)."""
+def _answer(docker, proc, sock, deadline):
+    """The throwaway daemon's `docker info`, parsed, once it answers (None: it exited or never
+    answered in time)."""
     env = dict(os.environ, DOCKER_HOST="unix://" + sock)
-    while time.time() < deadline:
+    while time.time() < deadline and proc.poll() is None:
         if os.path.exists(sock):
             res = run_cmd([docker.path, "info"], 30, env=env)
             if res.ok:
@@ -126,7 +127,7 @@ def try_driver(agent, argv, driver):
             proc = subprocess.Popen(cmd, stdout=log, stderr=log, close_fds=True)
         finally:
             log.close()
-        info = _answer(agent.docker, place["sock"],
+        info = _answer(agent.docker, proc, place["sock"],
                        time.time() + agent.deadline.remaining(START_WAIT_S))
         if info and info.get("storage_driver"):
             return info["storage_driver"], ""

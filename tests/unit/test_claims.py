@@ -170,3 +170,18 @@ def test_table_3_from_the_drivers_the_stand_ins_start() -> None:
     )
     got = ledger([u14], {"ubuntu1404": "u14"})["T3-ubuntu"]
     assert got.verdict == UNTESTABLE and got.why.startswith("aufs: no Debian kernel carries aufs")
+
+
+def test_table_3_from_a_twin_of_the_partner_when_the_partner_did_not_run_it() -> None:
+    measured = {
+        "drivers-available": {
+            "drivers_available": "devicemapper,vfs",
+            "default_driver": "devicemapper",
+            "candidates": "aufs,devicemapper,vfs",
+        }
+    }
+    c66, twin = host("c66"), host("c66d", experiments=measured)
+    for e in (c66, twin):
+        e.result.data["facts"]["kernel"] = "5.10.0-32-cloud-amd64"
+    got = ledger([c66, twin], {"centos66": "c66"})["T3-centos"]
+    assert got.verdict == REPRODUCED and got.hosts == ["c66d"]

@@ -42,6 +42,10 @@ def _engine(e: HostEntry) -> str:
     return str(dig(e.result.facts, "docker", "server_version") or "")
 
 
+def _kernel(e: HostEntry) -> str:
+    return str(e.result.facts.get("kernel") or "")
+
+
 def _metric(e: HostEntry, exp: str, key: str) -> Any:
     rec = e.experiment(exp) or {}
     metrics = rec.get("metrics") if rec.get("status") == "ok" else None
@@ -218,9 +222,18 @@ def swap_unbounded(claim: dict[str, Any], run: Run) -> Outcome:
 
 def drivers_offered(claim: dict[str, Any], run: Run) -> Outcome:
     """Table 3: the storage drivers a system's engine and kernel offered, and its default,
-    against what drivers-available measured on the partners of ``claim["systems"]``."""
+    against what drivers-available measured on the partners of ``claim["systems"]`` (or, where
+    they did not run it, on a host of the same engine and kernel: what starts depends on those
+    alone)."""
     hosts = [run.partners.get(s) for s in claim["systems"]]
     measured = [e for e in hosts if e is not None and _metric(e, "drivers-available", "candidates")]
+    if not measured:  # what drivers start depends on the engine and kernel: a twin will do
+        twins = {(_engine(e), _kernel(e)) for e in hosts if e is not None}
+        measured = [
+            e
+            for e in run.entries
+            if (_engine(e), _kernel(e)) in twins and _metric(e, "drivers-available", "candidates")
+        ]
     if not measured:
         why = "needs the drivers-available check on a host that partners " + " or ".join(
             claim["systems"]
