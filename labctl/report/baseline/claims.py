@@ -66,8 +66,9 @@ Rule = Callable[[dict[str, Any], Run], Outcome]
 
 def _init_words(e: HostEntry) -> str:
     init = e.result.labels.get("engine_init")
-    ns = dig(e.result.facts, "docker", "mount_namespace") or "unknown"
-    return f"its daemon is in {ns} mount namespace" + (f" (init {init})" if init else "")
+    ns = dig(e.result.facts, "docker", "mount_namespace")
+    where = {"host": "the host's", "private": "a private"}.get(str(ns), "an unknown")
+    return f"its daemon is in {where} mount namespace" + (f" (init {init})" if init else "")
 
 
 def files_in_host_tree(claim: dict[str, Any], run: Run) -> Outcome:
