@@ -25,7 +25,7 @@ import pytest
 from labctl.drivers.base import GiB
 from labctl.drivers.qemu import QemuHostSpec, QemuLab, QemuLabSpec
 from labctl.errors import UnknownHostKey
-from labctl.experiments import EXPERIMENTS
+from labctl.experiments import ALL
 from labctl.hosts import HostRecord
 from labctl.transport import SSHTransport
 from tests.helpers import UpLab, qemu_processes
@@ -171,7 +171,7 @@ def test_probe_on_the_vm(vm_lab: VmLab, tmp_path: Path) -> None:
         assert rows["status"][col] == "ok"
         assert rows["host.kernel"][col] == kernel != os.uname().release
         assert rows["lab.driver"][col] == "qemu"
-        for name in EXPERIMENTS:  # the full study ran on the VM's own kernel
+        for name in ALL:  # the full study ran on the VM's own kernel
             assert rows[f"{name}.status"][col] in ("ok", "skipped"), (
                 name,
                 rows[f"{name}.verdict"][col],
