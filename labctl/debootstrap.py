@@ -10,12 +10,14 @@ means a rebuild. The Debian mirror is not part of a recipe.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -328,6 +330,50 @@ def unmount_below(root: Path) -> None:
     """Lazily unmount what a build left mounted in its tree (before it is packed or removed)."""
     for mp in mounts_under(root):
         subprocess.run(["umount", "-l", mp], capture_output=True, check=False)
+
+
+def build_dir_pid(path: Path) -> int | None:
+    """The process that made a build folder (``labctl-build-KIND-PID-XXXXXXXX``), if named so."""
+    if not path.name.startswith(BUILD_DIR_PREFIX):
+        return None
+    parts = path.name.rsplit("-", 2)
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def orphan_build_dirs() -> list[Path]:
+    """This user's build folders whose process is gone (killed, or the machine restarted).
+
+    A build removes its folder on every path it lives through; only SIGKILL or a restart leave
+    one, and nothing but the next build would ever look at it.
+    """
+    found = []
+    for path in Path(tempfile.gettempdir()).glob(f"{BUILD_DIR_PREFIX}*"):
+        pid = build_dir_pid(path)
+        try:
+            mine = path.lstat().st_uid == os.getuid()
+        except OSError:
+            continue
+        if mine and pid is not None and pid != os.getpid() and not _alive(pid):
+            found.append(path)
+    return sorted(found)
+
+
+def new_build_dir(kind: str) -> Path:
+    """A fresh build folder named after this process, once orphaned ones are removed."""
+    for orphan in orphan_build_dirs():
+        with contextlib.suppress(LabError):  # still mounted: left for the user to see
+            remove_tree(orphan)
+    return Path(tempfile.mkdtemp(prefix=f"{BUILD_DIR_PREFIX}{kind}-{os.getpid()}-"))
 
 
 def remove_tree(path: Path) -> None:

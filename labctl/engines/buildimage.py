@@ -9,7 +9,6 @@ cached like the lab images: tagged by a hash of its recipe, so a recipe change m
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -125,7 +124,7 @@ def ensure_build_image(
         shared.mkdir(parents=True, exist_ok=True)
         log_path = recipe.log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{debootstrap.BUILD_DIR_PREFIX}engine-"))
+        tmp = debootstrap.new_build_dir("engine")
         root = tmp / "root"
         started = time.monotonic()
         try:

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.lab
 
 docker = pytest.importorskip("docker")
 
+from labctl import debootstrap  # noqa: E402
 from labctl.drivers.base import DownReport, MiB  # noqa: E402
 from labctl.drivers.docker import DockerLab, DockerLabSpec  # noqa: E402
 from labctl.transport import SSHTransport  # noqa: E402
@@ -249,7 +250,10 @@ def test_down_leaves_nothing(lab: Lab) -> None:
             leftovers.append(bf)
     assert leftovers == []
     assert lab.driver.lab_loops() == []
-    assert list(Path(tempfile.gettempdir()).glob("labctl-build-*")) == []
+    # no build folder of this run, and none a killed build left (another live build is not ours)
+    builds = Path(tempfile.gettempdir()).glob(f"{debootstrap.BUILD_DIR_PREFIX}*")
+    assert [b for b in builds if debootstrap.build_dir_pid(b) in (None, os.getpid())] == []
+    assert debootstrap.orphan_build_dirs() == []
     assert not lab.state.inventory.exists() and not lab.state.known_hosts.exists()
     assert lab.state.key_file.exists()
     # no process of the lab is left (inner dockerd, sshd run inside the removed containers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -266,6 +267,30 @@ def test_remove_tree_removes_a_plain_tree(tmp_path: Path) -> None:
 
 
 # --- images of host variants --------------------------------------------------------------------
+
+
+def test_a_killed_builds_folder_is_removed_by_the_next_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that has just exited: what a SIGKILLed build leaves behind
+    orphan = tmp_path / f"labctl-build-vm-bullseye-{gone.pid}-abcd_123"
+    (orphan / "root" / "etc").mkdir(parents=True)
+    live = tmp_path / "labctl-build-engine-1-zzzzzzzz"  # pid 1 is alive: another build
+    live.mkdir()
+    unnamed = tmp_path / "labctl-build-old-x1y2z3w4"
+    unnamed.mkdir()
+    assert debootstrap.build_dir_pid(orphan) == gone.pid
+    assert debootstrap.build_dir_pid(unnamed) is None
+    assert debootstrap.orphan_build_dirs() == [orphan]
+    mine = debootstrap.new_build_dir("vm-trixie")
+    assert mine.parent == tmp_path and debootstrap.build_dir_pid(mine) == os.getpid()
+    assert not orphan.exists() and live.exists() and unnamed.exists()
+    assert debootstrap.orphan_build_dirs() == []  # its own folder is never an orphan
 
 
 def test_host_images_only_for_variants_that_need_them() -> None:

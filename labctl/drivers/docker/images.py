@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...debootstrap import (
-    BUILD_DIR_PREFIX,
     ImageRecipe,
     check_build_prerequisites,
     debootstrap_cache,
@@ -32,6 +31,7 @@ from ...debootstrap import (
     image_exists,
     import_tree,
     install_files,
+    new_build_dir,
     read_image_files,
     remove_tree,
     run_debootstrap,
@@ -303,7 +303,7 @@ def build_image(
         shared.mkdir(parents=True, exist_ok=True)
         log_path = build_log_path(recipe)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{BUILD_DIR_PREFIX}{who}-"))
+        tmp = new_build_dir(who)
         root = tmp / "root"
         cache = _private_cache(shared)
         started = time.monotonic()

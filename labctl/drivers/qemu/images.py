@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -377,7 +376,7 @@ def build_vm_image(recipe: VmRecipe, mirror: str, *, progress: Progress | None =
         cache.mkdir(parents=True, exist_ok=True)
         log_path = cache_dir() / "logs" / f"vm-build-{recipe.suite}-{recipe.short_hash}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{debootstrap.BUILD_DIR_PREFIX}vm-{recipe.suite}-"))
+        tmp = debootstrap.new_build_dir(f"vm-{recipe.suite}")
         root = tmp / "root"
         out = vm_cache_dir() / f".{recipe.suite}-{recipe.short_hash}.tmp{os.getpid()}"
         started = time.monotonic()
