@@ -9,7 +9,7 @@ from .errors import ConfigError
 
 #: in the order the agent runs them and people read them
 EXPERIMENTS: tuple[str, ...] = catalog.ORDER
-#: what "all" asks for: every check but those that start or restart daemons (named only)
+#: what "all" asks for: every check but the opt-in ones (named only: see catalog.OPT_IN)
 ALL: tuple[str, ...] = catalog.ALL
 
 
@@ -18,7 +18,8 @@ def help_text() -> str:
     opt_in = ", ".join(catalog.OPT_IN)
     return (
         f"Checks to run: all, or some of {', '.join(EXPERIMENTS)} (comma separated; {opt_in} "
-        "start daemons of the host's engine and run only when named)."
+        "run only when named: they start daemons of the host's engine or mount a container's "
+        "disk a second time)."
     )
 
 

@@ -196,6 +196,8 @@ class _HostProbe:
         ]
         if self.options.exhaust:  # bounded is the agent's default
             args += ["--mode", "exhaust"]
+        if self.host.disposable:
+            args.append("--disposable")
         for limit in self.options.limits:
             args += ["--limit", limit]
         cmd = " ".join(shlex.quote(a) for a in args)

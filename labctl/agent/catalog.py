@@ -23,6 +23,10 @@ EXPERIMENTS = (
     ("processes-limited", "processes", "the same with --pids-limit"),
     ("drivers-available", None,
      "which storage drivers this engine and kernel start, and which it picks (Table 3)"),
+    ("storage-host-mount", None,
+     "a container's thin volume mounted by hand on the host: do reads and writes work?"),
+    ("storage-driver-switch", None,
+     "a container after its engine switches storage driver; then export, wipe, import"),
 )
 #: the names, in the order the agent runs them and people read them
 ORDER = tuple(name for name, _resource, _question in EXPERIMENTS)
@@ -33,8 +37,9 @@ RESOURCE_EXPERIMENTS = tuple(name for name in ORDER if name in RESOURCE_OF)
 QUESTION = dict((name, question) for name, _resource, question in EXPERIMENTS)
 #: what the agent runs when it is not told (the controller asks for what its user asks)
 DEFAULT = ("storage-location",)
-#: checks that start or restart daemons of the host's engine: run only when named (on the
-#: command line or in a host's labctl_experiments), never by "all"
-OPT_IN = ("drivers-available",)
+#: checks that start daemons of the host's engine, or mount a container's filesystem twice
+#: (disposable hosts only): run only when named (on the command line or in a host's
+#: labctl_experiments), never by "all"
+OPT_IN = ("drivers-available", "storage-host-mount", "storage-driver-switch")
 #: what "all" asks for
 ALL = tuple(name for name in ORDER if name not in OPT_IN)

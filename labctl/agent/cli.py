@@ -106,6 +106,8 @@ def _run_parser():
     p.add_option("--mode", dest="mode", default="bounded",
                  help="bounded (default: caps and safety floors) or exhaust (run to real "
                  "exhaustion; only on disposable hosts)")
+    p.add_option("--disposable", dest="disposable", action="store_true", default=False,
+                 help="the host may be damaged (lab hosts): storage-host-mount runs only then")
     p.add_option("--limit", dest="limits", action="append", default=[],
                  metavar="NAME=VALUE", help="override a limit (repeatable), e.g. "
                  "disk_cap_bytes=512M; names: %s" % ", ".join(sorted(DEFAULT_LIMITS)))
@@ -159,7 +161,7 @@ def _run_command(rest):
     except UnsafePath as exc:
         return _refuse(exc)
     return execute_run(opts.run_id, opts.host, out, exps, workdir, opts.timeout, opts.mode,
-                       overrides)
+                       overrides, opts.disposable)
 
 
 def _facts_command(rest):

@@ -11,6 +11,7 @@ import time
 from .consts import NAME_PREFIX, PROBE_TOOLS_ALL
 from .docker import Docker
 from .errors import ExperimentError
+from .handmount import release_hand_mount
 from .hostpaths import ensure_local_dir
 from .image import ensure_probe_image
 from .limits import DEFAULT_LIMITS
@@ -44,7 +45,7 @@ def lost_udev_race(text):
 
 class Agent(object):
     def __init__(self, run_id, host, workdir, timeout, progress_path=None, docker=None,
-                 mode="bounded", limit_overrides=None):
+                 mode="bounded", limit_overrides=None, disposable=False):
         self.run_id = run_id
         self.host = host
         self.workdir = workdir
@@ -57,6 +58,9 @@ class Agent(object):
         self.paths = []   # folders outside run_dir (shared folders) removed at cleanup
         self.facts = None
         self.mode = mode
+        #: the host may be damaged (--disposable: the controller says so for hosts marked
+        #: labctl_disposable): storage-host-mount runs only then
+        self.disposable = disposable
         self.limit_overrides = dict(limit_overrides or {})
         self.image = None          # ensure_probe_image's answer, once per run
         self.image_reported = False
@@ -149,4 +153,5 @@ class Agent(object):
             shutil.rmtree(path, True)
             if not os.path.exists(path):
                 self.paths.remove(path)
-        shutil.rmtree(self.run_dir, True)
+        if not release_hand_mount(self.run_dir, self.run_id):  # never delete through a mount
+            shutil.rmtree(self.run_dir, True)

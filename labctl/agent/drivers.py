@@ -22,7 +22,7 @@ import time
 from .disklimit import docker_daemon_argv
 from .dockerparse import parse_docker_info
 from .errors import SkipExperiment
-from .hostpaths import ensure_local_dir, open_new
+from .hostpaths import ensure_local_dir, open_append
 from .text import one_line, read_text, run_cmd, to_int, version_tuple
 
 #: what an engine may offer (those it was not built with, or the kernel lacks, are refused)
@@ -51,7 +51,7 @@ def daemon_command(argv, server_version, driver, place):
     return cmd
 
 
-def _place(base, name):
+def daemon_place(base, name):
     d = ensure_local_dir(os.path.join(base, name))
     return {"dir": d, "root": os.path.join(d, "root"), "exec": os.path.join(d, "exec"),
             "sock": os.path.join(d, "docker.sock"), "pid": os.path.join(d, "docker.pid"),
@@ -71,9 +71,8 @@ def _answer(docker, proc, sock, deadline):
     return None
 
 
-def _stop(proc, place):
-    """The throwaway daemon stopped (TERM, then KILL), its mounts and pool gone, its folder
-    removed."""
+def halt(proc):
+    """A throwaway daemon stopped: TERM (it unmounts and deactivates what it made), then KILL."""
     if proc is not None and proc.poll() is None:
         try:
             proc.send_signal(signal.SIGTERM)
@@ -85,12 +84,23 @@ def _stop(proc, place):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def release(place):
+    """What a stopped throwaway daemon may have left: mounts in its folder, its device-mapper
+    pool and the loop devices under it (its folder stays)."""
     prefix = place["dir"].rstrip("/") + "/"
     mounts = [ln.split()[1] for ln in (read_text("/proc/mounts") or "").splitlines()
               if len(ln.split()) > 1 and ln.split()[1].startswith(prefix)]
     for target in sorted(mounts, reverse=True):
         run_cmd(["umount", "-l", target], 30)
     _remove_pool(place)
+
+
+def stop_daemon(proc, place):
+    """The throwaway daemon stopped, what it made released, its folder removed."""
+    halt(proc)
+    release(place)
     shutil.rmtree(place["dir"], True)
 
 
@@ -115,29 +125,40 @@ def _remove_pool(place):
             run_cmd(["losetup", "-d", line.split(":", 1)[0]], 30)
 
 
+def start_daemon(agent, argv, driver, place):
+    """A throwaway daemon of the host's engine with ``driver`` ("" = its own choice) in
+    ``place``: (process, its `docker info` or None when it exited or never answered)."""
+    cmd = daemon_command(argv, agent.docker.server_version, driver, place)
+    log = open_append(place["log"])  # one log for every daemon started in this place
+    try:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, close_fds=True)
+    finally:
+        log.close()
+    info = _answer(agent.docker, proc, place["sock"],
+                   time.time() + agent.deadline.remaining(START_WAIT_S))
+    return proc, info
+
+
+def daemon_failure(place):
+    """The throwaway daemon's last error line from its log, or that it did not answer."""
+    text = read_text(place["log"]) or ""
+    lines = [ln for ln in text.splitlines() if "level=fatal" in ln or "FATA" in ln
+             or "rror" in ln]
+    return one_line(lines[-1] if lines else "did not answer within %d s" % START_WAIT_S, 200)
+
+
 def try_driver(agent, argv, driver):
     """Start one throwaway daemon with ``driver`` ("" = the engine's own choice): (the driver
     it runs, or None; why not, in one line)."""
-    place = _place(agent.ensure_run_dir(), "driver-" + (driver or "default"))
+    place = daemon_place(agent.ensure_run_dir(), "driver-" + (driver or "default"))
     proc = None
     try:
-        cmd = daemon_command(argv, agent.docker.server_version, driver, place)
-        log = open_new(place["log"])
-        try:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=log, close_fds=True)
-        finally:
-            log.close()
-        info = _answer(agent.docker, proc, place["sock"],
-                       time.time() + agent.deadline.remaining(START_WAIT_S))
+        proc, info = start_daemon(agent, argv, driver, place)
         if info and info.get("storage_driver"):
             return info["storage_driver"], ""
-        text = read_text(place["log"]) or ""
-        lines = [ln for ln in text.splitlines() if "level=fatal" in ln or "FATA" in ln
-                 or "rror" in ln]
-        return None, one_line(lines[-1] if lines else "did not answer within %d s"
-                              % START_WAIT_S, 200)
+        return None, daemon_failure(place)
     finally:
-        _stop(proc, place)
+        stop_daemon(proc, place)
 
 
 def experiment_drivers_available(agent, metrics):

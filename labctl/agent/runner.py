@@ -15,8 +15,10 @@ from .consts import AGENT_VERSION, SCHEMA_VERSION
 from .context import Agent
 from .docker import Docker
 from .drivers import experiment_drivers_available
+from .driverswitch import experiment_storage_driver_switch
 from .errors import AgentInterrupted, ExperimentError, SkipExperiment
 from .facts import gather_facts
+from .hostmount import experiment_storage_host_mount
 from .hostpaths import UnsafePath, ensure_local_dir
 from .resrun import resource_experiment
 from .restable import EXPERIMENT_SPECS
@@ -37,6 +39,8 @@ from .text import iso_utc, one_line, write_json_atomic
 OWN_EXPERIMENTS = {
     "storage-location": experiment_storage_location,
     "drivers-available": experiment_drivers_available,
+    "storage-host-mount": experiment_storage_host_mount,
+    "storage-driver-switch": experiment_storage_driver_switch,
 }
 
 
@@ -196,7 +200,7 @@ def _write_result(agent, result, out, reserve, exit_code):
 
 
 def execute_run(run_id, host, out, experiments, workdir, timeout, mode="bounded",
-                limit_overrides=None):
+                limit_overrides=None, disposable=False):
     """The body of `run`; returns the process exit code."""
     progress_path = out + ".progress"
     reserve = out + ".reserve"
@@ -206,7 +210,8 @@ def execute_run(run_id, host, out, experiments, workdir, timeout, mode="bounded"
     result["mode"] = mode
     result["limits"] = dict(limit_overrides or {})
     docker = Docker()
-    agent = Agent(run_id, host, workdir, timeout, progress_path, docker, mode, limit_overrides)
+    agent = Agent(run_id, host, workdir, timeout, progress_path, docker, mode, limit_overrides,
+                  disposable)
     exit_code = 0
     if [e for e in experiments if e in RESOURCE_OF]:
         # the result's space, and (exhaust) the agent's life, are secured before any run

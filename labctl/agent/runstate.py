@@ -12,6 +12,7 @@ import time
 
 from .consts import NAME_PREFIX, RUN_ID_RE
 from .errors import AgentInterrupted
+from .handmount import release_hand_mount
 from .hostpaths import RUNS, local_problem, open_replacing
 from .text import read_text, to_int
 
@@ -239,6 +240,10 @@ def reap(workdir, docker, own_run_id=None, fs_parents=(), controller_runs=None):
                 continue
             dead_dirs.append(os.path.join(parent, entry))
     for path in dead_dirs:
+        left = release_hand_mount(path, os.path.basename(path))
+        if left:  # never delete through a mount
+            removed["errors"].append("kept %s: could not release %s" % (path, ", ".join(left)))
+            continue
         shutil.rmtree(path, True)
         if not os.path.exists(path):
             removed["workdirs"].append(path)

@@ -1288,3 +1288,20 @@ def test_the_throwaway_daemon_of_drivers_available_is_the_engines_own_apart() ->
     assert new[:3] == ["/usr/sbin/dockerd", "--data-root", "/w/r"]
     assert "--containerd-namespace" in new and "-s" not in new
     assert "labctl-drivers-driver-vfs" in new
+
+
+def test_the_driver_switch_goes_to_a_driver_that_starts_anywhere_and_says_what_it_saw() -> None:
+    assert pa.second_driver("devicemapper") == "vfs" and pa.second_driver("vfs") == "overlay"
+    seen = {"first_driver": "devicemapper", "second_driver": "vfs",
+            "container_listed_after_switch": False, "image_listed_after_switch": True,
+            "image_runs_after_switch": False, "image_run_error": "no such id",
+            "restored_reads_file": True}  # fmt: skip
+    assert pa.switch_verdict(seen) == (
+        "a container made with devicemapper, after the daemon switched to vfs: it is no longer "
+        "listed; its image is listed but does not run (no such id); export, delete the root, "
+        "start, import gives the file back; as the article says"
+    )
+    # what 1.5.0 did on the article lab's c66d: the image is gone too (and is never run, which
+    # would send the engine to a registry for it)
+    gone = dict(seen, image_listed_after_switch=False, image_run_error=None)
+    assert "its image is gone; export" in pa.switch_verdict(gone)
