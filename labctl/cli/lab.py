@@ -44,9 +44,10 @@ def lab() -> None:
     " docker (yes|no), python (3|2.7|none), name; e.g. bookworm/driver=vfs."
     " qemu: e.g. bullseye:name=bullseye-v1,cgroup=v1; Docker 1.5.0 (after `labctl engine"
     " build 1.5.0`): bullseye:name=c70,cgroup=v1,engine=1.5.0,driver=devicemapper,init=systemd"
-    " (init: systemd|sysvinit|upstart). Your own cloud image (cloud-init, booted from a"
-    " throwaway overlay): image:path=./CentOS-7-x86_64-GenericCloud.qcow2,name=c7,memory=1GiB,"
-    "cgroup=v1 (keys name, memory, cpus, cgroup, boot_timeout).",
+    " (init: systemd|systemd-centos|sysvinit-epel|sysvinit-docker|upstart; a host's own checks:"
+    " experiments=storage-location+storage-host-mount). Your own cloud image (cloud-init,"
+    " booted from a throwaway overlay): image:path=./CentOS-7-x86_64-GenericCloud.qcow2,"
+    "name=c7,memory=1GiB,cgroup=v1 (keys name, memory, cpus, cgroup, boot_timeout).",
 )
 @click.option("--cpus", type=int, help="qemu: CPUs of each VM [2].")
 @click.option("--cgroup", type=click.Choice(["v1", "v2"]), help="qemu: cgroup version [v2].")

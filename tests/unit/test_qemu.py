@@ -670,3 +670,11 @@ def test_a_tree_without_klibc_insmod_is_unsupported_not_broken(tmp_path: Path) -
     (tmp_path / "usr/lib/klibc-ABC.so").write_bytes(b"x")
     with pytest.raises(vminitramfs.Unsupported, match="insmod"):
         vminitramfs.build_initramfs(tmp_path, version, b"#!/bin/sh\n")
+
+
+def test_a_hosts_own_checks_joined_with_plus_in_the_host_option() -> None:
+    h = parse_host_option("bullseye:name=c70,experiments=storage-location+storage-host-mount")
+    assert h.experiments == "storage-location,storage-host-mount"
+    with pytest.raises(ConfigError) as err:
+        QemuLabSpec(name="l", hosts=(parse_host_option("bullseye:experiments=nope"),)).validate()
+    assert "unknown experiment nope" in err.value.line()

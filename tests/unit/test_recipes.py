@@ -38,9 +38,9 @@ def test_lab_host_image_tags_are_unchanged(suite: str, docker: bool, python: str
 @pytest.mark.parametrize(
     ("suite", "folder"),
     [
-        ("bullseye", "bullseye-10d2e9ceacd1"),
-        ("bookworm", "bookworm-d6762b3b17e7"),
-        ("trixie", "trixie-c4f6ba027651"),
+        ("bullseye", "bullseye-98bef8274cbd"),
+        ("bookworm", "bookworm-3a0386de2cb1"),
+        ("trixie", "trixie-4d2183167a91"),
     ],
 )
 def test_vm_image_folders_are_unchanged(suite: str, folder: str) -> None:

@@ -52,6 +52,7 @@ VM_PACKAGES: tuple[str, ...] = (
     "iproute2",
     "procps",
     "e2fsprogs",
+    "dmsetup",  # storage-host-mount makes a thin device by hand (the article's CentOS 7.0 test)
     "xfsprogs",
     "util-linux",
     "ca-certificates",

@@ -259,6 +259,12 @@ UBUNTU_1404_KERNEL: dict[str, Any] = {"swapaccount": "off", "swap": 256 * MiB}
 #: starts depends only on the engine and kernel, the same on every stand-in: one host runs it,
 #: one that has little else to do
 TABLE_3 = "drivers-available"
+#: the article's CentOS 7.0 hand mount (a second thin device over a container's volume, mounted
+#: on the host; it can damage that filesystem: named only, disposable hosts only)
+HAND_MOUNT = "storage-host-mount"
+#: the article's warning about switching drivers, on a throwaway daemon (it depends only on the
+#: engine: run beside Table 3)
+SWITCH = "storage-driver-switch"
 
 
 def article_hosts() -> tuple[QemuHostSpec, ...]:
@@ -277,9 +283,9 @@ def article_hosts() -> tuple[QemuHostSpec, ...]:
         host("c66", engine="1.5.0", storage_driver="devicemapper", init="sysvinit-epel",
              stands_for="centos66", experiments="all"),
         host("c66d", engine="1.5.0", storage_driver="devicemapper", init="sysvinit-docker",
-             stands_for="centos66", experiments=f"storage-location,{TABLE_3}"),
+             stands_for="centos66", experiments=f"storage-location,{TABLE_3},{SWITCH}"),
         host("c70", engine="1.5.0", storage_driver="devicemapper", init="systemd-centos",
-             stands_for="centos70", experiments="all"),
+             stands_for="centos70", experiments=f"all,{HAND_MOUNT}"),
         host("u1404", engine="1.5.0", storage_driver="overlay", init="upstart",
              stands_for="ubuntu1404", experiments="all", **UBUNTU_1404_KERNEL),
         host("u1404-dm", engine="1.5.0", storage_driver="devicemapper", init="upstart",
@@ -357,7 +363,8 @@ def parse_host_option(text: str, defaults: Mapping[str, Any] | None = None) -> Q
                 hint="write SUITE[:key=value,...] with keys "
                 + ", ".join(sorted((_HOST_KEYS - {"suite"}) | set(_HOST_ALIASES))),
             )
-        fields_[key] = value.strip()
+        # commas separate the items: several checks are joined with "+"
+        fields_[key] = value.strip().replace("+", ",") if key == "experiments" else value.strip()
     spec = QemuHostSpec(**fields_)
     spec.validate()
     return spec
