@@ -28,6 +28,7 @@ def host(
     ns: str = "host",
     experiments: dict[str, dict[str, Any]] | None = None,
     commit: str = "a8a31ef",
+    kernel: str = "",
 ) -> HostEntry:
     """A host entry with the facts the rules read and one ok record per experiment."""
     data = {
@@ -39,7 +40,8 @@ def host(
                 "storage_driver": driver,
                 "mount_namespace": ns,
                 "git_commit": commit,
-            }
+            },
+            **({"kernel": kernel} if kernel else {}),
         },
         "labels": {"engine_init": init} if init else {},
         "experiments": [
@@ -185,3 +187,56 @@ def test_table_3_from_a_twin_of_the_partner_when_the_partner_did_not_run_it() ->
         e.result.data["facts"]["kernel"] = "5.10.0-32-cloud-amd64"
     got = ledger([c66, twin], {"centos66": "c66"})["T3-centos"]
     assert got.verdict == REPRODUCED and got.hosts == ["c66d"]
+
+
+def test_the_hand_mount_on_the_7_0_partner_or_another_1_5_0_device_mapper_host() -> None:
+    steps = {
+        "mount_ok": True,
+        "read_before_ok": True,
+        "write_ok": False,
+        "container_sees_write": False,
+        "read_after_container_wrote_ok": False,
+        "read_after_remount_ok": True,
+    }
+    c70 = host("c70", experiments={"storage-host-mount": dict(steps)})
+    got = ledger([c70], {"centos70": "c70"})["S4"]
+    assert got.verdict == REPRODUCED and got.hosts == ["c70"]
+    assert "c70: storage-host-mount.write_ok = False" in got.evidence
+    wrote = dict(steps, write_ok=True)
+    c66 = host("c66", kernel="5.10.0-32", experiments={"storage-host-mount": wrote})
+    got = ledger([host("c70"), c66], {"centos70": "c70"})["S4"]
+    assert got.verdict == CONTRADICTED and got.hosts == ["c66"]
+    assert got.why.startswith("not so here: the host's write succeeds (the container never sees")
+    assert "(kernel 5.10.0-32 here; the article's CentOS 7.0 ran kernel 3.10.0-123" in got.why
+    assert "as the article: the host reads the container's files, once the container" in got.why
+    assert "only a remount reads what the container wrote" in got.why
+    c70 = host("c70", experiments={"storage-host-mount": dict(wrote, journal_replayed=True)})
+    got = ledger([c70], {"centos70": "c70"})["S4"]
+    assert got.verdict == CONTRADICTED and "(kernel unknown here;" in got.why
+    assert "replayed the journal of the container's live filesystem" in got.why
+    u14 = host("u14", driver="overlay", experiments={"storage-host-mount": dict(steps)})
+    assert ledger([u14], {"centos70": None})["S4"].verdict == NOT_SETTLED
+
+
+def test_the_driver_switch_on_every_1_5_0_host_that_ran_it() -> None:
+    switched = {
+        "first_driver": "devicemapper",
+        "second_driver": "vfs",
+        "container_listed_after_switch": False,
+        "container_starts_after_switch": False,
+        "restored_reads_file": True,
+    }
+    c66d = host("c66d", experiments={"storage-driver-switch": dict(switched)})
+    today = host("deb", engine="20.10.5", experiments={"storage-driver-switch": dict(switched)})
+    got = ledger([c66d, today], {})["S7"]
+    assert got.verdict == REPRODUCED and got.hosts == ["c66d"]
+    assert "c66d: storage-driver-switch.container_listed_after_switch = False" in got.evidence
+    assert got.why == (
+        "c66d (devicemapper to vfs): the container is no longer listed, its image is gone "
+        "too; c66d: export, delete the root, start and import give its file back"
+    )
+    usable = dict(switched, container_listed_after_switch=True, container_starts_after_switch=True)
+    failed = dict(switched, restored_reads_file=False, restore_error="no such image")
+    for metrics, said in ((usable, "still usable"), (failed, "(no such image)")):
+        got = ledger([host("c66d", experiments={"storage-driver-switch": metrics})], {})["S7"]
+        assert got.verdict == CONTRADICTED and said in got.why

@@ -10,11 +10,10 @@ metric rows it rests on.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ..model import HostEntry, dig
+from .byhand import driver_switch, hand_mount
 from .load import engine_driver, storage_metrics
 from .model import (
     CONTRADICTED,
@@ -24,44 +23,7 @@ from .model import (
     Base,
     ClaimResult,
 )
-
-
-@dataclass
-class Run:
-    """What the rules see: every host, and the partner of each of the article's systems."""
-
-    entries: list[HostEntry]
-    partners: dict[str, HostEntry | None]
-    base: Base
-
-    def engines_1_5(self) -> list[HostEntry]:
-        return [e for e in self.entries if _engine(e) == self.base["docker"]["version"]]
-
-
-def _engine(e: HostEntry) -> str:
-    return str(dig(e.result.facts, "docker", "server_version") or "")
-
-
-def _kernel(e: HostEntry) -> str:
-    return str(e.result.facts.get("kernel") or "")
-
-
-def _metric(e: HostEntry, exp: str, key: str) -> Any:
-    rec = e.experiment(exp) or {}
-    metrics = rec.get("metrics") if rec.get("status") == "ok" else None
-    return metrics.get(key) if isinstance(metrics, dict) else None
-
-
-def _ev(e: HostEntry, row: str, value: Any) -> str:
-    return f"{e.name}: {row} = {value}"
-
-
-def _no_partner(claim: dict[str, Any], system: str) -> tuple[str, list[str], list[str], str]:
-    return NOT_SETTLED, [], [], f"no host of this run partners {system}"
-
-
-Outcome = tuple[str, list[str], list[str], str]
-Rule = Callable[[dict[str, Any], Run], Outcome]
+from .ruleset import Outcome, Rule, Run, engine_of, evidence, kernel_of, metric, no_partner
 
 
 def _init_words(e: HostEntry) -> str:
@@ -76,13 +38,13 @@ def files_in_host_tree(claim: dict[str, Any], run: Run) -> Outcome:
     as ``claim["expect"]`` says) and can read and change them (or cannot)."""
     e = run.partners.get(claim["system"])
     if e is None:
-        return _no_partner(claim, claim["system"])
+        return no_partner(claim, claim["system"])
     m = storage_metrics(e)
     if not m:
         return NOT_SETTLED, [e.name], [], "no storage-location result"
     want = bool(claim["expect"])
     seen = {k: m.get(k) for k in ("in_host_tree", "host_can_read", "host_can_write")}
-    ev = [_ev(e, f"storage-location.{k}", v) for k, v in seen.items()]
+    ev = [evidence(e, f"storage-location.{k}", v) for k, v in seen.items()]
     if all(v is want for v in seen.values()):
         return REPRODUCED, [e.name], ev, ""
     return CONTRADICTED, [e.name], ev, _init_words(e)
@@ -98,17 +60,17 @@ def thin_sparse_file(claim: dict[str, Any], run: Run) -> Outcome:
     for e in dm:
         size, held = None, None
         for exp in ("disk-limited", "disk"):
-            size = size or _metric(e, exp, "pool_file_size_bytes")
-            held = held or _metric(e, exp, "pool_file_allocated_before_bytes")
+            size = size or metric(e, exp, "pool_file_size_bytes")
+            held = held or metric(e, exp, "pool_file_allocated_before_bytes")
         total = dig(e.result.facts, "docker", "driver_status", "Data Space Total")
         if size and held is not None:
             hosts.append(e.name)
-            ev.append(_ev(e, "disk-limited.pool_file_size_bytes", size))
-            ev.append(_ev(e, "disk-limited.pool_file_allocated_before_bytes", held))
+            ev.append(evidence(e, "disk-limited.pool_file_size_bytes", size))
+            ev.append(evidence(e, "disk-limited.pool_file_allocated_before_bytes", held))
             if held >= size / 2:
                 return CONTRADICTED, hosts, ev, f"{e.name}'s pool file is not sparse"
         elif total:
-            ev.append(_ev(e, "docker.driver_status.Data Space Total", total))
+            ev.append(evidence(e, "docker.driver_status.Data Space Total", total))
     if not hosts:
         why = "the pool file's size and allocation come from the disk or disk-limited check"
         return NOT_SETTLED, [e.name for e in dm], ev, why
@@ -130,7 +92,7 @@ def upstart_devicemapper_like_7_0(claim: dict[str, Any], run: Run) -> Outcome:
     m = storage_metrics(e)
     if not m:
         return NOT_SETTLED, [e.name], [], "no storage-location result"
-    ev = [_ev(e, f"storage-location.{k}", m.get(k)) for k in ("in_host_tree", "host_can_read")]
+    ev = [evidence(e, f"storage-location.{k}", m.get(k)) for k in ("in_host_tree", "host_can_read")]
     if m.get("in_host_tree") is False:
         return REPRODUCED, [e.name], ev, ""
     return (
@@ -151,7 +113,7 @@ def _reading(e: HostEntry, claim: dict[str, Any]) -> tuple[str, Any]:
     if "fact" in claim:
         path = [str(p) for p in claim["fact"]]
         return ".".join(path), dig(e.result.facts, *path)
-    return f"{claim['experiment']}.{claim['metric']}", _metric(
+    return f"{claim['experiment']}.{claim['metric']}", metric(
         e, claim["experiment"], claim["metric"]
     )
 
@@ -165,7 +127,7 @@ def engine_fact(claim: dict[str, Any], run: Run) -> Outcome:
     if not hosts:
         what = claim.get("experiment") or ".".join(claim.get("fact", []))
         return NOT_SETTLED, [], [], f"no Docker 1.5.0 host with {what} measured"
-    ev = [_ev(e, *_reading(e, claim)) for e in hosts]
+    ev = [evidence(e, *_reading(e, claim)) for e in hosts]
 
     def holds(value: Any) -> bool:
         if "equals" in claim:
@@ -202,12 +164,12 @@ def swap_unbounded(claim: dict[str, Any], run: Run) -> Outcome:
     and -m did not bound swap. Settled on the partner of ``claim["system"]``."""
     e = run.partners.get(claim["system"])
     if e is None:
-        return _no_partner(claim, claim["system"])
+        return no_partner(claim, claim["system"])
     keys = ("engine_swap_limit_warning", "memory_swap_limit_applied", "host_swap_total_bytes")
-    got = {k: _metric(e, "memory-limited", k) for k in keys}
+    got = {k: metric(e, "memory-limited", k) for k in keys}
     if got["engine_swap_limit_warning"] is None and got["memory_swap_limit_applied"] is None:
         return NOT_SETTLED, [e.name], [], "no memory-limited result"
-    ev = [_ev(e, f"memory-limited.{k}", v) for k, v in got.items()]
+    ev = [evidence(e, f"memory-limited.{k}", v) for k, v in got.items()]
     if got["engine_swap_limit_warning"] and not got["memory_swap_limit_applied"]:
         return REPRODUCED, [e.name], ev, ""
     return (
@@ -227,13 +189,14 @@ def drivers_offered(claim: dict[str, Any], run: Run) -> Outcome:
     they did not run it, on a host of the same engine and kernel: what starts depends on those
     alone)."""
     hosts = [run.partners.get(s) for s in claim["systems"]]
-    measured = [e for e in hosts if e is not None and _metric(e, "drivers-available", "candidates")]
+    measured = [e for e in hosts if e is not None and metric(e, "drivers-available", "candidates")]
     if not measured:  # what drivers start depends on the engine and kernel: a twin will do
-        twins = {(_engine(e), _kernel(e)) for e in hosts if e is not None}
+        twins = {(engine_of(e), kernel_of(e)) for e in hosts if e is not None}
         measured = [
             e
             for e in run.entries
-            if (_engine(e), _kernel(e)) in twins and _metric(e, "drivers-available", "candidates")
+            if (engine_of(e), kernel_of(e)) in twins
+            and metric(e, "drivers-available", "candidates")
         ]
     if not measured:
         why = "needs the drivers-available check on a host that partners " + " or ".join(
@@ -243,10 +206,10 @@ def drivers_offered(claim: dict[str, Any], run: Run) -> Outcome:
     missing = dict(claim.get("cannot", {}))
     ev, notes, wrong = [], [], []
     for e in measured:
-        offered = str(_metric(e, "drivers-available", "drivers_available") or "").split(",")
-        default = _metric(e, "drivers-available", "default_driver")
-        ev.append(_ev(e, "drivers-available.drivers_available", ",".join(offered)))
-        ev.append(_ev(e, "drivers-available.default_driver", default))
+        offered = str(metric(e, "drivers-available", "drivers_available") or "").split(",")
+        default = metric(e, "drivers-available", "default_driver")
+        ev.append(evidence(e, "drivers-available.drivers_available", ",".join(offered)))
+        ev.append(evidence(e, "drivers-available.default_driver", default))
         wrong += [
             f"{e.name} lacks {d}" for d in claim["offers"] if d not in offered and d not in missing
         ]
@@ -272,14 +235,6 @@ def drivers_offered(claim: dict[str, Any], run: Run) -> Outcome:
     return REPRODUCED, names, ev, "; ".join(notes)
 
 
-def needs_check(claim: dict[str, Any], run: Run) -> Outcome:
-    """A claim only a check that this run did not run can settle (``claim["check"]``)."""
-    check = claim["check"]
-    if any(e.experiment(check) for e in run.entries):
-        return NOT_SETTLED, [], [], f"labctl has no rule for the {check} result yet"
-    return NOT_SETTLED, [], [], f"needs the {check} check, not in this run"
-
-
 def untestable(claim: dict[str, Any], run: Run) -> Outcome:
     """What no host here can run (``claim["because"]``); the stand-in's answer as evidence."""
     e = run.partners.get(claim.get("system", ""))
@@ -301,7 +256,8 @@ RULES: dict[str, Rule] = {
     "engine_class": engine_class,
     "swap_unbounded": swap_unbounded,
     "drivers_offered": drivers_offered,
-    "needs_check": needs_check,
+    "hand_mount": hand_mount,
+    "driver_switch": driver_switch,
     "untestable": untestable,
 }
 
