@@ -11,19 +11,24 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import ansible_runner
 
-from .errors import InventoryError
+from .errors import InventoryError, PlayInterrupted
 
 EventHandler = Callable[[dict[str, Any]], None]
+#: how often ansible-runner looks at its cancel callback while the play is quiet (its default
+#: is 5 s: a Ctrl-C then took 5 s to stop the play)
+POLL_SECONDS = 0.25
 
 
 def ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -98,6 +103,32 @@ def _first_error_line(text: str) -> str:
     return lines[0] if lines else "no output from ansible-inventory"
 
 
+@contextlib.contextmanager
+def cancel_on_signals() -> Iterator[threading.Event]:
+    """SIGINT and SIGTERM during a play set the event (ansible-runner's cancel callback: it kills
+    ansible-playbook at its next poll); the process's own handlers are back afterwards.
+
+    Left to itself ansible-runner installs handlers of its own that stay for good: labctl then
+    ignored Ctrl-C for the rest of the run, and a cut play went on as if it had ended.
+    """
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def _cancel(signum: int, frame: Any) -> None:
+        stop.set()
+
+    for sig in before:
+        signal.signal(sig, _cancel)
+    try:
+        yield stop
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
 @dataclass
 class PlaybookRun:
     status: str
@@ -138,26 +169,35 @@ def run_playbook(
         **(envvars or {}),
     }
     try:
-        runner = ansible_runner.run(
-            private_data_dir=str(private_data_dir),
-            project_dir=str(playbook.parent),
-            playbook=playbook.name,
-            inventory=str(inventory.resolve()),
-            envvars=ansible_env(env),
-            extravars=extravars or {},
-            limit=limit,
-            forks=forks,
-            cmdline=cmdline,
-            quiet=True,
-            event_handler=_handler,
-            timeout=timeout,
-            ident="provision",
-            rotate_artifacts=0,
-        )
+        with cancel_on_signals() as stop:
+            runner = ansible_runner.run(
+                private_data_dir=str(private_data_dir),
+                project_dir=str(playbook.parent),
+                playbook=playbook.name,
+                inventory=str(inventory.resolve()),
+                envvars=ansible_env(env),
+                extravars=extravars or {},
+                limit=limit,
+                forks=forks,
+                cmdline=cmdline,
+                quiet=True,
+                event_handler=_handler,
+                timeout=timeout,
+                ident="provision",
+                rotate_artifacts=0,
+                cancel_callback=stop.is_set,
+                settings={"pexpect_timeout": POLL_SECONDS},
+            )
     finally:
         close_control_masters(control_dir)
     stats = runner.stats or {}
     artifact_dir = Path(runner.config.artifact_dir) if runner.config else None
+    if stop.is_set() or runner.status == "canceled":
+        raise PlayInterrupted(
+            "interrupted: the play was cut; hosts it had not finished are provisioned again "
+            "by the next run",
+            hint=f"what it did is in {artifact_dir}" if artifact_dir else None,
+        )
     return PlaybookRun(str(runner.status), int(runner.rc or 0), dict(stats), artifact_dir)
 
 

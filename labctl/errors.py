@@ -109,3 +109,7 @@ class Interrupted(LabctlError):
 
     exit_code = 130
     kind = "interrupted"
+
+
+class PlayInterrupted(Interrupted):
+    """Ctrl-C or SIGTERM while ansible-playbook ran: the play was cut, no agent was started."""
