@@ -3,8 +3,8 @@
 Every file labctl writes (run and host results, reports, lab files, manifests) goes through
 :func:`atomic_open`: a new temporary file in the same folder (``mkstemp``: O_EXCL, mode 0600, a
 random name nobody can prepare), flushed and fsynced, its mode set, then renamed over the
-target. A link someone left at the target is replaced, not followed; a killed controller leaves
-the old file or the new one, never half of one.
+target, and the folder fsynced. A link someone left at the target is replaced, not followed; a
+killed controller leaves the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
@@ -46,6 +46,21 @@ def _atomic(path: Path, mode: int, binary: bool) -> Iterator[IO[Any]]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (a host's copy of a result is removed after this)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_atomic(path: Path, data: str | bytes, mode: int = 0o644) -> Path:

@@ -10,9 +10,10 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import __version__
-from .errors import Interrupted, LabctlError, ResultError
+from .errors import Interrupted, LabctlError, PlayInterrupted, ResultError
 from .hosts import HostRecord, Progress
 from .inventory import Inventory, load_inventory
 from .probe import ProbeOptions, collect_hosts, host_from_summary, host_summary, probe_hosts
@@ -81,8 +82,14 @@ def run_pipeline(
             err.message, hint="free space or fix permissions, then run again"
         ) from err
     try:
-        _probe_stages(run, inv, inventory_path, summary, opts, prog, do_provision,
-                      accept_new_host_keys, t0, full_provision)  # fmt: skip
+        with run.lock():  # a `collect` of this folder waits until the run has ended
+            _probe_stages(run, inv, inventory_path, summary, opts, prog, do_provision,
+                          accept_new_host_keys, t0, full_provision)  # fmt: skip
+    except PlayInterrupted as cut:
+        summary.fail(f"{cut.message} (run {run.run_id}; no agent was started)", 130)
+        summary.exit_code = 130
+        _close_run(run, summary, t0, "interrupted")
+        raise PlayInterrupted(f"{cut.message}; no agent was started", hint=cut.hint) from None
     except (KeyboardInterrupt, Interrupted):
         summary.fail(f"interrupted: stopped following the hosts of run {run.run_id}", 130)
         summary.exit_code = 130
@@ -142,6 +149,8 @@ def _probe_stages(
                 forks=opts.forks,
                 extravars={"labctl_warm_enabled": False} if full_provision else None,
             )
+        except Interrupted:
+            raise
         except LabctlError as err:
             summary.fail(err.line(), err.exit_code)
             rep = None
@@ -161,12 +170,29 @@ def _probe_stages(
     for out in outcomes:
         if not out.ok:
             summary.fail(out.line(), out.error.exit_code if out.error else 4)
+        for line in failed_checks(out.data):
+            summary.fail(line, 1)
     # closed before the report renders, so the report shows the run's real status
     _close_run(run, summary, t0)
     before = len(summary.problems)
     summary.report = _report(run, summary)
     if len(summary.problems) > before:
         _close_run(run, summary, t0)
+
+
+def failed_checks(result: dict[str, Any]) -> list[str]:
+    """One line per check the agent could not run on a host whose run itself ended well
+    (before, such a host said `ok`, exit 0, though e.g. the engine had died under a check)."""
+    if result.get("status") != "ok":
+        return []  # the host's own error line says more
+    host, lines = result.get("host"), []
+    for exp in result.get("experiments") or []:
+        if isinstance(exp, dict) and exp.get("status") == "error":
+            err = exp.get("error")
+            said = (err.get("message") if isinstance(err, dict) else None) or exp.get(
+                "verdict") or "no reason given"  # fmt: skip
+            lines.append(f"{host}: the {exp.get('name')} check could not run: {said}")
+    return lines
 
 
 def _host_error(
@@ -214,11 +240,21 @@ def collect_run(
     progress: Progress | None = None,
     forks: int | None = None,
 ) -> RunSummary:
-    """Fetch results that finished on the hosts after the controller lost them."""
+    """Fetch results that finished on the hosts after the controller lost them (one labctl at
+    a time on a run folder: another waits for this one)."""
     run = RunDir(run_path)
-    summary = RunSummary(run=run)
     if inventory_path is None:
         run.check_private()  # the hosts and keys to use come from run.json
+    run.read_run()  # a folder that is no run is said before any lock file is made in it
+    prog = progress or (lambda _h, _m: None)
+    with run.lock(lambda said: prog("*", said)):
+        return _collect_locked(run, inventory_path, progress, forks)
+
+
+def _collect_locked(
+    run: RunDir, inventory_path: Path | None, progress: Progress | None, forks: int | None
+) -> RunSummary:
+    summary = RunSummary(run=run)
     meta = run.read_run()
     if inventory_path is not None:
         hosts = load_inventory(inventory_path).hosts
@@ -236,6 +272,8 @@ def collect_run(
             hint=f"run `labctl collect {run.path}` again",
         ) from None
     for out in outcomes:
+        for line in failed_checks(out.data):
+            summary.fail(line, 1)
         if out.error is not None:
             summary.fail(out.line(), out.error.exit_code)
             # a host that has no result keeps its column, with the reason

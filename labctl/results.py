@@ -8,13 +8,16 @@ file: it becomes a :class:`HostResult` whose ``error`` says what is wrong with i
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import functools
 import itertools
 import json
 import os
 import re
 import secrets
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +29,8 @@ from .errors import ResultError
 from .files import unsafe_reason, write_json
 
 SCHEMA_VERSION = 1
+#: the lock file in a run folder (RunDir.lock)
+LOCK_NAME = ".labctl.lock"
 _HOST_NAME = re.compile(r"^[A-Za-z0-9_.@:-]+$")
 
 
@@ -105,6 +110,15 @@ class HostResult:
         return labels if isinstance(labels, dict) else {}
 
 
+def _holds_agent_result(path: Path) -> bool:
+    """Whether ``path`` is a host file with an agent's result in it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and bool(data.get("agent_version"))
+
+
 @dataclass
 class RunDir:
     """A results folder for one run."""
@@ -134,6 +148,30 @@ class RunDir:
                     "it names",
                     hint="check it, fix it (chown, chmod go-w) and run again",
                 )
+
+    @contextlib.contextmanager
+    def lock(self, waiting: Callable[[str], None] | None = None) -> Iterator[None]:
+        """One labctl at a time on this run folder (a probe, a collect); another one waits,
+        told who holds it. (Two collects at once each wrote "its agent never started" over the
+        results the other had fetched, and removed the hosts' copies: every result was lost.)"""
+        path = self.path / LOCK_NAME
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except OSError as exc:
+            raise write_problem(exc, path, hint="free space or fix permissions") from exc
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+                if waiting is not None:
+                    waiting(f"waiting for the labctl (pid {holder}) working on {self.path}")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # and with it the lock
 
     @property
     def run_id(self) -> str:
@@ -187,7 +225,11 @@ class RunDir:
     def write_host_error(
         self, host: str, kind: str, message: str, labels: dict[str, str] | None = None
     ) -> Path:
-        """Record a host the controller could not probe, so the matrix still shows it."""
+        """Record a host the controller could not probe, so the matrix still shows it; an
+        agent's result already here is never replaced by an error."""
+        path = self.host_file(host)
+        if _holds_agent_result(path):
+            return path
         return self.write_host(
             host,
             {

@@ -39,6 +39,7 @@ KINDS = (
     "pause-host",
     "kill-agent",
     "two-probes",
+    "two-collects",
     "full-disk",
     "damaged-file",
 )
@@ -51,11 +52,13 @@ EXIT_CODES: dict[str, set[int]] = {
     "pause-host": {0},
     "kill-agent": {0, 4},
     "two-probes": {0},
+    "two-collects": {130, 0},  # the probe, cut by Ctrl-C (0 when it had finished)
     "full-disk": {0, 5},
     "damaged-file": {5},
 }
 #: faults after which every host's result must be on the controller (the agents survive)
-MUST_KEEP = {"ctrl-c", "kill-controller", "kill-sshd", "pause-host", "two-probes", "full-disk"}
+MUST_KEEP = {"ctrl-c", "kill-controller", "kill-sshd", "pause-host", "two-probes", "full-disk",
+             "two-collects"}  # fmt: skip
 PROBE_TIMEOUT = 150
 DAMAGES = (
     "invalid-utf8",
@@ -398,6 +401,8 @@ def run_trial(
         return _full_disk(lab, trial, rng, work, experiments, sets)
     if kind == "two-probes":
         return _two_probes(lab, trial, rng, work, experiments, sets)
+    if kind == "two-collects":
+        return _two_collects(lab, trial, rng, work, experiments, sets)
     target = rng.choice(lab.hosts)
     # most faults land while the agents run (a random moment after the run folder appears);
     # one in five in the controller's first seconds (imports, inventory, connecting)
@@ -545,6 +550,40 @@ def _two_probes(
     if any(rc != 0 for rc in trial.exit_codes):
         trial.failures.append(f"exit codes {trial.exit_codes}, documented [0]")
     return trial
+
+
+def _two_collects(
+    lab: FaultLab, trial: Trial, rng: random.Random, work: Path, exps: str, sets: Sequence[str]
+) -> Trial:
+    """Ctrl-C while the agents run, then two `labctl collect` of the run at once: one waits for
+    the other, and no result is lost (each wrote errors over the other's results before)."""
+    results = work / "results"
+    proc = lab.start(*lab.probe_args(results, exps, sets))
+    end = time.monotonic() + 60
+    while not run_dirs(results) and proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.05)
+    trial.at = round(rng.uniform(1.0, 4.0), 1)
+    time.sleep(trial.at)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=PROBE_TIMEOUT)
+    trial.calls.append(Call(["probe"], proc.returncode, out, err, 0.0))
+    trial.exit_codes.append(proc.returncode)
+    runs = run_dirs(results)
+    if not runs:
+        trial.failures.append(f"no run folder (exit {proc.returncode}): {err.strip()[-300:]}")
+        return trial
+    run = runs[0]
+    both = [lab.start("collect", str(run)) for _ in range(2)]
+    trial.detail = f"SIGINT {trial.at} s in, then two collects at once"
+    for col in both:
+        out, err = col.communicate(timeout=PROBE_TIMEOUT + 60)
+        trial.calls.append(Call(["collect"], col.returncode, out, err, 0.0))
+    last = collect_until_done(lab, run, trial)
+    unexplained = [p for p in last.problem_lines() if "never started" not in p]
+    if last.rc != 0 and (last.rc != 4 or unexplained):
+        trial.failures.append(f"collect exit {last.rc}: {last.err.strip()[-300:]}")
+    check_results(trial, lab, run, trial.calls)
+    return _expect(trial, "two-collects")
 
 
 def _full_disk(

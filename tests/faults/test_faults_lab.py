@@ -16,7 +16,8 @@ from .faultlib import FaultLab, next_run, run_trial, say
 
 pytestmark = [pytest.mark.lab, pytest.mark.faults]
 
-CI_KINDS = ("ctrl-c", "kill-agent", "restart-host", "pause-host", "full-disk", "kill-controller")
+CI_KINDS = ("ctrl-c", "kill-agent", "restart-host", "pause-host", "full-disk", "kill-controller",
+            "two-collects")  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", CI_KINDS)

@@ -81,3 +81,42 @@ def test_folder_that_is_not_a_run(tmp_path: Path) -> None:
         RunDir(tmp_path).read_run()
     with pytest.raises(ResultError, match="has no hosts/ folder"):
         RunDir(tmp_path).load_hosts()
+
+
+def test_one_labctl_at_a_time_on_a_run_folder(tmp_path: Path) -> None:
+    """A second probe or collect on the folder waits, told who holds it (two collects at once
+    wrote errors over each other's results)."""
+    import os
+    import threading
+
+    run = RunDir.create(tmp_path)
+    held, release, said = threading.Event(), threading.Event(), []
+
+    def first() -> None:
+        with run.lock():
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=first)
+    t.start()
+    held.wait(10)
+
+    def waiting(msg: str) -> None:
+        said.append(msg)
+        release.set()
+
+    with run.lock(waiting):
+        assert said == [f"waiting for the labctl (pid {os.getpid()}) working on {run.path}"]
+    t.join(10)
+    with run.lock(waiting):  # free again: no wait
+        assert len(said) == 1
+
+
+def test_an_error_never_replaces_an_agent_result(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path)
+    good = {"host": "h1", "status": "ok", "agent_version": "0.1.0", "experiments": []}
+    path = run.write_host("h1", good)
+    run.write_host_error("h1", "probe", "h1: its agent never started on this host")
+    assert json.loads(path.read_text())["status"] == "ok"
+    run.write_host_error("h2", "probe", "h2: unreachable")
+    assert json.loads(run.host_file("h2").read_text())["status"] == "error"
