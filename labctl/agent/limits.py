@@ -17,7 +17,7 @@ STOP_REASONS = ("cap", "floor", "enospc", "eagain", "oom-kill", "container-limit
 # Bounded mode (the default).  A cap is the most a container is asked to use; a floor is what
 # must stay free on the host: the agent samples the host several times a second and kills the
 # container before the floor is crossed (it also gives the container no more than free - floor).
-# Defaults that are not set with --limit scale with the host:
+# Defaults that are not set with --set scale with the host:
 #   cap   = min(<resource>_cap,   <resource>_cap_fraction   * free at the start)
 #   floor = min(max(<resource>_floor, <resource>_floor_fraction * total), total / 2)
 # so a 512 MiB lab disk gets a 256 MiB floor and a cap of a quarter of what is free, and a
@@ -65,13 +65,15 @@ _COUNT_UNITS = {"": 1, "k": 1000, "m": 1000 ** 2}
 
 
 def parse_limit_value(name, text):
-    """The value of one --limit: sizes for *_bytes ('512M', '1G', '1.5GiB': binary units, as
+    """The value of one --set: sizes for *_bytes ('512M', '1G', '1.5GiB': binary units, as
     docker's -m), plain or k/m-suffixed counts ('100k'), seconds for *_s ('90', '90s'),
     fractions for *_fraction; 'off'/'none' turn a cap or floor off (None).  ValueError if bad.
     """
     if name not in DEFAULT_LIMITS:
         raise ValueError("unknown limit %r; known: %s" % (name, ", ".join(sorted(DEFAULT_LIMITS))))
     raw = (text or "").strip().lower()
+    if len(raw) > 32:
+        raise ValueError("%s: %r is too long to be a value" % (name, raw[:40] + "..."))
     if raw in _LIMIT_OFF:
         if name.endswith("_cap") or name.endswith("_cap_bytes") or \
                 name.endswith("_floor") or name.endswith("_floor_bytes"):
@@ -105,7 +107,7 @@ def parse_limit_options(items):
         name, sep, value = (item or "").partition("=")
         name = name.strip().replace("-", "_")
         if not sep or not name:
-            raise ValueError("--limit needs NAME=VALUE, got %r" % item)
+            raise ValueError("--set needs NAME=VALUE, got %r" % item)
         result[name] = parse_limit_value(name, value)
     return result
 

@@ -150,7 +150,7 @@ def not_run_verdict(m, free_key, before):
         free_key, before, floor = (m["floor_tripped"], m.get("floor_tripped_value"),
                                    m.get("floor_tripped_at"))
     return ("not run: the host has only %s, at or below the safety floor of %s; lower the "
-            "floor with --limit or free some to run it" % (
+            "floor with --set (e.g. --set disk_floor_bytes=64M) or free some to run it" % (
                 floor_text(free_key, before), floor_text(free_key, floor)))
 
 

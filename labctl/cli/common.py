@@ -80,6 +80,7 @@ def probe_options(
     limits: tuple[str, ...] = (),
     forks: int | None = None,
 ) -> Any:
+    from ..agent.limits import parse_limit_options
     from ..errors import ConfigError
     from ..experiments import parse_experiments
     from ..probe import ProbeOptions
@@ -90,6 +91,10 @@ def probe_options(
             raise ConfigError(
                 f"--set {item!r} is not NAME=VALUE", hint="e.g. --set disk_cap_bytes=256M"
             )
+    try:  # the agent's own parser, here before anything connects
+        parse_limit_options(list(limits))
+    except ValueError as exc:
+        raise ConfigError(f"--set: {exc}", hint="`labctl probe --help` lists the names") from None
     return ProbeOptions(
         experiments=parse_experiments(experiments),
         timeout=timeout,

@@ -262,6 +262,6 @@ class DockerHosts(LabDriver):
                 raise LabError(
                     "the lab host's SSH host key changed since its first start",
                     host=h.name,
-                    hint=f"something regenerated it; run `labctl lab down` and up again "
-                    f"(recorded {old.get('host_key')}, now {h.host_key})",
+                    hint=f"something regenerated it; run `labctl lab down --name {self.lab}` and "
+                    f"up again (recorded {old.get('host_key')}, now {h.host_key})",
                 )

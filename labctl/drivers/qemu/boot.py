@@ -314,7 +314,8 @@ class QemuVms(LabDriver):
                 + (f" ({wait.last_error})" if wait.last_error else "")
                 + (f"; console: {tail(console, 5)}" if tail(console) else ""),
                 host=vm.name,
-                hint=f"see {console}; `labctl lab down` removes the VM",
+                hint=f"see {console}; `labctl lab down --name {self.lab} --driver qemu` removes "
+                "the VM",
             )
 
     def _ready_facts(
