@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 DEFAULT_EXPERIMENTS = EXPERIMENTS
 #: what the agent says on stderr (its log) when it refuses a path (agent/cli.py)
 _AGENT_REFUSES = "refusing to run: "
+#: a host folder with less room than this is full for the agent (its result needs ~128 KiB)
+FULL_DISK_KIB = 256
 #: set on Ctrl-C/SIGTERM: every host's follower stops at its next poll (the agents run on)
 STOP = threading.Event()
 #: field 22 of /proc/PID/stat (start time in ticks): with the pid, it names one process for good
@@ -259,8 +261,7 @@ class _HostProbe:
                     raise ProbeError(
                         f"the agent exited without a result ({detail})",
                         host=self.host.name,
-                        hint=f"it was killed or the host restarted: re-run the probe "
-                        f"(see {self.rdir}/agent.log on the host)",
+                        hint=self._why_no_result(t, log_text),
                     )
             except TransportError as err:
                 if lost is None:
@@ -372,6 +373,33 @@ class _HostProbe:
         res = t.run(script, timeout=30)
         state = res.stdout.strip()
         return state if state in ("running", "never") else "gone"
+
+    def _why_no_result(self, t: SSHTransport, log_text: str) -> str:
+        """What to do about an agent that ended without a result: a full disk under labctl's
+        folder says so (the agent could not even log, or said it had no room); an agent that
+        said why is pointed at; else it was killed or the host restarted."""
+        free = self._free_kib(t)
+        if "No space left" in log_text or "no room for the result" in log_text or (
+            free is not None and free < FULL_DISK_KIB
+        ):  # fmt: skip
+            left = f" ({free} KiB free)" if free is not None else ""
+            return (
+                f"the disk holding {self.rdir} on the host is full{left}: free space there "
+                "(or set labctl_host_dir to a roomier place), then re-run the probe"
+            )
+        if log_text.strip():
+            return f"see {self.rdir}/agent.log on the host, then re-run the probe"
+        return (
+            f"it was killed or the host restarted: re-run the probe (see {self.rdir}/agent.log "
+            "on the host)"
+        )
+
+    def _free_kib(self, t: SSHTransport) -> int | None:
+        try:
+            res = t.run(f"df -Pk {shlex.quote(self.rdir)}", timeout=30)
+            return int(res.stdout.splitlines()[-1].split()[3])
+        except (LabctlError, IndexError, ValueError):
+            return None
 
     def store(self, t: SSHTransport, data: dict[str, Any]) -> Path:
         path = self.run.write_host(self.host.name, _decorate(data, self.host))

@@ -4,13 +4,14 @@ run written atomically to its result file."""
 
 from __future__ import absolute_import, division, print_function
 
+import errno
 import os
 import platform
 import sys
 import time
 import traceback
 
-from .catalog import ORDER, RESOURCE_OF
+from .catalog import ORDER
 from .consts import AGENT_VERSION, SCHEMA_VERSION
 from .context import Agent
 from .docker import Docker
@@ -175,6 +176,44 @@ def _run_experiments(agent, docker, result, experiments, out, workdir):
     result["status"] = "ok"
 
 
+#: the agent's exit status when there is no room for its result (no check was run)
+EXIT_NO_ROOM = 28
+#: the least reserve worth starting with: a result without samples fits in it
+MIN_RESERVE = 128 * 1024
+
+
+def _reserve_result(path, size):
+    """Room for the result, reserved before any check: ``size`` bytes, or less on a nearly
+    full disk, down to MIN_RESERVE; 0 when not even that fits."""
+    while size >= MIN_RESERVE:
+        got = reserve_space(path, size)
+        if got:
+            return got
+        size //= 4
+    return 0
+
+
+def _free_bytes(folder):
+    try:
+        st = os.statvfs(folder)
+        return st.f_bavail * st.f_frsize
+    except OSError:
+        return "?"
+
+
+def without_series(result, why):
+    """The result with every check's samples left out (and why, in each check's record)."""
+    slim = dict(result)
+    slim["experiments"] = []
+    for exp in result.get("experiments") or []:
+        exp = dict(exp)
+        if exp.pop("series", None) is not None:
+            exp.setdefault("metrics", {})
+            exp["metrics"] = dict(exp["metrics"], series_dropped=why)
+        slim["experiments"].append(exp)
+    return slim
+
+
 def _write_result(agent, result, out, reserve, exit_code):
     """Every path's end: the run's containers and folders gone, the result written."""
     SIGNALS["defer"] = True
@@ -189,7 +228,16 @@ def _write_result(agent, result, out, reserve, exit_code):
         exit_code = 128 + SIGNALS["received"]
     result["finished"] = iso_utc()
     try:
-        write_json_atomic(out, result, reserve)
+        try:
+            write_json_atomic(out, result, reserve)
+        except (IOError, OSError) as exc:
+            if getattr(exc, "errno", None) != errno.ENOSPC:
+                raise
+            # a result larger than its reserve on a full disk: the samples go, every metric
+            # and verdict stays (they are small)
+            _clear_stale(out + ".tmp")
+            write_json_atomic(out, without_series(result, "the disk holding the result was "
+                                                  "full: the samples were left out"))
     except (IOError, OSError, UnsafePath) as exc:
         sys.stderr.write("labctl probe agent: cannot write the result to %s: %s\n"
                          % (out, exc))
@@ -213,12 +261,17 @@ def execute_run(run_id, host, out, experiments, workdir, timeout, mode="bounded"
     agent = Agent(run_id, host, workdir, timeout, progress_path, docker, mode, limit_overrides,
                   disposable)
     exit_code = 0
-    if [e for e in experiments if e in RESOURCE_OF]:
-        # the result's space, and (exhaust) the agent's life, are secured before any run
-        size = agent.limits()["result_reserve_bytes"]
-        result["protection"] = {"result_reserve_bytes": reserve_space(reserve, size)}
-        if mode == "exhaust":
-            result["protection"].update(protect_self())
+    # the result's space, and (exhaust) the agent's life, are secured before any check runs
+    reserved = _reserve_result(reserve, agent.limits()["result_reserve_bytes"])
+    if not reserved:
+        sys.stderr.write("labctl probe agent: no room for the result in %s (%s bytes free): "
+                         "the folder's disk is full; free space there and re-run the probe\n"
+                         % (os.path.dirname(out), _free_bytes(os.path.dirname(out))))
+        _clear_stale(progress_path)
+        return EXIT_NO_ROOM
+    result["protection"] = {"result_reserve_bytes": reserved}
+    if mode == "exhaust":
+        result["protection"].update(protect_self())
     try:
         try:
             _run_experiments(agent, docker, result, experiments, out, workdir)
