@@ -21,7 +21,7 @@ from .image import find_tool
 from .oom import classify_container_error
 from .runstate import proc_start_time
 from .sampling import find_child, parse_proc_io, parse_proc_stat_fields
-from .text import one_line, read_text, run_cmd, to_int, which
+from .text import monotonic, one_line, read_text, run_cmd, to_int, which
 
 BIG_COUNT = 2000000000  # "no cap" for the shell loops (fits every shell's arithmetic)
 STATE_FILE = "/dev/labctl-state"   # the container's /dev is a tmpfs: writable even when the
@@ -186,12 +186,12 @@ class ContainerView(object):
         no process any more (its pids are the host's again), at most ``seconds``.
         ``gone_file``: the cgroup file that empties ("pids.current" counts down to 0,
         "cgroup.procs" lists no pid)."""
-        end = time.time() + seconds
-        while container_alive(self.pid) and time.time() < end:
+        end = monotonic() + seconds
+        while container_alive(self.pid) and monotonic() < end:
             time.sleep(0.02)
         if not self.cg_dir:
             return
-        while time.time() < end:
+        while monotonic() < end:
             path = os.path.join(self.cg_dir, gone_file)
             if not os.path.exists(path):
                 break

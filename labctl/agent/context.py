@@ -17,15 +17,15 @@ from .image import ensure_probe_image
 from .limits import DEFAULT_LIMITS
 from .runstate import runs_dir
 from .sampling import inspect_state, kill_container
-from .text import append_progress, one_line
+from .text import append_progress, monotonic, one_line
 
 
 class Deadline(object):
     def __init__(self, seconds):
-        self.end = time.time() + seconds
+        self.end = monotonic() + seconds
 
     def remaining(self, cap=None):
-        left = self.end - time.time()
+        left = self.end - monotonic()
         if left <= 0:
             raise ExperimentError("timeout", "the run's time budget (--timeout) is used up")
         if cap is not None:

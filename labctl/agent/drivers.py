@@ -23,7 +23,7 @@ from .disklimit import docker_daemon_argv
 from .dockerparse import parse_docker_info
 from .errors import SkipExperiment
 from .hostpaths import ensure_local_dir, open_append
-from .text import one_line, read_text, run_cmd, to_int, version_tuple
+from .text import monotonic, one_line, read_text, run_cmd, to_int, version_tuple
 
 #: what an engine may offer (those it was not built with, or the kernel lacks, are refused)
 CANDIDATES = ("aufs", "btrfs", "devicemapper", "overlay", "overlay2", "vfs", "zfs")
@@ -62,7 +62,7 @@ def _answer(docker, proc, sock, deadline):
     """The throwaway daemon's `docker info`, parsed, once it answers (None: it exited or never
     answered in time)."""
     env = dict(os.environ, DOCKER_HOST="unix://" + sock)
-    while time.time() < deadline and proc.poll() is None:
+    while monotonic() < deadline and proc.poll() is None:
         if os.path.exists(sock):
             res = run_cmd([docker.path, "info"], 30, env=env)
             if res.ok:
@@ -78,8 +78,8 @@ def halt(proc):
             proc.send_signal(signal.SIGTERM)
         except OSError:
             pass
-        end = time.time() + 30
-        while proc.poll() is None and time.time() < end:
+        end = monotonic() + 30
+        while proc.poll() is None and monotonic() < end:
             time.sleep(0.2)
         if proc.poll() is None:
             proc.kill()
@@ -135,7 +135,7 @@ def start_daemon(agent, argv, driver, place):
     finally:
         log.close()
     info = _answer(agent.docker, proc, place["sock"],
-                   time.time() + agent.deadline.remaining(START_WAIT_S))
+                   monotonic() + agent.deadline.remaining(START_WAIT_S))
     return proc, info
 
 

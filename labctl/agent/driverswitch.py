@@ -28,7 +28,7 @@ from .drivers import daemon_failure, daemon_place, halt, release, start_daemon, 
 from .errors import ExperimentError, SkipExperiment
 from .hostpaths import open_new
 from .image import ensure_probe_image
-from .text import one_line, random_token
+from .text import monotonic, one_line, random_token
 
 CONTAINER = "labctl-switch"
 RESTORED = "labctl-switch-restored"
@@ -70,8 +70,8 @@ def _export(client, name, path, timeout):
                                 stdout=out, stderr=subprocess.PIPE, close_fds=True)
     finally:
         out.close()
-    end = time.time() + timeout
-    while proc.poll() is None and time.time() < end:
+    end = monotonic() + timeout
+    while proc.poll() is None and monotonic() < end:
         time.sleep(0.2)
     if proc.poll() is None:
         proc.kill()

@@ -10,7 +10,7 @@ import time
 from .consts import MIB
 from .image import find_tool
 from .sampling import fs_free, kill_container
-from .text import run_cmd
+from .text import monotonic, run_cmd
 
 
 def cleanup_run(run):
@@ -36,7 +36,7 @@ def _recovery_wait(run):
         wait = float(run.limits.get("recovery_wait_s") or 0)
         if run.agent.mode != "exhaust":  # on a busy real host others move the numbers too
             wait = min(wait, 10.0)
-        return min(wait, max(0.0, run.agent.deadline.end - time.time() - 20))
+        return min(wait, max(0.0, run.agent.deadline.end - monotonic() - 20))
     except (TypeError, ValueError):
         return 0.0
 
@@ -70,7 +70,7 @@ def recover(run):
     tol_inodes = max(64, itotal // 100)
     pids0 = run.log.first("free_pids")
     watch_pids = run.kind.waits_for_pids and run.sampler is not None
-    start = time.time()
+    start = monotonic()
     synced = False
     next_rm = start + 1
     while True:
@@ -89,11 +89,11 @@ def recover(run):
                 short.append("free_pids")
         if cname in agent.containers:
             short.append("container")
-        elapsed = time.time() - start
+        elapsed = monotonic() - start
         if not short or elapsed >= wait:
             break
-        if cname in agent.containers and time.time() >= next_rm:
-            next_rm = time.time() + 2
+        if cname in agent.containers and monotonic() >= next_rm:
+            next_rm = monotonic() + 2
             agent.remove_container(cname)
         if not synced and elapsed >= 1.0 and ("free_bytes" in short or "free_inodes" in short):
             synced = True
@@ -109,4 +109,4 @@ def recover(run):
         m["recovery_free_pids"] = pids
     m["recovered"] = not short
     m["recovery_short"] = ",".join(short) or None
-    m["recovery_s"] = round(time.time() - start, 3)
+    m["recovery_s"] = round(monotonic() - start, 3)

@@ -29,7 +29,7 @@ from .sampling import (
     stall_decision,
     stall_window,
 )
-from .text import to_int
+from .text import monotonic, to_int
 
 
 class ResourceRun(object):
@@ -55,7 +55,7 @@ class ResourceRun(object):
         if verdict is not None:
             return verdict
         self.prepare()
-        start = time.time()
+        start = monotonic()
         s0 = self.take_sample(start)
         amount, by_floor, floors = self.plan(s0)
         if amount is not None and amount < kind.min_amount:
@@ -68,7 +68,7 @@ class ResourceRun(object):
         cname, run_start = self.launch(amount, s0)
         stop = self.watch_timed(start, floors, cname, run_start)
         live = self.at_peak(stop, cname, start)
-        m["run_s"] = round(time.time() - run_start, 3)
+        m["run_s"] = round(monotonic() - run_start, 3)
         m["agent_stop"] = stop if stop in ("floor", "timeout", "stall") else None
         self.take_sample(start)
         insp = self.exit_state(cname, live)
@@ -159,7 +159,7 @@ class ResourceRun(object):
                                            ["/bin/sh", "-c", script], args)
         m["container_started"] = True
         m["container_name"] = cname
-        run_start = time.time()
+        run_start = monotonic()
         insp = inspect_state(agent.docker, cname)
         pid = to_int((insp.get("State") or {}).get("Pid")) or None
         m["container_id"] = (insp.get("Id") or cid or "")[:12] or None
@@ -182,9 +182,9 @@ class ResourceRun(object):
     def watch_timed(self, start, floors, cname, run_start):
         """watch(), with the agent's own CPU time and memory while it watched."""
         m = self.m
-        cpu0, w0 = self_cpu_seconds(), time.time()
+        cpu0, w0 = self_cpu_seconds(), monotonic()
         stop = self.watch(start, floors)
-        cpu1, w1 = self_cpu_seconds(), time.time()
+        cpu1, w1 = self_cpu_seconds(), monotonic()
         m["watch_s"] = round(w1 - run_start, 3)   # container start -> its peak seen
         m["agent_watch_cpu_s"] = round(cpu1 - cpu0, 3) if (
             cpu0 is not None and cpu1 is not None) else None
@@ -218,11 +218,11 @@ class ResourceRun(object):
             m["timeout_source"] = "agent-deadline"
             m["timeout_s_effective"] = round(max(0.0, deadline - start), 1)
         stall_s = float(lim["stall_s"])
-        last_change = time.time()
+        last_change = monotonic()
         last_value = None
         host_change, host_sig = last_change, None
         slowest = 0.0   # the longest one step of progress took (bursts on a slow machine)
-        next_note = time.time() + 5
+        next_note = monotonic() + 5
         while True:
             s = self.take_sample(start)
             now = s["t"]
@@ -294,8 +294,8 @@ class ResourceRun(object):
         """The container's exit as the engine saw it and what its log says -> inspect."""
         agent, m = self.agent, self.m
         insp = inspect_state(agent.docker, cname)
-        end = time.time() + 10   # the engine may not have seen the exit yet
-        while (insp.get("State") or {}).get("Running") and time.time() < end:
+        end = monotonic() + 10   # the engine may not have seen the exit yet
+        while (insp.get("State") or {}).get("Running") and monotonic() < end:
             time.sleep(0.1)
             insp = inspect_state(agent.docker, cname) or insp
         st = insp.get("State") or {}

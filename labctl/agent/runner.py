@@ -8,7 +8,6 @@ import errno
 import os
 import platform
 import sys
-import time
 import traceback
 
 from .catalog import ORDER
@@ -33,7 +32,7 @@ from .runstate import (
 )
 from .sampling import protect_self, reserve_space
 from .storage import experiment_storage_location
-from .text import iso_utc, one_line, write_json_atomic
+from .text import iso_utc, monotonic, one_line, write_json_atomic
 
 #: the checks of the catalog that are not resource checks, each its own module:
 #: name -> function(agent, metrics) -> verdict (a new one is its module and a line here)
@@ -65,7 +64,7 @@ def run_experiment(agent, name, records=None):
               "duration_s": None, "metrics": {}, "verdict": None, "error": None}
     if records is not None:
         records.append(record)
-    start = time.time()
+    start = monotonic()
     agent.progress("experiment-start", name, "starting %s" % name)
     try:
         try:
@@ -98,9 +97,8 @@ def run_experiment(agent, name, records=None):
             record["metrics"]["container_start_retries"] = len(agent.start_retries)
             record["metrics"]["container_start_retry_error"] = agent.start_retries[-1]
             del agent.start_retries[:]
-        end = time.time()
-        record["finished"] = iso_utc(end)
-        record["duration_s"] = round(end - start, 3)
+        record["finished"] = iso_utc()
+        record["duration_s"] = round(monotonic() - start, 3)
         agent.progress("experiment-end", name, record["verdict"] or record["status"])
     return record
 

@@ -90,6 +90,8 @@ UNCOLLECTED_KEEP_S = 7 * 24 * 3600
 _UNCOLLECTED_KEEP = ("result.json", "agent.log")
 #: from the launch's empty pid file to its agent showing in /proc (a fork and an exec)
 LAUNCH_GRACE_S = 2
+#: a run folder dated more than this in the future was made before the clock was stepped back
+FUTURE_SLACK_S = 60
 
 
 def _newest_mtime(path):
@@ -144,6 +146,16 @@ def reap_controller_runs(parent, live, removed, now=None):
             live.add(name)
             continue
         age = now - _newest_mtime(path)
+        if age < -FUTURE_SLACK_S:
+            # dated in the future: the clock was stepped back since; its age counts from now
+            # (left as it was, it would wait out the step before its week began)
+            for p in [path] + [os.path.join(path, n) for n in _listdir(path)]:
+                if not os.path.islink(p):
+                    try:
+                        os.utime(p, None)
+                    except OSError:
+                        pass
+            age = 0.0
         if pid is None and os.path.lexists(os.path.join(path, "agent.pid")):
             # an empty pid file: the launch was cut (its shell killed before it wrote the
             # pid); an agent it started is in `live` once it runs, so wait only for that

@@ -5,14 +5,13 @@ from __future__ import absolute_import, division, print_function
 
 import os
 import re
-import time
 
 from .consts import FIND_TIME_LIMIT
 from .errors import ExperimentError
 from .hostpaths import NOFOLLOW
 from .osparse import find_mount, parse_mountinfo, parse_proc_mounts, path_under, root_mount
 from .sampling import inspect_state
-from .text import random_token, read_text
+from .text import monotonic, random_token, read_text
 
 
 def storage_candidates(inspect, root, driver):
@@ -66,7 +65,7 @@ def bounded_find(root, filename, time_limit=FIND_TIME_LIMIT):
 
     Returns (matches sorted best first, timed_out).
     """
-    end = time.time() + time_limit
+    end = monotonic() + time_limit
     matches = []
     timed_out = False
     for dirpath, dirnames, filenames in os.walk(root, onerror=lambda e: None):
@@ -74,7 +73,7 @@ def bounded_find(root, filename, time_limit=FIND_TIME_LIMIT):
             matches.append(os.path.join(dirpath, filename))
             if _path_rank(matches[-1]) < 10:
                 break
-        if time.time() > end:
+        if monotonic() > end:
             timed_out = True
             break
         # <root>/containers holds logs and config, never a container's files

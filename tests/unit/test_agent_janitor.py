@@ -59,6 +59,28 @@ def test_dead_runs_go_uncollected_results_stay_live_and_starting_runs_stay(
     assert removed["errors"] == []
 
 
+def test_a_run_dated_in_the_future_counts_its_age_from_now(tmp_path: Path) -> None:
+    """After the clock was stepped back two days, a dead run's folder is dated in the future:
+    its age counts from now (before, it was never reaped), and a recent one is not taken."""
+    runs = tmp_path / "labctl-runs"
+    runs.mkdir()
+    files = {"agent.pid": "999999 1\n", "result.json": "{}", "agent.log": "x", "a.pyz": "x"}
+    future = _run_dir(runs, "r-future", files, age_s=-2 * 24 * 3600)
+    removed: dict[str, list[str]] = {"workdirs": [], "errors": []}
+    pa.reap_controller_runs(str(runs), set(), removed)
+    assert sorted(p.name for p in future.iterdir()) == ["agent.log", "result.json"]
+    assert all(p.stat().st_mtime <= time.time() + 1 for p in [future, *future.iterdir()])
+    week_later = time.time() + pa.UNCOLLECTED_KEEP_S + 60
+    pa.reap_controller_runs(str(runs), set(), removed, now=week_later)
+    assert not future.exists()
+
+
+def test_durations_are_on_a_clock_nobody_steps() -> None:
+    a = pa.monotonic()
+    time.sleep(0.02)
+    assert 0.01 < pa.monotonic() - a < 5
+
+
 def test_only_the_controllers_layout_is_reaped(tmp_path: Path) -> None:
     work = "/var/lib/labctl/work"
     assert pa.controller_runs_of("/var/lib/labctl/runs/r1/result.json", work) == (
