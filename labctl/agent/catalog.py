@@ -12,6 +12,13 @@ from __future__ import absolute_import, division, print_function
 EXPERIMENTS = (
     ("storage-location", None,
      "where do a container's files live on the host; can the host read and change them?"),
+    # the storage checks a claim names (opt-in, below), before any check fills the host
+    ("storage-host-mount", None,
+     "a container's thin volume mounted by hand on the host: do reads and writes work?"),
+    ("drivers-available", None,
+     "which storage drivers this engine and kernel start, and which it picks (Table 3)"),
+    ("storage-driver-switch", None,
+     "a container after its engine switches storage driver; then export, wipe, import"),
     ("disk", "disk", "a container writes one huge file into its own filesystem"),
     ("disk-limited", "disk",
      "the same with a per-container disk limit, where the engine has one"),
@@ -21,12 +28,6 @@ EXPERIMENTS = (
     ("memory-limited", "memory", "the same with -m"),
     ("processes", "processes", "a container forks many children, without a limit"),
     ("processes-limited", "processes", "the same with --pids-limit"),
-    ("drivers-available", None,
-     "which storage drivers this engine and kernel start, and which it picks (Table 3)"),
-    ("storage-host-mount", None,
-     "a container's thin volume mounted by hand on the host: do reads and writes work?"),
-    ("storage-driver-switch", None,
-     "a container after its engine switches storage driver; then export, wipe, import"),
 )
 #: the names, in the order the agent runs them and people read them
 ORDER = tuple(name for name, _resource, _question in EXPERIMENTS)

@@ -265,6 +265,14 @@ HAND_MOUNT = "storage-host-mount"
 #: the article's warning about switching drivers, on a throwaway daemon (it depends only on the
 #: engine: run beside Table 3)
 SWITCH = "storage-driver-switch"
+#: c66 and c70 share kernel, engine and driver and differ only in the daemon's mount namespace,
+#: which no resource check depends on (a preset run of every check on both gave the same verdict
+#: class on each): the CentOS resource checks are split between them, so neither is the run's
+#: critical path
+CENTOS_DISK = "disk,disk-limited,disk-shared,inodes"
+CENTOS_MEMORY_PROCESSES = "memory,memory-limited,processes,processes-limited"
+#: today's engine on the same kernel: where it differs from 1.5.0 (its limits)
+TODAY = "storage-location,disk-limited,memory-limited,processes-limited"
 
 
 def article_hosts() -> tuple[QemuHostSpec, ...]:
@@ -281,16 +289,17 @@ def article_hosts() -> tuple[QemuHostSpec, ...]:
 
     return (
         host("c66", engine="1.5.0", storage_driver="devicemapper", init="sysvinit-epel",
-             stands_for="centos66", experiments="all"),
+             stands_for="centos66", experiments=f"storage-location,{CENTOS_DISK}"),
         host("c66d", engine="1.5.0", storage_driver="devicemapper", init="sysvinit-docker",
              stands_for="centos66", experiments=f"storage-location,{TABLE_3},{SWITCH}"),
         host("c70", engine="1.5.0", storage_driver="devicemapper", init="systemd-centos",
-             stands_for="centos70", experiments=f"all,{HAND_MOUNT}"),
+             stands_for="centos70",
+             experiments=f"storage-location,{HAND_MOUNT},{CENTOS_MEMORY_PROCESSES}"),
         host("u1404", engine="1.5.0", storage_driver="overlay", init="upstart",
              stands_for="ubuntu1404", experiments="all", **UBUNTU_1404_KERNEL),
         host("u1404-dm", engine="1.5.0", storage_driver="devicemapper", init="upstart",
              stands_for="ubuntu1404", experiments="storage-location", **UBUNTU_1404_KERNEL),
-        host("deb2010", storage_driver="overlay2", docker_fs="xfs", experiments="all"),
+        host("deb2010", storage_driver="overlay2", docker_fs="xfs", experiments=TODAY),
     )  # fmt: skip
 
 
