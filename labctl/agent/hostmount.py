@@ -22,7 +22,7 @@ from .errors import ExperimentError, SkipExperiment
 from .handmount import DEVICE_PREFIX, release_hand_mount
 from .hostpaths import NOFOLLOW, ensure_local_dir, open_new
 from .sampling import inspect_state
-from .text import errno_text, one_line, random_token, read_text, run_cmd, which
+from .text import errno_text, one_line, random_token, read_text, run_cmd, which, write_and_sync
 
 MOUNT_DIR = "hostmount"
 
@@ -52,13 +52,7 @@ def _read(path):
 
 def _write(path, text):
     try:
-        f = open_new(path, 0o644)
-        try:
-            f.write(text.encode("utf-8") + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
-        finally:
-            f.close()
+        write_and_sync(open_new(path, 0o644), text.encode("utf-8") + b"\n")
         return True, ""
     except (IOError, OSError) as exc:
         return False, errno_text(exc)

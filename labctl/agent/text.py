@@ -273,15 +273,20 @@ def append_progress(path, event, experiment=None, message=""):
     line = json.dumps({"t": time.time(), "event": event, "experiment": experiment,
                        "message": to_text(message)}, sort_keys=True)
     try:
-        f = open_append(path)
-        try:
-            f.write(line.encode("utf-8") + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
-        finally:
-            f.close()
+        write_and_sync(open_append(path), line.encode("utf-8") + b"\n")
     except (IOError, OSError):
         pass
+
+
+def write_and_sync(f, data):
+    """Write ``data`` to the open file ``f``, flush and fsync it; ``f`` is closed on every
+    path."""
+    try:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    finally:
+        f.close()
 
 
 
