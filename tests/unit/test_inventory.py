@@ -110,7 +110,11 @@ def test_a_hosts_own_checks_and_what_the_probe_asks(tmp_path: Path) -> None:
     assert bad.host == "c" and "labctl_experiments: unknown experiment nonsense" in bad.line()
     # "all" on the command line: each host's own list, opt-in checks it names included
     assert host_experiments(ALL, hosts["a"]) == ("storage-location",)
-    assert host_experiments(ALL, hosts["b"])[:3] == ("storage-location", "drivers-available", "disk")
+    assert host_experiments(ALL, hosts["b"])[:3] == (
+        "storage-location",
+        "drivers-available",
+        "disk",
+    )
     assert host_experiments(ALL, hosts["d"]) == ALL
     # a check named on the command line runs where the host lists it
     assert host_experiments(("storage-location", "disk"), hosts["a"]) == ("storage-location",)

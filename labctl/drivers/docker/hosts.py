@@ -45,6 +45,8 @@ class Host:
     storage_driver: str = ""
     #: what the helper reported (`labctl-dockerd facts`): backing_fs, storage_opt_size, ...
     facts: dict[str, str] = field(default_factory=dict)
+    #: running before this `up`: its entrypoint will not start a dead inner dockerd again
+    was_running: bool = False
 
     @property
     def name(self) -> str:
@@ -169,9 +171,11 @@ class DockerHosts(LabDriver):
             )
         if c.status == "running":
             self._say(h.name, "already running")
+            h.was_running = True
         elif c.status == "paused":
             self._say(h.name, "unpausing")
             c.unpause()
+            h.was_running = True
         else:
             self._say(h.name, f"starting (was {c.status})")
             c.start()
@@ -187,6 +191,7 @@ class DockerHosts(LabDriver):
             if h.spec.docker
             else ([HELPER, "prepared"], "the docker disk and daemon.json")
         )
+        revived = False
         with engine_errors("waiting for the lab host", host=h.name):
             while True:
                 c.reload()
@@ -206,6 +211,12 @@ class DockerHosts(LabDriver):
                         waiting_for = "the published SSH port"
                     elif exec_in(c, ready_cmd)[0] != 0:
                         waiting_for = ready_what
+                        if h.was_running and h.spec.docker and not revived:
+                            # a dead inner dockerd of a running host: nothing else restarts it
+                            # (this waited out READY_TIMEOUT, 180 s, and failed the whole run)
+                            revived = True
+                            self._say(h.name, "its inner dockerd does not answer: starting it")
+                            exec_in(c, [HELPER, "start"])
                     elif not ssh_banner(h.port, 2.0):  # last: sshd may penalize idle probes
                         waiting_for = f"sshd on {ADDRESS}:{h.port}"
                     else:
