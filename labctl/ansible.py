@@ -23,7 +23,7 @@ from typing import Any
 
 import ansible_runner
 
-from .errors import InventoryError, PlayInterrupted
+from .errors import InventoryError, PlayInterrupted, ResultError
 
 EventHandler = Callable[[dict[str, Any]], None]
 #: how often ansible-runner looks at its cancel callback while the play is quiet (its default
@@ -129,6 +129,20 @@ def cancel_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def _artifacts_written(private_data_dir: Path) -> Iterator[None]:
+    """ansible-runner's own writes (its artifacts folder removed or read-only mid-play) as one
+    line, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise ResultError(
+            f"cannot write ansible's artifacts in {private_data_dir}: "
+            f"{exc.strerror or exc} ({exc.filename or private_data_dir})",
+            hint="keep the results folder in place and writable during the run, then run again",
+        ) from None
+
+
 @dataclass
 class PlaybookRun:
     status: str
@@ -169,7 +183,7 @@ def run_playbook(
         **(envvars or {}),
     }
     try:
-        with cancel_on_signals() as stop:
+        with cancel_on_signals() as stop, _artifacts_written(private_data_dir):
             runner = ansible_runner.run(
                 private_data_dir=str(private_data_dir),
                 project_dir=str(playbook.parent),

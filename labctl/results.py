@@ -124,6 +124,8 @@ class RunDir:
     """A results folder for one run."""
 
     path: Path
+    #: this process wrote run.json already (then it vanishing means the folder was tampered with)
+    _run_written: bool = field(default=False, init=False, repr=False, compare=False)
 
     @classmethod
     def create(cls, root: Path, run_id: str | None = None) -> RunDir:
@@ -191,8 +193,25 @@ class RunDir:
         return self.hosts_dir / f"{host}.json"
 
     # -- writing ----------------------------------------------------------------------------
+    def _still_here(self) -> None:
+        """A write into a run folder removed (or emptied) during the run would make a new,
+        incomplete one in its place: refuse it instead."""
+        if not self.hosts_dir.is_dir():
+            raise ResultError(
+                f"the run folder {self.path} was removed during the run",
+                hint="nothing more is saved there; the results of agents that started stay on "
+                "their hosts for a week: run again, or restore the folder and `labctl collect` it",
+            )
+
     def write_run(self, **fields: Any) -> None:
         """Create or update run.json (merged with what is already there)."""
+        self._still_here()
+        if not self.run_file.exists() and self._run_written:
+            raise ResultError(
+                f"{self.run_file} was removed during the run",
+                hint="the run's record is lost; the results of agents that started stay on "
+                "their hosts for a week",
+            )
         current = self.read_run() if self.run_file.exists() else {}
         current.update(fields)
         current.setdefault("schema", SCHEMA_VERSION)
@@ -200,6 +219,7 @@ class RunDir:
         current.setdefault("labctl_version", __version__)
         try:
             write_json(self.run_file, current)
+            self._run_written = True
         except OSError as exc:
             raise write_problem(
                 exc,
@@ -210,6 +230,7 @@ class RunDir:
     def write_host(self, host: str, data: dict[str, Any]) -> Path:
         """Write one host's file; a failed write is a ResultError naming the host."""
         path = self.host_file(host)
+        self._still_here()
         try:
             write_json(path, data)
         except OSError as exc:

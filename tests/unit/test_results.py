@@ -120,3 +120,32 @@ def test_an_error_never_replaces_an_agent_result(tmp_path: Path) -> None:
     assert json.loads(path.read_text())["status"] == "ok"
     run.write_host_error("h2", "probe", "h2: unreachable")
     assert json.loads(run.host_file("h2").read_text())["status"] == "error"
+
+
+def test_a_run_folder_removed_during_the_run_is_never_made_again(tmp_path: Path) -> None:
+    """Deleted during the probe, it was silently made again, with a run.json lacking its start,
+    hosts and inventory, and the run ended `ok` (issue 18, defect 6)."""
+    import shutil
+
+    run = RunDir.create(tmp_path)
+    run.write_run(started="2026-12-07T00:00:00Z", hosts=[])
+    shutil.rmtree(run.path)
+    with pytest.raises(ResultError, match="was removed during the run"):
+        run.write_host("h1", {"host": "h1"})
+    with pytest.raises(ResultError, match="was removed during the run"):
+        run.write_run(status="ok")
+    assert not run.path.exists()
+    run2 = RunDir.create(tmp_path)
+    run2.write_run(started="x")
+    run2.run_file.unlink()  # the record alone removed
+    with pytest.raises(ResultError, match=r"run\.json was removed during the run"):
+        run2.write_run(status="ok")
+
+
+def test_ansibles_own_write_failures_are_one_line(tmp_path: Path) -> None:
+    from labctl.ansible import _artifacts_written
+
+    with pytest.raises(ResultError) as exc, _artifacts_written(tmp_path / "ansible"):
+        raise FileNotFoundError(2, "No such file or directory", str(tmp_path / "ansible/x"))
+    assert str(exc.value).startswith(f"cannot write ansible's artifacts in {tmp_path}/ansible: ")
+    assert "No such file or directory" in str(exc.value)
