@@ -54,11 +54,23 @@ def engine_errors(what: str, host: str | None = None) -> Iterator[None]:
 
 
 def exec_in(container: Any, cmd: list[str]) -> tuple[int, str]:
-    """Run a command in a container: (exit code, stdout and stderr as text)."""
-    result = container.exec_run(cmd, stdout=True, stderr=True)
-    out = result.output
+    """Run a command in a container: (exit code, stdout and stderr as text).
+
+    The exit code is read once the engine has recorded it: docker-py's exec_run inspects the
+    exec as soon as its output ends, and on a busy engine got no exit code yet (-1 here: a
+    host key that was there read as a failure, "cannot read the lab host's SSH host key")."""
+    api = container.client.api
+    exec_id = api.exec_create(container.id, cmd, stdout=True, stderr=True)["Id"]
+    out = api.exec_start(exec_id)
+    code = None
+    for _ in range(200):  # 10 s at most after the output ended
+        info = api.exec_inspect(exec_id)
+        code = info.get("ExitCode")
+        if code is not None and not info.get("Running"):
+            break
+        time.sleep(0.05)
     text = out.decode("utf-8", "replace") if isinstance(out, bytes) else str(out or "")
-    return int(result.exit_code if result.exit_code is not None else -1), text
+    return int(code if code is not None else -1), text
 
 
 def published_port(attrs: Mapping[str, Any]) -> int | None:

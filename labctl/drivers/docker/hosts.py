@@ -231,8 +231,14 @@ class DockerHosts(LabDriver):
                         "and /var/log/dockerd.log in it",
                     )
                 time.sleep(0.3)
-            rc, out = exec_in(c, ["cat", "/etc/ssh/ssh_host_ed25519_key.pub"])
-            parts = out.split()
+            # read again briefly when it comes back empty: a `docker exec` on a busy engine
+            # now and then returned no output for a key that was there (about 1 run in 7)
+            for _ in range(10):
+                rc, out = exec_in(c, ["cat", "/etc/ssh/ssh_host_ed25519_key.pub"])
+                parts = out.split()
+                if rc == 0 and len(parts) >= 2 and parts[0] == "ssh-ed25519":
+                    break
+                time.sleep(0.5)
             if rc != 0 or len(parts) < 2 or parts[0] != "ssh-ed25519":
                 raise LabError(
                     f"cannot read the lab host's SSH host key ({out.strip()[:200]})",
