@@ -580,7 +580,21 @@ def test_load_order_puts_dependencies_first_once_and_skips_built_ins() -> None:
         vminitramfs.load_order(DEP, "", ["ext4"])
 
 
-def test_build_initramfs_from_an_image_tree(tmp_path: Path) -> None:
+def _elf_naming(interp: str) -> bytes:
+    """A minimal ELF64 file whose one program header is PT_INTERP naming ``interp``."""
+    import struct
+
+    name = interp.encode() + b"\0"
+    header = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
+    header += struct.pack("<HHIQQQIHHHHHH", 3, 62, 1, 0, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+    ph = struct.pack("<IIQQQQQQ", 3, 4, 64 + 56, 0, 0, len(name), len(name), 1)
+    return header + ph + name
+
+
+@pytest.mark.parametrize("loader", ["/lib/klibc-ABC.so", "/usr/lib/klibc-ABC.so"])
+def test_build_initramfs_from_an_image_tree(tmp_path: Path, loader: str) -> None:
+    """bookworm's klibc tools name /lib/klibc-<hash>.so as their interpreter, trixie's
+    /usr/lib/klibc-<hash>.so: the library goes where the tools' PT_INTERP says."""
     import lzma
 
     version = "6.1.0-9-cloud-amd64"
@@ -595,13 +609,15 @@ def test_build_initramfs_from_an_image_tree(tmp_path: Path) -> None:
     klibc = tmp_path / "usr/lib/klibc/bin"
     klibc.mkdir(parents=True)
     for tool in vminitramfs.KLIBC_TOOLS:
-        (klibc / tool).write_bytes(f"klibc {tool}".encode())
+        (klibc / tool).write_bytes(_elf_naming(loader) + f"klibc {tool}".encode())
     (tmp_path / "usr/lib/klibc-ABC.so").write_bytes(b"klibc so")
     init = vmimages._read_image_files()["labctl-initramfs-init"]
     members = _read_cpio(vminitramfs.build_initramfs(tmp_path, version, init))
     assert members["init"] == (0o100755, init, (0, 0))
-    assert members["lib/klibc-ABC.so"][1] == b"klibc so"  # the tools' ELF interpreter
-    assert members["bin/run-init"][1] == b"klibc run-init"
+    assert members[loader.lstrip("/")][1] == b"klibc so"  # the tools' ELF interpreter
+    if loader.startswith("/usr/"):  # its folders come before it
+        assert members["usr"][0] == members["usr/lib"][0] == 0o040755
+    assert members["bin/run-init"][1].endswith(b"klibc run-init")
     order = members["modules/order"][1].decode().split()
     assert order[0] == "00-virtio.ko" and order[4] == "04-virtio_blk.ko" and len(order) == 9
     assert members["modules/04-virtio_blk.ko"][1] == b"ELF virtio_blk.ko.xz"  # decompressed

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...engines.elf import interpreter
 from ...errors import LabError
 
 #: modules for the root disk and ext4 (built in on these kernels), the NIC and fw_cfg, by name;
@@ -126,13 +127,18 @@ def initramfs_entries(
     init: bytes, tools: Mapping[str, bytes], klibc_so: tuple[str, bytes],
     modules: Sequence[tuple[str, bytes]],
 ) -> list[Entry]:  # fmt: skip
-    """The archive's members: /init, /bin/<klibc tools>, /lib/<klibc .so> (their interpreter),
-    /modules/NN-<name>.ko in load order and /modules/order, the mount points, /dev/console."""
-    entries = [directory(d) for d in ("bin", "dev", "lib", "modules", "proc", "root", "sys")]
+    """The archive's members: /init, /bin/<klibc tools>, klibc's .so at the path the tools name
+    as their interpreter (``klibc_so``: that path, its bytes), /modules/NN-<name>.ko in load
+    order and /modules/order, the mount points, /dev/console."""
+    dirs = ["bin", "dev", "lib", "modules", "proc", "root", "sys"]
+    so_path = klibc_so[0].strip("/")
+    parts = so_path.split("/")[:-1]
+    dirs += ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    entries = [directory(d) for d in sorted(set(dirs), key=lambda d: (d.count("/"), d))]
     entries.append(chardev("dev/console", 5, 1))
     entries.append(regular("init", init, 0o755))
     entries += [regular(f"bin/{name}", data, 0o755) for name, data in sorted(tools.items())]
-    entries.append(regular(f"lib/{klibc_so[0]}", klibc_so[1], 0o755))
+    entries.append(regular(so_path, klibc_so[1], 0o755))
     names = []
     for i, (name, data) in enumerate(modules):
         names.append(f"{i:02d}-{name}.ko")
@@ -183,4 +189,25 @@ def build_initramfs(root: Path, version: str, init: bytes) -> bytes:
     )
     tools = {name: (klibc_bin / name).read_bytes() for name in KLIBC_TOOLS}
     modules = [(module_name(p), _module_bytes(mod_dir / p)) for p in order]
-    return cpio_newc(initramfs_entries(init, tools, (sos[-1].name, sos[-1].read_bytes()), modules))
+    return cpio_newc(initramfs_entries(init, tools, klibc_loader(root, klibc_bin, sos), modules))
+
+
+def klibc_loader(root: Path, klibc_bin: Path, sos: Sequence[Path]) -> tuple[str, bytes]:
+    """Where klibc's tools want their shared library (their PT_INTERP: /lib/klibc-<hash>.so up
+    to bookworm, /usr/lib/klibc-<hash>.so in trixie, whose initramfs then found no init) and
+    its bytes, read from the tree's own files, never assumed."""
+    wanted = interpreter(klibc_bin / "sh")
+    if not wanted:
+        raise LabError(
+            f"klibc's sh in the VM image tree names no interpreter ({wanted!r})",
+            hint="the klibc-utils package changed; see labctl/drivers/qemu/initramfs.py",
+        )
+    name = wanted.rsplit("/", 1)[-1]
+    found = [so for so in sos if so.name == name]
+    if not found:
+        raise LabError(
+            f"klibc's tools name {wanted} as their loader, but the tree has only "
+            f"{', '.join(so.name for so in sos)}",
+            hint="the klibc packages of the mirror disagree; rebuild when they match",
+        )
+    return wanted, found[0].read_bytes()
