@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import socket
-import time
 
 from .cgroups import host_cgroup_limits, read_cg_number
 from .consts import KIB, NAME_PREFIX
@@ -19,7 +18,7 @@ from .dockerparse import parse_inspect
 from .hostpaths import NOFOLLOW, open_replacing
 from .osparse import mem_available, parse_meminfo
 from .runstate import pid_alive
-from .text import errno_text, fmt_bytes, read_int, read_text, to_int
+from .text import errno_text, fmt_bytes, monotonic, read_int, read_text, to_int
 
 # -- a stall must mean the writer really stalled -----------------------------------------------
 
@@ -160,7 +159,7 @@ class HostSampler(object):
         return min(values) if values else None
 
     def sample(self):
-        s = {"t": time.time(), "free_bytes": None, "free_bytes_root": None, "size_bytes": None,
+        s = {"t": monotonic(), "free_bytes": None, "free_bytes_root": None, "size_bytes": None,
              "free_inodes": None, "inodes_total": None, "mem_available": None,
              "swap_free": None, "procs": None, "threads": None, "free_pids": None}
         try:
