@@ -378,7 +378,7 @@ class _HostProbe:
         """What to do about an agent that ended without a result: a full disk under labctl's
         folder says so (the agent could not even log, or said it had no room); an agent that
         said why is pointed at; else it was killed or the host restarted."""
-        free = self._free_kib(t)
+        free = t.free_kib(self.rdir)
         if "No space left" in log_text or "no room for the result" in log_text or (
             free is not None and free < FULL_DISK_KIB
         ):  # fmt: skip
@@ -393,13 +393,6 @@ class _HostProbe:
             f"it was killed or the host restarted: re-run the probe (see {self.rdir}/agent.log "
             "on the host)"
         )
-
-    def _free_kib(self, t: SSHTransport) -> int | None:
-        try:
-            res = t.run(f"df -Pk {shlex.quote(self.rdir)}", timeout=30)
-            return int(res.stdout.splitlines()[-1].split()[3])
-        except (LabctlError, IndexError, ValueError):
-            return None
 
     def store(self, t: SSHTransport, data: dict[str, Any]) -> Path:
         path = self.run.write_host(self.host.name, _decorate(data, self.host))

@@ -25,6 +25,8 @@ from .errors import (
     HostKeyMismatch,
     HostNotAnswering,
     HostUnreachable,
+    LabctlError,
+    ProbeError,
     TransportError,
     UnknownHostKey,
 )
@@ -262,6 +264,14 @@ class SSHTransport:
             command, status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
         )
 
+    def free_kib(self, folder: str) -> int | None:
+        """Free KiB of the filesystem holding ``folder`` on the host (None: unknown)."""
+        try:
+            res = self.run(f"df -Pk {shlex.quote(folder)}", timeout=30)
+            return int(res.stdout.splitlines()[-1].split()[3])
+        except (LabctlError, IndexError, ValueError):
+            return None
+
     def put(self, local: Path, remote: str, *, mode: int = 0o644) -> str:
         """Copy a file to the host and verify its sha256 there; returns the checksum.
 
@@ -279,6 +289,18 @@ class SSHTransport:
             sftp.chmod(tmp, mode)
             sftp.posix_rename(tmp, remote)
         except SSH_FAILURES as exc:
+            folder = remote.rsplit("/", 1)[0] or "/"
+            free = self.free_kib(folder)
+            with contextlib.suppress(*SSH_FAILURES):  # a cut copy takes no room
+                self.sftp.remove(f"{remote}.part")
+            if free is not None and free * 1024 < len(data) + 64 * 1024:
+                raise ProbeError(
+                    f"no room for {local.name} ({len(data) // 1024} KiB) in {folder}: the disk "
+                    f"holding it is full ({free} KiB free)",
+                    host=self.host.name,
+                    hint="free space there (or set labctl_host_dir to a roomier place), then "
+                    "run again",
+                ) from exc
             raise TransportError(
                 f"cannot copy {local.name} to {remote} ({exc})",
                 host=self.host.name,

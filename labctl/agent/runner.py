@@ -245,6 +245,19 @@ def _write_result(agent, result, out, reserve, exit_code):
     return exit_code
 
 
+def _crash_error(exc, workdir):
+    """The run's error for an exception no check caught: a full disk under the agent's folder
+    says so (the probe image's tarball is written there); anything else is a crash to report."""
+    if isinstance(exc, EnvironmentError) and getattr(exc, "errno", None) == errno.ENOSPC:
+        return {"kind": "host-disk-full", "message": one_line(
+            "no space left on the disk holding %s (%s bytes free): %s; free space there (or "
+            "set labctl_host_dir to a roomier place) and re-run the probe"
+            % (workdir, _free_bytes(workdir), exc), 500)}
+    return {"kind": "agent-crash", "message": one_line(
+        "the agent crashed: %s: %s (at %s); please report this with the host's facts"
+        % (type(exc).__name__, exc, _where(sys.exc_info())), 500)}
+
+
 def execute_run(run_id, host, out, experiments, workdir, timeout, mode="bounded",
                 limit_overrides=None, disposable=False):
     """The body of `run`; returns the process exit code."""
@@ -280,9 +293,7 @@ def execute_run(run_id, host, out, experiments, workdir, timeout, mode="bounded"
             exit_code = 128 + exc.signum
         except Exception as exc:
             result["status"] = "error"
-            result["error"] = {"kind": "agent-crash", "message": one_line(
-                "the agent crashed: %s: %s (at %s); please report this with the host's "
-                "facts" % (type(exc).__name__, exc, _where(sys.exc_info())), 500)}
+            result["error"] = _crash_error(exc, workdir)
         done = set(e["name"] for e in result["experiments"])
         for name in experiments:
             if name not in done:

@@ -231,21 +231,7 @@ class DockerHosts(LabDriver):
                         "and /var/log/dockerd.log in it",
                     )
                 time.sleep(0.3)
-            # read again briefly when it comes back empty: a `docker exec` on a busy engine
-            # now and then returned no output for a key that was there (about 1 run in 7)
-            for _ in range(10):
-                rc, out = exec_in(c, ["cat", "/etc/ssh/ssh_host_ed25519_key.pub"])
-                parts = out.split()
-                if rc == 0 and len(parts) >= 2 and parts[0] == "ssh-ed25519":
-                    break
-                time.sleep(0.5)
-            if rc != 0 or len(parts) < 2 or parts[0] != "ssh-ed25519":
-                raise LabError(
-                    f"cannot read the lab host's SSH host key ({out.strip()[:200]})",
-                    host=h.name,
-                    hint=f"see {ENTRYPOINT_LOG} in {name}",
-                )
-            h.host_key = f"{parts[0]} {parts[1]}"
+            h.host_key = _read_host_key(h, c, name)
             # backing fs, quota, and whether `--storage-opt size=` is accepted (tried for real)
             rc, out = exec_in(c, [HELPER, "facts"])
             h.facts = parse_facts(out) if rc == 0 else {}
@@ -282,3 +268,21 @@ class DockerHosts(LabDriver):
                     hint=f"something regenerated it; run `labctl lab down --name {self.lab}` and "
                     f"up again (recorded {old.get('host_key')}, now {h.host_key})",
                 )
+
+
+def _read_host_key(h: Host, c: Any, name: str) -> str:
+    """The lab host's SSH host key, "ssh-ed25519 BASE64". Read again briefly when it comes back
+    empty: a `docker exec` on a busy engine now and then returned no output for a key that was
+    there (about 1 run in 7)."""
+    rc, out, parts = -1, "", []
+    for _ in range(10):
+        rc, out = exec_in(c, ["cat", "/etc/ssh/ssh_host_ed25519_key.pub"])
+        parts = out.split()
+        if rc == 0 and len(parts) >= 2 and parts[0] == "ssh-ed25519":
+            return f"{parts[0]} {parts[1]}"
+        time.sleep(0.5)
+    raise LabError(
+        f"cannot read the lab host's SSH host key ({out.strip()[:200]})",
+        host=h.name,
+        hint=f"see {ENTRYPOINT_LOG} in {name}",
+    )
