@@ -168,21 +168,21 @@ def run_playbook(
     private_data_dir.mkdir(parents=True, exist_ok=True)
     roles = playbook.parent / "roles"
     cmdline = "--check --diff" if check else None
-    # SSH connections are reused within the run (ControlMaster), in a folder of our own with a
-    # short path (a socket path is at most 107 bytes), closed when the run ends
-    control_dir = Path(tempfile.mkdtemp(prefix="labctl-cp-"))
 
     def _handler(event: dict[str, Any]) -> bool:
         if event_handler is not None:
             event_handler(event)
         return True
 
-    env = {
-        "ANSIBLE_ROLES_PATH": str(roles),
-        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir),
-        **(envvars or {}),
-    }
+    # SSH connections are reused within the run (ControlMaster), in a folder of our own with a
+    # short path (a socket path is at most 107 bytes), closed when the run ends
+    control_dir = Path(tempfile.mkdtemp(prefix="labctl-cp-"))
     try:
+        env = {
+            "ANSIBLE_ROLES_PATH": str(roles),
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir),
+            **(envvars or {}),
+        }
         with cancel_on_signals() as stop, _artifacts_written(private_data_dir):
             runner = ansible_runner.run(
                 private_data_dir=str(private_data_dir),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,6 +51,7 @@ def test_a_cut_play_stops_at_once_and_no_host_is_provisioned(
 ) -> None:
     lab = fault_lab
     assert lab.inventory is not None
+    control_dirs = set(Path(tempfile.gettempdir()).glob("labctl-cp-*"))
     warm = lab.labctl("provision", "-i", str(lab.inventory), timeout=900)
     assert warm.rc == 0, warm.err[-2000:]
     args = [command, "-i", str(lab.inventory), "--full"]
@@ -73,6 +75,8 @@ def test_a_cut_play_stops_at_once_and_no_host_is_provisioned(
     assert "agent pushed" not in out + err  # `run` did not go on to probe
     assert "Traceback" not in err
     assert _playbook_pids(proc.pid) == []
+    # its SSH control folder is gone too (ansible's ControlMaster sockets)
+    assert set(Path(tempfile.gettempdir()).glob("labctl-cp-*")) <= control_dirs
     for host in lab.hosts:  # the cut --full play forgot each stamp first
         _rc, said = lab.exec(host, f"test -e {STAMP} && cat {STAMP}; true")
         assert said.strip() == "", (host, said)
