@@ -23,6 +23,7 @@ from .disklimit import docker_daemon_argv
 from .dockerparse import parse_docker_info
 from .errors import SkipExperiment
 from .hostpaths import ensure_local_dir, open_append
+from .osparse import mounts_under
 from .text import monotonic, one_line, read_text, run_cmd, to_int, version_tuple
 
 #: what an engine may offer (those it was not built with, or the kernel lacks, are refused)
@@ -89,10 +90,7 @@ def halt(proc):
 def release(place):
     """What a stopped throwaway daemon may have left: mounts in its folder, its device-mapper
     pool and the loop devices under it (its folder stays)."""
-    prefix = place["dir"].rstrip("/") + "/"
-    mounts = [ln.split()[1] for ln in (read_text("/proc/mounts") or "").splitlines()
-              if len(ln.split()) > 1 and ln.split()[1].startswith(prefix)]
-    for target in sorted(mounts, reverse=True):
+    for target in mounts_under(place["dir"]):
         run_cmd(["umount", "-l", target], 30)
     _remove_pool(place)
 

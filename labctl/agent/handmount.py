@@ -11,24 +11,11 @@ from __future__ import absolute_import, division, print_function
 import os
 import time
 
-from .text import read_text, run_cmd, which
+from .osparse import mounts_under
+from .text import run_cmd, which
 
 #: the hand-made device of run R is /dev/mapper/labctl-hm-R
 DEVICE_PREFIX = "labctl-hm-"
-
-
-def mounts_under(folder):
-    """Mount points at or below ``folder`` (from /proc/self/mounts), deepest first."""
-    folder = folder.rstrip("/")
-    found = []
-    for line in (read_text("/proc/self/mounts") or "").splitlines():
-        parts = line.split()
-        if len(parts) < 2:
-            continue
-        where = parts[1].replace("\\040", " ")
-        if where == folder or where.startswith(folder + "/"):
-            found.append(where)
-    return sorted(found, key=len, reverse=True)
 
 
 def release_hand_mount(run_dir, run_id):

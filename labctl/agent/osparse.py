@@ -186,6 +186,15 @@ def host_mounts():
         parse_proc_mounts(read_text("/proc/mounts"))
 
 
+def mounts_under(folder):
+    """Mount points at or below ``folder`` (from /proc/self/mounts), deepest first: what must be
+    unmounted before the folder is removed."""
+    folder = folder.rstrip("/")
+    found = [m["mountpoint"] for m in parse_proc_mounts(read_text("/proc/self/mounts"))
+             if m["mountpoint"] == folder or m["mountpoint"].startswith(folder + "/")]
+    return sorted(found, key=len, reverse=True)
+
+
 def find_mount(mounts, path):
     """The mount that holds ``path``: longest mount point prefix, last one wins."""
     best = None

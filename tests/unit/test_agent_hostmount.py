@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from labctl.agent import context, handmount, hostmount, runstate
+from labctl.agent import context, handmount, hostmount, osparse, runstate
 from labctl.agent.errors import SkipExperiment
 
 ARTICLE_7_0 = {
@@ -95,13 +95,13 @@ MOUNTS = """\
 def test_mounts_under_a_folder_deepest_first_and_only_its_own(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(handmount, "read_text", lambda path: MOUNTS)
-    assert handmount.mounts_under("/w/runs/r1") == [
+    monkeypatch.setattr(osparse, "read_text", lambda path: MOUNTS)
+    assert osparse.mounts_under("/w/runs/r1") == [
         "/w/runs/r1/hostmount/inner",
         "/w/runs/r1/hostmount",
     ]
-    assert handmount.mounts_under("/w/runs/r 1/") == ["/w/runs/r 1/hostmount"]
-    assert handmount.mounts_under("/w/runs/r2") == []
+    assert osparse.mounts_under("/w/runs/r 1/") == ["/w/runs/r 1/hostmount"]
+    assert osparse.mounts_under("/w/runs/r2") == []
 
 
 def test_nothing_mounted_and_no_device_releases_without_a_command(
