@@ -119,6 +119,17 @@ def _holds_agent_result(path: Path) -> bool:
     return isinstance(data, dict) and bool(data.get("agent_version"))
 
 
+def _note_holder(fd: int) -> None:
+    """Write this process's pid into the held lock file, for the next labctl's "waiting"
+    line. Advisory only: on a full disk the lock still holds, and the write that matters
+    (a result, run.json) says what is full."""
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError:
+        pass
+
+
 @dataclass
 class RunDir:
     """A results folder for one run."""
@@ -169,8 +180,7 @@ class RunDir:
                 if waiting is not None:
                     waiting(f"waiting for the labctl (pid {holder}) working on {self.path}")
                 fcntl.flock(fd, fcntl.LOCK_EX)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            _note_holder(fd)
             yield
         finally:
             os.close(fd)  # and with it the lock

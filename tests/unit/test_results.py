@@ -112,6 +112,22 @@ def test_one_labctl_at_a_time_on_a_run_folder(tmp_path: Path) -> None:
         assert len(said) == 1
 
 
+def test_the_lock_holds_on_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The holder's pid is a courtesy: a disk with no room for it still gives the lock
+    (CI's full-disk fault once got a traceback here instead of the write's own message)."""
+    import errno
+    import os
+
+    run = RunDir.create(tmp_path)
+
+    def no_room(*_: object) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "pwrite", no_room)
+    with run.lock():
+        assert (run.path / ".labctl.lock").exists()
+
+
 def test_an_error_never_replaces_an_agent_result(tmp_path: Path) -> None:
     run = RunDir.create(tmp_path)
     good = {"host": "h1", "status": "ok", "agent_version": "0.1.0", "experiments": []}
