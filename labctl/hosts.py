@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+#: the host names labctl can use: each one names a result file (HOST.json) and a matrix column
+HOST_NAME = re.compile(r"^[A-Za-z0-9_.@:-]+$")
+HOST_NAME_FORM = "ASCII letters, digits, '.', '_', '@', ':' and '-'"
+
+
+def usable_host_name(name: str) -> bool:
+    return bool(HOST_NAME.match(name)) and name not in {".", ".."}
 
 
 @dataclass(frozen=True)

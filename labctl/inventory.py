@@ -30,7 +30,7 @@ from typing import Any
 from .ansible import list_inventory
 from .errors import ConfigError, InventoryError, LabctlError
 from .experiments import parse_experiments
-from .hosts import HostRecord
+from .hosts import HOST_NAME_FORM, HostRecord, usable_host_name
 
 _TRUE = {"1", "true", "yes", "on", "y"}
 _CONSUMED = {
@@ -93,6 +93,13 @@ def _path(value: Any, base: Path) -> Path:
 
 def host_from_vars(name: str, hv: dict[str, Any], base: Path) -> HostRecord:
     """One host record from its ansible variables; InventoryError names the bad variable."""
+    if not usable_host_name(name):
+        raise InventoryError(
+            f"host name {name!r} cannot name its result file and matrix column",
+            host=name,
+            hint=f"rename it in the inventory ({HOST_NAME_FORM} only); ansible_host keeps "
+            "the address",
+        )
     port_raw = hv.get("ansible_port", hv.get("ansible_ssh_port", 22))
     try:
         port = int(port_raw)

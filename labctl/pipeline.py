@@ -14,7 +14,7 @@ from typing import Any
 
 from . import __version__
 from .errors import Interrupted, LabctlError, PlayInterrupted, ResultError
-from .hosts import HostRecord, Progress
+from .hosts import HostRecord, Progress, usable_host_name
 from .inventory import Inventory, load_inventory
 from .probe import ProbeOptions, collect_hosts, host_from_summary, host_summary, probe_hosts
 from .provision import ProvisionReport, provision_inventory
@@ -133,7 +133,7 @@ def _probe_stages(
 ) -> None:
     for problem in inv.problems:
         summary.fail(problem.line(), problem.exit_code)
-        if problem.host:
+        if problem.host and usable_host_name(problem.host):
             _host_error(run, summary, problem.host, problem.kind, problem.line())
     hosts = _with_key_opt_in(inv.hosts, accept_new_host_keys)
     if do_provision and hosts:

@@ -15,7 +15,6 @@ import functools
 import itertools
 import json
 import os
-import re
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,11 +26,11 @@ from typing import Any
 from . import __version__
 from .errors import ResultError
 from .files import unsafe_reason, write_json
+from .hosts import usable_host_name
 
 SCHEMA_VERSION = 1
 #: the lock file in a run folder (RunDir.lock)
 LOCK_NAME = ".labctl.lock"
-_HOST_NAME = re.compile(r"^[A-Za-z0-9_.@:-]+$")
 
 
 def utc_now() -> str:
@@ -198,7 +197,7 @@ class RunDir:
         return self.path / "run.json"
 
     def host_file(self, host: str) -> Path:
-        if not _HOST_NAME.match(host):
+        if not usable_host_name(host):
             raise ResultError(f"host name {host!r} cannot name a result file", host=host)
         return self.hosts_dir / f"{host}.json"
 

@@ -123,3 +123,21 @@ def test_a_hosts_own_checks_and_what_the_probe_asks(tmp_path: Path) -> None:
     assert (
         "none of the checks asked (disk) is in this host's labctl_experiments" in err.value.line()
     )
+
+
+def test_host_names_that_cannot_name_a_file_are_refused_at_load(tmp_path: Path) -> None:
+    """`bookworm ü 1` and `../pwn` were probed in full and only then refused (or lost): now
+    they are one problem each before anything connects, and the other hosts go on."""
+    inv = tmp_path / "hosts.yml"
+    inv.write_text(
+        'all:\n  hosts:\n    "bookworm \u00fc 1": {ansible_host: 127.0.0.1}\n'
+        '    "../pwn": {ansible_host: 127.0.0.1}\n    good: {ansible_host: 127.0.0.1}\n',
+        encoding="utf-8",
+    )
+    loaded = load_inventory(inv)
+    assert [h.name for h in loaded.hosts] == ["good"]
+    lines = sorted(p.line() for p in loaded.problems)
+    assert [p.exit_code for p in loaded.problems] == [2, 2]
+    assert lines[0].startswith("../pwn: host name '../pwn' cannot name its result file")
+    assert lines[1].startswith("bookworm \u00fc 1: host name")
+    assert all("ASCII letters, digits" in line for line in lines)
