@@ -157,7 +157,7 @@ def _probe_stages(
         summary.provision = rep
         if rep is not None:
             for entry in rep.failed():
-                summary.fail(entry.line(), 6)
+                summary.fail(entry.line(), entry.exit_code)
             failed = {e.host for e in rep.failed()}
             for h in hosts:
                 if h.name in failed:

@@ -24,6 +24,12 @@ from .provision_vars import preflight
 
 #: the name of the warm check's task in playbooks/roles/labctl_warm/tasks/check.yml
 WARM_TASK = "Check whether this host is warm"
+#: ssh's words for a known_hosts entry that does not match (its "@@@" banner says more)
+_KEY_CHANGED = re.compile(r"REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed")
+KEY_CHANGED_MESSAGE = (
+    "ssh refused its host key, which is not the one in known_hosts (the host was rebuilt, "
+    "or something is in between)"
+)
 _FAIL_EVENTS = {"runner_on_failed": "failed", "runner_on_unreachable": "unreachable"}
 
 
@@ -41,6 +47,12 @@ class HostProvision:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def exit_code(self) -> int:
+        """README's table: SSH could not reach the host (3), the inventory lacks what the
+        play needs (2), the play failed (6)."""
+        return {"unreachable": 3, "incomplete": 2}.get(self.status, 0 if self.ok else 6)
+
     def line(self) -> str:
         if self.ok and self.warm:
             return f"{self.host}: already provisioned as asked (one check, nothing changed)"
@@ -48,6 +60,11 @@ class HostProvision:
             return f"{self.host}: provisioned ({self.changed} changed)"
         if self.status == "incomplete":
             return f"{self.message}; nothing was run on this host"
+        if self.message == KEY_CHANGED_MESSAGE:
+            return (
+                f"{self.host}: unreachable: {self.message}; if the host was rebuilt, remove "
+                "its old entry (ssh-keygen -R) and run again"
+            )
         hint = (
             "check that the host is up and its SSH key and known_hosts entry are right"
             if self.status == "unreachable"
@@ -78,6 +95,8 @@ def _message(res: dict[str, Any]) -> str:
                 return line.strip().removeprefix("ERROR:").strip()[:300]
     msg = res.get("msg") or res.get("stderr") or res.get("module_stderr") or "failed"
     text = " ".join(str(msg).split())
+    if _KEY_CHANGED.search(text):  # not ssh's "@@@" banner cut at 300 characters
+        return KEY_CHANGED_MESSAGE
     return text[:300]
 
 

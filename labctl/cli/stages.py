@@ -95,7 +95,8 @@ def provision_cmd(
         (out_console if h.ok else err_console).print(h.line(), soft_wrap=True)
     if rep.artifact_dir is not None:
         out_console.print(f"ansible artifacts: {rep.artifact_dir}", soft_wrap=True)
-    sys.exit(0 if rep.ok and rep.hosts else 6)
+    failed = rep.failed()
+    sys.exit(failed[0].exit_code if failed else 0 if rep.hosts else 6)
 
 
 @main.command("probe")
