@@ -44,10 +44,16 @@ class HostSide:
 
 
 def _identify_script(pythons: tuple[str, ...]) -> str:
+    # bash's `command -v` also names a file that is not executable (dash's does not)
     find = "".join(
-        f'[ -z "$py" ] && py=$(command -v {shlex.quote(p)} 2>/dev/null); ' for p in pythons
+        f'[ -z "$py" ] && c=$(command -v {shlex.quote(p)} 2>/dev/null) && '
+        '{ if [ -x "$c" ]; then py=$c; else noexec="$noexec $c"; fi; }; '
+        for p in pythons
     )
-    return f'echo "uid=$(id -u)"; echo "home=$HOME"; py=; {find}echo "python=$py"'
+    return (
+        f'echo "uid=$(id -u)"; echo "home=$HOME"; py=; noexec=; {find}'
+        'echo "python=$py"; echo "noexec=$noexec"'
+    )
 
 
 def identify(t: SSHTransport, *, python: bool = False) -> HostSide:
@@ -77,6 +83,14 @@ def identify(t: SSHTransport, *, python: bool = False) -> HostSide:
         return side
     if not found.get("python"):
         wanted = host.agent_python or "python3, python2 or python"
+        noexec = found.get("noexec", "").split()
+        if noexec:
+            raise ProbeError(
+                f"no Python interpreter on the host can be run (looked for {wanted}; "
+                f"{', '.join(noexec)}: not executable)",
+                host=host.name,
+                hint="make it executable (chmod 755), or set labctl_agent_python",
+            )
         raise ProbeError(
             f"no Python interpreter on the host (looked for {wanted})",
             host=host.name,

@@ -147,6 +147,24 @@ def test_bad_hosts_are_one_line_each_and_the_rest_completes(lab: Any, tmp_path: 
     assert empty_known.read_text() == "", "an unknown key must not be recorded without opt-in"
 
 
+def test_a_python_that_cannot_run_is_named(lab: Any, tmp_path: Path) -> None:
+    """A python3 that is not executable was launched anyway (bash's `command -v` names it)
+    and the host's line said "killed or the host restarted"."""
+    host = host_named(lab, "bookworm")
+    real = remote(host, "readlink -f \"$(command -v python3)\"").strip()
+    remote(host, f"chmod 644 {real}")
+    try:
+        proc = labctl(
+            "probe", "-i", str(lab.inventory), "--limit", "bookworm",
+            "--results", str(tmp_path / "r"), "--experiments", "storage-location",
+        )  # fmt: skip
+    finally:
+        remote(host, f"chmod 755 {real}")
+    assert proc.returncode == 4, proc.stderr
+    assert "/usr/bin/python3: not executable" in proc.stderr and "chmod 755" in proc.stderr, proc.stderr
+    assert "restarted" not in proc.stderr
+
+
 def test_unknown_host_key_accepted_only_on_request(lab: Any, tmp_path: Path) -> None:
     good = host_named(lab, "bookworm")
     known = tmp_path / "known_hosts"
