@@ -151,7 +151,7 @@ def test_a_python_that_cannot_run_is_named(lab: Any, tmp_path: Path) -> None:
     """A python3 that is not executable was launched anyway (bash's `command -v` names it)
     and the host's line said "killed or the host restarted"."""
     host = host_named(lab, "bookworm")
-    real = remote(host, "readlink -f \"$(command -v python3)\"").strip()
+    real = remote(host, 'readlink -f "$(command -v python3)"').strip()
     remote(host, f"chmod 644 {real}")
     try:
         proc = labctl(
@@ -161,7 +161,8 @@ def test_a_python_that_cannot_run_is_named(lab: Any, tmp_path: Path) -> None:
     finally:
         remote(host, f"chmod 755 {real}")
     assert proc.returncode == 4, proc.stderr
-    assert "/usr/bin/python3: not executable" in proc.stderr and "chmod 755" in proc.stderr, proc.stderr
+    assert "/usr/bin/python3: not executable" in proc.stderr, proc.stderr
+    assert "chmod 755" in proc.stderr
     assert "restarted" not in proc.stderr
 
 
