@@ -18,7 +18,7 @@ from __future__ import absolute_import, division, print_function
 
 from .limits import resolve_cap_floor
 from .text import fmt_bytes, fmt_count, version_tuple
-from .verdicts import error_verdict, not_run_verdict, stopped_words
+from .verdicts import error_verdict, not_run_verdict, stopped_words, too_little_verdict
 
 
 class Experiment(object):
@@ -197,6 +197,9 @@ class Resource(object):
                                         m.get("target_fstype") or "?")
         if reason == "floor" and not m.get("container_started"):
             return not_run_verdict(m, self.free_key, m.get(self.free_before_key))
+        if m.get("below_minimum") and not m.get("container_started"):
+            return too_little_verdict(m, self.free_key, m.get(self.free_before_key),
+                                      self.min_amount)
         if reason == "error":
             return error_verdict(m)
         stopped = stopped_words(m, reason, self.fmt, self.free_key)

@@ -60,6 +60,7 @@ class ResourceRun(object):
         amount, by_floor, floors = self.plan(s0)
         if amount is not None and amount < kind.min_amount:
             m["stop_reason"] = "floor" if by_floor else "cap"
+            m["below_minimum"] = not by_floor  # the cap itself (a share of the free) is tiny
             m[kind.progress_key] = 0
             m["landed_on_host_ratio"] = None
             m["limit_applied"] = False

@@ -154,6 +154,15 @@ def not_run_verdict(m, free_key, before):
                 floor_text(free_key, before), floor_text(free_key, floor)))
 
 
+def too_little_verdict(m, free_key, before, minimum):
+    """The container was never started: what the cap left it (a share of what is free) is
+    below what the check can tell from the host's own noise."""
+    fmt = fmt_bytes if free_key in ("free_bytes", "mem_available") else fmt_count
+    return ("not run: the host has only %s, too little to measure (the container would get "
+            "%s, under the %s the check needs); free some to run it"
+            % (floor_text(free_key, before), fmt(m.get("cap_effective") or 0), fmt(minimum)))
+
+
 def error_verdict(m):
     return "error: the container stopped without a known cause (exit %s: %s)" % (
         m.get("container_exit_code"), m.get("container_error_line") or "no output")

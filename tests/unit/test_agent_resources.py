@@ -561,6 +561,27 @@ def test_verdict_floor_not_run_and_stopped() -> None:
     )
 
 
+def test_verdict_too_little_room_is_not_run() -> None:
+    """A /var/lib/docker with 3 MiB free and no floor left the container under the check's
+    minimum: it never started, yet the verdict said "stopped at the cap of 765 KiB ... no
+    container limit applied up to 0 bytes"."""
+    v = pa.resource_verdict(
+        "disk",
+        _disk(
+            stop_reason="cap",
+            container_started=False,
+            below_minimum=True,
+            host_free_bytes_before=3 * MIB,
+            cap_effective=765 * 1024,
+            floor=0,
+        ),
+    )
+    assert v == (
+        "not run: the host has only 3 MiB free, too little to measure (the container would "
+        "get 765 KiB, under the 1 MiB the check needs); free some to run it"
+    )
+
+
 def test_verdict_inodes() -> None:
     m = {
         "stop_reason": "enospc",
