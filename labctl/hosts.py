@@ -10,11 +10,15 @@ from typing import Any
 
 #: the host names labctl can use: each one names a result file (HOST.json) and a matrix column
 HOST_NAME = re.compile(r"^[A-Za-z0-9_.@:-]+$")
-HOST_NAME_FORM = "ASCII letters, digits, '.', '_', '@', ':' and '-'"
+HOST_NAME_FORM = "ASCII letters, digits, '.', '_', '@', ':' and '-', at most 200 of them"
+
+
+#: a file name is at most 255 bytes; HOST.json and its temporary twin must fit
+HOST_NAME_MAX = 200
 
 
 def usable_host_name(name: str) -> bool:
-    return bool(HOST_NAME.match(name)) and name not in {".", ".."}
+    return bool(HOST_NAME.match(name)) and name not in {".", ".."} and len(name) <= HOST_NAME_MAX
 
 
 @dataclass(frozen=True)

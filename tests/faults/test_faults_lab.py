@@ -12,18 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from .faultlib import FaultLab, next_run, run_trial, say
+from .campaign import run_any_trial
+from .faultlib import FaultLab, next_run, say
 
 pytestmark = [pytest.mark.lab, pytest.mark.faults]
 
 CI_KINDS = ("ctrl-c", "kill-agent", "restart-host", "pause-host", "full-disk", "kill-controller",
-            "two-collects")  # fmt: skip
+            "two-collects", "engine-disk-full", "clock-step", "results-gone", "bad-set",
+            "odd-host-name")  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", CI_KINDS)
 def test_fault(kind: str, fault_lab: FaultLab, fault_seed: int, tmp_path: Path) -> None:
     seed = fault_seed + CI_KINDS.index(kind)
-    trial = run_trial(fault_lab, kind, seed, tmp_path)
+    trial = run_any_trial(fault_lab, kind, seed, tmp_path)
     say(trial.line())
     after = next_run(fault_lab, tmp_path)
     assert after.rc == 0 and not after.traceback, after.err[-2000:]

@@ -10,31 +10,15 @@ image's tarball finds the disk full; with 12 MiB the run completes.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .faultlib import FaultLab, run_dirs, say
+from .stagefaults import HOST_BASE as BASE
+from .stagefaults import nearly_full
 
 pytestmark = [pytest.mark.lab, pytest.mark.faults]
-
-BASE = "/var/lib/labctl"
-
-
-@contextlib.contextmanager
-def nearly_full(lab: FaultLab, host: str, free: int) -> Iterator[None]:
-    rc, out = lab.exec(host, f"mkdir -p {BASE} && mount -t tmpfs -o size=16m,mode=0700 "
-                             f"labctl-full {BASE} && head -c $(( $(df -Pk {BASE} | awk "
-                             f"'NR==2 {{print $4}}') * 1024 - {free} )) /dev/zero > {BASE}/fill; "
-                             f"df -Pk {BASE} | tail -1")  # fmt: skip
-    assert rc == 0, out
-    say(f"{host}: {BASE} {out.split()[-3] if out.split() else '?'} KiB free")
-    try:
-        yield
-    finally:
-        lab.exec(host, f"umount {BASE} || umount -l {BASE}")
 
 
 @pytest.mark.parametrize(
@@ -47,7 +31,8 @@ def test_a_nearly_full_host_folder_is_said_and_loses_nothing(
     lab = fault_lab
     host, other = lab.hosts[0], lab.hosts[1]
     results = tmp_path / "results"
-    with nearly_full(lab, host, free_kib * 1024):
+    with nearly_full(lab, host, BASE, free_kib * 1024) as said:
+        say(f"{host}: {BASE} {said}")
         call = lab.labctl(*lab.probe_args(results, "storage-location", ()), timeout=400)
     say(f"{free_kib} KiB free on {host}: exit {call.rc}")
     assert not call.traceback, call.err[-3000:]

@@ -10,7 +10,6 @@ probe.
 from __future__ import annotations
 
 import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -18,28 +17,9 @@ from pathlib import Path
 import pytest
 
 from .faultlib import FaultLab, say
+from .stagefaults import STAMP, playbook_pids
 
 pytestmark = [pytest.mark.lab, pytest.mark.faults]
-
-STAMP = "/etc/labctl/provisioned"  # playbooks/roles/labctl_warm/defaults/main.yml
-
-
-def _playbook_pids(parent: int) -> list[int]:
-    res = subprocess.run(["pgrep", "-f", "ansible-playbook"], capture_output=True, text=True)
-    pids = [int(p) for p in res.stdout.split()]
-    return [p for p in pids if _descends_from(p, parent)]
-
-
-def _descends_from(pid: int, ancestor: int) -> bool:
-    while pid > 1:
-        if pid == ancestor:
-            return True
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        pid = int(stat.rsplit(")", 1)[1].split()[1])
-    return False
 
 
 @pytest.mark.parametrize(
@@ -59,7 +39,7 @@ def test_a_cut_play_stops_at_once_and_no_host_is_provisioned(
         args += ["--results", str(tmp_path / "results"), "--experiments", "storage-location"]
     proc = lab.start(*args)
     end = time.monotonic() + 120
-    while not _playbook_pids(proc.pid) and proc.poll() is None and time.monotonic() < end:
+    while not playbook_pids(proc.pid) and proc.poll() is None and time.monotonic() < end:
         time.sleep(0.05)
     assert proc.poll() is None, "labctl ended before its play started"
     time.sleep(1.5)  # tasks are running on the hosts
@@ -74,7 +54,7 @@ def test_a_cut_play_stops_at_once_and_no_host_is_provisioned(
     assert "provisioned (" not in out + err, out[-2000:] + err[-2000:]
     assert "agent pushed" not in out + err  # `run` did not go on to probe
     assert "Traceback" not in err
-    assert _playbook_pids(proc.pid) == []
+    assert playbook_pids(proc.pid) == []
     # its SSH control folder is gone too (ansible's ControlMaster sockets)
     assert set(Path(tempfile.gettempdir()).glob("labctl-cp-*")) <= control_dirs
     for host in lab.hosts:  # the cut --full play forgot each stamp first
