@@ -124,7 +124,8 @@ def _lab_images(f: Facts) -> list[Line]:
             Line(
                 "lab images",
                 OK,
-                "not built yet: the first `labctl run` builds them"
+                ("not built yet" if f.lab_images_built is False else "not known (no engine)")
+                + ": the first `labctl run` builds what is missing"
                 " (debootstrap from the Debian mirror, a few minutes a suite)",
             )
         )
@@ -371,7 +372,8 @@ def gather_facts(results: Path = Path("results")) -> Facts:
         client = connect()
         docker = docker_facts(client)
     except LabctlError as err:
-        docker = DockerFacts(error=err.message.removeprefix("cannot reach the Docker engine "))
+        why = err.message.removeprefix("cannot reach the Docker engine (").removesuffix(")")
+        docker = DockerFacts(error=why)
     built = None if client is None else all(image_exists(client, recipe_for(s).tag) for s in SUITES)
     try:
         accel = decided_accel("auto")
