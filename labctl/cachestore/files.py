@@ -70,14 +70,23 @@ def vm_users(home: Path, proc: Path = Path("/proc")) -> dict[str, str]:
         for host, rec in hosts.items() if isinstance(hosts, dict) else ():
             image = rec.get("image") if isinstance(rec, dict) else None
             if isinstance(image, str):
-                users.setdefault(image, f"lab {state_file.parent.name} (host {host})")
+                users.setdefault(_real(image), f"lab {state_file.parent.name} (host {host})")
     for pid, args in _cmdlines(proc):
         for arg in args:
             for word in re.split(r"[=,]", arg):
-                parent = str(Path(word).parent) if word.startswith("/") else ""
-                if parent:
-                    users.setdefault(parent, f"a running process (pid {pid})")
+                if word.startswith("/"):
+                    users.setdefault(
+                        _real(str(Path(word).parent)), f"a running process (pid {pid})"
+                    )
     return users
+
+
+def _real(path: str | Path) -> str:
+    return os.path.realpath(path)
+
+
+def user_of(users: dict[str, str], path: Path) -> str:
+    return users.get(_real(path), "")
 
 
 def _cmdlines(proc: Path) -> Iterator[tuple[int, list[str]]]:
@@ -116,7 +125,7 @@ def vm_items(cache: Path, users: dict[str, str]) -> list[CacheItem]:
             state, why = STALE, "incomplete (no image.json, disk, kernel or initrd)"
         else:
             state, why = CURRENT, f"today's {suite} recipe"
-        out.append(_item("vm-image", d, cache, state, why, in_use=users.get(str(d), "")))
+        out.append(_item("vm-image", d, cache, state, why, in_use=user_of(users, d)))
     return out
 
 
@@ -132,7 +141,7 @@ def cloud_items(cache: Path, users: dict[str, str]) -> list[CacheItem]:
             cache,
             OTHER,
             "built by tests/cloudbuild.py (no labctl recipe)",
-            in_use=users.get(str(d), ""),
+            in_use=user_of(users, d),
         )
         for d in sorted(p for p in root.iterdir() if p.is_dir())
     ]

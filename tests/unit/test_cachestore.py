@@ -4,6 +4,7 @@ supersedes; and the cache folder read from a throwaway LABCTL_CACHE (no engine).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -171,7 +172,7 @@ def test_vm_images_older_incomplete_or_in_use(tmp_path: Path, monkeypatch) -> No
     _vm_image(tmp_path, "bullseye", broken.short_hash, broken.digest, complete=False)
     _vm_image(tmp_path, "buster", "1" * 12, "1" * 64)
     (tmp_path / "vm" / f".bookworm-{'2' * 12}.tmp999999999").mkdir()
-    items = {i.name: i for i in vm_items(tmp_path, {str(old): "lab vms (host b)"})}
+    items = {i.name: i for i in vm_items(tmp_path, {os.path.realpath(old): "lab vms (host b)"})}
     assert items[f"vm/bookworm-{recipe.short_hash}"].state == CURRENT
     assert items["vm/bookworm-000000000000"].state == STALE
     assert items["vm/bookworm-000000000000"].in_use == "lab vms (host b)"
