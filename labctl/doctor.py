@@ -387,6 +387,8 @@ def gather_facts(results: Path = Path("results")) -> Facts:
     except OSError:
         mounts = ""
     seed = next((p for p, _ in SEED_TOOLS if shutil.which(p)), None)
+    # Docker's root is a path on the engine's machine: measured only when that is this one
+    local = os.environ.get("DOCKER_HOST", "unix://").startswith("unix://")
     return Facts(
         python=(sys.version_info.major, sys.version_info.minor, sys.version_info.micro),
         docker=docker,
@@ -404,6 +406,10 @@ def gather_facts(results: Path = Path("results")) -> Facts:
             free_space("LABCTL_CACHE", cache_dir()),
             free_space("LABCTL_HOME", home_dir()),
             free_space("results", results),
-            *([free_space("docker root", Path(docker.root_dir))] if docker.root_dir else []),
+            *(
+                [free_space("docker root", Path(docker.root_dir))]
+                if docker.root_dir and local
+                else []
+            ),
         ),
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import debootstrap
 from ..errors import LabctlError
 from ..paths import cache_dir, home_dir
 from .files import file_items, log_items
@@ -60,8 +61,10 @@ class PruneReport:
     freed: int = 0
 
 
-def _remove_path(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
+def _remove_path(path: Path, build_tree: bool = False) -> None:
+    if build_tree:
+        debootstrap.remove_tree(path)  # unmounts what a killed debootstrap left mounted inside
+    elif path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
@@ -98,7 +101,7 @@ def prune(
                 report.freed += _remove_image(client, d.item)
             else:
                 for path in d.item.paths:
-                    _remove_path(path)
+                    _remove_path(path, d.item.build_tree)
                 report.freed += d.item.size
             report.removed.append(d.item)
         except Exception as exc:  # APIError (in use since listed), OSError

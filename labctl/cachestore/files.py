@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .. import agentpack
+from .. import agentpack, debootstrap
 from ..drivers.docker import images as labimages
 from ..drivers.qemu import images as vmimages
 from ..engines import build as enginebuild
@@ -287,6 +287,23 @@ def engine_leftovers(cache: Path) -> list[CacheItem]:
     return [i for i in found if i is not None]
 
 
+def orphan_build_trees() -> list[CacheItem]:
+    """debootstrap trees in the temp folder whose build process is gone (``debootstrap``'s own
+    rule; the next build removes them too). Named by their full path."""
+    return [
+        CacheItem(
+            "leftover",
+            str(p),
+            disk_usage(p),
+            STALE,
+            "the tree of a build that ended",
+            paths=(p,),
+            build_tree=True,
+        )
+        for p in debootstrap.orphan_build_dirs()
+    ]
+
+
 def log_items(cache: Path, kept: Iterable[CacheItem]) -> list[CacheItem]:
     root = cache / "logs"
     if not root.is_dir():
@@ -309,4 +326,4 @@ def file_items(cache: Path | None = None, home: Path | None = None) -> list[Cach
     users = vm_users(home or home_dir())
     items = [*vm_items(cache, users), *cloud_items(cache, users), *engine_items(cache)]
     items += [*engine_leftovers(cache), *agent_items(cache), *debootstrap_items(cache)]
-    return items
+    return [*items, *orphan_build_trees()]

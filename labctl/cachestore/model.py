@@ -31,7 +31,7 @@ KINDS: tuple[str, ...] = (
     "agent",  # agent/probe_agent-<hash12>.pyz (agentpack.py)
     "debootstrap",  # debootstrap/<suite>/*.deb, debootstrap's package cache
     "build-log",  # logs/*.log
-    "leftover",  # a build's temporary folder whose process is gone
+    "leftover",  # a build's temporary folder (in the cache, or a build tree in the temp folder)
 )
 
 
@@ -51,6 +51,8 @@ class CacheItem:
     #: the image tag (Docker kinds) and the image's id (to tell when its last tag went)
     tag: str = ""
     image_id: str = ""
+    #: a debootstrap build tree: removed by ``debootstrap.remove_tree`` (never across a mount)
+    build_tree: bool = False
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,8 @@ def cache_list(kinds: tuple[str, ...]) -> None:
     items = [i for i in inv.items if not kinds or i.kind in kinds]
     guard(lambda: plan(items, kinds=kinds))  # an unknown --kind is exit 2
     if not items:
-        out_console.print(f"nothing kept in {_cache_dir()}", soft_wrap=True)
+        what = f"no {', '.join(kinds)} items" if kinds else "nothing"
+        out_console.print(f"{what} kept (cache: {_cache_dir()})", soft_wrap=True)
         return
     out_console.print(table(items), soft_wrap=True, markup=False)
     out_console.print(summary(items), soft_wrap=True, markup=False)

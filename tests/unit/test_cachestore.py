@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,13 @@ import pytest
 from labctl import agentpack
 from labctl.cachestore import prune
 from labctl.cachestore.debver import compare_versions, parse_deb_name, superseded
-from labctl.cachestore.files import agent_items, debootstrap_items, vm_items, vm_users
+from labctl.cachestore.files import (
+    agent_items,
+    debootstrap_items,
+    orphan_build_trees,
+    vm_items,
+    vm_users,
+)
 from labctl.cachestore.images import current_lab_tags, judge_tag
 from labctl.cachestore.model import (
     CURRENT,
@@ -232,3 +239,16 @@ def test_prune_removes_files_and_a_dry_run_nothing(tmp_path: Path) -> None:
     done = prune(plan(items))
     assert done.freed == 12 and not folder.exists() and not file.exists() and tmp_path.exists()
     assert done.problems == []
+
+
+def test_a_build_tree_left_in_the_temp_folder_is_listed_and_pruned(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = tmp_path / "labctl-build-vm-bookworm-999999999-abcdefgh"
+    (dead / "root" / "etc").mkdir(parents=True)
+    (dead / "root" / "etc" / "hostname").write_text("x")
+    (tmp_path / f"labctl-build-vm-bookworm-{os.getpid()}-ours").mkdir()  # a live build's
+    items = orphan_build_trees()
+    assert [(i.name, i.kind, i.state, i.build_tree) for i in items] == [
+        (str(dead), "leftover", STALE, True)
+    ]
+    assert prune(plan(items)).problems == [] and not dead.exists()
