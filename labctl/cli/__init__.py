@@ -6,7 +6,7 @@ handling; each other module adds one family of commands to that group.
 
 from __future__ import annotations
 
-from . import engine, lab, reports, stages
+from . import engine, lab, machine, reports, stages
 from .common import main
 
-__all__ = ["engine", "lab", "main", "reports", "stages"]
+__all__ = ["engine", "lab", "machine", "main", "reports", "stages"]
