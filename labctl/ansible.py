@@ -24,6 +24,7 @@ from typing import Any
 import ansible_runner
 
 from .errors import InventoryError, PlayInterrupted, ResultError
+from .paths import inventories_dir
 
 EventHandler = Callable[[dict[str, Any]], None]
 #: how often ansible-runner looks at its cancel callback while the play is quiet (its default
@@ -66,8 +67,10 @@ def _venv_on_path() -> None:
 def list_inventory(path: Path) -> dict[str, Any]:
     """``ansible-inventory --list`` of ``path`` as a dict; InventoryError when it cannot parse."""
     if not path.exists():
+        examples = inventories_dir()
         raise InventoryError(
-            f"inventory {path} does not exist", hint="pass an existing file with -i"
+            f"inventory {path} does not exist",
+            hint=f"pass an existing file with -i (examples to copy and fill in: {examples})",
         )
     _venv_on_path()
     with tempfile.TemporaryDirectory(prefix="labctl-inv-") as pdd:

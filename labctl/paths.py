@@ -1,4 +1,5 @@
-"""Where labctl keeps its state (labs, keys) and its caches (debootstrap packages).
+"""Where labctl keeps its state (labs, keys) and its caches (debootstrap packages), and where
+it finds the files it ships (playbooks, example inventories).
 
 ``LABCTL_HOME`` (default ``~/.local/share/labctl``) holds one folder per lab;
 ``LABCTL_CACHE`` (default ``~/.cache/labctl``) holds downloads worth keeping between runs.
@@ -8,6 +9,7 @@ Tests point both at their own folders so they never touch a user's lab.
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 from .agentpack import build_agent
@@ -45,10 +47,28 @@ def agent_path() -> Path:
 
 
 def project_root() -> Path:
-    """The checkout (or install prefix) that holds playbooks/ next to the package."""
+    """The checkout: the folder above the package (playbooks/ and inventories/ live there)."""
     return Path(__file__).resolve().parent.parent
 
 
+def data_dir() -> Path:
+    """The folder that holds playbooks/ and inventories/.
+
+    An installed labctl carries them in the package as ``labctl/_data`` (pyproject.toml maps the
+    repository's top-level folders there); a checkout or an editable install has them at the
+    top level of the checkout."""
+    shipped = resources.files(__package__) / "_data"
+    if shipped.is_dir():
+        return Path(str(shipped))
+    return project_root()
+
+
 def playbooks_dir() -> Path:
+    """The playbooks (site.yml and its roles); ``LABCTL_PLAYBOOKS`` overrides."""
     env = os.environ.get("LABCTL_PLAYBOOKS")
-    return Path(env) if env else project_root() / "playbooks"
+    return Path(env) if env else data_dir() / "playbooks"
+
+
+def inventories_dir() -> Path:
+    """The example inventories (article.ini, example.ini), to copy and fill in."""
+    return data_dir() / "inventories"

@@ -116,3 +116,11 @@ def engine_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty LABCTL_CACHE of the test's own."""
     monkeypatch.setenv("LABCTL_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """labctl's wheel as ``python -m build`` makes it from this checkout (built once a session)."""
+    from tests.helpers import build_wheel
+
+    return build_wheel(tmp_path_factory.mktemp("wheel"))

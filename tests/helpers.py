@@ -6,6 +6,7 @@ known_hosts and key), the way labctl itself reaches them.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -34,6 +35,9 @@ class UpLab(Generic[D]):
     up_seconds: float
     client: Any = None
 
+
+#: the checkout the tests run from (pyproject.toml, labctl/, playbooks/, inventories/)
+CHECKOUT = Path(__file__).resolve().parent.parent
 
 #: the installed ``labctl`` command next to the interpreter running the tests
 LABCTL = str(Path(sys.executable).with_name("labctl"))
@@ -110,3 +114,37 @@ def docker_lab_up(client: Any, **spec: Any) -> Iterator[Any]:
     finally:
         report = driver.down()
         assert report.ok, report.problems
+
+
+def make_venv(path: Path) -> Path:
+    """A fresh virtualenv at ``path`` (nothing of the test venv's in it); its python."""
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=300)
+    return path / "bin" / "python"
+
+
+def pip_install(python: Path, *args: str, timeout: float = 900) -> None:
+    """``pip install ARGS`` into the venv of ``python`` (packages from pip's configured index)."""
+    proc = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-input", *args],
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert proc.returncode == 0, (args, proc.stdout[-3000:], proc.stderr[-3000:])
+
+
+def build_wheel(outdir: Path) -> Path:
+    """``python -m build`` of the checkout into ``outdir/dist``, as a user builds it (an sdist,
+    then the wheel from the sdist); the wheel. Without ``build`` in the test venv, a throwaway
+    venv under ``outdir`` gets it."""
+    frontend = Path(sys.executable)
+    if importlib.util.find_spec("build") is None:
+        frontend = make_venv(outdir / "build-env")
+        pip_install(frontend, "build")
+    dist = outdir / "dist"
+    proc = subprocess.run(
+        [str(frontend), "-m", "build", "--outdir", str(dist), str(CHECKOUT)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    assert len(list(dist.glob("labctl-*.tar.gz"))) == 1, sorted(dist.iterdir())
+    (wheel,) = dist.glob("labctl-*.whl")
+    return wheel
