@@ -31,7 +31,7 @@ from ..errors import ConfigError, ResultError
 from ..files import write_atomic
 from ..results import HostResult, load_host_file, utc_now, write_problem
 from .formats import DEFAULT_FORMATS
-from .matrix import write_exports, write_series
+from .matrix import write_series
 from .model import (
     FigureJob,
     HostEntry,
@@ -239,8 +239,9 @@ def write(
     steps = len(formats)
     if "csv" in formats:
         tick(0, steps, "writing CSV")
-        rep = write_exports(data.results, out_dir, runs=data.run_of, experiments=data.experiments)
-        outputs.update(rep.outputs)
+        from .frame import entries_frame, write_csvs  # pandas: only when a CSV is asked
+
+        outputs.update(write_csvs(entries_frame(data.entries), out_dir, data.experiments))
     _documents(data, out_dir, formats, outputs, tick)
     if "series" in formats:
         tick(steps - 1, steps, "writing series.csv")

@@ -102,7 +102,7 @@ def test_no_import_cycle_between_packages() -> None:
 
 #: the report stage's modules, lowest first: each may import only those before it
 REPORT_LAYERS = (
-    "runs", "formats", "classify", "model", "samekernel", "matrix", "baseline.model",
+    "runs", "formats", "classify", "model", "samekernel", "matrix", "frame", "baseline.model",
     "baseline.load", "baseline.score", "baseline.ruleset", "baseline.byhand", "baseline.claims",
     "baseline.pair", "baseline", "compare",
     "plots", "render",
