@@ -30,7 +30,7 @@ from typing import Any
 from ..errors import ConfigError, ResultError
 from ..files import write_atomic
 from ..results import HostResult, load_host_file, utc_now, write_problem
-from .formats import DEFAULT_FORMATS
+from .formats import DEFAULT_FORMATS, check_installed
 from .matrix import write_series
 from .model import (
     FigureJob,
@@ -237,11 +237,16 @@ def write(
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs: dict[str, Path] = {}
     steps = len(formats)
-    if "csv" in formats:
+    if "csv" in formats or "parquet" in formats:
         tick(0, steps, "writing CSV")
-        from .frame import entries_frame, write_csvs  # pandas: only when a CSV is asked
+        from .frame import entries_frame, write_csvs, write_parquet  # pandas: only for these
 
-        outputs.update(write_csvs(entries_frame(data.entries), out_dir, data.experiments))
+        frame = entries_frame(data.entries)
+        if "csv" in formats:
+            outputs.update(write_csvs(frame, out_dir, data.experiments))
+        if "parquet" in formats:
+            outputs["results.parquet"] = write_parquet(frame, out_dir / "results.parquet")
+        del frame
     _documents(data, out_dir, formats, outputs, tick)
     if "series" in formats:
         tick(steps - 1, steps, "writing series.csv")
@@ -334,6 +339,7 @@ def make_report(
     """Everything ``labctl report`` does: load, draw, write; problems are one line per host."""
     if not run_paths:
         raise ConfigError("no run folder given", hint="e.g. labctl report results/<run-id>")
+    check_installed(formats)
     if out_dir is None:
         if len(run_paths) > 1:
             raise ConfigError("several run folders merge into one report: say where with --out DIR")
@@ -400,6 +406,7 @@ def make_host_report(
 
     if not run_paths:
         raise ConfigError("no run folder given", hint="e.g. labctl report results/<run-id>")
+    check_installed(formats)
     if out_dir is None and len(run_paths) > 1:
         raise ConfigError("several run folders merge into one report: say where with --out DIR")
     runs = [open_run(p) for p in run_paths]

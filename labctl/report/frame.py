@@ -21,6 +21,7 @@ is loaded as the report loads it (:func:`~.model.load_entries`): ``status`` erro
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -30,8 +31,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from ..files import write_atomic
 from ..results import HostResult
 from .classify import classify
+from .formats import check_installed
 from .matrix import (
     EXPERIMENT,
     HOST,
@@ -121,12 +124,15 @@ def tidy_frame(
     columns["kind"] = pd.Categorical.from_codes(codes, categories=pd.Index(KINDS, dtype=object))
     for name, read in HOST_COLUMNS.items():
         columns[name] = _per_row([read(r) for r in hosts], at)
-    return pd.DataFrame(columns, copy=False)
+    tidy: pd.DataFrame = pd.DataFrame(columns, copy=False)
+    return tidy
 
 
 def entries_frame(entries: Sequence[HostEntry]) -> pd.DataFrame:
     """The tidy frame of a report's hosts, under the report's names for them."""
-    return tidy_frame([e.result for e in entries], {e.name: e.run_id for e in entries}, class_memo())
+    return tidy_frame(
+        [e.result for e in entries], {e.name: e.run_id for e in entries}, class_memo()
+    )
 
 
 def load_frame(run_paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
@@ -142,7 +148,7 @@ def _hosts(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per host (its ``status`` row, in the frame's order), with ``error``: the
     host's problem ("" when it has none)."""
     mine = frame[frame["kind"] == HOST]
-    hosts = mine[mine["metric"] == "status"].set_index("host", drop=False)
+    hosts: pd.DataFrame = mine[mine["metric"] == "status"].set_index("host", drop=False)
     errors = mine[mine["metric"] == "error"].set_index("host")["value"]
     hosts["error"] = errors.reindex(hosts.index).fillna("").to_numpy(dtype=object)
     return hosts
@@ -163,8 +169,9 @@ def matrix_frame(frame: pd.DataFrame) -> pd.DataFrame:
     values = frame["value"].to_numpy(dtype=object)[keep]
     values[pd.isna(values)] = ""
     host = frame["host"].array
+    levels: list[Any] = [pd.Index(keys, dtype=object), host.categories]
     index = pd.MultiIndex(
-        levels=[pd.Index(keys, dtype=object), host.categories],
+        levels=levels,
         codes=[codes, host.codes[keep]],
         names=["metric", "host"],
         verify_integrity=False,
@@ -172,18 +179,24 @@ def matrix_frame(frame: pd.DataFrame) -> pd.DataFrame:
     cells = pd.Series(values, index=index, dtype=object)
     if index.has_duplicates:
         cells = cells[~index.duplicated(keep="last")]
-    wide = cells.unstack(fill_value="") if len(cells) else pd.DataFrame(index=pd.Index([]))
+    wide: pd.DataFrame = (
+        cells.unstack(fill_value="") if len(cells) else pd.DataFrame(index=pd.Index([]))
+    )
     wide = wide.reindex(columns=hosts.index, fill_value="")
     wide.columns = pd.Index(hosts["host_label"].to_numpy(dtype=object))
     wide.index.name = "metric"
     return wide
 
 
+#: what verdicts.csv shows of an experiment's record
+_VERDICT_FIELDS = ("status", "verdict", "class")
+
+
 def _unrecorded(hosts: pd.DataFrame) -> pd.DataFrame:
     """What verdicts.csv says of a check a host has no record of: per host, status, verdict
     and class (a failed host: its problem; else not run)."""
     failed = (hosts["value"] != "ok").to_numpy()
-    return pd.DataFrame(
+    unrecorded: pd.DataFrame = pd.DataFrame(
         {
             "status": np.where(failed, "error", ""),
             "verdict": np.where(failed, hosts["error"], "not run on this host"),
@@ -194,6 +207,7 @@ def _unrecorded(hosts: pd.DataFrame) -> pd.DataFrame:
         index=hosts.index,
         dtype=object,
     )
+    return unrecorded
 
 
 def verdicts_frame(frame: pd.DataFrame, experiments: Iterable[str] = ()) -> pd.DataFrame:
@@ -217,15 +231,13 @@ def verdicts_frame(frame: pd.DataFrame, experiments: Iterable[str] = ()) -> pd.D
         table = _failed_without_checks(hosts)
     table["engine"] = hosts["engine"].reindex(table["host"]).to_numpy(dtype=object)
     table["run"] = hosts["run"].reindex(table["host"]).to_numpy(dtype=object)
-    return table[VERDICT_COLUMNS].fillna("").astype(object)
-
-
-_VERDICT_FIELDS = ("status", "verdict", "class")
+    verdicts: pd.DataFrame = table[VERDICT_COLUMNS].fillna("").astype(object)
+    return verdicts
 
 
 def _failed_without_checks(hosts: pd.DataFrame) -> pd.DataFrame:
     failed = hosts[hosts["value"] != "ok"]
-    return pd.DataFrame(
+    table: pd.DataFrame = pd.DataFrame(
         {
             "experiment": "",
             "host": failed.index.to_numpy(dtype=object),
@@ -235,11 +247,13 @@ def _failed_without_checks(hosts: pd.DataFrame) -> pd.DataFrame:
         },
         dtype=object,
     )
+    return table
 
 
 def results_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """results.csv: the frame's rows that hold a value, in its columns."""
-    return frame.loc[frame["value"].notna(), RESULT_COLUMNS]
+    results: pd.DataFrame = frame.loc[frame["value"].notna(), RESULT_COLUMNS]
+    return results
 
 
 def _rows(table: pd.DataFrame, where: np.ndarray[Any, Any] | None = None) -> list[Sequence[str]]:
@@ -267,3 +281,12 @@ def write_csvs(
     write_csv((RESULT_COLUMNS, results), paths["results.csv"])
     write_csv((VERDICT_COLUMNS, _rows(verdicts_frame(frame, experiments))), paths["verdicts.csv"])
     return paths
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> Path:
+    """The frame as a Parquet file (with pyarrow: ``pip install 'labctl[parquet]'``); read it
+    back with ``pandas.read_parquet``. Written whole or not at all, like the CSVs."""
+    check_installed(["parquet"])
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, engine="pyarrow", index=False)
+    return write_atomic(path, buffer.getvalue())

@@ -3,12 +3,26 @@
 
 from __future__ import annotations
 
+import csv
+import importlib.util
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from click.testing import CliRunner
 
+from labctl.cli import main
+from labctl.errors import ConfigError, ResultError
 from labctl.report.build import make_report
+from labctl.report.frame import (
+    COLUMNS,
+    load_frame,
+    matrix_frame,
+    results_frame,
+    verdicts_frame,
+)
+from labctl.report.matrix import KINDS
 from tests.manyhosts import corner_case_run
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -40,3 +54,112 @@ def test_report_csvs_are_byte_identical_to_the_golden_files(case: str, tmp_path:
             (GOLDEN / case).mkdir(parents=True, exist_ok=True)
             (GOLDEN / case / name).write_bytes(got)
         assert got == (GOLDEN / case / name).read_bytes(), f"{case}/{name}"
+
+
+def _csv(path: Path) -> list[list[str]]:
+    with path.open(newline="") as fh:
+        return list(csv.reader(fh))
+
+
+def test_the_frame_has_a_row_per_run_host_experiment_metric_with_the_hosts_labels() -> None:
+    frame = load_frame([ARTICLE])
+    assert list(frame.columns) == COLUMNS
+    assert list(frame["kind"].cat.categories) == list(KINDS)
+    assert not frame.duplicated(["run", "host", "experiment", "metric"]).any()
+    hosts = frame.drop_duplicates("host").set_index("host")
+    assert list(hosts.index) == ["c66", "c70", "d20", "u14"]  # sorted by name
+    c66 = hosts.loc["c66"]
+    assert c66["distribution"] == "Debian GNU/Linux 11 (bullseye)"
+    assert (c66["engine_version"], c66["storage_driver"]) == ("1.5.0", "devicemapper")
+    assert (c66["init"], c66["cgroup_version"]) == ("sysvinit", "1")
+    assert c66["kernel"].startswith("5.10.0") and c66["engine"] == "docker 1.5.0 | devicemapper"
+    assert hosts.loc["d20", "init"] == "distro" and hosts.loc["u14", "storage_driver"] == "overlay"
+    # the labels ride on every row of their host, so a filter keeps them
+    disk = frame[(frame["experiment"] == "disk") & (frame["kind"] == "metric")]
+    assert set(disk["storage_driver"]) == {"devicemapper", "overlay", "overlay2"}
+    assert frame["run"].nunique() == 1
+    # None where a host has nothing to say: the matrix shows an empty cell, results.csv no row
+    no_error = frame[
+        (frame["host"] == "c66") & (frame["metric"] == "error") & (frame["kind"] == "host")
+    ]
+    assert no_error["value"].isna().all()
+
+
+def test_the_csvs_are_the_frames_rows_and_pivots(tmp_path: Path) -> None:
+    runs = [RESOURCES, SAMPLE, corner_case_run(tmp_path)]
+    out = make_report(runs, tmp_path / "out", formats=("csv",))
+    frame = load_frame(runs)
+    results = results_frame(frame)
+    assert [list(r) for r in results.itertuples(index=False)] == _csv(
+        tmp_path / "out" / "results.csv"
+    )[1:]
+    matrix = matrix_frame(frame)
+    cells = matrix.to_numpy().tolist()
+    got = [["metric", *matrix.columns]] + [
+        [k, *v] for k, v in zip(matrix.index, cells, strict=True)
+    ]
+    assert got == _csv(tmp_path / "out" / "matrix.csv")
+    verdicts = verdicts_frame(frame, out.data.experiments)
+    assert [list(verdicts.columns), *verdicts.to_numpy().tolist()] == _csv(
+        tmp_path / "out" / "verdicts.csv"
+    )
+    # merged runs: a host name two runs share is host@run, its run on each row
+    both = frame[frame["host"].astype(str).str.startswith("bookworm@")]
+    assert (
+        set(both["host"]) == {f"bookworm@{r}" for r in set(both["run"])}
+        and len(set(both["run"])) == 2
+    )
+
+
+def test_a_damaged_or_foreign_host_file_is_the_reports_one_line(tmp_path: Path) -> None:
+    run = corner_case_run(tmp_path)
+    problems = make_report([run], tmp_path / "out", formats=("csv",)).problems
+    frame = load_frame([run])
+    host_rows = frame[frame["kind"] == "host"].pivot(index="host", columns="metric", values="value")
+    failed = host_rows[host_rows["status"] == "error"]
+    assert list(failed.index) == ["b-failed", "c-damaged", "d-foreign"]
+    for host, row in failed.iterrows():
+        line = row["error"] if row["error"].startswith(f"{host}:") else f"{host}: {row['error']}"
+        assert line in problems
+    assert "truncated JSON" in failed.loc["c-damaged", "error"]
+    assert "names host 'centos7'" in failed.loc["d-foreign", "error"]
+    assert failed.loc["c-damaged", "error_kind"] == "result"
+
+
+def test_load_frame_wants_run_folders(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no run folder"):
+        load_frame([])
+    with pytest.raises(ResultError, match=r"has no run\.json"):
+        load_frame([tmp_path])
+
+
+def test_parquet_holds_the_frame(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    out = make_report([RESOURCES, SAMPLE], tmp_path / "out", formats=("parquet",))
+    path = out.outputs["results.parquet"]
+    assert path == tmp_path / "out" / "results.parquet"
+    back = pd.read_parquet(path)
+    frame = load_frame([RESOURCES, SAMPLE])
+    assert list(back.columns) == COLUMNS and len(back) == len(frame)
+    for name in COLUMNS:
+        assert back[name].astype(object).tolist() == frame[name].astype(object).tolist(), name
+    assert not list((tmp_path / "out").glob("*.csv"))  # only what was asked
+
+
+def test_parquet_without_pyarrow_is_one_line_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(  # as if pyarrow were not installed
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "pyarrow" else real(name, *a),
+    )
+    out = tmp_path / "out"
+    res = CliRunner().invoke(
+        main, ["report", str(RESOURCES), "--out", str(out), "--format", "csv,parquet"]
+    )
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "--format parquet needs pyarrow, which is not installed" in res.output
+    assert "pip install 'labctl[parquet]'" in res.output
+    assert not out.exists()
