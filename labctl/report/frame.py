@@ -33,7 +33,6 @@ import pandas as pd
 from ..errors import ConfigError
 from ..files import write_atomic
 from ..results import HostResult
-from .classify import classify
 from .formats import check_installed
 from .matrix import (
     EXPERIMENT,
@@ -52,9 +51,7 @@ from .matrix import (
     write_csv,
 )
 from .model import HostEntry, load_entries, open_run
-
-RESULT_COLUMNS = ["run", "host", "experiment", "metric", "value", "unit"]
-VERDICT_COLUMNS = ["experiment", "host", "engine", "status", "verdict", "class", "run"]
+from .tables import RESULT_COLUMNS, VERDICT_COLUMNS, VERDICT_FIELDS, unrecorded
 
 
 def _fact(*path: str) -> Callable[[HostResult], str | None]:
@@ -188,26 +185,15 @@ def matrix_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
-#: what verdicts.csv shows of an experiment's record
-_VERDICT_FIELDS = ("status", "verdict", "class")
-
-
 def _unrecorded(hosts: pd.DataFrame) -> pd.DataFrame:
-    """What verdicts.csv says of a check a host has no record of: per host, status, verdict
-    and class (a failed host: its problem; else not run)."""
-    failed = (hosts["value"] != "ok").to_numpy()
-    unrecorded: pd.DataFrame = pd.DataFrame(
-        {
-            "status": np.where(failed, "error", ""),
-            "verdict": np.where(failed, hosts["error"], "not run on this host"),
-            "class": np.where(
-                failed, classify(None, host_failed=True).cls, classify(None, False).cls
-            ),
-        },
-        index=hosts.index,
-        dtype=object,
+    """Per host, what verdicts.csv says of a check it has no record of (see
+    :func:`~.tables.unrecorded`)."""
+    failed = (hosts["value"] != "ok").tolist()
+    rows = [unrecorded(f, p) for f, p in zip(failed, hosts["error"].tolist(), strict=True)]
+    table: pd.DataFrame = pd.DataFrame(
+        rows, columns=list(VERDICT_FIELDS), index=hosts.index, dtype=object
     )
-    return unrecorded
+    return table
 
 
 def verdicts_frame(frame: pd.DataFrame, experiments: Iterable[str] = ()) -> pd.DataFrame:
@@ -216,7 +202,7 @@ def verdicts_frame(frame: pd.DataFrame, experiments: Iterable[str] = ()) -> pd.D
 
     ``experiments`` adds checks asked for but absent from every host (run.json's list)."""
     hosts = _hosts(frame)
-    recorded = frame[(frame["kind"] == EXPERIMENT) & frame["metric"].isin(_VERDICT_FIELDS)]
+    recorded = frame[(frame["kind"] == EXPERIMENT) & frame["metric"].isin(VERDICT_FIELDS)]
     recorded = pd.DataFrame(
         {c: recorded[c].to_numpy(dtype=object) for c in ("experiment", "host", "metric", "value")}
     ).drop_duplicates(["experiment", "host", "metric"], keep="last")
@@ -224,7 +210,7 @@ def verdicts_frame(frame: pd.DataFrame, experiments: Iterable[str] = ()) -> pd.D
     if names:
         index = pd.MultiIndex.from_product([names, hosts.index], names=["experiment", "host"])
         wide = recorded.pivot(index=["experiment", "host"], columns="metric", values="value")
-        table = wide.reindex(index=index, columns=list(_VERDICT_FIELDS)).reset_index()
+        table = wide.reindex(index=index, columns=list(VERDICT_FIELDS)).reset_index()
         fill = _unrecorded(hosts).reindex(table["host"]).set_axis(table.index)
         table = table.fillna(fill)
     else:  # no check at all: a failed host still says why
@@ -236,17 +222,8 @@ def verdicts_frame(frame: pd.DataFrame, experiments: Iterable[str] = ()) -> pd.D
 
 
 def _failed_without_checks(hosts: pd.DataFrame) -> pd.DataFrame:
-    failed = hosts[hosts["value"] != "ok"]
-    table: pd.DataFrame = pd.DataFrame(
-        {
-            "experiment": "",
-            "host": failed.index.to_numpy(dtype=object),
-            "status": "error",
-            "verdict": failed["error"].to_numpy(dtype=object),
-            "class": classify(None, host_failed=True).cls,
-        },
-        dtype=object,
-    )
+    failed = _unrecorded(hosts).loc[hosts["value"] != "ok"]
+    table: pd.DataFrame = failed.reset_index(names="host").assign(experiment="")
     return table
 
 

@@ -21,9 +21,10 @@ from labctl.report.frame import (
     matrix_frame,
     results_frame,
     verdicts_frame,
+    write_csvs,
 )
 from labctl.report.matrix import KINDS
-from tests.manyhosts import corner_case_run
+from tests.manyhosts import corner_case_run, many_hosts_run
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SAMPLE = DATA / "run-sample"
@@ -44,16 +45,34 @@ def _case_runs(case: str, tmp: Path) -> list[Path]:
     return [corner] if case == "corner" else [RESOURCES, SAMPLE, corner]
 
 
+@pytest.mark.parametrize("via", ["report", "frame"])
 @pytest.mark.parametrize("case", ["sample", "article", "corner", "merged"])
-def test_report_csvs_are_byte_identical_to_the_golden_files(case: str, tmp_path: Path) -> None:
+def test_the_csvs_are_byte_identical_to_the_golden_files(
+    case: str, via: str, tmp_path: Path
+) -> None:
+    """``labctl report`` (its pandas-free pivots, .tables) and the frame's own pivots
+    (frame.write_csvs, what a notebook writes) both give the golden bytes."""
     out = tmp_path / "out"
-    make_report(_case_runs(case, tmp_path), out, formats=("csv",))
+    runs = _case_runs(case, tmp_path)
+    report = make_report(runs, out, formats=("csv",))
+    if via == "frame":
+        for name in CSVS:
+            (out / name).unlink()
+        write_csvs(load_frame(runs), out, report.data.experiments)
     for name in CSVS:
         got = (out / name).read_bytes()
-        if os.environ.get("LABCTL_WRITE_GOLDEN") == "1":
+        if os.environ.get("LABCTL_WRITE_GOLDEN") == "1" and via == "report":
             (GOLDEN / case).mkdir(parents=True, exist_ok=True)
             (GOLDEN / case / name).write_bytes(got)
-        assert got == (GOLDEN / case / name).read_bytes(), f"{case}/{name}"
+        assert got == (GOLDEN / case / name).read_bytes(), f"{case}/{name} via {via}"
+
+
+def test_the_frames_pivots_match_the_reports_csvs_on_many_hosts(tmp_path: Path) -> None:
+    run = many_hosts_run(tmp_path, 60)
+    report = make_report([run], tmp_path / "report", formats=("csv",))
+    write_csvs(load_frame([run]), tmp_path / "frame", report.data.experiments)
+    for name in CSVS:
+        assert (tmp_path / "frame" / name).read_bytes() == (tmp_path / "report" / name).read_bytes()
 
 
 def _csv(path: Path) -> list[list[str]]:
@@ -141,8 +160,10 @@ def test_parquet_holds_the_frame(tmp_path: Path) -> None:
     back = pd.read_parquet(path)
     frame = load_frame([RESOURCES, SAMPLE])
     assert list(back.columns) == COLUMNS and len(back) == len(frame)
-    for name in COLUMNS:
-        assert back[name].astype(object).tolist() == frame[name].astype(object).tolist(), name
+    for name in COLUMNS:  # the same values, None read back as pandas' NA
+        held = back[name].astype(object)
+        assert held.isna().tolist() == frame[name].isna().tolist(), name
+        assert held.dropna().tolist() == frame[name].dropna().astype(object).tolist(), name
     assert not list((tmp_path / "out").glob("*.csv"))  # only what was asked
 
 
