@@ -1,6 +1,7 @@
 """Run folders as one tidy pandas DataFrame; the matrix and the verdicts are pivots of it.
 
-For analysis in Python or Jupyter (``labctl report`` writes its CSVs through the same code)::
+For analysis in Python or Jupyter (``labctl report`` writes the same CSVs from the same rows
+with the same pivots, in plain Python: :mod:`.tables`; tests hold both to the same bytes)::
 
     from labctl.report.frame import load_frame, matrix_frame, verdicts_frame
 

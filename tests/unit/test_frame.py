@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -184,3 +185,21 @@ def test_parquet_without_pyarrow_is_one_line_before_any_work(
     assert "--format parquet needs pyarrow, which is not installed" in res.output
     assert "pip install 'labctl[parquet]'" in res.output
     assert not out.exists()
+
+
+def test_a_run_without_checks_still_names_its_failed_hosts(tmp_path: Path) -> None:
+    run = tmp_path / "20261128-091500-c0de"
+    (run / "hosts").mkdir(parents=True)
+    (run / "run.json").write_text('{"run_id": "20261128-091500-c0de", "experiments": []}')
+    for name in ("centos66.json", "centos7.json"):
+        doc = json.loads((RESOURCES / "hosts" / name).read_text())
+        doc["experiments"] = []
+        (run / "hosts" / name).write_text(json.dumps(doc))
+    report = make_report([run], tmp_path / "report", formats=("csv",))
+    write_csvs(load_frame([run]), tmp_path / "frame", report.data.experiments)
+    for out in ("report", "frame"):
+        rows = _csv(tmp_path / out / "verdicts.csv")
+        assert rows[1:] == [["", "centos66", "", "error", report.problems[0], "error", run.name]]
+        assert (tmp_path / out / "matrix.csv").read_bytes() == (
+            tmp_path / "report" / "matrix.csv"
+        ).read_bytes()
