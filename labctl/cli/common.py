@@ -36,7 +36,9 @@ board = HostBoard(err_console)
 def die(err: LabctlError) -> NoReturn:
     if State.debug:
         raise err
-    err_console.print(f"[red]error:[/] {err.line()}", markup=True, soft_wrap=True)
+    from rich.markup import escape  # the line's own brackets ('labctl[parquet]') are text
+
+    err_console.print(f"[red]error:[/] {escape(err.line())}", markup=True, soft_wrap=True)
     sys.exit(err.exit_code)
 
 

@@ -3,6 +3,7 @@ the parser of ``--format`` (the CLI's help is made from the same table)."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 
 from ..errors import ConfigError
@@ -15,14 +16,19 @@ FORMATS: dict[str, str] = {
     "json": "report.json",
     # opt-in: read from the host files again, one at a time, after the report
     "series": "every host's samples in series.csv",
+    # opt-in, and only with the parquet extra installed: not part of "all"
+    "parquet": "the tidy table (labctl.report.frame) in results.parquet, needs pyarrow",
 }
 DEFAULT_FORMATS: tuple[str, ...] = ("csv", "md", "html")
+#: formats that need a package labctl does not require: format -> (module, extra)
+OPTIONAL: dict[str, tuple[str, str]] = {"parquet": ("pyarrow", "parquet")}
 
 
 def help_text() -> str:
     """``--format``'s help: every format, comma separated or repeated, and the default."""
     names = ", ".join(f"{name} ({what})" for name, what in FORMATS.items())
-    return f"{names}; comma separated or repeated, all for every one [{','.join(DEFAULT_FORMATS)}]."
+    every = "all for every one but parquet"
+    return f"{names}; comma separated or repeated, {every} [{','.join(DEFAULT_FORMATS)}]."
 
 
 def parse_formats(values: Sequence[str]) -> tuple[str, ...]:
@@ -34,7 +40,7 @@ def parse_formats(values: Sequence[str]) -> tuple[str, ...]:
             if not item:
                 continue
             if item == "all":
-                out.extend(FORMATS)
+                out.extend(f for f in FORMATS if f not in OPTIONAL)
                 continue
             if item not in FORMATS:
                 raise ConfigError(
@@ -42,3 +48,15 @@ def parse_formats(values: Sequence[str]) -> tuple[str, ...]:
                 )
             out.append(item)
     return tuple(dict.fromkeys(out)) or DEFAULT_FORMATS
+
+
+def check_installed(formats: Sequence[str]) -> None:
+    """A ConfigError (one line, before any work) for a format whose package is missing."""
+    for name in formats:
+        if name in OPTIONAL:
+            module, extra = OPTIONAL[name]
+            if importlib.util.find_spec(module) is None:
+                raise ConfigError(
+                    f"--format {name} needs {module}, which is not installed",
+                    hint=f"pip install 'labctl[{extra}]' (or pip install {module})",
+                )

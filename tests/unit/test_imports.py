@@ -102,9 +102,9 @@ def test_no_import_cycle_between_packages() -> None:
 
 #: the report stage's modules, lowest first: each may import only those before it
 REPORT_LAYERS = (
-    "runs", "formats", "classify", "model", "samekernel", "matrix", "baseline.model",
-    "baseline.load", "baseline.score", "baseline.ruleset", "baseline.byhand", "baseline.claims",
-    "baseline.pair", "baseline", "compare",
+    "runs", "formats", "classify", "model", "samekernel", "matrix", "tables", "frame",
+    "baseline.model", "baseline.load", "baseline.score", "baseline.ruleset", "baseline.byhand",
+    "baseline.claims", "baseline.pair", "baseline", "compare",
     "plots", "render",
     "build", "text",
 )  # fmt: skip

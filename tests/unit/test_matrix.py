@@ -9,14 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from labctl.report.matrix import (
-    asked_mismatches,
-    build_matrix,
-    build_verdicts,
-    engine_label,
-    format_value,
-    write_report,
-)
+from labctl.report.build import ReportOutcome, make_report
+from labctl.report.frame import load_frame, matrix_frame, verdicts_frame
+from labctl.report.matrix import asked_mismatches, engine_label, format_value
 from labctl.results import HostResult, RunDir
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "run-sample"
@@ -28,6 +23,11 @@ def run(tmp_path: Path) -> RunDir:
     dst = tmp_path / "run"
     shutil.copytree(SAMPLE, dst)
     return RunDir(dst)
+
+
+def write_report(run: RunDir) -> ReportOutcome:
+    """The CSVs of one run folder, as ``labctl report --format csv`` writes them."""
+    return make_report([run.path], formats=("csv",))
 
 
 def _rows(path: Path) -> dict[str, dict[str, str]]:
@@ -45,20 +45,20 @@ def test_format_value() -> None:
 
 
 def test_matrix_columns_are_labelled_hosts_sorted_by_name(run: RunDir) -> None:
-    matrix = build_matrix(run.load_hosts())
+    matrix = matrix_frame(load_frame([run.path]))
     cols = list(matrix.columns)
-    assert cols[0] == "metric"
-    assert cols[1] == (
+    assert matrix.index.name == "metric"
+    assert cols[0] == (
         "bookworm (Debian GNU/Linux 12 (bookworm) | 6.1.0-test | docker 20.10.24+dfsg1 | overlay2)"
     )
-    assert cols[2] == "bullseye (failed)"
-    assert cols[3].startswith("centos7 (CentOS Linux 7 (Core) | 3.10.0-123.el7.x86_64 | docker 1.5")
-    assert cols[4] == "trixie (failed)"
+    assert cols[1] == "bullseye (failed)"
+    assert cols[2].startswith("centos7 (CentOS Linux 7 (Core) | 3.10.0-123.el7.x86_64 | docker 1.5")
+    assert cols[3] == "trixie (failed)"
 
 
 def test_matrix_rows_hold_facts_and_storage_answers(run: RunDir) -> None:
     rep = write_report(run)
-    rows = _rows(rep.matrix_csv)
+    rows = _rows(rep.outputs["matrix.csv"])
     book = next(c for c in rows["status"] if c.startswith("bookworm"))
     cent = next(c for c in rows["status"] if c.startswith("centos7"))
     trix = next(c for c in rows["status"] if c.startswith("trixie"))
@@ -74,22 +74,22 @@ def test_matrix_rows_hold_facts_and_storage_answers(run: RunDir) -> None:
     assert "Connection refused" in rows["error"][trix]
     assert rows["host.kernel"][trix] == ""
     assert rows["status"][bull] == "error" and "truncated" in rows["error"][bull]
-    assert {h.host for h in rep.failed_hosts} == {"bullseye", "trixie"}
+    assert {e.host for e in rep.data.failed} == {"bullseye", "trixie"}
 
 
 def test_fact_rows_come_first_in_a_stable_order(run: RunDir) -> None:
-    rep = write_report(run)
-    first = rep.matrix_csv.read_text()
-    metrics = list(_rows(rep.matrix_csv))
+    matrix_csv = write_report(run).outputs["matrix.csv"]
+    first = matrix_csv.read_text()
+    metrics = list(_rows(matrix_csv))
     assert metrics[:2] == ["status", "error"]
     assert metrics.index("host.kernel") < metrics.index("docker.server_version")
     assert metrics.index("limits.pid_max") < metrics.index("storage-location.status")
     # rendering twice gives the same bytes (diffs cleanly)
-    assert write_report(run).matrix_csv.read_text() == first
+    assert write_report(run).outputs["matrix.csv"].read_text() == first
 
 
 def test_verdicts(run: RunDir) -> None:
-    frame = build_verdicts(run.load_hosts())
+    frame = verdicts_frame(load_frame([run.path]))
     rows = frame.to_dict("records")
     assert {r["host"] for r in rows} == {"bookworm", "bullseye", "centos7", "trixie"}
     cent = next(r for r in rows if r["host"] == "centos7")
@@ -100,9 +100,12 @@ def test_verdicts(run: RunDir) -> None:
 
 def test_empty_run_gives_an_empty_matrix(tmp_path: Path) -> None:
     run = RunDir.create(tmp_path, "r")
+    run.write_run(experiments=[])
     rep = write_report(run)
-    assert rep.hosts == 0
-    assert rep.matrix_csv.read_text().strip() == "metric"
+    assert rep.data.entries == [] and rep.exit_code == 0
+    assert rep.outputs["matrix.csv"].read_text() == "metric\n"
+    assert (run.path / "results.csv").read_text() == "run,host,experiment,metric,value,unit\n"
+    assert (run.path / "verdicts.csv").read_text().startswith("experiment,host,engine,")
 
 
 def test_columns_and_verdicts_name_the_engine_that_answered(tmp_path: Path) -> None:
@@ -113,7 +116,7 @@ def test_columns_and_verdicts_name_the_engine_that_answered(tmp_path: Path) -> N
     data["labels"]["storage_driver"] = "overlay2"  # asked for, not what answered
     c70.write_text(json.dumps(data))
     rep = write_report(RunDir(dst))
-    rows = _rows(rep.matrix_csv)
+    rows = _rows(rep.outputs["matrix.csv"])
     cols = [c for c in rows["status"] if c != "metric"]
     col = next(c for c in cols if c.startswith("c70"))
     assert col.endswith("| 5.10.0-33-cloud-amd64 | docker 1.5.0 | devicemapper)")
@@ -127,7 +130,7 @@ def test_columns_and_verdicts_name_the_engine_that_answered(tmp_path: Path) -> N
     c66 = next(c for c in cols if c.startswith("c66"))
     assert rows["docker.as_asked"][c66] == "yes"
     assert rows["lab.engine (asked)"][c66] == "1.5.0"
-    with rep.verdicts_csv.open(newline="") as fh:
+    with rep.outputs["verdicts.csv"].open(newline="") as fh:
         verdicts = list(csv.DictReader(fh))
     engines = {r["host"]: r["engine"] for r in verdicts}
     assert engines["c70"] == "docker 1.5.0 | devicemapper"

@@ -16,7 +16,7 @@ import pytest
 
 from labctl.errors import ResultError
 from labctl.report.build import make_report
-from labctl.report.matrix import _write_csv
+from labctl.report.matrix import write_csv
 from labctl.report.model import LINE_POINTS, series_line, spread, thin, verdict_order
 from labctl.report.render import DETAIL_ROWS, TOOLTIP_HOSTS, _detail_groups
 from tests.manyhosts import many_hosts_run
@@ -114,11 +114,11 @@ def test_csv_writer_quotes_like_the_csv_module(tmp_path: Path) -> None:
         ["cr\r", " spaced ", "ünïcode"],
     ]
     path = tmp_path / "t.csv"
-    _write_csv((["h1", "h2", "h3"], rows), path)
+    write_csv((["h1", "h2", "h3"], rows), path)
     expected = io.StringIO()
     csv.writer(expected, lineterminator="\n").writerows([["h1", "h2", "h3"], *rows])
     assert path.read_bytes() == expected.getvalue().encode("utf-8")
-    _write_csv((["metric"], [[""]]), path)  # one empty field: quoted, as the csv module does
+    write_csv((["metric"], [[""]]), path)  # one empty field: quoted, as the csv module does
     assert path.read_text() == 'metric\n""\n'
 
 
