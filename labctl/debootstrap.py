@@ -340,7 +340,8 @@ def build_dir_pid(path: Path) -> int | None:
     return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` lives (one of another user counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -363,7 +364,7 @@ def orphan_build_dirs() -> list[Path]:
             mine = path.lstat().st_uid == os.getuid()
         except OSError:
             continue
-        if mine and pid is not None and pid != os.getpid() and not _alive(pid):
+        if mine and pid is not None and pid != os.getpid() and not process_alive(pid):
             found.append(path)
     return sorted(found)
 

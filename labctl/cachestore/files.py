@@ -255,16 +255,6 @@ def debootstrap_items(cache: Path) -> list[CacheItem]:
 _TMP_PID = re.compile(r"\.tmp(\d+)$")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _leftover(path: Path, cache: Path) -> CacheItem | None:
     """A hidden build folder (``.bookworm-<hash>.tmp<pid>``, debootstrap's private
     ``.bookworm-XXXX`` copies): stale once the process that made it is gone; None otherwise."""
@@ -274,7 +264,7 @@ def _leftover(path: Path, cache: Path) -> CacheItem | None:
     if m is None:
         return _item("leftover", path, cache, OTHER, "a build's private folder (owner unknown)")
     pid = int(m.group(1))
-    if _alive(pid):
+    if debootstrap.process_alive(pid):
         return _item("leftover", path, cache, OTHER, f"a running build's (pid {pid})")
     return _item("leftover", path, cache, STALE, f"a build that ended (pid {pid} is gone)")
 
