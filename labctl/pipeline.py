@@ -67,7 +67,7 @@ def run_pipeline(
     prog = progress or (lambda _h, _m: None)
     summary = RunSummary()
     inv = inventory or load_inventory(inventory_path, limit=limit)
-    shard_meta: dict[str, object] = {}
+    shard_meta: dict[str, Any] = {}
     if shard is not None:
         inv, shard_meta = sharded(inv, shard)
     run = RunDir.create(results_root)
@@ -114,7 +114,7 @@ def run_pipeline(
     return summary
 
 
-def sharded(inv: Inventory, shard: Shard) -> tuple[Inventory, dict[str, object]]:
+def sharded(inv: Inventory, shard: Shard) -> tuple[Inventory, dict[str, Any]]:
     """The inventory cut to the shard's hosts (a host with an inventory problem counts as a host
     of its shard), and what run.json records of the cut."""
     names = [h.name for h in inv.hosts] + [p.host for p in inv.problems if p.host]
