@@ -83,9 +83,14 @@ def parse_about(text: str) -> WorkerPython:
     return WorkerPython(str(data["py"]), str(data["machine"]), glibc)
 
 
-def venv_name(py: WorkerPython) -> str:
+def wheelhouse_prefix() -> str:
+    """What the names of this controller's venvs and wheelhouses begin with."""
     v = versions()
-    return f"runner-{v['ansible-runner']}-core-{v['ansible-core']}-py{py.version}"
+    return f"runner-{v['ansible-runner']}-core-{v['ansible-core']}-py"
+
+
+def venv_name(py: WorkerPython) -> str:
+    return f"{wheelhouse_prefix()}{py.version}"
 
 
 def wheelhouse(py: WorkerPython) -> Path:

@@ -189,3 +189,13 @@ def test_transmit_sends_the_kwargs_then_the_private_data_dir(tmp_path: Path) -> 
     assert {"project/site.yml", "inventory/hosts.yml"} <= set(packed.namelist())
     # the worker's PATH (its venv first) travels in env/envvars, which ansible-runner wrote
     assert "/v/bin:/usr/bin" in packed.read("env/envvars").decode()
+
+
+def test_cache_list_knows_the_worker_wheelhouses(tmp_path: Path) -> None:
+    from labctl.cachestore.files import worker_wheel_items
+    from labctl.workerenv import wheelhouse_prefix
+
+    (tmp_path / "worker-wheels" / f"{wheelhouse_prefix()}3.11-x86_64").mkdir(parents=True)
+    (tmp_path / "worker-wheels" / "runner-0.1-core-0.1-py3.11-x86_64").mkdir()
+    states = {i.name.split("/")[1][:14]: i.state for i in worker_wheel_items(tmp_path)}
+    assert states == {wheelhouse_prefix()[:14]: "current", "runner-0.1-cor": "stale"}
