@@ -41,12 +41,12 @@ from .ansible import (
     process_stream,
     transmit_playbook,
 )
-from .errors import PlayInterrupted, ProvisionError
+from .errors import PlayInterrupted, ProvisionError, TransportError
 from .hosts import HostRecord, Progress
 from .transport import SSH_FAILURES, SSHTransport
 from .workerenv import ensure_worker_env
 from .workerinv import worker_view
-from .workernode import WorkerNode, is_loopback
+from .workernode import URL_WORKER, WorkerNode, is_loopback
 
 #: the worker's PATH besides its venv's bin (ansible-playbook is found there)
 WORKER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -260,7 +260,7 @@ def run_remote_playbook(
 ) -> RemotePlay:
     """The play for ``hosts`` run on the worker node, its events and artifacts back here."""
     wdir = f"/tmp/labctl-worker-{secrets.token_hex(8)}"
-    with SSHTransport(worker.host) as t:
+    with _connected(worker) as t:
         bindir = ensure_worker_env(t, worker.python, progress)
         transport = t.client.get_transport()
         assert transport is not None
@@ -300,6 +300,26 @@ def run_remote_playbook(
                 t, bindir, wdir, job, private_data_dir, event_handler
             )
     return RemotePlay(_as_run(played, said, cut, worker), view.refused)
+
+
+@contextlib.contextmanager
+def _connected(worker: WorkerNode) -> Iterator[SSHTransport]:
+    """The SSH connection to the worker; a refusal's hint names --worker's own options."""
+    t = SSHTransport(worker.host)
+    try:
+        t.connect()
+    except TransportError as err:
+        if worker.host.name == URL_WORKER:
+            known = worker.host.known_hosts or "~/.ssh/known_hosts"
+            err.hint = (
+                f"check --worker, --worker-key and --worker-known-hosts (the worker's host key "
+                f"must be in {known}: ssh-keyscan -p {worker.host.port} {worker.host.address})"
+            )
+        raise
+    try:
+        yield t
+    finally:
+        t.close()
 
 
 def _as_run(played: StreamedPlay, said: list[str], cut: bool, worker: WorkerNode) -> PlaybookRun:

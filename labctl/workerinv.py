@@ -109,8 +109,8 @@ def worker_view(
         lines = host_keys_lines(host, known_name(address, port))
         if lines is None:
             view.refused[host.name] = (
-                f"{host.name}: no key for {known_name(host.address, host.port)} in "
-                f"{host.known_hosts or '~/.ssh/known_hosts'}: the worker's ssh would refuse it"
+                f"no key for {known_name(host.address, host.port)} in "
+                f"{host.known_hosts or '~/.ssh/known_hosts'}, so the worker's ssh would refuse it"
             )
             continue
         known.extend(lines)
