@@ -284,6 +284,8 @@ class StreamedPlay:
     stats: dict[str, dict[str, int]]
     artifact_dir: Path
     explanation: str = ""
+    #: the play's events that came back
+    events: int = 0
 
 
 def process_stream(
@@ -293,8 +295,10 @@ def process_stream(
     ``event_handler``, job_events and artifacts into ``private_data_dir/artifacts/provision``."""
     stats: dict[str, dict[str, int]] = {}
     said: list[str] = []
+    seen = [0]
 
     def on_event(event: dict[str, Any]) -> bool:
+        seen[0] += 1
         if event.get("event") == "playbook_on_stats":
             data = event.get("event_data") or {}
             stats.update({k: dict(data.get(k) or {}) for k in _STATS})
@@ -319,5 +323,5 @@ def process_stream(
             cancel_callback=lambda: False,
         )
     return StreamedPlay(
-        str(proc.status), stats, Path(proc.artifact_dir), " ".join(said[-1:]).strip()
+        str(proc.status), stats, Path(proc.artifact_dir), " ".join(said[-1:]).strip(), seen[0]
     )

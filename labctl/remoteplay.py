@@ -52,6 +52,10 @@ from .workernode import URL_WORKER, WorkerNode, is_loopback
 WORKER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: how long a cancelled worker may take to stream back what it did before the line is cut
 CANCEL_GRACE_S = 30.0
+#: the worker says something at least this often (a keepalive event when the play is quiet)...
+KEEPALIVE_S = 15
+#: ...so a worker silent for this long is gone (its host frozen, the network cut)
+SILENT_S = 120.0
 _PID_WORD = "labctl-worker-pid"
 
 
@@ -94,7 +98,8 @@ def _pump(chan: paramiko.Channel, target: tuple[str, int]) -> None:
 def reverse_tunnels(
     transport: paramiko.Transport, targets: Mapping[str, tuple[str, int]]
 ) -> Iterator[dict[str, int]]:
-    """For each host name, a port on the worker's 127.0.0.1 that leads to its target here."""
+    """For each host name, a port on the worker's 127.0.0.1 that leads to its target here.
+    The tunnels end with the SSH connection (cancelling each would wait on a frozen worker)."""
     routes: dict[int, tuple[str, int]] = {}
 
     def accept(chan: paramiko.Channel, origin: Any, server: tuple[str, int]) -> None:
@@ -105,22 +110,41 @@ def reverse_tunnels(
         threading.Thread(target=_pump, args=(chan, target), daemon=True).start()
 
     ports: dict[str, int] = {}
-    try:
-        for name, target in targets.items():
-            try:
-                port = transport.request_port_forward("127.0.0.1", 0, accept)
-            except SSH_FAILURES as exc:
-                raise ProvisionError(
-                    f"the worker refused a tunnel to {name} ({exc})",
-                    hint="allow TCP forwarding in the worker's sshd (AllowTcpForwarding)",
-                ) from exc
-            routes[port] = target
-            ports[name] = port
-        yield ports
-    finally:
-        for port in routes:
-            with contextlib.suppress(*SSH_FAILURES):
-                transport.cancel_port_forward("127.0.0.1", port)
+    for name, target in targets.items():
+        try:
+            port = transport.request_port_forward("127.0.0.1", 0, accept)
+        except SSH_FAILURES as exc:
+            raise ProvisionError(
+                f"the worker refused a tunnel to {name} ({exc})",
+                hint="allow TCP forwarding in the worker's sshd (AllowTcpForwarding)",
+            ) from exc
+        routes[port] = target
+        ports[name] = port
+    yield ports
+
+
+class _Watched:
+    """The worker's stdout for ``process``; remembers whether it went silent."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.silent = False
+
+    def readline(self) -> bytes:
+        return bytes(self._call(self.source.readline))
+
+    def read(self, size: int = -1) -> bytes:
+        return bytes(self._call(lambda: self.source.read(size)))
+
+    def __getattr__(self, name: str) -> Any:  # close, closed, flush, write: ansible-runner's
+        return getattr(self.source, name)  # Base64IO asks for them
+
+    def _call(self, read: Any) -> Any:
+        try:
+            return read()
+        except TimeoutError:
+            self.silent = True
+            raise
 
 
 class _StderrTail(threading.Thread):
@@ -164,9 +188,12 @@ def _cancel_on(stop: threading.Event, done: threading.Event, t: SSHTransport,
     else:
         return
     tail.pid_known.wait(5)
-    if tail.pid is not None:
-        with contextlib.suppress(Exception):
-            t.run(f"kill -TERM {tail.pid}", timeout=10)
+    transport = t.client.get_transport()
+    if tail.pid is not None and transport is not None:
+        with contextlib.suppress(*SSH_FAILURES):  # a frozen worker: the line is cut below
+            signal = transport.open_session(timeout=10)
+            signal.exec_command(f"kill -TERM {tail.pid}")
+            signal.close()
     if not done.wait(CANCEL_GRACE_S):
         chan.close()
 
@@ -176,7 +203,8 @@ def worker_command(bindir: str, wdir: str) -> str:
     q = shlex.quote
     return (
         f"umask 077 && mkdir -- {q(wdir)} && echo {_PID_WORD} $$ >&2 && "
-        f"exec {q(bindir)}/ansible-runner worker --private-data-dir {q(wdir)} --delete"
+        f"exec {q(bindir)}/ansible-runner worker --private-data-dir {q(wdir)} --delete "
+        f"--keepalive-seconds {KEEPALIVE_S}"
     )
 
 
@@ -195,6 +223,7 @@ def play_on_worker(
             while chunk := fh.read(1 << 16):
                 chan.sendall(chunk)
         chan.shutdown_write()
+        chan.settimeout(SILENT_S)
     except SSH_FAILURES as exc:
         raise ProvisionError(
             f"cannot hand the play to the worker ({exc})", host=t.host.name
@@ -206,8 +235,10 @@ def play_on_worker(
         watcher = threading.Thread(target=_cancel_on, args=(stop, done, t, chan, tail), daemon=True)
         watcher.start()
         try:
-            stream: Any = chan.makefile("rb")  # readline and read: all process needs
-            played = process_stream(stream, private_data_dir, event_handler)
+            stream = _Watched(chan.makefile("rb"))  # readline and read: all process needs
+            played = process_stream(stream, private_data_dir, event_handler)  # type: ignore[arg-type]
+            if stream.silent:
+                played.explanation = f"it said nothing for {SILENT_S:.0f} s (frozen, or cut off)"
         finally:
             done.set()
             chan.close()
@@ -337,11 +368,12 @@ def _as_run(played: StreamedPlay, said: list[str], cut: bool, worker: WorkerNode
     except (OSError, ValueError):
         rc = 0 if played.status == "successful" else 1
     if played.status == "error" and not played.stats:
-        last = said[-1] if said else played.explanation or "no word"
+        last = said[-1] if said and not played.events else played.explanation or "no word"
+        what = "broke off the play" if played.events else "ran no play"
         raise ProvisionError(
-            f"the worker {worker.where} ran no play: {last[:300]}",
+            f"the worker {worker.where} {what}: {last[:300]}",
             host=worker.host.name,
-            hint="see the worker's words above; `labctl provision --worker` installs "
-            "ansible-runner there when missing",
+            hint="check the worker over SSH; the hosts it had not finished are provisioned "
+            "again by the next run",
         )
     return PlaybookRun(played.status, rc, played.stats, played.artifact_dir)

@@ -19,7 +19,7 @@ from labctl.errors import ConfigError, PlayInterrupted, ProvisionError
 from labctl.hosts import HostRecord
 from labctl.inventory import Inventory
 from labctl.provision import ProvisionReport, _apply_stats, _Relay
-from labctl.remoteplay import _as_run, worker_command, worker_envvars
+from labctl.remoteplay import _as_run, _Watched, worker_command, worker_envvars
 from labctl.workerenv import WorkerPython, check_python, parse_about
 from labctl.workerinv import ssh_args, worker_view
 from labctl.workernode import WorkerNode, is_loopback, parse_worker_url, worker_node
@@ -119,7 +119,7 @@ def test_paths_into_the_playbooks_name_the_workers_copy_and_the_command_is_quote
     }  # fmt: skip
     cmd = worker_command("/v/bin", "/tmp/w x")
     assert cmd.startswith("umask 077 && mkdir -- '/tmp/w x' && echo labctl-worker-pid $$ >&2")
-    assert cmd.endswith("exec /v/bin/ansible-runner worker --private-data-dir '/tmp/w x' --delete")
+    assert cmd.endswith("worker --private-data-dir '/tmp/w x' --delete --keepalive-seconds 15")
 
 
 def test_the_workers_python_gives_the_wheels_platforms_and_must_be_new_enough() -> None:
@@ -137,7 +137,9 @@ def test_the_workers_python_gives_the_wheels_platforms_and_must_be_new_enough() 
 
 def test_a_recorded_worker_stream_gives_the_events_stats_and_artifacts(tmp_path: Path) -> None:
     events: list[dict[str, object]] = []
-    played = process_stream(io.BytesIO(STREAM.read_bytes()), tmp_path / "ansible", events.append)
+    source = _Watched(io.BytesIO(STREAM.read_bytes()))  # as the worker's channel is read
+    played = process_stream(source, tmp_path / "ansible", events.append)  # type: ignore[arg-type]
+    assert not source.silent
     assert played.status == "successful"
     assert played.artifact_dir == tmp_path / "ansible" / "artifacts" / "provision"
     assert played.stats["ok"] == {"target": 2}
@@ -160,6 +162,9 @@ def test_a_cut_stream_is_one_line_and_a_cancelled_one_is_an_interrupt(tmp_path: 
     assert played.status == "error" and "Unexpected empty line" in played.explanation
     with pytest.raises(ProvisionError, match="ran no play: mkdir: cannot create"):
         _as_run(played, ["mkdir: cannot create directory"], False, NODE)
+    played = process_stream(io.BytesIO(b"".join(lines[:8])), tmp_path / "c")
+    with pytest.raises(ProvisionError, match="broke off the play: Unexpected empty line"):
+        _as_run(played, [], False, NODE)
     canceled = b"".join(lines[:6]) + b'{"status": "canceled"}\n{"eof": true}\n'
     played = process_stream(io.BytesIO(canceled), tmp_path / "b")
     with pytest.raises(PlayInterrupted, match="cancelled"):
