@@ -92,16 +92,20 @@ def _columns(matrix: Path) -> list[str]:
 
 
 def test_two_shards_probed_apart_merge_into_one_matrix(wlab: Any, tmp_path: Path) -> None:
-    runs = []
-    for shard in ("1/2", "2/2"):
+    """Shard 1/2 (bookworm) by `probe`; shard 2/2 (target) by `run`, provisioned through the
+    worker; `report` merges them into one matrix of both hosts."""
+    inv, runs = str(wlab.inventory), []
+    for shard, command in (("1/2", ["probe"]), ("2/2", ["run", "--worker", "bookworm"])):
         results = tmp_path / shard.replace("/", "of")
-        res = labctl("probe", "-i", str(wlab.inventory), "--shard", shard, "--results",
-                     str(results), "--experiments", "storage-location", timeout=600)  # fmt: skip
+        res = labctl(*command, "-i", inv, "--shard", shard, "--results", str(results),
+                     "--experiments", "storage-location", timeout=600)  # fmt: skip
         assert res.returncode == 0, (shard, res.stdout, res.stderr[-3000:])
         run = next(p for p in results.iterdir() if (p / "run.json").exists())
-        hosts = [p.stem for p in (run / "hosts").glob("*.json")]
-        assert hosts == json.loads((run / "run.json").read_text())["shard"]["hosts"]
+        meta = json.loads((run / "run.json").read_text())
+        assert [p.stem for p in (run / "hosts").glob("*.json")] == meta["shard"]["hosts"]
         runs.append(run)
+    assert meta["asked"]["worker"] == "bookworm" and meta["shard"]["hosts"] == ["target"]
+    assert (run / "ansible" / "artifacts" / "provision" / "status").read_text() == "successful"
     res = labctl("report", *map(str, runs), "--out", str(tmp_path / "merged"), "--format", "csv")
     assert res.returncode == 0, (res.stdout, res.stderr)
     assert _columns(tmp_path / "merged" / "matrix.csv") == ["bookworm", "target"]

@@ -204,3 +204,26 @@ def test_cache_list_knows_the_worker_wheelhouses(tmp_path: Path) -> None:
     (tmp_path / "worker-wheels" / "runner-0.1-core-0.1-py3.11-x86_64").mkdir()
     states = {i.name.split("/")[1][:14]: i.state for i in worker_wheel_items(tmp_path)}
     assert states == {wheelhouse_prefix()[:14]: "current", "runner-0.1-cor": "stale"}
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["probe", "-i", "inv.ini", "--shard", "3/2"], "--shard 3/2: K must be between 1 and N"),
+        (["run", "-i", "inv.ini", "--shard", "x"], "--shard 'x' is not K/N"),
+        (["provision", "-i", "EXAMPLE", "--worker", "ftp://w"], "--worker 'ftp://w' is neither"),
+        (["run", "-i", "inv.ini", "--worker", "ssh://w:1/x", "--no-provision"], "only user, host"),
+    ],
+)
+def test_a_bad_shard_or_worker_is_one_line_before_anything_runs(
+    args: list[str], said: str, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from labctl.cli import main
+
+    inv = tmp_path / "inv.ini"  # read for a worker named by host
+    inv.write_text("h1 ansible_host=127.0.0.1\n")
+    res = CliRunner().invoke(main, [str(inv) if a == "EXAMPLE" else a for a in args])
+    assert res.exit_code == 2, res.output
+    assert said in res.output and "Traceback" not in res.output
