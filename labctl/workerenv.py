@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import secrets
 import shlex
 import subprocess
 import sys
@@ -136,8 +137,7 @@ def ensure_worker_env(t: SSHTransport, python: str, progress: Progress | None = 
         return f"{venv}/bin"
     say(name, f"worker: installing {', '.join(f'{n} {v}' for n, v in versions().items())}")
     wheels = wheelhouse(py)
-    remote = f"{venv}.wheels"
-    t.run(f"rm -rf {shlex.quote(remote)}", timeout=60)
+    remote = f"{venv}.wheels-{secrets.token_hex(4)}"  # this labctl's own: another may copy too
     t.mkdir(remote)
     files = sorted(p for p in wheels.iterdir() if p.suffix == ".whl")
     for whl in files:
@@ -145,11 +145,17 @@ def ensure_worker_env(t: SSHTransport, python: str, progress: Progress | None = 
     pip = next(f"{remote}/{p.name}/pip" for p in files if p.name.startswith("pip-"))
     pins = [f"{n}=={v}" for n, v in versions().items()]
     q = shlex.quote
-    script = (
-        f"rm -rf {q(venv)} && {q(python)} -m venv --without-pip {q(venv)} && "
+    install = (
+        f"[ -e {q(venv)}/{READY} ] || {{ rm -rf {q(venv)} && "
+        f"{q(python)} -m venv --without-pip {q(venv)} && "
         f"{q(venv)}/bin/python {q(pip)} install --quiet --no-index --no-compile "
         f"--disable-pip-version-check --find-links {q(remote)} {' '.join(map(q, pins))} && "
-        f"touch {q(venv)}/{READY}; rc=$?; rm -rf {q(remote)}; exit $rc"
+        f"touch {q(venv)}/{READY}; }}"
+    )
+    # one install at a time (flock where the host has it: util-linux); the second finds it made
+    script = (
+        f"if command -v flock >/dev/null; then flock {q(venv)}.lock sh -c {q(install)}; "
+        f"else sh -c {q(install)}; fi; rc=$?; rm -rf {q(remote)}; exit $rc"
     )
     done = t.run(script, timeout=900)
     if not done.ok:
