@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import ansible_runner
 
@@ -30,12 +30,17 @@ EventHandler = Callable[[dict[str, Any]], None]
 #: how often ansible-runner looks at its cancel callback while the play is quiet (its default
 #: is 5 s: a Ctrl-C then took 5 s to stop the play)
 POLL_SECONDS = 0.25
+#: the play recap's counts, as ansible-runner's Runner.stats keeps them
+_STATS = ("skipped", "ok", "dark", "failures", "ignored", "rescued", "processed", "changed")
 
 
-def ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for ansible subprocesses: our venv first, strict inventory parsing."""
-    bindir = str(Path(sys.executable).parent)
-    path = os.environ.get("PATH", "")
+def ansible_env(
+    extra: dict[str, str] | None = None, *, bindir: str | None = None, path: str | None = None
+) -> dict[str, str]:
+    """Environment for ansible subprocesses: our venv first (or ``bindir`` before ``path``: a
+    worker node's), strict inventory parsing."""
+    bindir = bindir or str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "") if path is None else path
     env = {
         "PATH": bindir + os.pathsep + path if path else bindir,
         # a file ansible cannot parse is an error, not an empty inventory with a warning
@@ -232,3 +237,91 @@ def close_control_masters(control_dir: Path) -> None:
                     check=False,
                 )
     shutil.rmtree(control_dir, ignore_errors=True)
+
+
+# -- ansible-runner's remote mode (transmit | worker | process), see labctl.remoteplay ------------
+def transmit_playbook(
+    out: BinaryIO,
+    *,
+    staging: Path,
+    playbook: str,
+    inventory: str,
+    envvars: dict[str, str],
+    extravars: dict[str, Any],
+    limit: str | None,
+    forks: int | None,
+    check: bool,
+    timeout: int,
+) -> None:
+    """The job as ansible-runner's transmit stream into ``out`` (a real file: ansible-runner
+    asks its name): the run's kwargs, then ``staging`` zipped (project/, inventory, keys)."""
+    with _artifacts_written(staging):
+        ansible_runner.run(
+            streamer="transmit",
+            _output=out,
+            private_data_dir=str(staging),
+            playbook=playbook,
+            inventory=inventory,
+            envvars=envvars,
+            extravars=extravars,
+            limit=limit,
+            forks=forks,
+            cmdline="--check --diff" if check else None,
+            quiet=True,
+            timeout=timeout,
+            ident="provision",
+            rotate_artifacts=0,
+            settings={"pexpect_timeout": POLL_SECONDS},
+            cancel_callback=lambda: False,  # else ansible-runner takes SIGINT for good
+        )
+
+
+@dataclass
+class StreamedPlay:
+    """What ``process`` made of the worker's stream."""
+
+    status: str
+    stats: dict[str, dict[str, int]]
+    artifact_dir: Path
+    explanation: str = ""
+    #: the play's events that came back
+    events: int = 0
+
+
+def process_stream(
+    source: BinaryIO, private_data_dir: Path, event_handler: EventHandler | None = None
+) -> StreamedPlay:
+    """Read a worker's stream (events, status, the artifacts zipped) to its end: events to
+    ``event_handler``, job_events and artifacts into ``private_data_dir/artifacts/provision``."""
+    stats: dict[str, dict[str, int]] = {}
+    said: list[str] = []
+    seen = [0]
+
+    def on_event(event: dict[str, Any]) -> bool:
+        seen[0] += 1
+        if event.get("event") == "playbook_on_stats":
+            data = event.get("event_data") or {}
+            stats.update({k: dict(data.get(k) or {}) for k in _STATS})
+        if event_handler is not None:
+            event_handler(event)
+        return True
+
+    def on_status(status: dict[str, Any], runner_config: Any = None) -> None:
+        if status.get("job_explanation"):
+            said.append(str(status["job_explanation"]))
+
+    private_data_dir.mkdir(parents=True, exist_ok=True)
+    with _artifacts_written(private_data_dir):
+        proc = ansible_runner.run(
+            streamer="process",
+            _input=source,
+            private_data_dir=str(private_data_dir),
+            ident="provision",
+            quiet=True,
+            event_handler=on_event,
+            status_handler=on_status,
+            cancel_callback=lambda: False,
+        )
+    return StreamedPlay(
+        str(proc.status), stats, Path(proc.artifact_dir), " ".join(said[-1:]).strip(), seen[0]
+    )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import Interrupted, LabctlError, PlayInterrupted, ResultError
+from .errors import ConfigError, Interrupted, LabctlError, PlayInterrupted, ResultError
 from .hosts import HostRecord, Progress, usable_host_name
 from .inventory import Inventory, load_inventory
 from .probe import ProbeOptions, collect_hosts, host_from_summary, host_summary, probe_hosts
@@ -21,6 +21,8 @@ from .provision import ProvisionReport, provision_inventory
 from .report.formats import DEFAULT_FORMATS
 from .report.matrix import Report
 from .results import RunDir, utc_now
+from .shard import Shard, shard_record
+from .workernode import WorkerNode
 
 
 @dataclass
@@ -57,11 +59,17 @@ def run_pipeline(
     asked: dict[str, object] | None = None,
     inventory: Inventory | None = None,
     full_provision: bool = False,
+    shard: Shard | None = None,
+    worker: WorkerNode | None = None,
 ) -> RunSummary:
-    """Provision (optional), probe and report every host of an inventory into a new run folder."""
+    """Provision (optional), probe and report every host of an inventory into a new run folder
+    (with ``shard``: only that slice of its hosts; with ``worker``: the play runs there)."""
     prog = progress or (lambda _h, _m: None)
     summary = RunSummary()
     inv = inventory or load_inventory(inventory_path, limit=limit)
+    shard_meta: dict[str, Any] = {}
+    if shard is not None:
+        inv, shard_meta = sharded(inv, shard)
     run = RunDir.create(results_root)
     summary.run = run
     opts = options or ProbeOptions()
@@ -75,6 +83,7 @@ def run_pipeline(
             experiments=list(opts.experiments),
             hosts=[host_summary(h) for h in inv.hosts],
             inventory_problems=[p.line() for p in inv.problems],
+            **shard_meta,
         )
     except LabctlError as err:  # nothing started yet: no half run folder to `collect`
         shutil.rmtree(run.path, ignore_errors=True)
@@ -84,7 +93,7 @@ def run_pipeline(
     try:
         with run.lock():  # a `collect` of this folder waits until the run has ended
             _probe_stages(run, inv, inventory_path, summary, opts, prog, do_provision,
-                          accept_new_host_keys, t0, full_provision)  # fmt: skip
+                          accept_new_host_keys, t0, full_provision, worker)  # fmt: skip
     except PlayInterrupted as cut:
         summary.fail(f"{cut.message} (run {run.run_id}; no agent was started)", 130)
         summary.exit_code = 130
@@ -103,6 +112,25 @@ def run_pipeline(
         _close_run(run, summary, t0, "failed")
         raise
     return summary
+
+
+def sharded(inv: Inventory, shard: Shard) -> tuple[Inventory, dict[str, Any]]:
+    """The inventory cut to the shard's hosts (a host with an inventory problem counts as a host
+    of its shard), and what run.json records of the cut."""
+    names = [h.name for h in inv.hosts] + [p.host for p in inv.problems if p.host]
+    mine = set(shard.select(names))
+    if not mine:
+        raise ConfigError(
+            f"--shard {shard}: no host falls in this shard ({len(set(names))} hosts in the "
+            "inventory)",
+            hint=f"give N at most {len(set(names))}",
+        )
+    cut = Inventory(
+        inv.path,
+        [h for h in inv.hosts if h.name in mine],
+        [p for p in inv.problems if p.host is None or p.host in mine],
+    )
+    return cut, {"shard": shard_record(shard, names)}
 
 
 def _close_run(run: RunDir, summary: RunSummary, t0: float, status: str | None = None) -> None:
@@ -130,6 +158,7 @@ def _probe_stages(
     accept_new_host_keys: bool,
     t0: float,
     full_provision: bool = False,
+    worker: WorkerNode | None = None,
 ) -> None:
     for problem in inv.problems:
         summary.fail(problem.line(), problem.exit_code)
@@ -148,6 +177,7 @@ def _probe_stages(
                 loaded=Inventory(inv.path, hosts, []),
                 forks=opts.forks,
                 extravars={"labctl_warm_enabled": False} if full_provision else None,
+                worker=worker,
             )
         except Interrupted:
             raise

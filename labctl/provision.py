@@ -13,14 +13,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .ansible import PlaybookRun, run_playbook
+from .ansible import PlaybookRun, list_inventory, run_playbook
 from .errors import ConfigError, ProvisionError
 from .fanout import forks_for
 from .files import write_atomic
-from .hosts import Progress
+from .hosts import HostRecord, Progress
 from .inventory import Inventory, load_inventory
 from .paths import playbooks_dir
 from .provision_vars import preflight
+from .workernode import WorkerNode
 
 #: the name of the warm check's task in playbooks/roles/labctl_warm/tasks/check.yml
 WARM_TASK = "Check whether this host is warm"
@@ -186,6 +187,32 @@ class _Relay:
             self.say(host, f"{entry.status}: {task}: {entry.message}")
 
 
+def _on_worker(
+    worker: WorkerNode, book: Path, inventory: Path, private_data_dir: Path, relay: _Relay,
+    extravars: dict[str, Any], limit: list[str] | None, hosts: list[HostRecord] | None,
+    check: bool, forks: int | None, progress: Progress | None,
+) -> PlaybookRun:  # fmt: skip
+    """The play on the worker node; a host the worker cannot be given is unreachable here."""
+    from .remoteplay import run_remote_playbook
+
+    records = hosts if hosts is not None else load_inventory(inventory, limit=limit).hosts
+    played = run_remote_playbook(
+        worker,
+        playbook=book,
+        inventory_data=list_inventory(inventory),
+        hosts=[h for h in records if not limit or h.name in limit],
+        private_data_dir=private_data_dir,
+        event_handler=relay,
+        extravars=extravars,
+        check=check,
+        forks=forks,
+        progress=progress,
+    )
+    for name, line in played.refused.items():
+        relay.report.hosts[name] = HostProvision(name, "unreachable", task="worker", message=line)
+    return played.run
+
+
 def _apply_stats(report: ProvisionReport, run: PlaybookRun) -> None:
     """The play recap's counts: changed tasks, and hosts that failed without a failed event."""
     report.artifact_dir = run.artifact_dir
@@ -211,7 +238,11 @@ def provision(
     progress: Progress | None = None,
     secrets: list[str] | None = None,
     forks: int | None = None,
+    worker: WorkerNode | None = None,
+    hosts: list[HostRecord] | None = None,
 ) -> ProvisionReport:
+    """The playbook on the inventory's hosts (``limit``), here or, with ``worker``, on that
+    worker node (``hosts``: the records of the hosts it runs on)."""
     book = playbook or playbooks_dir() / "site.yml"
     if not book.exists():
         raise ProvisionError(f"playbook {book} not found", hint="set LABCTL_PLAYBOOKS")
@@ -220,16 +251,20 @@ def provision(
     hidden = sorted({*secret_values(extravars or {}), *(secrets or [])}, key=len, reverse=True)
     relay = _Relay(report, hidden, progress)
     try:
-        run = run_playbook(
-            playbook=book,
-            inventory=inventory,
-            private_data_dir=private_data_dir,
-            event_handler=relay,
-            extravars=extravars,
-            limit=",".join(limit) if limit else None,
-            check=check,
-            forks=forks,
-        )
+        if worker is None:
+            run = run_playbook(
+                playbook=book,
+                inventory=inventory,
+                private_data_dir=private_data_dir,
+                event_handler=relay,
+                extravars=extravars,
+                limit=",".join(limit) if limit else None,
+                check=check,
+                forks=forks,
+            )
+        else:
+            run = _on_worker(worker, book, inventory, private_data_dir, relay, extravars,
+                             limit, hosts, check, forks, progress)  # fmt: skip
     finally:
         redact_tree(private_data_dir, hidden)
     for entry in report.hosts.values():
@@ -293,6 +328,7 @@ def provision_inventory(
     progress: Progress | None = None,
     loaded: Inventory | None = None,
     forks: int | None = None,
+    worker: WorkerNode | None = None,
 ) -> ProvisionReport:
     """Preflight every host (what must still be filled in), then run the playbook on the rest.
 
@@ -326,6 +362,8 @@ def provision_inventory(
         progress=progress,
         secrets=[*hidden, *secret_values(extravars or {})],
         forks=forks_for(len(ready), forks),
+        worker=worker,
+        hosts=[h for h in inv.hosts if h.name in ready],
     )
     ran.hosts = {**report.hosts, **ran.hosts}
     return ran

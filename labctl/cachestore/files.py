@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .. import agentpack, debootstrap
+from .. import agentpack, debootstrap, workerenv
 from ..drivers.docker import images as labimages
 from ..drivers.qemu import images as vmimages
 from ..engines import build as enginebuild
@@ -199,6 +199,20 @@ def agent_items(cache: Path) -> list[CacheItem]:
     ]
 
 
+def worker_wheel_items(cache: Path) -> list[CacheItem]:
+    """The wheelhouses made for worker nodes: current for this labctl's ansible versions."""
+    root = cache / "worker-wheels"
+    if not root.is_dir():
+        return []
+    today = workerenv.wheelhouse_prefix()
+    return [
+        _item("worker-wheels", d, cache, CURRENT, "this controller's ansible-runner and core")
+        if d.name.startswith(today)
+        else _item("worker-wheels", d, cache, STALE, "other ansible-runner or core versions")
+        for d in sorted(p for p in root.iterdir() if p.is_dir())
+    ]
+
+
 # --- debootstrap's package caches ---------------------------------------------------------------
 
 
@@ -316,4 +330,5 @@ def file_items(cache: Path | None = None, home: Path | None = None) -> list[Cach
     users = vm_users(home or home_dir())
     items = [*vm_items(cache, users), *cloud_items(cache, users), *engine_items(cache)]
     items += [*engine_leftovers(cache), *agent_items(cache), *debootstrap_items(cache)]
+    items += worker_wheel_items(cache)
     return [*items, *orphan_build_trees()]

@@ -29,6 +29,7 @@ KINDS: tuple[str, ...] = (
     "engine",  # engines/docker-<version>-<commit7>/ (engines/store.py)
     "engine-source",  # engines/sources/: downloaded source archives
     "agent",  # agent/probe_agent-<hash12>.pyz (agentpack.py)
+    "worker-wheels",  # worker-wheels/runner-<v>-core-<v>-py<v>-<machine>/ (workerenv.py)
     "debootstrap",  # debootstrap/<suite>/*.deb, debootstrap's package cache
     "build-log",  # logs/*.log
     "leftover",  # a build's temporary folder (in the cache, or a build tree in the temp folder)

@@ -231,6 +231,71 @@ forks_opt = click.option(
 )
 
 
+shard_opt = click.option(
+    "--shard",
+    metavar="K/N",
+    help="Only the K-th of N slices of the inventory's hosts (by sorted name), into its own run "
+    "folder; `labctl report RUN_1 ... RUN_N` merges the N shards as one run.",
+)
+
+
+@dataclass(frozen=True)
+class WorkerArgs:
+    """`--worker` and its key options, as one record (the command gets ``worker=``)."""
+
+    worker: str | None
+    worker_key: Path | None
+    worker_known_hosts: Path | None
+
+    def node(self, inventory: Path | None) -> Any:
+        """The worker node (None without --worker); a name is looked up in ``inventory``."""
+        if self.worker is None:
+            return None
+        from ..inventory import load_inventory
+        from ..workernode import worker_node
+
+        inv = None
+        if not self.worker.startswith("ssh://") and inventory is not None:
+            inv = load_inventory(inventory)
+        return worker_node(
+            self.worker,
+            inventory=inv,
+            key_file=self.worker_key,
+            known_hosts=self.worker_known_hosts,
+        )
+
+
+def worker_opts(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--worker, --worker-key, --worker-known-hosts; the command receives ``worker=``."""
+    names = [f.name for f in fields(WorkerArgs)]
+
+    @functools.wraps(fn)
+    def command(**kw: Any) -> Any:
+        return fn(worker=WorkerArgs(**{n: kw.pop(n) for n in names}), **kw)
+
+    opts = (
+        click.option(
+            "--worker",
+            metavar="ssh://USER@HOST:PORT|NAME",
+            help="Run the playbook on this worker node (ansible-runner worker over SSH; events "
+            "stream back here); NAME: a host of the inventory.",
+        ),
+        click.option(
+            "--worker-key",
+            type=click.Path(path_type=Path),
+            help="Private key for an ssh:// worker.",
+        ),
+        click.option(
+            "--worker-known-hosts",
+            type=click.Path(path_type=Path),
+            help="known_hosts file with an ssh:// worker's key [~/.ssh/known_hosts].",
+        ),
+    )
+    for opt in reversed(opts):
+        command = opt(command)
+    return command
+
+
 @dataclass(frozen=True)
 class ProbeArgs:
     """The options `probe` and `run` share, as one record (the command gets ``probe=``)."""
@@ -243,6 +308,13 @@ class ProbeArgs:
     limits: tuple[str, ...]
     accept_new_host_keys: bool
     forks: int | None
+    shard: str | None
+
+    def shard_of(self) -> Any:
+        """The parsed --shard (None without it); a ConfigError names a bad one."""
+        from ..shard import parse_shard
+
+        return parse_shard(self.shard) if self.shard else None
 
     def options(self) -> Any:
         """The probe's options (a ConfigError names a bad --experiments or --set)."""
@@ -256,6 +328,7 @@ class ProbeArgs:
             "limit": self.limit,
             "exhaust": self.exhaust,
             "limits": list(self.limits),
+            "shard": self.shard,
         }
 
 
@@ -269,7 +342,7 @@ def probe_opts(fn: Callable[..., Any]) -> Callable[..., Any]:
         return fn(probe=ProbeArgs(**{n: kw.pop(n) for n in names}), **kw)
 
     for opt in reversed((results_opt, limit_opt, experiments_opt, timeout_opt, exhaust_opt,
-                         limits_opt, accept_opt, forks_opt)):  # fmt: skip
+                         limits_opt, accept_opt, forks_opt, shard_opt)):  # fmt: skip
         command = opt(command)
     return command
 

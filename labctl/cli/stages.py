@@ -10,6 +10,7 @@ import click
 
 from .common import (
     ProbeArgs,
+    WorkerArgs,
     board,
     driver_opt,
     err_console,
@@ -28,6 +29,7 @@ from .common import (
     results_opt,
     split_list,
     watched,
+    worker_opts,
 )
 
 
@@ -46,6 +48,7 @@ from .common import (
 @click.option("--help-vars", is_flag=True, help="List every variable the playbook reads.")
 @forks_opt
 @full_opt
+@worker_opts
 def provision_cmd(
     inventory: Path | None,
     results: Path,
@@ -55,6 +58,7 @@ def provision_cmd(
     help_vars: bool,
     forks: int | None,
     full_provision: bool,
+    worker: WorkerArgs,
 ) -> None:
     """Install and start the requested Docker and storage driver, with playbooks/site.yml.
 
@@ -63,6 +67,8 @@ def provision_cmd(
       labctl provision -i ~/.local/share/labctl/labs/local/inventory.yml
       labctl provision -i inventories/article.ini --limit centos70
       labctl provision -i lab.ini -e docker_storage_driver=vfs
+      labctl provision -i lab.ini --worker ssh://root@127.0.0.1:2222 --worker-key KEY \\
+          --worker-known-hosts KNOWN   # the play runs there (ansible-runner worker)
     """
     from ..provision import parse_extra_vars, provision_inventory
     from ..provision_vars import help_text
@@ -74,6 +80,7 @@ def provision_cmd(
     if inventory is None:
         raise click.UsageError("-i/--inventory is required")
     inv = inventory
+    node = guard(lambda: worker.node(inv))
     pdd = guard(lambda: new_private_dir(results / "provision", new_run_id()))
     rep = guard(
         watched(
@@ -88,6 +95,7 @@ def provision_cmd(
                 },
                 progress=board,
                 forks=forks,
+                worker=node,
             )
         )
     )
@@ -117,6 +125,7 @@ def probe_cmd(inventory: Path, probe: ProbeArgs) -> None:
                 accept_new_host_keys=probe.accept_new_host_keys,
                 progress=board,
                 asked=probe.asked("probe"),
+                shard=probe.shard_of(),
             )
         )
     )
@@ -150,6 +159,7 @@ def collect_cmd(run_dir: Path, inventory: Path | None, forks: int | None) -> Non
 @click.option("--lab", "lab_name", help="Lab used without -i [local, or the preset's name].")
 @preset_opt
 @driver_opt
+@worker_opts
 def run_cmd(
     inventory: Path | None,
     probe: ProbeArgs,
@@ -158,6 +168,7 @@ def run_cmd(
     lab_name: str | None,
     preset: str | None,
     driver: str | None,
+    worker: WorkerArgs,
 ) -> None:
     """Provision, probe and report; with no -i, on the local lab (brought up when needed).
 
@@ -166,6 +177,7 @@ def run_cmd(
       labctl run
       labctl run -i inventories/article.ini --limit centos66
       labctl run --preset article         # the study with its engine, on one kernel
+      labctl run -i lab.ini --worker bookworm --shard 1/2   # half the hosts, played by a worker
     """
     from ..pipeline import run_pipeline
 
@@ -179,7 +191,9 @@ def run_cmd(
             "lab": None if inventory else lab_name,
             "provision": not no_provision,
             "forks": probe.forks,
+            "worker": worker.worker,
         }
+        shard = probe.shard_of()
         if inv is None:
             inv = open_lab(lab_name, driver=driver, preset=preset).up().inventory
         return run_pipeline(
@@ -192,6 +206,8 @@ def run_cmd(
             progress=board,
             asked=asked,
             full_provision=full_provision,
+            shard=shard,
+            worker=worker.node(inv),
         )
 
     finish(guard(watched(go)))

@@ -30,6 +30,7 @@ from typing import Any
 from ..errors import ConfigError, ResultError
 from ..files import write_atomic
 from ..results import HostResult, load_host_file, utc_now, write_problem
+from ..shard import shard_set
 from .formats import DEFAULT_FORMATS, check_installed
 from .matrix import write_series
 from .model import (
@@ -319,15 +320,23 @@ def _with_series(data: ReportData) -> Iterator[HostResult]:
 
 
 def host_failures(data: ReportData) -> list[tuple[str, int]]:
-    """(one line, exit code) per failed host: 5 for an unusable result file, else 1."""
+    """(one line, exit code) per failed host: 5 for an unusable result file, else 1.
+
+    The shards of one inventory (``--shard K/N``) merge as one run: their hosts are named as in
+    one run, and a shard that is not given is one more line."""
     out = []
+    shards = shard_set([r.meta for r in data.runs])
     for e in data.failed:
         msg = e.result.error["message"] if e.result.error else "failed"
         line = msg if msg.startswith(f"{e.host}:") else f"{e.host}: {msg}"
-        if len(data.runs) > 1:
+        if len(data.runs) > 1 and shards is None:
             line = f"{e.run_id}/{line}"
         kind = e.result.error["kind"] if e.result.error else ""
         out.append((line, 5 if kind == "result" else 1))
+    if shards is not None and shards.missing:
+        missing = ", ".join(f"{k}/{shards.count}" for k in shards.missing)
+        out.append((f"shard {missing} of this inventory is not in the report: its hosts are "
+                    "missing from the matrix", 1))  # fmt: skip
     return out
 
 
