@@ -457,7 +457,12 @@ def build_vm_image(
             if final.exists():
                 shutil.rmtree(final)
             os.replace(out, final)
-            say(recipe.suite, f"built VM image {recipe.short_hash} in {seconds:.0f} s")
+            total = time.monotonic() - started
+            say(
+                recipe.suite,
+                f"built VM image {recipe.short_hash} in {total:.0f} s ({seconds:.0f} s to build"
+                + (", then the boot check)" if check is not None else ")"),
+            )
             img = load_image(recipe)
             if img is None:
                 raise LabError(f"the {recipe.suite} VM image is incomplete after its build")
