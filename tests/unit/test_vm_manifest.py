@@ -36,6 +36,7 @@ Date: not the top-level one
 
 iQIzBAEBCgAdFiEE
 """
+M = "http://mirror.example/debian"
 OLD = "Sat, 11 Jul 2026 10:16:37 UTC"
 NEW = "Sat, 05 Sep 2026 10:11:02 UTC"
 
@@ -75,23 +76,24 @@ def test_tree_release_reads_the_suite_debootstrap_fetched(tmp_path: Path) -> Non
 
 
 def test_mirror_moved_on_names_both_dates_the_key_versions_and_refresh() -> None:
-    line = vmmanifest.mirror_verdict("bookworm", _manifest(), {"Date": NEW, "Version": "12.16"}, "")
-    assert line.startswith("bookworm: the Debian mirror has moved on since the image was built")
+    line = vmmanifest.mirror_verdict(_manifest(), M, {"Date": NEW, "Version": "12.16"}, "")
+    assert line.startswith("the Debian mirror has moved on since the image was built")
     assert OLD in line and NEW in line and "12.15 -> 12.16" in line
     assert "linux-image-cloud-amd64 6.1.140-1, systemd 252.38-1~deb12u1" in line
     assert "zlib1g" not in line and "--refresh" in line and "\n" not in line
 
 
 def test_same_release_date_is_in_step() -> None:
-    line = vmmanifest.mirror_verdict("bookworm", _manifest(), {"Date": OLD}, "")
-    assert line == f"bookworm: the image matches http://mirror.example/debian (Release of {OLD})"
+    line = vmmanifest.mirror_verdict(_manifest(), M, {"Date": OLD}, "")
+    assert line == f"the image matches {M} (Release of {OLD})"
 
 
 def test_unreachable_mirror_or_no_manifest_only_says_so() -> None:
-    line = vmmanifest.mirror_verdict("bookworm", _manifest(), None, "timed out")
-    assert "could not check" in line and "timed out" in line and "going on" in line
-    line = vmmanifest.mirror_verdict("trixie", None, None, "")
-    assert line.startswith("trixie: the cached image has no package manifest")
+    line = vmmanifest.mirror_verdict(_manifest(), M, None, "timed out")
+    assert line.startswith(f"could not check whether {M} moved on")
+    assert "timed out" in line and "going on" in line
+    line = vmmanifest.mirror_verdict(None, M, None, "")
+    assert line.startswith("the cached image has no package manifest")
     assert "--refresh" in line
 
 
@@ -100,6 +102,7 @@ def test_mirror_lines_ask_an_unreachable_mirror_once(tmp_path: Path) -> None:
 
     def fetch(mirror: str, suite: str, timeout: float) -> dict[str, str]:
         asked.append(suite)
+        assert mirror == "http://lab-mirror/debian"  # the lab's, not the one of the build
         assert timeout <= 10
         raise OSError("Connection refused")
 
@@ -109,7 +112,9 @@ def test_mirror_lines_ask_an_unreachable_mirror_once(tmp_path: Path) -> None:
         vmmanifest.write_manifest(tmp_path / suite, {**_manifest(), "suite": suite})
         folders.append((suite, tmp_path / suite))
     (tmp_path / "old").mkdir()  # an image from before manifests
-    lines = vmmanifest.mirror_lines([*folders, ("trixie", tmp_path / "old")], fetch=fetch)
+    lines = vmmanifest.mirror_lines(
+        [*folders, ("trixie", tmp_path / "old")], mirror="http://lab-mirror/debian", fetch=fetch
+    )
     assert asked == ["bullseye"]
     assert [s for s, _ in lines] == ["bullseye", "bookworm", "trixie"]
     assert all("Connection refused" in line for _s, line in lines[:2])

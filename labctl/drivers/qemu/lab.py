@@ -194,7 +194,13 @@ class QemuLab(ImageVms):
             )
             if img is not None and not img.built_now:
                 images[vm.spec.suite] = img.directory
-        for suite, line in vmmanifest.mirror_lines(images.items()):
+        if not images:
+            return
+        try:
+            mirror: str | None = self._mirror()
+        except ConfigError:  # none configured or found: the one each image was built from
+            mirror = None
+        for suite, line in vmmanifest.mirror_lines(images.items(), mirror=mirror):
             self._say(suite, line)
 
     def _choose_accel(self, to_boot: list[Vm], old: dict[str, Any]) -> Accel:

@@ -81,36 +81,36 @@ def key_versions(manifest: Mapping[str, Any]) -> str:
 
 
 def mirror_verdict(
-    suite: str, manifest: Mapping[str, Any] | None, current: Mapping[str, str] | None, why: str
+    manifest: Mapping[str, Any] | None, mirror: str, current: Mapping[str, str] | None, why: str
 ) -> str:
-    """The one line `up` says about one suite's image: the mirror moved on, did not, or could
-    not be checked (``current`` None: the mirror's fields, ``why``: why they are missing)."""
+    """The one line `up` says about one suite's cached image (the progress line names the
+    suite): ``mirror`` moved on, did not, or could not be checked (``current``: its Release
+    fields now, None when they could not be read, ``why``)."""
     if manifest is None:
         return (
-            f"{suite}: the cached image has no package manifest (built before labctl kept one): "
-            "cannot tell whether the mirror moved on; `labctl lab up --refresh` rebuilds it"
+            "the cached image has no package manifest (built before labctl kept one): cannot "
+            "tell whether the mirror moved on; `labctl lab up --refresh` rebuilds it"
         )
     built = dict(manifest.get("release") or {})
     then = release_time(built.get("Date", ""))
-    mirror = manifest.get("mirror", "?")
     if then is None:
-        return f"{suite}: the image's manifest has no Release date: cannot tell whether it is old"
+        return "the image's manifest has no Release date: cannot tell whether the mirror moved on"
     if current is None:
         return (
-            f"{suite}: could not check whether {mirror} moved on since the image was built "
-            f"(Release of {built['Date']}): {why}; going on with the cached image"
+            f"could not check whether {mirror} moved on since the image was built (Release of "
+            f"{built['Date']}): {why}; going on with the cached image"
         )
     now = release_time(current.get("Date", ""))
     if now is None:
-        return f"{suite}: {mirror}'s Release has no readable Date: cannot tell whether it moved on"
+        return f"{mirror}'s Release has no readable Date: cannot tell whether it moved on"
     if now == then:
-        return f"{suite}: the image matches {mirror} (Release of {built['Date']})"
+        return f"the image matches {mirror} (Release of {built['Date']})"
     version = f" {built['Version']} -> {current['Version']}," if (
         built.get("Version") and current.get("Version") and built["Version"] != current["Version"]
     ) else ""  # fmt: skip
     return (
-        f"{suite}: the Debian mirror has moved on since the image was built ({suite}{version} "
-        f"Release of {built['Date']} -> {current['Date']}; the image has "
+        f"the Debian mirror has moved on since the image was built ({mirror}:{version} Release "
+        f"of {built['Date']} -> {current['Date']}; the image has "
         f"{key_versions(manifest) or 'no key package versions'}): "
         "`labctl lab up --refresh` rebuilds it"
     )
@@ -179,25 +179,24 @@ def fetch_release(mirror: str, suite: str, timeout: float) -> dict[str, str]:
 
 
 def mirror_lines(
-    images: Iterable[tuple[str, Path]], *, fetch: Fetch = fetch_release,
+    images: Iterable[tuple[str, Path]], *, mirror: str | None = None, fetch: Fetch = fetch_release,
     timeout: float = MIRROR_TIMEOUT,
 ) -> list[tuple[str, str]]:  # fmt: skip
-    """(suite, line) per cached image (suite, folder): has the mirror moved on? Once a mirror
-    cannot be reached it is not asked again (a lab never waits on it for long)."""
+    """(suite, line) per cached image (suite, folder): has ``mirror`` (the one a rebuild would
+    use; None: the one each image was built from) moved on? A mirror that cannot be reached is
+    not asked again (a lab never waits on it for long)."""
     out: list[tuple[str, str]] = []
     unreachable: dict[str, str] = {}
     for suite, directory in images:
         manifest = read_manifest(directory)
         current: dict[str, str] | None = None
-        why = ""
-        mirror = str((manifest or {}).get("mirror", ""))
-        if manifest is not None and (manifest.get("release") or {}).get("Date"):
-            why = unreachable.get(mirror, "")
-            if not why:
-                try:
-                    current = fetch(mirror, suite, timeout)
-                except (OSError, ValueError) as exc:
-                    why = str(getattr(exc, "reason", "") or exc)[:200] or type(exc).__name__
-                    unreachable[mirror] = why
-        out.append((suite, mirror_verdict(suite, manifest, current, why)))
+        url = mirror or str((manifest or {}).get("mirror", ""))
+        why = unreachable.get(url, "")
+        if manifest is not None and (manifest.get("release") or {}).get("Date") and not why:
+            try:
+                current = fetch(url, suite, timeout)
+            except (OSError, ValueError) as exc:
+                why = str(getattr(exc, "reason", "") or exc)[:200] or type(exc).__name__
+                unreachable[url] = why
+        out.append((suite, mirror_verdict(manifest, url, current, why)))
     return out
