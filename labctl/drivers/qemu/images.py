@@ -122,6 +122,11 @@ MASK_UNITS: tuple[str, ...] = (
     "systemd-binfmt.service",
     # no display (-nodefaults): nobody logs in on tty1
     "getty@tty1.service",
+    # trixie's openssh-server (1:10.0p1-7+deb13u4 here) ships it, Before=ssh.service with the
+    # default dependencies (After=sysinit.target): with AFTER_SSH_UNITS that is an ordering cycle
+    # systemd breaks at random, once by dropping ssh.service (found by the boot check). The
+    # controller hands each VM its host key: no ssh-keygen -A at first boot
+    "sshd-keygen.service",
 )
 #: early units that wait until sshd has started (a drop-in ``After=ssh.service`` each), so they
 #: do not compete with labctl-vm-ssh.service and sshd for the two emulated CPUs; nothing on
