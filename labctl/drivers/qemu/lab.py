@@ -109,13 +109,13 @@ class QemuLab(ImageVms):
         old = self._read_state()
         old_hosts: dict[str, Any] = dict(old.get("hosts") or {})
         vms = [Vm(h, self.vm_dir(h.name)) for h in self.spec.hosts]
+        built: dict[str, vmimages.VmImage] = {}
+        if self.refresh:  # built first: a refresh the mirror broke leaves the running VMs be
+            built = self._images([vm.spec.suite for vm in vms if not vm.spec.image], refresh=True)
         self._adopt_running(vms, old_hosts)
         to_boot = [vm for vm in vms if not vm.reused]
         suites = [vm.spec.suite for vm in to_boot if not vm.spec.image]
-        built = vmimages.ensure_vm_images(
-            suites, mirror=self._mirror, progress=self._progress, check=self._boot_check,
-            refresh=self.refresh,
-        )  # fmt: skip
+        built.update(self._images([s for s in suites if s not in built], refresh=False))
         for vm in to_boot:
             vm.image = built.get(vm.spec.suite)
         self._say_mirror_moved(vms, built)
@@ -174,6 +174,13 @@ class QemuLab(ImageVms):
         for name in sorted(set(old_hosts) - {vm.name for vm in vms}):
             if self.vm_pid(name) is not None:
                 self._say(name, "note: running but not in the lab's hosts; `down` removes it")
+
+    def _images(self, suites: list[str], *, refresh: bool) -> dict[str, vmimages.VmImage]:
+        """The suites' images: cached, or built (and boot-checked); all built with refresh."""
+        return vmimages.ensure_vm_images(
+            suites, mirror=self._mirror, progress=self._progress, check=self._boot_check,
+            refresh=refresh,
+        )  # fmt: skip
 
     def _boot_check(self, image: vmimages.VmImage) -> None:
         """Boot a new image once before it is cached (``bootcheck.py``), on the accelerator
