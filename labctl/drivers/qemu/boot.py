@@ -107,8 +107,6 @@ class QemuVms(LabDriver):
     """The VMs of a lab as processes: where they live, boot, readiness, stop."""
 
     accel: Accel | None = None
-    #: seconds to wait for a booting VM to be ready, by accelerator
-    ready_timeout: dict[str, float] = READY_TIMEOUT
 
     # --- names and places ---------------------------------------------------------------------
 
@@ -275,7 +273,7 @@ class QemuVms(LabDriver):
         from ...transport import SSHTransport
 
         assert vm.port is not None
-        timeout = self.ready_timeout.get(vm.accel, self.ready_timeout["tcg"])
+        timeout = READY_TIMEOUT.get(vm.accel, READY_TIMEOUT["tcg"])
         begin = vm.started_at if not vm.reused else time.monotonic()
         console = vm.directory / "console.log"
         wait = _Waiting(deadline=begin + timeout, timeout=timeout)
