@@ -44,6 +44,8 @@ def test_every_suite_boots_to_ssh_on_its_own_kernel(suites_lab: UpLab[QemuLab]) 
                        "cut -d. -f1 /etc/debian_version").split()  # fmt: skip
         assert facts[0] == suite and facts[1].startswith(kernel), facts
         assert facts[1].endswith("-cloud-amd64") and facts[2] == release, facts
+        console = suites_lab.driver.vm_dir(suite) / "console.log"
+        assert "Ordering cycle" not in console.read_text(errors="replace"), suite
     print(f"three suites up in {suites_lab.up_seconds:.0f} s", flush=True)
 
 
