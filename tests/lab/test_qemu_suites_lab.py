@@ -23,7 +23,8 @@ from labctl.drivers.qemu.bootcheck import boot_check
 from labctl.errors import LabError
 from tests.helpers import UpLab, host_named, qemu_lab_up, qemu_processes, remote
 
-pytestmark = pytest.mark.lab
+#: a cold cache builds and boot-checks three images first (5-7 min each on a loaded machine)
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(2700)]
 
 SUITES = {"bullseye": ("11", "5.10."), "bookworm": ("12", "6.1."), "trixie": ("13", "6.12.")}
 MIRROR_SAID = ("the image matches", "has moved on", "could not check", "no package manifest")
