@@ -32,8 +32,8 @@ CHECK_DISK = 1 * GiB
 
 
 class BootCheck(QemuVms):
-    """One throwaway VM of a new image in a folder of its own (not a lab: no lab.json, no
-    inventory; ``up``/``status``/``down`` of a lab do not apply)."""
+    """One throwaway VM of a new image in a folder of its own. Not a lab (no lab.json, no
+    inventory, no ``up``): ``run`` boots and waits, ``down`` stops the VM."""
 
     name = "qemu"
     spec: QemuLabSpec
