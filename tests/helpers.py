@@ -148,3 +148,42 @@ def build_wheel(outdir: Path) -> Path:
     assert len(list(dist.glob("labctl-*.tar.gz"))) == 1, sorted(dist.iterdir())
     (wheel,) = dist.glob("labctl-*.whl")
     return wheel
+
+
+def skip_without_qemu_lab() -> None:
+    """Skip a test that builds and boots QEMU VMs where it cannot (root, QEMU, debootstrap)."""
+    import shutil
+
+    if os.geteuid() != 0:
+        pytest.skip("the qemu lab needs root (debootstrap)")
+    for tool in ("qemu-system-x86_64", "qemu-img", "debootstrap"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (bash scripts/setup.sh deps)")
+
+
+@contextmanager
+def qemu_lab_up(home: Path, spec: Any) -> Iterator[UpLab[Any]]:
+    """A qemu lab of ``spec`` (a QemuLabSpec) in LABCTL_HOME ``home``, up, what it said printed
+    and kept; taken down after whatever happened, leaving no QEMU process."""
+    import time
+
+    from labctl.drivers.qemu import QemuLab
+
+    skip_without_qemu_lab()
+    messages: list[tuple[str, str]] = []
+
+    def progress(host: str, message: str) -> None:
+        messages.append((host, message))
+        print(f"[{time.strftime('%H:%M:%S')}] {host} {message}", file=sys.stderr)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LABCTL_HOME", str(home))
+        driver = QemuLab(spec, progress=progress)
+        try:
+            started = time.monotonic()
+            state = driver.up()
+            yield UpLab(driver, state, messages, time.monotonic() - started)
+        finally:
+            report = driver.down()
+            assert report.ok, report.problems
+            assert qemu_processes(str(home)) == [], "a QEMU process of the test lab is left"

@@ -57,6 +57,13 @@ def lab() -> None:
 @click.option(
     "--accel", type=click.Choice(["auto", "kvm", "tcg"]), help="qemu: accelerator [auto]."
 )
+@click.option(
+    "--refresh",
+    is_flag=True,
+    default=None,
+    help="qemu: rebuild the lab's VM images from today's Debian mirror (each boot-checked),"
+    " ignoring the cached ones, and boot every VM afresh.",
+)
 def lab_up(name: str | None, preset: str | None, **kw: Any) -> None:
     """Build (when needed) and start the lab; print its inventory.
 

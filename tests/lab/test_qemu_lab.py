@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from labctl.errors import UnknownHostKey
 from labctl.experiments import ALL
 from labctl.hosts import HostRecord
 from labctl.transport import SSHTransport
-from tests.helpers import UpLab, qemu_processes
+from tests.helpers import UpLab, qemu_lab_up, skip_without_qemu_lab
 
 pytestmark = pytest.mark.lab
 
@@ -41,13 +40,8 @@ VmLab = UpLab[QemuLab]
 
 @pytest.fixture(scope="module")
 def vm_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmLab]:
-    if os.geteuid() != 0:
-        pytest.skip("the qemu lab needs root (debootstrap)")
-    for tool in ("qemu-system-x86_64", "qemu-img", "debootstrap"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (bash scripts/setup.sh deps)")
+    skip_without_qemu_lab()
     home = tmp_path_factory.mktemp("labctl-home-qemu")
-    messages: list[tuple[str, str]] = []
     hosts = [QemuHostSpec(suite="bookworm", memory=1 * GiB, cpus=2, disk_size=2 * GiB)]
     if FULL:
         hosts.append(
@@ -61,23 +55,8 @@ def vm_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmLab]:
                 storage_driver="devicemapper",
             )
         )
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LABCTL_HOME", str(home))
-        spec = QemuLabSpec(name=f"q{os.getpid()}", hosts=tuple(hosts))
-
-        def progress(host: str, message: str) -> None:
-            messages.append((host, message))
-            print(f"[{time.strftime('%H:%M:%S')}] {host} {message}", file=sys.stderr)
-
-        driver = QemuLab(spec, progress=progress)
-        try:
-            started = time.monotonic()
-            state = driver.up()
-            yield UpLab(driver, state, messages, time.monotonic() - started)
-        finally:
-            report = driver.down()
-            assert report.ok, report.problems
-            assert qemu_processes(str(home)) == [], "a QEMU process of the test lab is left"
+    with qemu_lab_up(home, QemuLabSpec(name=f"q{os.getpid()}", hosts=tuple(hosts))) as up:
+        yield up
 
 
 def _host(lab: VmLab, name: str = "bookworm") -> HostRecord:

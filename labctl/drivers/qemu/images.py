@@ -9,8 +9,10 @@ involved). The kernel is copied out next to the disk with labctl's own small ini
 hands it the host key and configures eth0), before udev, AppArmor, the data disk and Docker.
 
 Images live in ``cache_dir()/vm/<suite>-<recipe hash 12>/`` (``disk.raw``, ``vmlinuz``,
-``initrd.img``, ``image.json`` written last = complete). The hash covers the suite, the package
-list, the baked-in files and the build steps, not the mirror; a recipe change means a rebuild.
+``initrd.img``, ``manifest.json`` = what it was built from (``manifest.py``), ``image.json``
+written last = complete, once the new image passed its boot check, ``bootcheck.py``). The hash
+covers the suite, the package list, the baked-in files and the build steps, not the mirror;
+a recipe change means a rebuild (and `labctl lab up --refresh` one from today's mirror).
 debootstrap's package cache is the one the docker driver uses (``cache_dir()/debootstrap/<suite>``).
 Runs never write to an image: each VM boots from its own qcow2 overlay.
 """
@@ -24,7 +26,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ from ...hosts import Progress
 from ...locks import file_lock
 from ...paths import cache_dir
 from . import initramfs as vminitramfs
+from . import manifest as vmmanifest
 
 #: bump when the build steps change in a way the package list and files do not show
 RECIPE_VERSION = 2
@@ -119,6 +122,11 @@ MASK_UNITS: tuple[str, ...] = (
     "systemd-binfmt.service",
     # no display (-nodefaults): nobody logs in on tty1
     "getty@tty1.service",
+    # trixie's openssh-server (1:10.0p1-7+deb13u4 here) ships it, Before=ssh.service with the
+    # default dependencies (After=sysinit.target): with AFTER_SSH_UNITS that is an ordering cycle
+    # systemd breaks at random, once by dropping ssh.service (found by the boot check). The
+    # controller hands each VM its host key: no ssh-keygen -A at first boot
+    "sshd-keygen.service",
 )
 #: early units that wait until sshd has started (a drop-in ``After=ssh.service`` each), so they
 #: do not compete with labctl-vm-ssh.service and sshd for the two emulated CPUs; nothing on
@@ -217,6 +225,8 @@ class VmImage:
     directory: Path
     kernel_version: str
     build_seconds: float | None = None
+    #: built by this process (just boot-checked), not taken from the cache
+    built_now: bool = False
 
     @property
     def disk(self) -> Path:
@@ -365,11 +375,39 @@ def customize_tree(root: Path, recipe: VmRecipe, mirror: str, log: Any, log_path
     return version
 
 
-def build_vm_image(recipe: VmRecipe, mirror: str, *, progress: Progress | None = None) -> VmImage:
-    """Build one suite's VM image into the cache (under a lock); the temp tree always goes."""
+#: what a build calls with the new image (in its build folder) before it goes into the cache:
+#: a LabError stops the build and the image is not cached (see ``bootcheck.py``)
+ImageCheck = Callable[[VmImage], None]
+
+
+def _write_boot_files(root: Path, out: Path, recipe: VmRecipe, version: str, say: Progress) -> str:
+    """The kernel and the initrd QEMU boots, copied out of the tree into ``out``; which
+    initramfs it is ("labctl", or "initramfs-tools" where the tree lacks a klibc tool)."""
+    _version, kernel, initrd = _kernel_files(root)
+    assert initrd is not None
+    shutil.copyfile(kernel, out / "vmlinuz")
+    # QEMU boots labctl's small initramfs (initramfs-tools' one stays in /boot),
+    # or initramfs-tools' one where the tree lacks a klibc tool (bullseye: insmod)
+    try:
+        (out / "initrd.img").write_bytes(
+            vminitramfs.build_initramfs(root, version, recipe.files["labctl-initramfs-init"])
+        )
+    except vminitramfs.Unsupported as exc:
+        say(recipe.suite, f"note: {exc.message}; booting initramfs-tools' initrd")
+        shutil.copyfile(initrd, out / "initrd.img")
+        return "initramfs-tools"
+    return "labctl"
+
+
+def build_vm_image(
+    recipe: VmRecipe, mirror: str, *, progress: Progress | None = None,
+    check: ImageCheck | None = None, refresh: bool = False,
+) -> VmImage:  # fmt: skip
+    """Build one suite's VM image into the cache (under a lock); the temp tree always goes.
+    ``check`` sees the new image before it is cached; ``refresh``: build even when cached."""
     say = progress or (lambda _h, _m: None)
     with file_lock(vm_cache_dir() / f".lock-{recipe.suite}"):
-        found = load_image(recipe)
+        found = None if refresh else load_image(recipe)
         if found is not None:
             return found
         check_vm_build_prerequisites()
@@ -392,49 +430,44 @@ def build_vm_image(recipe: VmRecipe, mirror: str, *, progress: Progress | None =
                     log_path=log_path, timeout=BUILD_TIMEOUT, host=recipe.suite,
                 )  # fmt: skip
                 t_boot = time.monotonic() - started
+                manifest = vmmanifest.tree_manifest(root, mirror=mirror, suite=recipe.suite)
                 version = customize_tree(root, recipe, mirror, log, log_path)
                 debootstrap.unmount_below(root)
                 shutil.rmtree(out, ignore_errors=True)
                 out.mkdir(parents=True)
                 say(recipe.suite, f"writing the disk image (kernel {version})")
-                _version, kernel, initrd = _kernel_files(root)
-                assert initrd is not None
-                shutil.copyfile(kernel, out / "vmlinuz")
-                # QEMU boots labctl's small initramfs (initramfs-tools' one stays in /boot),
-                # or initramfs-tools' one where the tree lacks a klibc tool (bullseye: insmod)
-                initramfs = "labctl"
-                try:
-                    (out / "initrd.img").write_bytes(
-                        vminitramfs.build_initramfs(
-                            root, version, recipe.files["labctl-initramfs-init"]
-                        )
-                    )
-                except vminitramfs.Unsupported as exc:
-                    say(recipe.suite, f"note: {exc.message}; booting initramfs-tools' initrd")
-                    shutil.copyfile(initrd, out / "initrd.img")
-                    initramfs = "initramfs-tools"
-                disk = out / "disk.raw"
-                _run(mkfs_command(root, disk, recipe.root_size, _mke2fs_version()), log,
-                     what="mkfs.ext4 -d", suite=recipe.suite, log_path=log_path)  # fmt: skip
-                seconds = time.monotonic() - started
-                meta = {
-                    "suite": recipe.suite,
-                    "recipe": recipe.digest,
-                    "short_hash": recipe.short_hash,
-                    "packages": list(recipe.packages),
-                    "kernel_version": version,
-                    "initramfs": initramfs,
-                    "mirror": mirror,
-                    "debootstrap_seconds": round(t_boot, 1),
-                    "build_seconds": round(seconds, 1),
-                    "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                }
-                (out / "image.json").write_text(json.dumps(meta, indent=2) + "\n")
-                final = recipe.directory
-                if final.exists():
-                    shutil.rmtree(final)
-                os.replace(out, final)
-            say(recipe.suite, f"built VM image {recipe.short_hash} in {seconds:.0f} s")
+                initramfs = _write_boot_files(root, out, recipe, version, say)
+                _run(mkfs_command(root, out / "disk.raw", recipe.root_size, _mke2fs_version()),
+                     log, what="mkfs.ext4 -d", suite=recipe.suite, log_path=log_path)  # fmt: skip
+            debootstrap.remove_tree(tmp)  # the tree is in the disk now: free its space
+            seconds = time.monotonic() - started
+            built = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            vmmanifest.write_manifest(out, {**manifest, "built": built})
+            if check is not None:
+                check(VmImage(recipe.suite, recipe.short_hash, out, version, round(seconds, 1)))
+            meta = {
+                "suite": recipe.suite,
+                "recipe": recipe.digest,
+                "short_hash": recipe.short_hash,
+                "packages": list(recipe.packages),
+                "kernel_version": version,
+                "initramfs": initramfs,
+                "mirror": mirror,
+                "debootstrap_seconds": round(t_boot, 1),
+                "build_seconds": round(seconds, 1),
+                "built": built,
+            }
+            (out / "image.json").write_text(json.dumps(meta, indent=2) + "\n")
+            final = recipe.directory
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(out, final)
+            total = time.monotonic() - started
+            say(
+                recipe.suite,
+                f"built VM image {recipe.short_hash} in {total:.0f} s ({seconds:.0f} s to build"
+                + (", then the boot check)" if check is not None else ")"),
+            )
             img = load_image(recipe)
             if img is None:
                 raise LabError(f"the {recipe.suite} VM image is incomplete after its build")
@@ -449,17 +482,21 @@ def ensure_vm_images(
     *,
     mirror: str | Callable[[], str],
     progress: Progress | None = None,
+    check: ImageCheck | None = None,
+    refresh: bool = False,
 ) -> dict[str, VmImage]:
     """The current image of each suite, building the missing ones one after another (each build
-    uses both cores of a small machine; parallel builds only fight over them)."""
+    uses both cores of a small machine; parallel builds only fight over them). ``check``: see
+    ``build_vm_image``; ``refresh``: build every one afresh from the mirror (cached or not)."""
     result: dict[str, VmImage] = {}
     url: str | None = None
     for suite in dict.fromkeys(suites):
         recipe = vm_recipe_for(suite)
-        found = load_image(recipe)
+        found = None if refresh else load_image(recipe)
         if found is None:
             if url is None:
                 url = mirror() if callable(mirror) else mirror
-            found = build_vm_image(recipe, url, progress=progress)
+            found = build_vm_image(recipe, url, progress=progress, check=check, refresh=refresh)
+            found = replace(found, built_now=True)
         result[suite] = found
     return result

@@ -39,7 +39,9 @@ from ..base import (
     recorded_driver,
 )
 from . import images as vmimages
+from . import manifest as vmmanifest
 from .boot import Vm
+from .bootcheck import boot_check
 from .cloudimage import ImageVms, check_image, image_accel, seed_tool
 from .spec import DISTRO_ENGINE, PRESETS, QemuLabSpec, engine_vars, recorded_spec
 from .vm import ADDRESS, Accel, detect_accel, port_open
@@ -47,7 +49,7 @@ from .vm import ADDRESS, Accel, detect_accel, port_open
 #: the `labctl lab up` options of a qemu lab
 OPTIONS = frozenset(
     {"suites", "hosts", "disk_size", "disk_inodes", "memory", "storage_driver", "cpus", "cgroup",
-     "docker_fs", "accel"}
+     "docker_fs", "accel", "refresh"}
 )  # fmt: skip
 #: what a VM is, for `labctl lab down`'s summary
 VM_PARTS = "QEMU processes, overlays, ports"
@@ -60,12 +62,16 @@ class QemuLab(ImageVms):
     spec: QemuLabSpec
     options = OPTIONS
     presets = tuple(PRESETS)
-    preset_options = frozenset({"accel"})
+    preset_options = frozenset({"accel", "refresh"})
 
-    def __init__(self, spec: QemuLabSpec, *, progress: Progress | None = None) -> None:
+    def __init__(
+        self, spec: QemuLabSpec, *, progress: Progress | None = None, refresh: bool = False
+    ) -> None:
         self.spec = spec
         self._progress = progress
         self.accel: Accel | None = None
+        #: `up --refresh`: rebuild the lab's images from the mirror, boot every VM afresh
+        self.refresh = refresh
 
     @classmethod
     def from_options(
@@ -78,14 +84,14 @@ class QemuLab(ImageVms):
             accel = options.get("accel") or "auto"
             spec = QemuLabSpec(name=name, hosts=PRESETS[preset](), accel=accel)
             spec.validate()
-            return cls(spec, progress=progress)
+            return cls(spec, progress=progress, refresh=bool(options.get("refresh")))
         data: dict[str, Any] = {"name": name}
         for key, value in options.items():
-            if value is not None:
+            if value is not None and key != "refresh":
                 data[key] = list(value) if key == "hosts" else value
         # no options: the lab as it was last brought up (`run`, `status`, `down`, `up` again)
         spec = (len(data) == 1 and recorded_spec(name)) or QemuLabSpec.from_mapping(data)
-        return cls(spec, progress=progress)
+        return cls(spec, progress=progress, refresh=bool(options.get("refresh")))
 
     # --- state ---------------------------------------------------------------------------------
 
@@ -97,17 +103,22 @@ class QemuLab(ImageVms):
 
     def up(self) -> LabState:
         self._preflight()
+        self.accel = None
         started = time.monotonic()
         key_file, public_key = self._make_directory()
         old = self._read_state()
         old_hosts: dict[str, Any] = dict(old.get("hosts") or {})
         vms = [Vm(h, self.vm_dir(h.name)) for h in self.spec.hosts]
+        built: dict[str, vmimages.VmImage] = {}
+        if self.refresh:  # built first: a refresh the mirror broke leaves the running VMs be
+            built = self._images([vm.spec.suite for vm in vms if not vm.spec.image], refresh=True)
         self._adopt_running(vms, old_hosts)
         to_boot = [vm for vm in vms if not vm.reused]
         suites = [vm.spec.suite for vm in to_boot if not vm.spec.image]
-        built = vmimages.ensure_vm_images(suites, mirror=self._mirror, progress=self._progress)
+        built.update(self._images([s for s in suites if s not in built], refresh=False))
         for vm in to_boot:
             vm.image = built.get(vm.spec.suite)
+        self._say_mirror_moved(vms, built)
         self.accel = self._choose_accel(to_boot, old)
         self._say("*", f"accelerator: {self.accel.name} ({self.accel.reason})")
         self._boot_and_wait(vms, old_hosts, public_key)
@@ -138,7 +149,10 @@ class QemuLab(ImageVms):
         for vm in vms:
             rec = old_hosts.get(vm.name) or {}
             pid = self.vm_pid(vm.name)
-            if pid is not None and rec.get("port") and rec.get("host_key"):
+            if pid is not None and self.refresh and not vm.spec.image:
+                self._say(vm.name, "refresh: stopping it to boot the rebuilt image")
+                self._stop_vm(vm.name, DownReport())
+            elif pid is not None and rec.get("port") and rec.get("host_key"):
                 vm.reused, vm.pid, vm.port = True, pid, int(rec["port"])
                 vm.host_key = str(rec["host_key"])
                 vm.accel = str(rec.get("accel") or "tcg")
@@ -161,9 +175,46 @@ class QemuLab(ImageVms):
             if self.vm_pid(name) is not None:
                 self._say(name, "note: running but not in the lab's hosts; `down` removes it")
 
+    def _images(self, suites: list[str], *, refresh: bool) -> dict[str, vmimages.VmImage]:
+        """The suites' images: cached, or built (and boot-checked); all built with refresh."""
+        return vmimages.ensure_vm_images(
+            suites, mirror=self._mirror, progress=self._progress, check=self._boot_check,
+            refresh=refresh,
+        )  # fmt: skip
+
+    def _boot_check(self, image: vmimages.VmImage) -> None:
+        """Boot a new image once before it is cached (``bootcheck.py``), on the accelerator
+        this lab's VMs will use (decided by its first image, then kept)."""
+        if self.accel is None:
+            self.accel = detect_accel(image.kernel, image.initrd, want=self.spec.accel)
+        boot_check(image, self.accel, mirror=self._mirror(), progress=self._progress)
+
+    def _say_mirror_moved(self, vms: list[Vm], built: Mapping[str, vmimages.VmImage]) -> None:
+        """One line per cached image of the lab: has the Debian mirror moved on since it was
+        built (images built by this `up` are as new as the mirror)? Never stops the lab."""
+        images: dict[str, Path] = {}
+        for vm in vms:
+            if vm.spec.image or vm.spec.suite in images:
+                continue
+            img = built.get(vm.spec.suite) or vmimages.load_image(
+                vmimages.vm_recipe_for(vm.spec.suite)
+            )
+            if img is not None and not img.built_now:
+                images[vm.spec.suite] = img.directory
+        if not images:
+            return
+        try:
+            mirror: str | None = self._mirror()
+        except ConfigError:  # none configured or found: the one each image was built from
+            mirror = None
+        for suite, line in vmmanifest.mirror_lines(images.items(), mirror=mirror):
+            self._say(suite, line)
+
     def _choose_accel(self, to_boot: list[Vm], old: dict[str, Any]) -> Accel:
         own = [vm.image for vm in to_boot if vm.image is not None]
         if own:
+            if self.accel is not None:  # decided for the boot check of a new image
+                return self.accel
             return detect_accel(own[0].kernel, own[0].initrd, want=self.spec.accel)
         if to_boot:  # only the users' images: no labctl kernel for a KVM trial boot
             return image_accel(self.spec.accel)
