@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 import pytest
 
 from labctl.hosts import HostRecord
+from labctl.paths import collection_dir
 from labctl.transport import SSHTransport
 
 D = TypeVar("D")
@@ -38,6 +39,9 @@ class UpLab(Generic[D]):
 
 #: the checkout the tests run from (pyproject.toml, labctl/, playbooks/, inventories/)
 CHECKOUT = Path(__file__).resolve().parent.parent
+
+#: the roles of the collection labctl.lab in the checkout (playbooks/collections/...)
+ROLES = collection_dir(CHECKOUT / "playbooks") / "roles"
 
 #: the installed ``labctl`` command next to the interpreter running the tests
 LABCTL = str(Path(sys.executable).with_name("labctl"))
