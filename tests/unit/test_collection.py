@@ -6,9 +6,7 @@ play's values are checked against the specs before the first task."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +17,11 @@ from click.testing import CliRunner
 from labctl.cli import main
 from labctl.paths import COLLECTION
 from labctl.provision_vars import SET_BY_LABCTL, role_options, role_variables
-from tests.helpers import ROLES
-
-BIN = Path(sys.executable).parent
+from tests.helpers import ROLES, ansible_tool, install_collection
 
 
-def _ansible(tool: str, *args: str, collections: Path, cwd: Path | None = None) -> str:
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(collections), "ANSIBLE_NOCOLOR": "1"}
-    proc = subprocess.run(
-        [str(BIN / tool), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
+def _ansible(tool: str, *args: str, collections: Path) -> str:
+    proc = ansible_tool(tool, *args, collections=collections)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
 
@@ -85,18 +78,7 @@ def test_preflight_takes_the_methods_from_the_spec() -> None:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The collection as a user gets it: ``ansible-galaxy collection build`` of the checkout's
-    folder, then ``ansible-galaxy collection install -p`` of the tarball; the install path."""
-    from labctl.paths import collection_dir
-
-    tmp = tmp_path_factory.mktemp("collection")
-    _ansible("ansible-galaxy", "collection", "build", "--output-path", str(tmp),
-             str(collection_dir()), collections=tmp)  # fmt: skip
-    namespace, name = COLLECTION.split(".")
-    (tarball,) = tmp.glob(f"{namespace}-{name}-*.tar.gz")
-    _ansible("ansible-galaxy", "collection", "install", "-p", str(tmp / "installed"),
-             str(tarball), collections=tmp / "installed")  # fmt: skip
-    return tmp / "installed"
+    return install_collection(tmp_path_factory.mktemp("collection"))
 
 
 def test_ansible_doc_shows_the_documented_options_of_the_installed_roles(installed: Path) -> None:
@@ -116,11 +98,8 @@ def test_ansible_doc_shows_the_documented_options_of_the_installed_roles(install
 
 def _play(tmp: Path, installed: Path, play: str) -> subprocess.CompletedProcess[str]:
     (tmp / "play.yml").write_text(play)
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(installed), "ANSIBLE_NOCOLOR": "1"}
-    return subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "play.yml"],
-        cwd=tmp, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    return ansible_tool("ansible-playbook", "-i", "localhost,", "-c", "local", "play.yml",
+                        collections=installed, cwd=tmp)  # fmt: skip
 
 
 def test_the_installed_roles_check_a_plays_values_before_any_task(
