@@ -123,17 +123,24 @@ def _missing(value: object) -> bool:
     return value is None or bool(_PLACEHOLDER.match(str(value).strip()))
 
 
+def _not_a_choice(hv: dict[str, Any]) -> list[str]:
+    """The variables set to a value their role's argument spec does not offer."""
+    out = []
+    for role, entry in ROLE_ENTRY_POINTS:
+        for name, spec in role_options(role, entry).items():
+            if spec.get("choices") and name in hv and str(hv[name]) not in spec["choices"]:
+                out.append(f"{name}: {' or '.join(spec['choices'])}, not {str(hv[name])!r}")
+    return out
+
+
 def preflight(host: HostRecord) -> list[str]:
     """What this host's variables still lack before the playbook can succeed."""
     hv = host.vars
     todo: list[str] = []
     if _missing(hv.get("ansible_host", host.name)):
         todo.append("ansible_host (the host's address)")
-    spec = role_options("docker_engine")["docker_engine_method"]
-    method = str(hv.get("docker_engine_method", spec["default"]))
-    if method not in spec["choices"]:
-        todo.append(f"docker_engine_method: {' or '.join(spec['choices'])}, not {method!r}")
-    if method == "binary":
+    todo += _not_a_choice(hv)
+    if str(hv.get("docker_engine_method", "")) == "binary":
         if _missing(hv.get("docker_engine_binary_url")) and _missing(
             hv.get("docker_engine_binary_src")
         ):

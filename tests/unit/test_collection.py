@@ -67,13 +67,19 @@ def test_help_vars_prints_the_roles_options_from_their_specs() -> None:
     assert len(role_variables()) == shown + 2  # with labctl_warm_enabled and labctl_warm_stamp
 
 
-def test_preflight_takes_the_methods_from_the_spec() -> None:
+def test_preflight_refuses_what_the_specs_do_not_offer() -> None:
     from labctl.hosts import HostRecord
     from labctl.provision_vars import preflight
 
     assert role_options("docker_engine")["docker_engine_method"]["choices"] == ["distro", "binary"]
     bad = HostRecord("h", "127.0.0.1", vars={"docker_engine_method": "tarball"})
     assert preflight(bad) == ["docker_engine_method: distro or binary, not 'tarball'"]
+    style = HostRecord("h", "127.0.0.1", vars={"docker_engine_service_manager": "systemv"})
+    (said,) = preflight(style)
+    assert said.startswith("docker_engine_service_manager: auto or systemd or "), said
+    assert said.endswith(" or labctl, not 'systemv'"), said
+    ok = {"docker_engine_service_manager": "sysvinit-epel", "docker_storage_config": "sysconfig"}
+    assert preflight(HostRecord("h", "127.0.0.1", vars=ok)) == []
 
 
 @pytest.fixture(scope="module")
