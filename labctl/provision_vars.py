@@ -60,8 +60,9 @@ def _specs(path: Path) -> dict[str, Any]:
             raise TypeError("argument_specs is not a mapping")
         return specs
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc).splitlines()[0]
         raise ProvisionError(
-            f"cannot read the role options in {path}: {exc}",
+            f"cannot read the role options in {path}: {reason}",
             hint="reinstall labctl; a LABCTL_PLAYBOOKS copy needs its collections/ folder",
         ) from None
 

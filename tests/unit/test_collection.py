@@ -67,6 +67,18 @@ def test_help_vars_prints_the_roles_options_from_their_specs() -> None:
     assert len(role_variables()) == shown + 2  # with labctl_warm_enabled and labctl_warm_stamp
 
 
+def test_help_vars_without_the_collection_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A LABCTL_PLAYBOOKS copy of the old layout (roles/, no collections/): one line saying so."""
+    (tmp_path / "site.yml").write_text("---\n")
+    monkeypatch.setenv("LABCTL_PLAYBOOKS", str(tmp_path))
+    res = CliRunner().invoke(main, ["provision", "--help-vars"])
+    assert res.exit_code == 6, res.output
+    assert "cannot read the role options in" in res.output and "Traceback" not in res.output
+    assert "a LABCTL_PLAYBOOKS copy needs its collections/ folder" in res.output
+
+
 def test_preflight_refuses_what_the_specs_do_not_offer() -> None:
     from labctl.hosts import HostRecord
     from labctl.provision_vars import preflight
