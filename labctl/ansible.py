@@ -24,9 +24,12 @@ from typing import Any, BinaryIO
 import ansible_runner
 
 from .errors import InventoryError, PlayInterrupted, ResultError
-from .paths import inventories_dir
+from .paths import collections_dir, inventories_dir
 
 EventHandler = Callable[[dict[str, Any]], None]
+#: ansible-core's own default collections path (where ``ansible-galaxy collection install`` puts
+#: a user's collections), kept after labctl's own when the user has set none
+DEFAULT_COLLECTIONS_PATH = "~/.ansible/collections:/usr/share/ansible/collections"
 #: how often ansible-runner looks at its cancel callback while the play is quiet (its default
 #: is 5 s: a Ctrl-C then took 5 s to stop the play)
 POLL_SECONDS = 0.25
@@ -59,6 +62,14 @@ def ansible_env(
     if extra:
         env.update(extra)
     return env
+
+
+def collections_path(playbooks: Path) -> str:
+    """ANSIBLE_COLLECTIONS_PATH for a run of ``playbooks``: the collection beside site.yml first
+    (labctl.lab as this labctl carries it, even when the user installed another version), then
+    the user's own collections."""
+    user = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or DEFAULT_COLLECTIONS_PATH
+    return os.pathsep.join([str(collections_dir(playbooks)), user])
 
 
 def _venv_on_path() -> None:
@@ -174,7 +185,6 @@ def run_playbook(
 ) -> PlaybookRun:
     _venv_on_path()
     private_data_dir.mkdir(parents=True, exist_ok=True)
-    roles = playbook.parent / "roles"
     cmdline = "--check --diff" if check else None
 
     def _handler(event: dict[str, Any]) -> bool:
@@ -187,7 +197,7 @@ def run_playbook(
     control_dir = Path(tempfile.mkdtemp(prefix="labctl-cp-"))
     try:
         env = {
-            "ANSIBLE_ROLES_PATH": str(roles),
+            "ANSIBLE_COLLECTIONS_PATH": collections_path(playbook.parent),
             "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir),
             **(envvars or {}),
         }

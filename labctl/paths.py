@@ -64,9 +64,25 @@ def data_dir() -> Path:
 
 
 def playbooks_dir() -> Path:
-    """The playbooks (site.yml and its roles); ``LABCTL_PLAYBOOKS`` overrides."""
+    """The playbooks (site.yml and the collection of its roles); ``LABCTL_PLAYBOOKS`` overrides."""
     env = os.environ.get("LABCTL_PLAYBOOKS")
     return Path(env) if env else data_dir() / "playbooks"
+
+
+#: the collection that holds labctl's roles (site.yml names them labctl.lab.docker_engine, ...)
+COLLECTION = "labctl.lab"
+
+
+def collections_dir(playbooks: Path | None = None) -> Path:
+    """The collections folder beside site.yml (ansible's ANSIBLE_COLLECTIONS_PATH entry)."""
+    return (playbooks or playbooks_dir()) / "collections"
+
+
+def collection_dir(playbooks: Path | None = None) -> Path:
+    """The collection labctl.lab itself (galaxy.yml, roles/): what ``ansible-galaxy collection
+    build`` packs for anyone's own playbooks."""
+    namespace, name = COLLECTION.split(".")
+    return collections_dir(playbooks) / "ansible_collections" / namespace / name
 
 
 def inventories_dir() -> Path:

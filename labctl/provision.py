@@ -23,7 +23,7 @@ from .paths import playbooks_dir
 from .provision_vars import preflight
 from .workernode import WorkerNode
 
-#: the name of the warm check's task in playbooks/roles/labctl_warm/tasks/check.yml
+#: the name of the warm check's task in the collection's roles/labctl_warm/tasks/check.yml
 WARM_TASK = "Check whether this host is warm"
 #: ssh's words for a known_hosts entry that does not match (its "@@@" banner says more)
 _KEY_CHANGED = re.compile(r"REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed")

@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 import pytest
 
 from labctl.hosts import HostRecord
+from labctl.paths import collection_dir
 from labctl.transport import SSHTransport
 
 D = TypeVar("D")
@@ -38,6 +39,9 @@ class UpLab(Generic[D]):
 
 #: the checkout the tests run from (pyproject.toml, labctl/, playbooks/, inventories/)
 CHECKOUT = Path(__file__).resolve().parent.parent
+
+#: the roles of the collection labctl.lab in the checkout (playbooks/collections/...)
+ROLES = collection_dir(CHECKOUT / "playbooks") / "roles"
 
 #: the installed ``labctl`` command next to the interpreter running the tests
 LABCTL = str(Path(sys.executable).with_name("labctl"))
@@ -114,6 +118,36 @@ def docker_lab_up(client: Any, **spec: Any) -> Iterator[Any]:
     finally:
         report = driver.down()
         assert report.ok, report.problems
+
+
+def ansible_tool(
+    tool: str, *args: str, collections: Path, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``TOOL ARGS`` of the test venv's ansible (ansible-galaxy, ansible-doc, ansible-playbook)
+    with ``collections`` as its only collections path, output captured."""
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(collections), "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(
+        [str(Path(sys.executable).with_name(tool)), *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def install_collection(folder: Path) -> Path:
+    """The collection labctl.lab as a user gets it: ``ansible-galaxy collection build`` of the
+    checkout's folder into ``folder``, then ``ansible-galaxy collection install -p`` of the
+    tarball; the install path (what ANSIBLE_COLLECTIONS_PATH names)."""
+    from labctl.paths import COLLECTION
+
+    source = collection_dir(CHECKOUT / "playbooks")
+    built = ansible_tool("ansible-galaxy", "collection", "build", "--output-path", str(folder),
+                         str(source), collections=folder)  # fmt: skip
+    assert built.returncode == 0, built.stdout + built.stderr
+    (tarball,) = folder.glob(COLLECTION.replace(".", "-") + "-*.tar.gz")
+    path = folder / "installed"
+    done = ansible_tool("ansible-galaxy", "collection", "install", "-p", str(path), str(tarball),
+                        collections=path)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return path
 
 
 def make_venv(path: Path) -> Path:

@@ -75,7 +75,7 @@ def provision_cmd(
     from ..results import new_private_dir, new_run_id
 
     if help_vars:
-        out_console.print(help_text(), soft_wrap=True, markup=False)
+        out_console.print(guard(help_text), soft_wrap=True, markup=False)
         sys.exit(0)
     if inventory is None:
         raise click.UsageError("-i/--inventory is required")

@@ -45,7 +45,7 @@ EXIT_CODES: dict[str, set[int]] = {
 KINDS = tuple(EXIT_CODES)
 #: the host's labctl folder (root's; playbooks and hostpaths agree)
 HOST_BASE = "/var/lib/labctl"
-STAMP = "/etc/labctl/provisioned"  # playbooks/roles/labctl_warm/defaults/main.yml
+STAMP = "/etc/labctl/provisioned"  # labctl.lab roles/labctl_warm/defaults/main.yml
 BAD_SETS = (
     "disk_floor_bytes=-5G",
     "disk_flor_bytes=1G",

@@ -29,6 +29,7 @@ import pytest
 
 from labctl.drivers.base import GiB, LabState
 from labctl.drivers.qemu import QemuHostSpec, QemuLab, QemuLabSpec
+from tests.helpers import ROLES
 
 pytestmark = [pytest.mark.lab, pytest.mark.engine, pytest.mark.timeout(2700)]
 
@@ -45,14 +46,7 @@ INIT_FILES = {
     "sysvinit-docker": "/etc/init.d/docker",
     "systemd-centos": "/etc/systemd/system/docker.service",
 }
-SERVICE_SCRIPT = (
-    Path(__file__).resolve().parents[2]
-    / "playbooks"
-    / "roles"
-    / "docker_engine"
-    / "files"
-    / "docker_engine.sh"
-)
+SERVICE_SCRIPT = ROLES / "docker_engine" / "files" / "docker_engine.sh"
 
 
 def _say(host: str, message: str) -> None:

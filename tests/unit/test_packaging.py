@@ -46,6 +46,7 @@ def _run_time_folders(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     monkeypatch.delenv("LABCTL_PLAYBOOKS", raising=False)
     return [
         paths.playbooks_dir(),
+        paths.collection_dir(),  # the roles, their argument specs (--help-vars reads them)
         paths.inventories_dir(),
         agentpack.AGENT_DIR,
         docker_images.image_files_dir(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -13,23 +14,33 @@ from click.testing import CliRunner
 from labctl.cli import main
 from labctl.hosts import HostRecord
 from labctl.provision import parse_extra_vars
-from labctl.provision_vars import VARIABLES, preflight
+from labctl.provision_vars import preflight
+from tests.helpers import ROLES
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_ansible_lint_production_profile_is_clean() -> None:
+@pytest.mark.parametrize("target", ["site.yml", "collection"])
+def test_ansible_lint_production_profile_is_clean(target: str) -> None:
+    """site.yml, and the collection of its roles linted as a collection (galaxy.yml, argument
+    specs, the roles), with the collection found where labctl's runs find it."""
+    from labctl.ansible import collections_path
+    from labctl.paths import collection_dir
+
     lint = Path(sys.executable).with_name("ansible-lint")
     if not lint.exists() and shutil.which("ansible-lint") is None:
         pytest.fail("ansible-lint is missing: install the dev extras (bash scripts/setup.sh deps)")
-    proc = subprocess.run(
-        [str(lint), "--offline", "--profile", "production", "site.yml"],
-        cwd=ROOT / "playbooks",
-        capture_output=True,
-        text=True,
-        timeout=300,
+    playbooks = ROOT / "playbooks"
+    cwd, args = (
+        (playbooks, ["site.yml"]) if target == "site.yml" else (collection_dir(playbooks), [])
     )
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": collections_path(playbooks)}
+    proc = subprocess.run(
+        [str(lint), "--offline", "--profile", "production", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Profile 'production' was required, and it passed" in proc.stdout + proc.stderr
 
 
 def test_article_inventory_lists_what_to_fill_in_and_runs_nothing() -> None:
@@ -58,16 +69,6 @@ def test_preflight_accepts_a_complete_binary_host() -> None:
     assert preflight(host) == []
     bad = HostRecord("h", "127.0.0.1", vars={"docker_engine_method": "tarball"})
     assert preflight(bad) == ["docker_engine_method: distro or binary, not 'tarball'"]
-
-
-def test_every_role_default_is_documented() -> None:
-    documented = " ".join(v.name for v in VARIABLES)
-    for defaults in (ROOT / "playbooks" / "roles").glob("*/defaults/main.yml"):
-        for line in defaults.read_text().splitlines():
-            if line and not line.startswith((" ", "#", "-")) and ":" in line:
-                name = line.split(":")[0]
-                if name.startswith(("docker_engine_", "docker_storage_")):
-                    assert name in documented, f"{name} ({defaults}) missing from --help-vars"
 
 
 def test_extra_vars(tmp_path: Path) -> None:
@@ -99,7 +100,7 @@ def test_secret_values_and_redaction(tmp_path: Path) -> None:
     ).read_text() == f'{{"ansible_become_password": "{REDACTED}"}}'
 
 
-SERVICE_SCRIPT = ROOT / "playbooks" / "roles" / "docker_engine" / "files" / "docker_engine.sh"
+SERVICE_SCRIPT = ROLES / "docker_engine" / "files" / "docker_engine.sh"
 
 
 @pytest.mark.parametrize("unit", ["docker.service", "docker.socket"])
@@ -184,7 +185,7 @@ def test_the_two_sysv_scripts_differ_in_the_one_line_that_decides_the_6_6_findin
 
 
 def test_service_scripts_are_posix_sh() -> None:
-    for script in (ROOT / "playbooks" / "roles").glob("*/files/*.sh"):
+    for script in ROLES.glob("*/files/*.sh"):
         proc = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True)
         assert proc.returncode == 0, (script, proc.stderr)
 
@@ -202,23 +203,24 @@ def test_forks_default_every_host_up_to_the_cap() -> None:
 
 def test_playbook_digest_follows_every_file(tmp_path: Path) -> None:
     """A warm host is provisioned again when the playbooks change (another labctl)."""
-    from labctl.paths import playbooks_dir
+    from labctl.paths import collection_dir, playbooks_dir
     from labctl.provision import tree_digest
 
     copy = tmp_path / "playbooks"
     shutil.copytree(playbooks_dir(), copy)
     first = tree_digest(copy)
     assert first == tree_digest(playbooks_dir()) and len(first) == 64
-    (copy / "roles" / "labctl_warm" / "files" / "warm_check.sh").write_text("echo cold\n")
+    roles = collection_dir(copy) / "roles"  # the collection's roles are in the digest
+    (roles / "labctl_warm" / "files" / "warm_check.sh").write_text("echo cold\n")
     assert tree_digest(copy) != first
 
 
 def test_warm_check_script_says_why(tmp_path: Path) -> None:
     """The raw warm check in a real shell with a fake docker on PATH: warm only when the stamp,
     the engine's version and its storage driver all match; a cold host forgets its stamp."""
-    from labctl.paths import playbooks_dir
+    from labctl.paths import collection_dir
 
-    script = (playbooks_dir() / "roles/labctl_warm/files/warm_check.sh").read_text()
+    script = (collection_dir() / "roles/labctl_warm/files/warm_check.sh").read_text()
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "docker").write_text(

@@ -22,7 +22,7 @@ DOCKER_FS = ("ext4", "xfs")
 STORAGE_DRIVERS = ("overlay2", "devicemapper", "vfs")
 #: the distribution's engine, or a version built from source (`labctl engine build`)
 DISTRO_ENGINE = "distro"
-#: how a built engine starts: the init files of 2015 (playbooks/roles/docker_engine/files/era)
+#: how a built engine starts: the init files of 2015 (labctl.lab: roles/docker_engine/files/era)
 INIT_STYLES = ("systemd", "systemd-centos", "sysvinit-epel", "sysvinit-docker", "upstart")
 #: older names that mean one of them (CentOS 6.6's SysV script was EPEL's)
 INIT_ALIASES = {"sysvinit": "sysvinit-epel"}
