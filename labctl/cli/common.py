@@ -42,8 +42,30 @@ def die(err: LabctlError) -> NoReturn:
     sys.exit(err.exit_code)
 
 
-def finish(summary: Any) -> NoReturn:
-    """Print where things are and one line per problem; exit with the summary's code."""
+def print_claims(run_path: Path) -> None:
+    """The article's claims as this run settles them (what `compare --baseline article`
+    shows last), for a preset run: the answer it was run for, in the terminal."""
+    from rich.markup import escape
+
+    from ..errors import LabctlError
+    from ..report.baseline import compare_to_baseline
+    from ..report.model import load_entries, open_run
+    from ..report.text import claims_table
+
+    try:
+        cmp = compare_to_baseline(load_entries([open_run(run_path)]), "article")
+    except LabctlError as err:
+        err_console.print(f"[red]problem:[/] {escape(err.line())}", markup=True, soft_wrap=True)
+        return
+    if cmp.claims:
+        out_console.print(claims_table(cmp), soft_wrap=False)
+
+
+def finish(summary: Any, *, claims: bool = False) -> NoReturn:
+    """Print where things are and one line per problem; exit with the summary's code. With
+    ``claims`` (a preset run), the article's claims ledger first."""
+    if claims and summary.report is not None and summary.run is not None:
+        print_claims(summary.run.path)
     if summary.report is not None:
         out_console.print(f"matrix:   {summary.report.matrix_csv}", soft_wrap=True)
         out_console.print(f"verdicts: {summary.report.verdicts_csv}", soft_wrap=True)

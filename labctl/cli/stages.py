@@ -210,4 +210,4 @@ def run_cmd(
             worker=worker.node(inv),
         )
 
-    finish(guard(watched(go)))
+    finish(guard(watched(go)), claims=preset is not None)

@@ -240,3 +240,16 @@ def test_the_driver_switch_on_every_1_5_0_host_that_ran_it() -> None:
     for metrics, said in ((usable, "still usable"), (failed, "(no such image)")):
         got = ledger([host("c66d", experiments={"storage-driver-switch": metrics})], {})["S7"]
         assert got.verdict == CONTRADICTED and said in got.why
+
+
+def test_a_preset_run_ends_with_the_claims_in_the_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`labctl run --preset article` prints the ledger before the paths (it was only in the
+    report files and `compare --baseline article`)."""
+    from labctl.cli.common import print_claims
+
+    print_claims(Path(__file__).parents[1] / "data" / "run-article-1.5.0")
+    out = capsys.readouterr().out
+    assert "Claims of the article: " in out
+    assert "T1: Table 1" in out and "reproduced" in out

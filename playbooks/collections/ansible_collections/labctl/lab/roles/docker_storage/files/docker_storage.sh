@@ -124,7 +124,8 @@ cur=$(current_driver)
 # runs as usual, after the start.
 if [ "$preconfigure" = 1 ]; then
   if [ -n "$cur" ]; then echo "NOTE: the engine runs already; the settings follow its start"; exit 0; fi
-  if [ -d "$root" ] && [ -n "$(ls -A "$root" 2>/dev/null)" ]; then
+  # a fresh filesystem of its own holds lost+found only: that is nothing to lose
+  if [ -d "$root" ] && [ -n "$(ls -A "$root" 2>/dev/null | grep -vx 'lost+found')" ]; then
     echo "NOTE: $root holds data; the settings follow the engine's start"; exit 0
   fi
   write_config || true
