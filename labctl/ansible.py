@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,18 +236,24 @@ def run_playbook(
 
 def close_control_masters(control_dir: Path) -> None:
     """End the SSH master connections ansible left in ``control_dir`` (they would otherwise
-    linger for ControlPersist's 60 s), then remove the folder."""
+    linger for ControlPersist's 60 s), then remove the folder. A play just cut may still be
+    opening a master there while the folder goes: then it is tried again (the fault campaign
+    once found an empty ``labctl-cp-*`` left after a cut play)."""
     ssh = shutil.which("ssh")
-    for sock in sorted(control_dir.iterdir()) if control_dir.is_dir() else []:
-        if ssh and sock.is_socket():
-            with contextlib.suppress(OSError, subprocess.SubprocessError):
-                subprocess.run(
-                    [ssh, "-o", f"ControlPath={sock}", "-O", "exit", "labctl-control-master"],
-                    capture_output=True,
-                    timeout=10,
-                    check=False,
-                )
-    shutil.rmtree(control_dir, ignore_errors=True)
+    for attempt in range(4):
+        for sock in sorted(control_dir.iterdir()) if control_dir.is_dir() else []:
+            if ssh and sock.is_socket():
+                with contextlib.suppress(OSError, subprocess.SubprocessError):
+                    subprocess.run(
+                        [ssh, "-o", f"ControlPath={sock}", "-O", "exit", "labctl-control-master"],
+                        capture_output=True,
+                        timeout=10,
+                        check=False,
+                    )
+        shutil.rmtree(control_dir, ignore_errors=True)
+        if not control_dir.exists():
+            return
+        time.sleep(0.25 * (attempt + 1))
 
 
 # -- ansible-runner's remote mode (transmit | worker | process), see labctl.remoteplay ------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,3 +49,29 @@ def test_outside_the_main_thread_nothing_is_installed() -> None:
     t.start()
     t.join()
     assert got == [False, True]
+
+
+def test_a_control_folder_refilled_while_it_goes_is_removed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cut play may open an SSH master in the folder while it is removed: the first removal
+    then leaves it (the campaign found an empty labctl-cp-* left), the next one takes it."""
+    import shutil
+
+    from labctl import ansible
+
+    folder = tmp_path / "labctl-cp-x"
+    folder.mkdir()
+    real_rmtree = shutil.rmtree
+    calls = []
+
+    def rmtree_racing(path: Path, ignore_errors: bool = False) -> None:
+        real_rmtree(path, ignore_errors=ignore_errors)
+        calls.append(path)
+        if len(calls) == 1:  # a late master made its socket's folder entry again
+            folder.mkdir()
+            (folder / "late").write_text("")
+
+    monkeypatch.setattr(ansible.shutil, "rmtree", rmtree_racing)
+    ansible.close_control_masters(folder)
+    assert not folder.exists() and len(calls) == 2
