@@ -72,6 +72,6 @@ def test_a_control_folder_refilled_while_it_goes_is_removed_again(
             folder.mkdir()
             (folder / "late").write_text("")
 
-    monkeypatch.setattr(ansible.shutil, "rmtree", rmtree_racing)
+    monkeypatch.setattr(shutil, "rmtree", rmtree_racing)
     ansible.close_control_masters(folder)
     assert not folder.exists() and len(calls) == 2
