@@ -31,8 +31,8 @@ def test_a_nearly_full_host_folder_is_said_and_loses_nothing(
     lab = fault_lab
     host, other = lab.hosts[0], lab.hosts[1]
     results = tmp_path / "results"
-    with nearly_full(lab, host, BASE, free_kib * 1024) as said:
-        say(f"{host}: {BASE} {said}")
+    with nearly_full(lab, host, BASE, free_kib * 1024) as free_now:
+        say(f"{host}: {BASE} {free_now}")
         call = lab.labctl(*lab.probe_args(results, "storage-location", ()), timeout=400)
     say(f"{free_kib} KiB free on {host}: exit {call.rc}")
     assert not call.traceback, call.err[-3000:]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -28,8 +27,8 @@ from typing import Any
 import pytest
 
 from labctl.drivers.base import GiB, LabState
-from labctl.drivers.qemu import QemuHostSpec, QemuLab, QemuLabSpec
-from tests.helpers import ROLES
+from labctl.drivers.qemu import QemuHostSpec, QemuLabSpec
+from tests.helpers import ROLES, qemu_lab_up, skip_without_qemu_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.engine, pytest.mark.timeout(2700)]
 
@@ -59,11 +58,7 @@ def article_lab(
 ) -> Iterator[LabState]:
     from labctl.engines import build_engine
 
-    if os.geteuid() != 0:
-        pytest.skip("the qemu lab needs root (debootstrap)")
-    for tool in ("qemu-system-x86_64", "qemu-img", "debootstrap"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (bash scripts/setup.sh deps)")
+    skip_without_qemu_lab()
     started = time.monotonic()
     build_engine("1.5.0", source=str(engine_source), progress=_say)
     _say("*", f"engine ready in {time.monotonic() - started:.0f} s")
@@ -74,15 +69,8 @@ def article_lab(
                      experiments=OWN_CHECKS[name])
         for name, init in HOSTS.items()
     )  # fmt: skip
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LABCTL_HOME", str(home))
-        driver = QemuLab(QemuLabSpec(name=f"a{os.getpid()}", hosts=hosts), progress=_say)
-        try:
-            yield driver.up()
-        finally:
-            report = driver.down()
-            assert report.ok, report.problems
-            assert driver.lab_processes() == [], "a QEMU process of the test lab is left"
+    with qemu_lab_up(home, QemuLabSpec(name=f"a{os.getpid()}", hosts=hosts)) as up:
+        yield up.state
 
 
 def _matrix(run_dir: Path) -> tuple[dict[str, dict[str, str]], dict[str, str]]:

@@ -11,7 +11,6 @@ init style."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -21,8 +20,15 @@ from pathlib import Path
 import pytest
 
 from labctl.drivers.base import GiB, LabState
-from labctl.drivers.qemu import QemuHostSpec, QemuLab, QemuLabSpec
-from tests.helpers import ROLES, ansible_tool, install_collection, remote
+from labctl.drivers.qemu import QemuHostSpec, QemuLabSpec
+from tests.helpers import (
+    ROLES,
+    ansible_tool,
+    install_collection,
+    qemu_lab_up,
+    remote,
+    skip_without_qemu_lab,
+)
 
 pytestmark = [pytest.mark.lab, pytest.mark.engine, pytest.mark.timeout(1200)]
 
@@ -40,23 +46,13 @@ def vm(engine_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     """One bullseye VM with cgroup v1 whose inventory asks for the 1.5.0 build (not started)."""
     from labctl.engines import build_engine
 
-    if os.geteuid() != 0:
-        pytest.skip("the qemu lab needs root (debootstrap)")
-    for tool in ("qemu-system-x86_64", "qemu-img", "debootstrap"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (bash scripts/setup.sh deps)")
+    skip_without_qemu_lab()
     build_engine("1.5.0", source=str(engine_source), progress=lambda h, m: _say(m))
     host = QemuHostSpec(suite="bullseye", name="c70u", cgroup="v1", engine="1.5.0",
                         init=STYLE, disk_size=2 * GiB)  # fmt: skip
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LABCTL_HOME", str(tmp_path_factory.mktemp("labctl-home-collection")))
-        driver = QemuLab(QemuLabSpec(name=f"c{os.getpid()}", hosts=(host,)))
-        try:
-            yield driver.up()
-        finally:
-            report = driver.down()
-            assert report.ok, report.problems
-            assert driver.lab_processes() == [], "a QEMU process of the test lab is left"
+    home = tmp_path_factory.mktemp("labctl-home-collection")
+    with qemu_lab_up(home, QemuLabSpec(name=f"c{os.getpid()}", hosts=(host,))) as up:
+        yield up.state
 
 
 def test_a_users_play_with_the_installed_collection_puts_1_5_0_on_a_vm(
