@@ -37,6 +37,14 @@ POLL_SECONDS = 0.25
 #: the play recap's counts, as ansible-runner's Runner.stats keeps them
 _STATS = ("skipped", "ok", "dark", "failures", "ignored", "rescued", "processed", "changed")
 
+#: the artifacts' folder name (artifacts/<ident>); the local run, transmit and process agree
+PLAY_IDENT = "provision"
+
+
+def check_cmdline(check: bool) -> str | None:
+    """ansible-playbook's extra words for --check (a dry run that shows its diffs)."""
+    return "--check --diff" if check else None
+
 
 def ansible_env(
     extra: dict[str, str] | None = None, *, bindir: str | None = None, path: str | None = None
@@ -186,7 +194,7 @@ def run_playbook(
 ) -> PlaybookRun:
     _venv_on_path()
     private_data_dir.mkdir(parents=True, exist_ok=True)
-    cmdline = "--check --diff" if check else None
+    cmdline = check_cmdline(check)
 
     def _handler(event: dict[str, Any]) -> bool:
         if event_handler is not None:
@@ -216,7 +224,7 @@ def run_playbook(
                 quiet=True,
                 event_handler=_handler,
                 timeout=timeout,
-                ident="provision",
+                ident=PLAY_IDENT,
                 rotate_artifacts=0,
                 cancel_callback=stop.is_set,
                 settings={"pexpect_timeout": POLL_SECONDS},
@@ -283,10 +291,10 @@ def transmit_playbook(
             extravars=extravars,
             limit=limit,
             forks=forks,
-            cmdline="--check --diff" if check else None,
+            cmdline=check_cmdline(check),
             quiet=True,
             timeout=timeout,
-            ident="provision",
+            ident=PLAY_IDENT,
             rotate_artifacts=0,
             settings={"pexpect_timeout": POLL_SECONDS},
             cancel_callback=lambda: False,  # else ansible-runner takes SIGINT for good
@@ -333,7 +341,7 @@ def process_stream(
             streamer="process",
             _input=source,
             private_data_dir=str(private_data_dir),
-            ident="provision",
+            ident=PLAY_IDENT,
             quiet=True,
             event_handler=on_event,
             status_handler=on_status,
